@@ -1,0 +1,92 @@
+#include "keys.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include <cstring>
+#include <memory>
+
+#include "errors.h"
+
+namespace sealed {
+
+namespace {
+// OpenSSL 3.0 caps HKDF info at 1024 bytes; our info is far shorter for sane names.
+constexpr size_t kMaxInfo = 1024;
+
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+}  // namespace
+
+void DeriveKey(std::string_view ikm, std::string_view scope, std::string_view name, std::string_view uid,
+               std::string_view boot_id, uint8_t out[kKeySize]) {
+  std::string info;
+  info.reserve(scope.size() + name.size() + uid.size() + boot_id.size() + 3);
+  info.append(scope).push_back('\0');
+  info.append(name).push_back('\0');
+  info.append(uid).push_back('\0');
+  info.append(boot_id);
+  if (info.size() > kMaxInfo) throw Error(code::kInvalidArg, "key derivation info is longer than 1024 bytes");
+  if (ikm.empty()) throw Error(code::kInvalidArg, "key material must not be empty");
+
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr));
+  size_t out_len = kKeySize;
+  const char* salt = kSalt;
+  bool ok = ctx && EVP_PKEY_derive_init(ctx.get()) > 0 && EVP_PKEY_CTX_set_hkdf_md(ctx.get(), EVP_sha256()) > 0 &&
+            EVP_PKEY_CTX_set1_hkdf_salt(ctx.get(), reinterpret_cast<const unsigned char*>(salt),
+                                        static_cast<int>(strlen(salt))) > 0 &&
+            EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), reinterpret_cast<const unsigned char*>(ikm.data()),
+                                       static_cast<int>(ikm.size())) > 0 &&
+            (info.empty() || EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), reinterpret_cast<const unsigned char*>(info.data()),
+                                                         static_cast<int>(info.size())) > 0) &&
+            EVP_PKEY_derive(ctx.get(), out, &out_len) > 0 && out_len == kKeySize;
+  if (!ok) {
+    OPENSSL_cleanse(out, kKeySize);
+    throw Error(code::kCrypto, "HKDF-SHA256 key derivation failed");
+  }
+}
+
+KeyId ComputeKeyId(const uint8_t key[kKeySize]) {
+  uint8_t input[18 + kKeySize];
+  const size_t label_len = strlen(kKeyIdLabel);  // 18
+  memcpy(input, kKeyIdLabel, label_len);
+  memcpy(input + label_len, key, kKeySize);
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  int ok = EVP_Digest(input, label_len + kKeySize, digest, &digest_len, EVP_sha256(), nullptr);
+  OPENSSL_cleanse(input, sizeof input);
+  if (ok != 1) throw Error(code::kCrypto, "SHA-256 failed");
+  KeyId id;
+  memcpy(id.data(), digest, kKeyIdSize);
+  return id;
+}
+
+KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, std::string_view name,
+                 std::string_view uid, std::string_view boot_id) {
+  if (ikms.empty()) throw Error(code::kInvalidArg, "a key ring needs at least one key");
+  flags_ = boot_id.empty() ? 0 : kFlagBootBound;
+  keys_.reserve(ikms.size());  // no reallocation: a moved-from buffer would escape the wipe
+  try {
+    for (const std::string& ikm : ikms) {
+      keys_.emplace_back();
+      DeriveKey(ikm, scope, name, uid, boot_id, keys_.back().bytes);
+      keys_.back().id = ComputeKeyId(keys_.back().bytes);
+    }
+  } catch (...) {
+    OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
+    throw;
+  }
+}
+
+KeyRing::~KeyRing() { OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial)); }
+
+int KeyRing::Find(const uint8_t id[kKeyIdSize]) const {
+  for (size_t i = 0; i < keys_.size(); i++) {
+    if (memcmp(keys_[i].id.data(), id, kKeyIdSize) == 0) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace sealed

@@ -1,0 +1,437 @@
+#include "private_dir.h"
+
+#include "errors.h"
+
+#ifdef _WIN32
+// Private files rely on POSIX ownership, modes and *at() calls. A Windows port (ACLs,
+// ReplaceFileW) is planned; until then every operation says so instead of doing less.
+namespace sealed {
+namespace {
+[[noreturn]] void Unsupported() { throw Error(code::kIo, "private session files are not supported on Windows yet"); }
+}  // namespace
+void FileLock::Release() {}
+PrivateDir::PrivateDir(const std::string&, bool) { Unsupported(); }
+PrivateDir::~PrivateDir() {}
+void PrivateDir::Check() const { Unsupported(); }
+void PrivateDir::WriteAtomic(const std::string&, const uint8_t*, size_t) const { Unsupported(); }
+std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string&, size_t) const { Unsupported(); }
+void PrivateDir::SealToFile(const KeyRing&, const std::string&, const uint8_t*, size_t, std::string_view, uint64_t,
+                            uint64_t) const { Unsupported(); }
+OpenFileResult PrivateDir::OpenFile(const KeyRing&, const std::string&, std::string_view, size_t, uint64_t,
+                                    unsigned) const { Unsupported(); }
+std::optional<Header> PrivateDir::Peek(const std::string&) const { Unsupported(); }
+bool PrivateDir::Remove(const std::string&) const { Unsupported(); }
+std::vector<std::string> PrivateDir::List() const { Unsupported(); }
+SweepStats PrivateDir::Sweep(uint64_t) const { Unsupported(); }
+std::unique_ptr<FileLock> PrivateDir::Lock(const std::string&) const { Unsupported(); }
+void PrivateDir::CheckName(const std::string&) { Unsupported(); }
+}  // namespace sealed
+#else
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/file.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace sealed {
+
+namespace {
+
+constexpr const char* kLockSuffix = ".lock";
+constexpr const char* kTempSuffix = ".tmp";
+// A temp file this old was left by a crash mid-write; the sweep removes it.
+constexpr time_t kStaleTempSeconds = 3600;
+
+bool EndsWith(const std::string& s, const char* suffix) {
+  size_t n = strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+int RetryOpenAt(int dirfd, const char* name, int flags, mode_t mode = 0) {
+  int fd;
+  do {
+    fd = openat(dirfd, name, flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+void CloseQuietly(int fd) {
+  if (fd >= 0) close(fd);
+}
+
+struct FdGuard {
+  int fd;
+  ~FdGuard() { CloseQuietly(fd); }
+};
+
+// Refuses what another user could have planted or could change under us.
+void CheckOwnedAndPrivate(const struct stat& st, const std::string& what) {
+  if (st.st_uid != geteuid())
+    throw Error(code::kUnsafePath, what + " is owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
+                                       std::to_string(geteuid()) + ")");
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    throw Error(code::kUnsafePath, what + " is writable by group or others");
+}
+
+void WriteAll(int fd, const uint8_t* data, size_t len, const std::string& what) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowIo("write", what, errno);
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+// Reads up to len bytes at offset; returns how many were read (short at end of file).
+size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::string& what) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, offset + static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowIo("read", what, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+void MakeDirs(const std::string& path) {
+  // mkdir -p, each created component 0700. Existing components are left as they are:
+  // only the final directory must be private (a parent may be /tmp, or a symlink like
+  // macOS's /tmp -> /private/tmp).
+  for (size_t pos = 1; pos <= path.size(); pos++) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir", part, errno);
+  }
+}
+
+}  // namespace
+
+void FileLock::Release() {
+  if (fd_ >= 0) {
+    flock(fd_, LOCK_UN);
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+void PrivateDir::CheckName(const std::string& name) {
+  if (name.empty() || name.size() > 255) throw Error(code::kInvalidArg, "file name must be 1 to 255 bytes");
+  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
+    throw Error(code::kInvalidArg, "file name must not contain '/' or NUL");
+  if (name[0] == '.') throw Error(code::kInvalidArg, "file name must not start with '.'");
+  if (EndsWith(name, kLockSuffix)) throw Error(code::kInvalidArg, "file name must not end with .lock");
+}
+
+PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
+  if (path.empty() || path.find('\0') != std::string::npos)
+    throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
+  bool created = false;
+  if (create) {
+    // Create the last component ourselves so we know whether to set its mode.
+    std::string trimmed = path;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    size_t slash = trimmed.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) MakeDirs(trimmed.substr(0, slash));
+    if (mkdir(trimmed.c_str(), 0700) == 0) {
+      created = true;
+    } else if (errno != EEXIST) {
+      ThrowIo("mkdir", path, errno);
+    }
+  }
+  do {
+    fd_ = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  } while (fd_ < 0 && errno == EINTR);
+  if (fd_ < 0) {
+    int err = errno;
+    // O_NOFOLLOW on a symlink gives ELOOP (Linux) or ENOTDIR with O_DIRECTORY.
+    struct stat lst;
+    if ((err == ELOOP || err == ENOTDIR) && lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+      throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
+    if (err == ENOTDIR) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
+    ThrowIo("open", path, err);
+  }
+  try {
+    // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
+    if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);
+    Check();
+  } catch (...) {
+    close(fd_);
+    fd_ = -1;
+    throw;
+  }
+}
+
+PrivateDir::~PrivateDir() { CloseQuietly(fd_); }
+
+void PrivateDir::Check() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) ThrowIo("fstat", path_, errno);
+  if (!S_ISDIR(st.st_mode)) throw Error(code::kUnsafePath, "session directory " + path_ + " is not a directory");
+  CheckOwnedAndPrivate(st, "session directory " + path_);
+}
+
+void PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len) const {
+  CheckName(name);
+  Check();
+  uint8_t rnd[8];
+  if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+  char hex[17];
+  for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+  const std::string tmp = "." + name + "." + hex + kTempSuffix;
+  const std::string what = path_ + "/" + name;
+
+  int fd = RetryOpenAt(fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  if (fd < 0) ThrowIo("open", path_ + "/" + tmp, errno);
+  try {
+    // Exactly 0600 whatever the umask (it can only have removed bits).
+    if (fchmod(fd, 0600) != 0) ThrowIo("chmod", what, errno);
+    WriteAll(fd, data, len, what);
+    if (fsync(fd) != 0) ThrowIo("fsync", what, errno);
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0) ThrowIo("close", what, errno);
+    if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
+  } catch (...) {
+    CloseQuietly(fd);
+    unlinkat(fd_, tmp.c_str(), 0);
+    throw;
+  }
+  // The rename is durable only once the directory entry is on disk.
+  if (fsync(fd_) != 0 && errno != EINVAL) ThrowIo("fsync", path_, errno);
+}
+
+int PrivateDir::OpenForRead(const std::string& name, struct stat* st) const {
+  const std::string what = path_ + "/" + name;
+  // O_NONBLOCK: a FIFO planted under our name must not hang the thread on open.
+  int fd = RetryOpenAt(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return -1;
+    if (errno == ELOOP) throw Error(code::kUnsafePath, "session file " + what + " is a symlink");
+    ThrowIo("open", what, errno);
+  }
+  if (fstat(fd, st) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowIo("fstat", what, err);
+  }
+  if (!S_ISREG(st->st_mode)) {
+    close(fd);
+    throw Error(code::kUnsafePath, "session file " + what + " is not a regular file");
+  }
+  try {
+    CheckOwnedAndPrivate(*st, "session file " + what);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  return fd;
+}
+
+std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, size_t max_bytes) const {
+  CheckName(name);
+  Check();
+  struct stat st;
+  FdGuard g{OpenForRead(name, &st)};
+  if (g.fd < 0) return std::nullopt;
+  const std::string what = path_ + "/" + name;
+  if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
+                                     " bytes, over the cap of " + std::to_string(max_bytes));
+  // One byte more than the size we saw, to notice a file that grew past the cap meanwhile.
+  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
+  size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what);
+  if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
+  buf.resize(got);
+  return buf;
+}
+
+void PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
+                            std::string_view context, uint64_t created_at, uint64_t expires_at) const {
+  CheckName(name);
+  std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
+  WriteAtomic(name, env.data(), env.size());
+}
+
+void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
+  struct stat now;
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+      now.st_ino == st.st_ino) {
+    unlinkat(fd_, name.c_str(), 0);
+  }
+}
+
+OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
+                                    size_t max_bytes, uint64_t now, unsigned flags) const {
+  CheckName(name);
+  Check();
+  OpenFileResult r;
+  struct stat st;
+  FdGuard g{OpenForRead(name, &st)};
+  if (g.fd < 0) return r;
+  const std::string what = path_ + "/" + name;
+  try {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+      throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
+                                       " bytes, over the cap of " + std::to_string(max_bytes));
+    std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
+    size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what);
+    if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
+    // Expiry comes from the header before any decryption; a forged header still fails the
+    // tag below, so it can shorten nothing but its own life.
+    r.opened.header = ParseHeader(buf.data(), got, kMinEnvelope);
+    if (r.opened.header.ExpiredAt(now)) {
+      if (flags & kRemoveExpired) RemoveIfSame(name, st);
+      r.status = OpenFileResult::kExpired;
+      return r;
+    }
+    r.opened = Open(ring, buf.data(), got, context, max_bytes);
+    r.status = OpenFileResult::kOk;
+    return r;
+  } catch (const Error& e) {
+    if ((flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0)
+      RemoveIfSame(name, st);
+    throw;
+  }
+}
+
+std::optional<Header> PrivateDir::Peek(const std::string& name) const {
+  CheckName(name);
+  Check();
+  struct stat st;
+  FdGuard g{OpenForRead(name, &st)};
+  if (g.fd < 0) return std::nullopt;
+  uint8_t buf[kHeaderSize];
+  size_t got = ReadUpTo(g.fd, buf, sizeof buf, 0, path_ + "/" + name);
+  return ParseHeader(buf, got, kHeaderSize);
+}
+
+bool PrivateDir::Remove(const std::string& name) const {
+  CheckName(name);
+  Check();
+  if (unlinkat(fd_, name.c_str(), 0) == 0) return true;
+  if (errno == ENOENT) return false;
+  ThrowIo("unlink", path_ + "/" + name, errno);
+}
+
+namespace {
+// Iterates the directory through a duplicate of our descriptor (readdir closes what it owns).
+template <typename Fn>
+void ForEachEntry(int dirfd, const std::string& path, Fn fn) {
+  int dup_fd = RetryOpenAt(dirfd, ".", O_RDONLY | O_DIRECTORY);
+  if (dup_fd < 0) ThrowIo("open", path, errno);
+  DIR* d = fdopendir(dup_fd);
+  if (!d) {
+    int err = errno;
+    close(dup_fd);
+    ThrowIo("opendir", path, err);
+  }
+  try {
+    errno = 0;
+    while (struct dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") fn(name, e->d_type);
+      errno = 0;
+    }
+    if (errno != 0) ThrowIo("readdir", path, errno);
+  } catch (...) {
+    closedir(d);
+    throw;
+  }
+  closedir(d);
+}
+}  // namespace
+
+std::vector<std::string> PrivateDir::List() const {
+  Check();
+  std::vector<std::string> names;
+  ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
+    if (name[0] == '.' || EndsWith(name, kLockSuffix)) return;
+    if (type != DT_REG && type != DT_UNKNOWN) return;
+    names.push_back(name);
+  });
+  return names;
+}
+
+SweepStats PrivateDir::Sweep(uint64_t now) const {
+  Check();
+  SweepStats s;
+  const time_t wall = time(nullptr);
+  ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
+    if (type != DT_REG && type != DT_UNKNOWN) return;
+    if (EndsWith(name, kLockSuffix)) return;
+    if (name[0] == '.') {
+      // A temp file left by a writer that died before its rename.
+      struct stat st;
+      if (EndsWith(name, kTempSuffix) && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(st.st_mode) && st.st_uid == geteuid() && wall - st.st_mtime > kStaleTempSeconds) {
+        unlinkat(fd_, name.c_str(), 0);
+      }
+      return;
+    }
+    s.scanned++;
+    struct stat st;
+    int fd;
+    try {
+      fd = OpenForRead(name, &st);
+    } catch (const Error&) {
+      s.skipped++;  // not ours to judge (symlink, FIFO, foreign owner): left alone
+      return;
+    }
+    if (fd < 0) return;  // removed meanwhile
+    FdGuard g{fd};
+    uint8_t buf[kHeaderSize];
+    size_t got;
+    Header h;
+    try {
+      got = ReadUpTo(fd, buf, sizeof buf, 0, path_ + "/" + name);
+      h = ParseHeader(buf, got, kHeaderSize);
+    } catch (const Error&) {
+      s.skipped++;
+      return;
+    }
+    if (h.ExpiredAt(now)) {
+      RemoveIfSame(name, st);
+      s.removed++;
+    }
+  });
+  return s;
+}
+
+std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
+  CheckName(name);
+  Check();
+  const std::string lock_name = name + kLockSuffix;
+  int fd = RetryOpenAt(fd_, lock_name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == ELOOP) throw Error(code::kUnsafePath, "lock file " + path_ + "/" + lock_name + " is a symlink");
+    ThrowIo("open", path_ + "/" + lock_name, errno);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    close(fd);
+    throw Error(code::kUnsafePath, "lock file " + path_ + "/" + lock_name + " is not a regular file of ours");
+  }
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    close(fd);
+    ThrowIo("flock", path_ + "/" + lock_name, err);
+  }
+  return std::make_unique<FileLock>(fd);
+}
+
+}  // namespace sealed
+#endif

@@ -1,0 +1,89 @@
+// A private directory: 0700 (when we create it), owned by the caller, not a symlink, not
+// writable by group or others. It is opened once and every file operation goes through
+// its descriptor (openat/renameat/unlinkat), so swapping the path afterwards changes
+// nothing we touch. Files are written atomically: temp (O_CREAT|O_EXCL|O_NOFOLLOW, 0600),
+// write, fsync, rename, fsync the directory. POSIX only.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <sys/stat.h>
+#include <string>
+#include <vector>
+
+#include "envelope.h"
+
+namespace sealed {
+
+struct SweepStats {
+  uint64_t scanned = 0;
+  uint64_t removed = 0;
+  uint64_t skipped = 0;
+};
+
+enum OpenFlags : unsigned {
+  kRemoveExpired = 1,
+  kRemoveInvalid = 2,
+};
+
+struct OpenFileResult {
+  enum Status { kMissing, kExpired, kOk } status = kMissing;
+  Opened opened;  // header always set unless kMissing; plaintext only with kOk
+};
+
+// An exclusive flock held on <name>.lock until destroyed or Release()d.
+class FileLock {
+ public:
+  explicit FileLock(int fd) : fd_(fd) {}
+  ~FileLock() { Release(); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  void Release();
+
+ private:
+  int fd_;
+};
+
+class PrivateDir {
+ public:
+  // Opens path (creating it and missing parents with 0700 when create is set) and checks it.
+  PrivateDir(const std::string& path, bool create);
+  ~PrivateDir();
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Re-checks owner and mode through the open descriptor (cheap: one fstat).
+  void Check() const;
+
+  void WriteAtomic(const std::string& name, const uint8_t* data, size_t len) const;
+  // Reads a whole regular file of ours, refusing more than max_bytes. nullopt when missing.
+  std::optional<std::vector<uint8_t>> Read(const std::string& name, size_t max_bytes) const;
+  void SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
+                  std::string_view context, uint64_t created_at, uint64_t expires_at) const;
+  OpenFileResult OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
+                          size_t max_bytes, uint64_t now, unsigned flags) const;
+  std::optional<Header> Peek(const std::string& name) const;
+  bool Remove(const std::string& name) const;
+  std::vector<std::string> List() const;
+  SweepStats Sweep(uint64_t now) const;
+  // Blocks until the lock is ours: call it off the main thread.
+  std::unique_ptr<FileLock> Lock(const std::string& name) const;
+
+  // Names must be a plain file name: 1..255 bytes, no '/', no NUL, not starting with '.'
+  // (temp files), not ending in ".lock" (lock files).
+  static void CheckName(const std::string& name);
+
+ private:
+  // Opens name for reading: regular, ours, not a symlink. -1 with errno ENOENT when missing.
+  int OpenForRead(const std::string& name, struct stat* st) const;
+  // Unlinks name only if it is still the file we looked at (same device and inode).
+  void RemoveIfSame(const std::string& name, const struct stat& st) const;
+
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace sealed
