@@ -20,8 +20,14 @@ export interface OpenedEnvelope extends EnvelopeHeader {
   keyIndex: number
 }
 
+/** An opened file: plaintext is a string when OPEN_AS_STRING was passed. */
+export interface OpenedFile extends EnvelopeHeader {
+  plaintext: Buffer | string
+  keyIndex: number
+}
+
 /** What openFile found: null when there is no file. */
-export type OpenFileResult = OpenedEnvelope | { expired: true; createdAt: number; expiresAt: number } | null
+export type OpenFileResult = OpenedFile | { expired: true; createdAt: number; expiresAt: number } | null
 
 export interface KeyRingSpec {
   scope: 'manager' | 'store'
@@ -59,6 +65,8 @@ export interface SweepResult {
 
 export const OPEN_REMOVE_EXPIRED = 1
 export const OPEN_REMOVE_INVALID = 2
+/** Return the plaintext as a string (decoded as UTF-8 natively), saving a Buffer. */
+export const OPEN_AS_STRING = 4
 
 export interface NativeLock {
   release(): void

@@ -1,0 +1,25 @@
+// Public entry point of sealed-session (CommonJS build; dist/index.mjs re-exports it for ESM,
+// so both share one copy of every class and `instanceof` works across them).
+export {
+  SessionError,
+  SessionFormatError,
+  SessionTamperedError,
+  SessionUnknownKeyError,
+  SessionTooLargeError,
+  SessionSecurityError,
+  MachineIdError,
+  SessionIOError,
+  SessionClosedError,
+  SessionStoreUnavailableError,
+} from './errors'
+export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager'
+export { SessionData, type SessionDataRecord } from './session-data'
+export type { Logger } from './logger'
+export type { KeyOptions, Secret } from './keys'
+export { Bag, type BagValue, type BagJSON } from './bag'
+export { Avatar, type AvatarRecord } from './avatar'
+export { Session, type SessionMeta, type SessionRecord, type SessionOptions } from './session'
+export { generateSessionId, isValidSessionId, storageName } from './ids'
+export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions } from './store'
+export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store'
+export type { JsonValue, JsonObject } from './json'

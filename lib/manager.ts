@@ -1,0 +1,297 @@
+// SessionManager: one persisted login per app and OS user (desktop and CLI apps).
+// The record is sealed (AES-256-GCM, machine-bound key or a secret) into
+// <dir>/session.enc, written atomically 0600 in a private 0700 directory. Expiry is read
+// natively from the authenticated header before anything is decrypted.
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import { SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
+import { withFileMutex } from './file-mutex'
+import { copyJson, isPlainObject, type JsonObject } from './json'
+import { makeKeyRing, type KeyOptions } from './keys'
+import { checkLogger, type Logger } from './logger'
+import {
+  native,
+  OPEN_REMOVE_EXPIRED,
+  OPEN_REMOVE_INVALID,
+  OPEN_AS_STRING,
+  type NativeKeyRing,
+  type NativePrivateDir,
+  type OpenFileResult,
+} from './native'
+import { SessionData } from './session-data'
+import { checkTtl, describe } from './validate'
+
+const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
+const FILE_NAME = 'session.enc'
+const MAX_BYTES = native.DEFAULT_MAX_BYTES
+
+export interface SessionManagerOptions extends KeyOptions {
+  /** Default session lifetime in ms (8 h). */
+  ttl?: number
+  /** Directory for session.enc; default `<os.tmpdir()>/.<appName>_session`. */
+  dir?: string
+  /** How often expired sessions are removed, in ms (5 min); 0 disables the timer. */
+  cleanupInterval?: number
+  logger?: Logger
+}
+
+export interface LoginOptions {
+  userName?: string | null
+  ttl?: number
+  data?: Record<string, unknown>
+}
+
+function checkAppName(appName: unknown): string {
+  if (typeof appName !== 'string') throw new TypeError(`appName must be a string, got ${describe(appName)}`)
+  // The name becomes a directory name and part of the key derivation: nothing that could
+  // leave the directory or confuse either.
+  if (appName === '' || appName === '.' || appName === '..' || /[/\\\0]/.test(appName) || appName.includes('..')) {
+    throw new RangeError(`appName must be a plain name without '/', '\\', '..' or NUL, got ${describe(appName)}`)
+  }
+  if (Buffer.byteLength(appName) > 200) throw new RangeError('appName must be at most 200 bytes')
+  return appName
+}
+
+export class SessionManager implements AsyncDisposable {
+  readonly appName: string
+  readonly ttl: number
+  readonly sessionDir: string
+  readonly sessionFile: string
+  readonly #context: string
+  readonly #keyOptions: KeyOptions
+  readonly #cleanupInterval: number
+  readonly #logger: Logger
+  #ring: NativeKeyRing | null = null
+  #dir: NativePrivateDir | null = null
+  #timer: NodeJS.Timeout | null = null
+  #closed = false
+
+  constructor(appName: string = 'sealed-session', options: SessionManagerOptions = {}) {
+    this.appName = checkAppName(appName)
+    if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+    this.ttl = options.ttl === undefined ? 8 * 3_600_000 : checkTtl('options.ttl', options.ttl)
+    if (options.dir !== undefined && (typeof options.dir !== 'string' || options.dir === '' || options.dir.includes('\0'))) {
+      throw new TypeError(`options.dir must be a non-empty path string, got ${describe(options.dir)}`)
+    }
+    this.sessionDir = path.resolve(options.dir ?? path.join(os.tmpdir(), `.${this.appName}_session`))
+    this.sessionFile = path.join(this.sessionDir, FILE_NAME)
+    this.#cleanupInterval =
+      options.cleanupInterval === undefined || options.cleanupInterval === 0
+        ? (options.cleanupInterval ?? 5 * 60_000)
+        : checkTtl('options.cleanupInterval', options.cleanupInterval)
+    this.#logger = checkLogger(options.logger)
+    this.#keyOptions = { secret: options.secret, secrets: options.secrets, bindToBoot: options.bindToBoot }
+    this.#context = `manager:${this.appName}`
+  }
+
+  /** Opens the private directory and derives the key. Other calls do this lazily. */
+  async init(): Promise<void> {
+    this.#ready()
+  }
+
+  /** Stops the cleanup timer and wipes the key. The session file stays for the next start. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    this.#ring?.close()
+    this.#dir?.close()
+    this.#ring = null
+    this.#dir = null
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  /** Creates a session, replacing any other. */
+  async login(userId: string, eid: string, options: LoginOptions = {}): Promise<SessionData> {
+    const record = this.#newRecord(userId, eid, options)
+    const { dir, ring } = this.#ready()
+    await this.#write(dir, ring, record)
+    this.#logger.info('session created', { eid, expiresAt: record.expiresAt })
+    return record
+  }
+
+  /** Removes the session; false when there was none. */
+  async logout(): Promise<boolean> {
+    const { dir } = this.#ready()
+    const removed = await this.#call(() => dir.remove(FILE_NAME))
+    if (removed) this.#logger.info('session deleted (logout)')
+    return removed
+  }
+
+  async getSession(): Promise<SessionData | null> {
+    const { dir, ring } = this.#ready()
+    return this.#interpret(await this.#read(dir, ring))
+  }
+
+  /** Sync twin of getSession for start-up paths: one native call, no thread hop. */
+  getSessionSync(): SessionData | null {
+    const { dir, ring } = this.#ready()
+    return this.#interpret(this.#readSync(dir, ring))
+  }
+
+  async isLoggedIn(): Promise<boolean> {
+    return (await this.getSession()) !== null
+  }
+
+  isLoggedInSync(): boolean {
+    return this.getSessionSync() !== null
+  }
+
+  async getUserId(): Promise<string | null> {
+    return (await this.getSession())?.userId ?? null
+  }
+
+  /**
+   * Adds extraMs to the current expiry (not to now). Holds an advisory lock across
+   * read-modify-write so concurrent extensions from several processes all count.
+   */
+  async extendSession(extraMs: number): Promise<boolean> {
+    checkTtl('extraMs', extraMs)
+    const { dir, ring } = this.#ready()
+    return withFileMutex(this.sessionFile, async () => {
+      const lock = await this.#call(() => dir.lock(FILE_NAME))
+      try {
+        const current = await this.getSession()
+        if (current === null) return false
+        const expiresAt = new Date(current.expiresAtMs + extraMs).toISOString()
+        await this.#write(dir, ring, new SessionData({ ...current.toJSON(), expiresAt }))
+        this.#logger.info('session extended', { expiresAt })
+        return true
+      } finally {
+        lock.release()
+      }
+    })
+  }
+
+  #newRecord(userId: unknown, eid: unknown, options: LoginOptions): SessionData {
+    if (typeof userId !== 'string' || userId === '') {
+      throw new TypeError(`userId must be a non-empty string, got ${describe(userId)}`)
+    }
+    if (typeof eid !== 'string') throw new TypeError(`eid must be a string, got ${describe(eid)}`)
+    if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+    const { userName = null, data = {} } = options
+    if (userName !== null && typeof userName !== 'string') {
+      throw new TypeError(`options.userName must be a string or null, got ${describe(userName)}`)
+    }
+    const ttl = options.ttl === undefined ? this.ttl : checkTtl('options.ttl', options.ttl)
+    if (!isPlainObject(data)) throw new TypeError(`options.data must be a plain object, got ${describe(data)}`)
+    const now = Date.now()
+    return new SessionData({
+      userId,
+      userName,
+      eid,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ttl).toISOString(),
+      data: copyJson(data, 'options.data') as JsonObject,
+    })
+  }
+
+  async #write(dir: NativePrivateDir, ring: NativeKeyRing, record: SessionData): Promise<void> {
+    const json = JSON.stringify(record)
+    // Never write what the reader would refuse (and then delete) as too large.
+    if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > MAX_BYTES) {
+      throw new SessionTooLargeError(`session record is over the ${MAX_BYTES}-byte cap`, 'ERR_SESSION_TOO_LARGE')
+    }
+    await this.#call(() =>
+      dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs),
+    )
+  }
+
+  #readSync(dir: NativePrivateDir, ring: NativeKeyRing): OpenFileResult | Error {
+    try {
+      return dir.openFileSync(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), READ_FLAGS)
+    } catch (err) {
+      return toSessionError(err) as Error
+    }
+  }
+
+  async #read(dir: NativePrivateDir, ring: NativeKeyRing): Promise<OpenFileResult | Error> {
+    try {
+      return await dir.openFile(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), READ_FLAGS)
+    } catch (err) {
+      return toSessionError(err) as Error
+    }
+  }
+
+  // Shared by getSession and its sync twin: what a read found, as the caller sees it.
+  #interpret(found: OpenFileResult | Error): SessionData | null {
+    if (found instanceof Error) {
+      const code = (found as { code?: string }).code
+      // Tampered, foreign, rotated away, over the cap: the native call removed the file.
+      if (code !== undefined && UNREADABLE_CODES.has(code)) {
+        this.#logger.warn('session file could not be opened and was removed', { code, reason: found.message })
+        return null
+      }
+      throw found
+    }
+    if (found === null) return null
+    if ('expired' in found) {
+      this.#logger.debug('session expired, file removed', { expiresAt: new Date(found.expiresAt).toISOString() })
+      return null
+    }
+    let session: SessionData
+    try {
+      session = SessionData.fromJSON(JSON.parse(found.plaintext as string))
+    } catch (err) {
+      // Authentic but not a record of ours (another program's key and context): unusable.
+      this.#logger.warn('session file holds no valid record and was removed', { reason: String(err) })
+      this.#dir?.removeSync(FILE_NAME)
+      return null
+    }
+    if (found.keyIndex > 0) this.#reseal(session)
+    return session
+  }
+
+  // Opened with an older secret: re-seal with the current one, in the background.
+  #reseal(session: SessionData): void {
+    const { dir, ring } = this.#ready()
+    this.#write(dir, ring, session).catch((err: unknown) =>
+      this.#logger.warn('could not re-seal the session with the current key', { reason: String(err) }),
+    )
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw toSessionError(err)
+    }
+  }
+
+  #ready(): { dir: NativePrivateDir; ring: NativeKeyRing } {
+    if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')
+    if (this.#dir === null || this.#ring === null) {
+      // Key first: a missing machine id should fail before a directory is created.
+      const ring = this.#ring ?? makeKeyRing('manager', this.appName, this.#keyOptions)
+      this.#ring = ring
+      try {
+        this.#dir = new native.PrivateDir(this.sessionDir, true)
+      } catch (err) {
+        throw toSessionError(err)
+      }
+      this.#startCleanup()
+    }
+    return { dir: this.#dir, ring: this.#ring }
+  }
+
+  #startCleanup(): void {
+    if (this.#cleanupInterval === 0 || this.#timer) return
+    this.#timer = setInterval(() => {
+      const dir = this.#dir
+      if (!dir) return
+      dir.sweep(Date.now()).then(
+        (r) => {
+          if (r.removed > 0) this.#logger.debug('expired session removed by cleanup', { removed: r.removed })
+        },
+        (err: unknown) => this.#logger.warn('session cleanup failed', { reason: String(toSessionError(err)) }),
+      )
+    }, this.#cleanupInterval)
+    // Never keep a process alive just to clean up.
+    this.#timer.unref()
+  }
+}
