@@ -1,0 +1,200 @@
+// Bag: the ordered, hierarchical container that holds session and avatar data.
+//
+// Design choices, and why:
+// - A Map, never a plain object, holds the keys, so "__proto__", "constructor" and "prototype"
+//   are ordinary data and can never reach Object.prototype.
+// - `set` stores a copy (plain objects become child Bags, arrays and primitives become frozen
+//   JSON values). A Bag therefore always has the shape it will have after a trip through a store,
+//   a value read back cannot be mutated behind the Bag's back (which would skip validation and
+//   the change hook), and two sessions never share a value.
+// - Child Bags made by `set` are owned by their parent: changes bubble up to the root's
+//   `onChange`, which is how a Session learns it is dirty.
+import { childPath, copyJson, isPlainObject, setOwn, type JsonValue } from './json'
+import { describe } from './validate'
+
+export type BagValue = JsonValue | Bag
+
+/** What Bag.toJSON() returns: a fresh, mutable plain object. */
+export type BagJSON = { [key: string]: JsonValue }
+
+export class Bag implements Iterable<[string, BagValue]> {
+  readonly #items = new Map<string, BagValue>()
+  #parent: Bag | null = null
+
+  /** Called after every change to this Bag or any Bag below it. */
+  onChange: (() => void) | null = null
+
+  /** Build a Bag from a plain object (as made by toJSON): plain objects become nested Bags. */
+  static fromJSON(obj: unknown): Bag {
+    if (!isPlainObject(obj)) throw new TypeError(`Bag.fromJSON expects a plain object, got ${describe(obj)}`)
+    return Bag.#build(obj, '', new Set())
+  }
+
+  /** Number of top-level keys. */
+  get size(): number {
+    return this.#items.size
+  }
+
+  /** The value at a dotted path, or `fallback` when nothing is there. */
+  get(path: string): BagValue | undefined
+  get<F>(path: string, fallback: F): BagValue | F
+  get(path: string, fallback?: unknown): unknown {
+    const parts = splitPath(path)
+    const parent = this.#walk(parts)
+    if (parent === null) return fallback
+    const key = parts[parts.length - 1]
+    return parent.#items.has(key) ? parent.#items.get(key) : fallback
+  }
+
+  has(path: string): boolean {
+    const parts = splitPath(path)
+    const parent = this.#walk(parts)
+    return parent !== null && parent.#items.has(parts[parts.length - 1])
+  }
+
+  /** Store a copy of `value` at a dotted path, creating intermediate Bags. */
+  set(path: string, value: unknown): this {
+    const parts = splitPath(path)
+    // Check everything before changing anything: a failed set leaves the Bag as it was.
+    let existing: Bag = this
+    let depth = 0
+    for (; depth < parts.length - 1; depth++) {
+      const next = existing.#items.get(parts[depth])
+      if (next === undefined) break
+      if (!(next instanceof Bag)) {
+        const blocker = parts.slice(0, depth + 1).join('.')
+        throw new TypeError(`cannot set ${JSON.stringify(path)}: ${JSON.stringify(blocker)} holds ${describe(next)}, not a Bag`)
+      }
+      existing = next
+    }
+    const stored = Bag.#convert(value, path, new Set())
+
+    let target = existing
+    for (; depth < parts.length - 1; depth++) {
+      const child = new Bag()
+      child.#parent = target
+      target.#items.set(parts[depth], child)
+      target = child
+    }
+    const key = parts[parts.length - 1]
+    Bag.#detach(target.#items.get(key))
+    if (stored instanceof Bag) stored.#parent = target
+    target.#items.set(key, stored)
+    target.#changed()
+    return this
+  }
+
+  /** Remove the value at a dotted path; true when something was removed. */
+  delete(path: string): boolean {
+    const parts = splitPath(path)
+    const parent = this.#walk(parts)
+    const key = parts[parts.length - 1]
+    if (parent === null || !parent.#items.has(key)) return false
+    Bag.#detach(parent.#items.get(key))
+    parent.#items.delete(key)
+    parent.#changed()
+    return true
+  }
+
+  clear(): void {
+    if (this.#items.size === 0) return
+    for (const value of this.#items.values()) Bag.#detach(value)
+    this.#items.clear()
+    this.#changed()
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#items.keys()
+  }
+
+  values(): IterableIterator<BagValue> {
+    return this.#items.values()
+  }
+
+  entries(): IterableIterator<[string, BagValue]> {
+    return this.#items.entries()
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, BagValue]> {
+    return this.#items.entries()
+  }
+
+  /** A fresh plain object; nested Bags become nested objects. Note that JSON objects list
+   *  integer-like keys ("1", "42") first, so only those keys may come back in another order. */
+  toJSON(): BagJSON {
+    const out: BagJSON = {}
+    for (const [key, value] of this.#items) {
+      setOwn(out, key, value instanceof Bag ? value.toJSON() : copyJson(value, key))
+    }
+    return out
+  }
+
+  /** The Bag holding the last segment of `parts`, or null when the path runs through a non-Bag. */
+  #walk(parts: string[]): Bag | null {
+    let bag: Bag = this
+    for (let i = 0; i < parts.length - 1; i++) {
+      const next = bag.#items.get(parts[i])
+      if (!(next instanceof Bag)) return null
+      bag = next
+    }
+    return bag
+  }
+
+  #changed(): void {
+    for (let bag: Bag | null = this; bag !== null; bag = bag.#parent) bag.onChange?.()
+  }
+
+  /** A Bag removed from its parent stops reporting changes to it. */
+  static #detach(value: BagValue | undefined): void {
+    if (value instanceof Bag) value.#parent = null
+  }
+
+  #clone(): Bag {
+    const copy = new Bag()
+    for (const [key, value] of this.#items) {
+      // JSON values in a Bag are frozen, so the copy may share them.
+      const child = value instanceof Bag ? value.#clone() : value
+      if (child instanceof Bag) child.#parent = copy
+      copy.#items.set(key, child)
+    }
+    return copy
+  }
+
+  /** A value as the Bag stores it; `where` names it in error messages. */
+  static #convert(value: unknown, where: string, ancestors: Set<object>): BagValue {
+    if (value instanceof Bag) return value.#clone()
+    if (isPlainObject(value)) return Bag.#build(value, where, ancestors)
+    return copyJson(value, where, true)
+  }
+
+  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>): Bag {
+    if (ancestors.has(obj)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
+    ancestors.add(obj)
+    const bag = new Bag()
+    for (const key of Object.keys(obj)) {
+      const at = childPath(where, key)
+      checkKey(key, at)
+      const value = Bag.#convert(obj[key], at, ancestors)
+      if (value instanceof Bag) value.#parent = bag
+      bag.#items.set(key, value)
+    }
+    ancestors.delete(obj)
+    return bag
+  }
+}
+
+function splitPath(path: unknown): string[] {
+  if (typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`)
+  const parts = path.split('.')
+  if (parts.includes('')) {
+    throw new RangeError(`path ${JSON.stringify(path)} has an empty segment; keys are non-empty strings without '.'`)
+  }
+  return parts
+}
+
+/** Object keys that would need to become Bag keys (a Bag key cannot be empty or hold a '.'). */
+function checkKey(key: string, at: string): void {
+  if (key === '' || key.includes('.')) {
+    throw new RangeError(`key ${JSON.stringify(key)} at ${JSON.stringify(at)} cannot be a Bag key: keys are non-empty strings without '.'`)
+  }
+}

@@ -1,0 +1,81 @@
+// JSON values: what may live in a session record. Every record goes through JSON.stringify on
+// its way to a store, so anything JSON would silently change (a Date becoming a string, an
+// undefined property vanishing, NaN becoming null) is refused up front instead.
+import { describe } from './validate'
+
+export type JsonPrimitive = null | boolean | number | string
+export type JsonArray = readonly JsonValue[]
+export interface JsonObject {
+  readonly [key: string]: JsonValue
+}
+export type JsonValue = JsonPrimitive | JsonArray | JsonObject
+
+/** An object literal, JSON.parse result or Object.create(null): not a Date, Map or class instance. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === null || proto === Object.prototype
+}
+
+/** Define an own enumerable property. Plain assignment of "__proto__" would change the
+ *  object's prototype instead of storing data; defineProperty never does. */
+export function setOwn(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
+/** Path of a child for error messages: `a.b`, `a[3]`. */
+export function childPath(where: string, key: string | number): string {
+  if (typeof key === 'number') return `${where}[${key}]`
+  return where === '' ? key : `${where}.${key}`
+}
+
+/**
+ * Validate that `value` is a JSON value and return a deep copy of it (frozen when `freeze`).
+ * `where` names the value in error messages. Throws TypeError for anything JSON cannot carry
+ * exactly, including cycles.
+ */
+export function copyJson(value: unknown, where: string, freeze = false): JsonValue {
+  return copy(value, where, freeze, new Set())
+}
+
+function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<object>): JsonValue {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      if (!Number.isFinite(value)) throw notJson(where, value)
+      return value
+    case 'object':
+      break
+    default:
+      throw notJson(where, value)
+  }
+  if (value === null) return null
+  if (ancestors.has(value)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
+  ancestors.add(value)
+  try {
+    let out: JsonValue
+    if (Array.isArray(value)) {
+      const arr: JsonValue[] = []
+      // A hole reads as undefined (which JSON would turn into null), so it is refused like undefined.
+      for (let i = 0; i < value.length; i++) {
+        arr.push(copy(value[i], childPath(where, i), freeze, ancestors))
+      }
+      out = arr
+    } else if (isPlainObject(value)) {
+      const obj: Record<string, JsonValue> = {}
+      for (const key of Object.keys(value)) setOwn(obj, key, copy(value[key], childPath(where, key), freeze, ancestors))
+      out = obj
+    } else {
+      throw notJson(where, value)
+    }
+    return freeze ? Object.freeze(out) : out
+  } finally {
+    ancestors.delete(value)
+  }
+}
+
+function notJson(where: string, value: unknown): TypeError {
+  return new TypeError(`${where} must be a JSON value (string, finite number, boolean, null, array or plain object), got ${describe(value)}`)
+}

@@ -1,0 +1,236 @@
+// Session: one visitor's server-side state. The store persists it as a plain JSON record
+// (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
+// to decide whether to write, regenerate the id, or delete it at the end of a request.
+import { Avatar, type AvatarRecord } from './avatar'
+import { Bag, type BagJSON } from './bag'
+import { copyJson, isPlainObject, type JsonObject } from './json'
+import { isValidSessionId } from './ids'
+import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
+
+/** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
+export interface SessionMeta {
+  readonly createdAt: number
+  readonly lastAccess: number
+  readonly ttl: number
+  readonly maxAge?: number
+}
+
+/** A session as stored and dumped: plain JSON, key order fixed (see the envelope vectors). */
+export interface SessionRecord {
+  id: string
+  meta: { createdAt: number; lastAccess: number; ttl: number; maxAge?: number }
+  auth: BagJSON | null
+  data: BagJSON
+  avatar?: AvatarRecord
+}
+
+export interface SessionOptions {
+  /** Absolute lifetime from createdAt, in ms. */
+  maxAge?: number
+  /** Creation time in ms since the epoch (default Date.now()). */
+  now?: number
+}
+
+export class Session {
+  readonly #id: string
+  readonly #auth: JsonObject | null
+  readonly #data = new Bag()
+  #avatar!: Avatar
+  /** Set by attachAvatar or a record that carried an avatar: the avatar is then persisted. */
+  #avatarAttached = false
+  readonly #createdAt: number
+  #lastAccess: number
+  readonly #ttl: number
+  readonly #maxAge: number | undefined
+  #dirty = false
+  #needsNewId = false
+  #invalidated = false
+
+  /** `ttl` is the idle timeout in ms; a ttl <= 0 makes the session expired from the start. */
+  constructor(sessionId: string, auth: Readonly<Record<string, unknown>> | null, ttl: number, options: SessionOptions = {}) {
+    checkId('sessionId', sessionId)
+    if (auth !== null && auth !== undefined && !isPlainObject(auth)) {
+      throw new TypeError(`auth must be a plain object or null, got ${describe(auth)}`)
+    }
+    checkSessionTtl('ttl', ttl)
+    if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    const maxAge = options.maxAge === undefined ? undefined : checkTtl('maxAge', options.maxAge)
+    const now = options.now === undefined ? Date.now() : checkTimestamp('now', options.now)
+
+    this.#id = sessionId
+    // A frozen deep copy: the snapshot can be read by anyone but changed by no one.
+    this.#auth = auth ? (copyJson(auth, 'auth', true) as JsonObject) : null
+    this.#ttl = ttl
+    this.#maxAge = maxAge
+    this.#createdAt = now
+    this.#lastAccess = now
+    this.#data.onChange = () => this.markDirty()
+    this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+  }
+
+  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. */
+  static fromJSON(record: unknown): Session {
+    if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
+    const { id, meta, auth, data, avatar } = record
+    if (!isValidSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
+    if (!isPlainObject(meta)) throw new TypeError(`session record.meta must be a plain object, got ${describe(meta)}`)
+    const createdAt = checkTimestamp('session record.meta.createdAt', meta.createdAt)
+    const lastAccess = checkTimestamp('session record.meta.lastAccess', meta.lastAccess)
+    checkSessionTtl('session record.meta.ttl', meta.ttl)
+    const maxAge = meta.maxAge === undefined ? undefined : checkTtl('session record.meta.maxAge', meta.maxAge)
+    if (auth !== null && !isPlainObject(auth)) {
+      throw new TypeError(`session record.auth must be a plain object or null, got ${describe(auth)}`)
+    }
+    if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
+
+    const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    session.#lastAccess = lastAccess
+    const bag = Bag.fromJSON(data)
+    for (const [key, value] of bag) session.#data.set(key, value)
+    if (avatar !== undefined) {
+      session.#setAvatar(Avatar.fromJSON(avatar))
+      session.#avatarAttached = true
+    }
+    session.#dirty = false
+    return session
+  }
+
+  get id(): string {
+    return this.#id
+  }
+
+  /** The auth snapshot taken at creation (frozen), or null for an anonymous session. */
+  get auth(): JsonObject | null {
+    return this.#auth
+  }
+
+  get avatar(): Avatar {
+    return this.#avatar
+  }
+
+  get data(): Bag {
+    return this.#data
+  }
+
+  /** A frozen copy; the times change only through touch(). */
+  get meta(): SessionMeta {
+    const meta: { createdAt: number; lastAccess: number; ttl: number; maxAge?: number } = {
+      createdAt: this.#createdAt,
+      lastAccess: this.#lastAccess,
+      ttl: this.#ttl,
+    }
+    if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
+    return Object.freeze(meta)
+  }
+
+  /** True when idle longer than ttl, or older than maxAge. */
+  isExpired(now: number = Date.now()): boolean {
+    return isMetaExpired(this.meta, checkTimestamp('now', now))
+  }
+
+  /** The ms timestamp after which the session is expired, if not touched before. */
+  expiresAt(): number {
+    const idle = this.#lastAccess + this.#ttl
+    return this.#maxAge === undefined ? idle : Math.min(idle, this.#createdAt + this.#maxAge)
+  }
+
+  /** Record an access. Does not make the session dirty: stores decide (touchAfter) whether a
+   *  new lastAccess alone is worth a write. */
+  touch(now: number = Date.now()): void {
+    this.#lastAccess = checkTimestamp('now', now)
+  }
+
+  /** True when something changed since the last save. */
+  get dirty(): boolean {
+    return this.#dirty
+  }
+
+  markDirty(): void {
+    this.#dirty = true
+  }
+
+  /** Called by a store once the session is persisted. */
+  clearDirty(): void {
+    this.#dirty = false
+  }
+
+  /** True after attachAvatar: the middleware must move the session to a new id (fixation). */
+  get needsNewId(): boolean {
+    return this.#needsNewId
+  }
+
+  /** True after invalidate(): the middleware deletes the session and clears the cookie. */
+  get invalidated(): boolean {
+    return this.#invalidated
+  }
+
+  /** The login event: the session now belongs to `avatar`. */
+  attachAvatar(avatar: Avatar): void {
+    if (!(avatar instanceof Avatar)) throw new TypeError(`avatar must be an Avatar, got ${describe(avatar)}`)
+    this.#setAvatar(avatar)
+    this.#avatarAttached = true
+    this.#needsNewId = true
+    this.markDirty()
+  }
+
+  /** The logout event. */
+  invalidate(): void {
+    this.#invalidated = true
+  }
+
+  /**
+   * A copy of this session under a new id, for id regeneration: same meta, auth, data and
+   * avatar, dirty (it is not stored under the new id yet), and no longer needing a new id.
+   * The caller saves the copy and deletes the old id.
+   */
+  withId(newId: string): Session {
+    checkId('newId', newId)
+    const copy = Session.fromJSON({ ...this.toJSON(), id: newId })
+    copy.#avatarAttached = this.#avatarAttached
+    copy.#dirty = true
+    return copy
+  }
+
+  toJSON(): SessionRecord {
+    const record: SessionRecord = {
+      id: this.#id,
+      meta: { ...this.meta },
+      auth: this.#auth === null ? null : (copyJson(this.#auth, 'auth') as BagJSON),
+      data: this.#data.toJSON(),
+    }
+    if (this.#avatarAttached || this.#avatar.data.size > 0) record.avatar = this.#avatar.toJSON()
+    return record
+  }
+
+  #setAvatar(avatar: Avatar): void {
+    const previous = this.#avatar as Avatar | undefined
+    if (previous !== undefined && previous !== avatar) previous.data.onChange = null
+    this.#avatar = avatar
+    // Avatar data is part of the record, so changing it must also mark the session dirty.
+    avatar.data.onChange = () => this.markDirty()
+  }
+}
+
+/** The expiry rule on its own, so a store can check a stored record without rebuilding the
+ *  Session: idle longer than ttl (ttl <= 0 is always expired), or older than maxAge. */
+export function isMetaExpired(meta: SessionMeta, now: number): boolean {
+  if (meta.ttl <= 0) return true
+  // Expired from the expiry instant on, the rule the native header check uses too.
+  if (now - meta.lastAccess >= meta.ttl) return true
+  return meta.maxAge !== undefined && now - meta.createdAt >= meta.maxAge
+}
+
+/** Unlike a store's ttl option, any finite ttl is allowed here: <= 0 means already expired. */
+function checkSessionTtl(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a finite number of milliseconds, got ${describe(value)}`)
+  if (!Number.isFinite(value) || Math.abs(value) > MAX_MS) {
+    throw new RangeError(`${name} must be a finite number of milliseconds up to ${MAX_MS}, got ${describe(value)}`)
+  }
+}
+
+function checkId(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`)
+  if (!isValidSessionId(value)) {
+    throw new RangeError(`${name} must be a session id (43 base64url characters, 256 bits), got ${describe(value)}`)
+  }
+}

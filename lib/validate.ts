@@ -1,0 +1,70 @@
+// Argument checks shared by Bag, Avatar, Session and the stores. Every message names the
+// argument and shows what was passed, so a caller can find the bad value from the message alone.
+
+/** Largest duration or timestamp we accept: the last ms a JS Date can represent. Keeps
+ *  `lastAccess + ttl` a safe integer and inside the envelope's 64-bit expiry field. */
+export const MAX_MS = 8.64e15
+
+/** A short, safe rendering of any value for an error message. */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+    case 'number':
+    case 'boolean':
+      return String(value)
+    case 'bigint':
+      return `${value}n`
+    case 'undefined':
+      return 'undefined'
+    case 'symbol':
+      return 'a symbol'
+    case 'function':
+      return 'a function'
+  }
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const proto: unknown = Object.getPrototypeOf(value)
+  if (proto === null || proto === Object.prototype) return 'an object'
+  // Reading constructor.name can run user code (a getter); it must never turn into a second error.
+  try {
+    const name = (proto as { constructor?: { name?: unknown } }).constructor?.name
+    if (typeof name === 'string' && name !== '') return `a ${name}`
+  } catch {
+    /* fall through */
+  }
+  return 'an object'
+}
+
+/** A duration that must be > 0: ttl, defaultTtl, maxAge. */
+export function checkTtl(name: string, value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be a finite number of milliseconds, got ${describe(value)}`)
+  }
+  if (!Number.isInteger(value) || value <= 0 || value > MAX_MS) {
+    throw new RangeError(`${name} must be a positive integer number of milliseconds, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** A duration that may be 0: touchAfter (0 means "persist every touch"). */
+export function checkNonNegativeMs(name: string, value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be a finite number of milliseconds, got ${describe(value)}`)
+  }
+  if (!Number.isInteger(value) || value < 0 || value > MAX_MS) {
+    throw new RangeError(`${name} must be a non-negative integer number of milliseconds, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** A point in time in ms since the epoch (envelope headers store these unsigned). */
+export function checkTimestamp(name: string, value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be a timestamp in milliseconds, got ${describe(value)}`)
+  }
+  if (!Number.isFinite(value) || value < 0 || value > MAX_MS) {
+    throw new RangeError(`${name} must be a timestamp between 0 and ${MAX_MS} ms, got ${describe(value)}`)
+  }
+  return value
+}

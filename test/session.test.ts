@@ -1,0 +1,272 @@
+import { readFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { Avatar } from '../lib/avatar'
+import { Bag } from '../lib/bag'
+import { generateSessionId } from '../lib/ids'
+import { Session } from '../lib/session'
+
+const vectors = JSON.parse(readFileSync(path.join(__dirname, 'vectors', 'envelope-v1.json'), 'utf8')) as {
+  envelopes: Array<{ storageId?: string; plaintext: string; createdAt: number; expiresAt: number }>
+}
+const storeVector = vectors.envelopes.find((v) => v.storageId !== undefined)!
+
+const T0 = 1_763_769_600_000
+const id = () => generateSessionId()
+
+describe('Session record format', () => {
+  it('serialises exactly as the store vector’s plaintext', () => {
+    const v = storeVector
+    const s = new Session(v.storageId!, { identity: 'alice', tags: ['admin'] }, v.expiresAt - v.createdAt, { now: v.createdAt })
+    s.data.set('cart.items', 3)
+    expect(JSON.stringify(s.toJSON())).toBe(v.plaintext)
+    expect(s.expiresAt()).toBe(v.expiresAt)
+  })
+
+  it('reads the vector’s plaintext back to the same session', () => {
+    const s = Session.fromJSON(JSON.parse(storeVector.plaintext))
+    expect(s.id).toBe(storeVector.storageId)
+    expect(s.avatar.identity).toBe('alice')
+    expect(s.avatar.tags).toEqual(['admin'])
+    expect(s.data.get('cart.items')).toBe(3)
+    expect(s.dirty).toBe(false)
+    expect(JSON.stringify(s)).toBe(storeVector.plaintext)
+  })
+
+  it('round-trips maxAge, a null auth and an attached avatar', () => {
+    const s = new Session(id(), null, 1000, { maxAge: 5000, now: T0 })
+    const who = new Avatar('bob', ['ops'])
+    who.data.set('lang', 'it')
+    s.attachAvatar(who)
+    const json = JSON.stringify(s)
+    expect(JSON.parse(json).meta).toEqual({ createdAt: T0, lastAccess: T0, ttl: 1000, maxAge: 5000 })
+    const back = Session.fromJSON(JSON.parse(json))
+    expect(back.auth).toBeNull()
+    expect(back.meta).toEqual(s.meta)
+    expect(back.avatar.identity).toBe('bob')
+    expect(back.avatar.data.get('lang')).toBe('it')
+    expect(back.dirty).toBe(false)
+    expect(back.needsNewId).toBe(false)
+    expect(JSON.stringify(back)).toBe(json)
+  })
+
+  it('records an avatar only when attached or when it carries data', () => {
+    const s = new Session(id(), { sub: 'carol' }, 1000, { now: T0 })
+    expect(s.toJSON()).not.toHaveProperty('avatar')
+    s.avatar.data.set('x', 1)
+    expect(s.toJSON().avatar).toEqual({ identity: 'carol', tags: [], data: { x: 1 } })
+  })
+
+  it('toJSON is a copy', () => {
+    const s = new Session(id(), { sub: 'x', list: [1] }, 1000)
+    s.data.set('a', [1])
+    const rec = s.toJSON()
+    ;(rec.data.a as number[]).push(2)
+    ;(rec.auth!.list as number[]).push(2)
+    rec.meta.ttl = 5
+    expect(s.data.get('a')).toEqual([1])
+    expect(s.auth!.list).toEqual([1])
+    expect(s.meta.ttl).toBe(1000)
+  })
+
+  it('fromJSON rejects malformed records', () => {
+    const good = JSON.parse(storeVector.plaintext) as Record<string, unknown>
+    const meta = good.meta as Record<string, unknown>
+    const bad: unknown[] = [
+      null,
+      'x',
+      [],
+      { ...good, id: 'short' },
+      { ...good, id: 5 },
+      { ...good, meta: undefined },
+      { ...good, meta: [] },
+      { ...good, meta: { ...meta, createdAt: '1' } },
+      { ...good, meta: { ...meta, lastAccess: null } },
+      { ...good, meta: { ...meta, ttl: 'x' } },
+      { ...good, meta: { ...meta, maxAge: null } },
+      { ...good, auth: 'alice' },
+      { ...good, auth: undefined },
+      { ...good, data: [] },
+      { ...good, data: undefined },
+      { ...good, avatar: 'bob' },
+      { ...good, avatar: { identity: 'bob', tags: 'x' } },
+    ]
+    for (const record of bad) expect(() => Session.fromJSON(record), JSON.stringify(record)).toThrow(TypeError)
+    expect(() => Session.fromJSON({ ...good, meta: { ...meta, createdAt: -1 } })).toThrow(RangeError)
+    expect(() => Session.fromJSON({ ...good, data: { 'a.b': 1 } })).toThrow(RangeError)
+    expect(() => Session.fromJSON(good)).not.toThrow()
+  })
+})
+
+describe('Session construction', () => {
+  it('keeps a frozen deep copy of auth and builds the avatar from it', () => {
+    const auth = { sub: 'dave', roles: 'a,b', profile: { tz: 'UTC', langs: ['it'] } }
+    const s = new Session(id(), auth, 1000)
+    auth.profile.langs.push('en')
+    auth.sub = 'eve'
+    expect(s.auth).toEqual({ sub: 'dave', roles: 'a,b', profile: { tz: 'UTC', langs: ['it'] } })
+    expect(Object.isFrozen(s.auth)).toBe(true)
+    expect(Object.isFrozen((s.auth!.profile as { langs: string[] }).langs)).toBe(true)
+    expect(s.avatar.identity).toBe('dave')
+    expect(s.avatar.tags).toEqual(['a', 'b'])
+  })
+
+  it('gives an anonymous avatar without auth', () => {
+    const s = new Session(id(), null, 1000)
+    expect(s.auth).toBeNull()
+    expect(s.avatar.isAnonymous).toBe(true)
+    expect(s.data).toBeInstanceOf(Bag)
+  })
+
+  it('sets meta from now (default Date.now()) and ttl', () => {
+    const before = Date.now()
+    const s = new Session(id(), null, 1234)
+    const after = Date.now()
+    expect(s.meta.createdAt).toBeGreaterThanOrEqual(before)
+    expect(s.meta.createdAt).toBeLessThanOrEqual(after)
+    expect(s.meta.lastAccess).toBe(s.meta.createdAt)
+    expect(s.meta.ttl).toBe(1234)
+    expect(s.meta).not.toHaveProperty('maxAge')
+    const t = new Session(id(), null, 10, { now: T0, maxAge: 99 })
+    expect(t.meta).toEqual({ createdAt: T0, lastAccess: T0, ttl: 10, maxAge: 99 })
+    expect(Object.isFrozen(t.meta)).toBe(true)
+  })
+
+  it('validates its arguments, naming them', () => {
+    expect(() => new Session(5 as never, null, 1)).toThrow(TypeError)
+    expect(() => new Session('abc', null, 1)).toThrow(RangeError)
+    expect(() => new Session('../' + id().slice(3), null, 1)).toThrow(/sessionId/)
+    expect(() => new Session(id(), 'alice' as never, 1)).toThrow(/auth/)
+    expect(() => new Session(id(), new Map() as never, 1)).toThrow(TypeError)
+    expect(() => new Session(id(), { when: new Date() }, 1)).toThrow(/auth\.when/)
+    expect(() => new Session(id(), { n: undefined }, 1)).toThrow(TypeError)
+    expect(() => new Session(id(), null, 'x' as never)).toThrow(/ttl must be a finite number of milliseconds, got "x"/)
+    expect(() => new Session(id(), null, NaN)).toThrow(/ttl/)
+    expect(() => new Session(id(), null, 1, { maxAge: 0 })).toThrow(RangeError)
+    expect(() => new Session(id(), null, 1, { maxAge: '5' as never })).toThrow(/maxAge/)
+    expect(() => new Session(id(), null, 1, { now: -1 })).toThrow(/now/)
+    expect(() => new Session(id(), null, 1, 'x' as never)).toThrow(/options/)
+  })
+})
+
+describe('Session expiry', () => {
+  it('expires when idle longer than ttl, measured from lastAccess', () => {
+    const s = new Session(id(), null, 1000, { now: T0 })
+    expect(s.isExpired(T0)).toBe(false)
+    expect(s.isExpired(T0 + 999)).toBe(false)
+    // expired from the expiry instant on, as the native header check rules
+    expect(s.isExpired(T0 + 1000)).toBe(true)
+    s.touch(T0 + 900)
+    expect(s.meta.lastAccess).toBe(T0 + 900)
+    expect(s.isExpired(T0 + 1500)).toBe(false)
+    expect(s.isExpired(T0 + 1899)).toBe(false)
+    expect(s.isExpired(T0 + 1900)).toBe(true)
+    expect(s.expiresAt()).toBe(T0 + 1900)
+  })
+
+  it('treats ttl <= 0 as expired', () => {
+    expect(new Session(id(), null, 0, { now: T0 }).isExpired(T0)).toBe(true)
+    expect(new Session(id(), null, -5, { now: T0 }).isExpired(T0)).toBe(true)
+  })
+
+  it('enforces maxAge from createdAt, whatever the touches', () => {
+    const s = new Session(id(), null, 1000, { now: T0, maxAge: 2500 })
+    for (let t = T0 + 500; t < T0 + 2500; t += 500) {
+      s.touch(t)
+      expect(s.isExpired(t), `at +${t - T0}`).toBe(false)
+    }
+    expect(s.isExpired(T0 + 2499)).toBe(false)
+    expect(s.isExpired(T0 + 2500)).toBe(true)
+    // expiresAt is whichever limit comes first.
+    expect(s.expiresAt()).toBe(T0 + 2500)
+    const fresh = new Session(id(), null, 1000, { now: T0, maxAge: 5000 })
+    expect(fresh.expiresAt()).toBe(T0 + 1000)
+  })
+
+  it('uses the real clock by default', () => {
+    expect(new Session(id(), null, 60_000).isExpired()).toBe(false)
+    expect(new Session(id(), null, 1000, { now: Date.now() - 5000 }).isExpired()).toBe(true)
+  })
+
+  it('touch does not make the session dirty; bad times are refused', () => {
+    const s = new Session(id(), null, 1000, { now: T0 })
+    s.touch(T0 + 5)
+    expect(s.dirty).toBe(false)
+    expect(() => s.touch(NaN)).toThrow(RangeError)
+    expect(() => s.isExpired('soon' as never)).toThrow(TypeError)
+  })
+})
+
+describe('Session events', () => {
+  it('becomes dirty when data changes, at any depth, and clears on request', () => {
+    const s = new Session(id(), null, 1000)
+    expect(s.dirty).toBe(false)
+    s.data.set('a.b', 1)
+    expect(s.dirty).toBe(true)
+    s.clearDirty()
+    ;(s.data.get('a') as Bag).set('c', 2)
+    expect(s.dirty).toBe(true)
+    s.clearDirty()
+    s.data.delete('a')
+    expect(s.dirty).toBe(true)
+    s.clearDirty()
+    s.data.get('x')
+    expect(s.dirty).toBe(false)
+    s.markDirty()
+    expect(s.dirty).toBe(true)
+  })
+
+  it('becomes dirty when avatar data changes', () => {
+    const s = new Session(id(), { sub: 'x' }, 1000)
+    s.avatar.data.set('k', 1)
+    expect(s.dirty).toBe(true)
+  })
+
+  it('attachAvatar is the login event: new avatar, dirty, needs a new id', () => {
+    const s = new Session(id(), null, 1000)
+    const old = s.avatar
+    const who = new Avatar('alice', ['admin'])
+    expect(s.needsNewId).toBe(false)
+    s.attachAvatar(who)
+    expect(s.avatar).toBe(who)
+    expect(s.dirty).toBe(true)
+    expect(s.needsNewId).toBe(true)
+    expect(s.toJSON().avatar).toEqual({ identity: 'alice', tags: ['admin'], data: {} })
+    s.clearDirty()
+    who.data.set('x', 1)
+    expect(s.dirty).toBe(true)
+    // The replaced avatar no longer reaches this session.
+    s.clearDirty()
+    old.data.set('y', 1)
+    expect(s.dirty).toBe(false)
+    expect(() => s.attachAvatar({ identity: 'x' } as never)).toThrow(TypeError)
+  })
+
+  it('invalidate is the logout event', () => {
+    const s = new Session(id(), null, 1000)
+    expect(s.invalidated).toBe(false)
+    s.invalidate()
+    expect(s.invalidated).toBe(true)
+  })
+
+  it('withId copies the session under a new id for regeneration', () => {
+    const s = new Session(id(), { sub: 'x' }, 1000, { now: T0, maxAge: 9000 })
+    s.data.set('cart.items', 2)
+    s.attachAvatar(new Avatar('alice', ['admin']))
+    s.touch(T0 + 10)
+    const newId = id()
+    const copy = s.withId(newId)
+    expect(copy).not.toBe(s)
+    expect(copy.id).toBe(newId)
+    expect(s.id).not.toBe(newId)
+    const { id: _a, ...rest } = copy.toJSON()
+    const { id: _b, ...orig } = s.toJSON()
+    expect(rest).toEqual(orig)
+    expect(copy.dirty).toBe(true)
+    expect(copy.needsNewId).toBe(false)
+    expect(s.needsNewId).toBe(true)
+    copy.data.set('cart.items', 5)
+    expect(s.data.get('cart.items')).toBe(2)
+    expect(() => s.withId('nope')).toThrow(RangeError)
+  })
+})
