@@ -22,4 +22,5 @@ export { Session, type SessionMeta, type SessionRecord, type SessionOptions } fr
 export { generateSessionId, isValidSessionId, storageName } from './ids'
 export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions } from './store'
 export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store'
+export { FileSessionStore, type FileSessionStoreOptions } from './file-store'
 export type { JsonValue, JsonObject } from './json'

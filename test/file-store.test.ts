@@ -1,0 +1,157 @@
+// FileSessionStore: the shared contract, plus what only an encrypted file store must show.
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+
+import { FileSessionStore } from '../lib/file-store'
+import { generateSessionId, storageName } from '../lib/ids'
+import { describeStoreContract } from './store-contract'
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-filestore-'))
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+let n = 0
+const freshDir = () => path.join(root, `d${n++}`)
+const SECRET = 'a file-store test secret, 32+ chars long'
+
+describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }))
+
+describe('FileSessionStore on disk', () => {
+  const stores: FileSessionStore[] = []
+  const make = (o: Partial<ConstructorParameters<typeof FileSessionStore>[0]> = {}) => {
+    const s = new FileSessionStore({ dir: freshDir(), secret: SECRET, ...o })
+    stores.push(s)
+    return s
+  }
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()))
+  })
+
+  it('a session survives a new store on the same directory, and the file holds no plaintext', async () => {
+    const a = make()
+    const s = await a.create({ identity: 'alice@example.com', tags: ['admin'] })
+    s.data.set('cart.items', ['книга', '本'])
+    await a.save(s)
+    await a.close()
+    const files = fs.readdirSync(a.dir)
+    expect(files).toEqual([storageName(s.id)])
+    const raw = fs.readFileSync(path.join(a.dir, files[0]))
+    expect(raw.subarray(0, 4).toString()).toBe('SEAL')
+    for (const secret of [s.id, 'alice@example.com', 'admin', 'книга', '本', 'cart']) {
+      expect(raw.includes(Buffer.from(secret))).toBe(false)
+    }
+    expect(fs.statSync(path.join(a.dir, files[0])).mode & 0o777).toBe(0o600)
+    const b = make({ dir: a.dir })
+    const back = await b.get(s.id)
+    expect(back?.avatar.identity).toBe('alice@example.com')
+    expect(back?.data.get('cart.items')).toEqual(['книга', '本'])
+  })
+
+  it('a file renamed to another session, or with one flipped bit, reads as null', async () => {
+    const store = make()
+    const a = await store.create({ identity: 'a' })
+    const b = await store.create({ identity: 'b' })
+    const fa = path.join(store.dir, storageName(a.id))
+    const fb = path.join(store.dir, storageName(b.id))
+    fs.copyFileSync(fa, fb)
+    expect(await store.get(b.id)).toBeNull()
+    expect((await store.get(a.id))?.avatar.identity).toBe('a')
+    const bytes = fs.readFileSync(fa)
+    for (const pos of [9, 30, 45, bytes.length - 1]) {
+      const bad = Buffer.from(bytes)
+      bad[pos] ^= 0x10
+      fs.writeFileSync(fa, bad)
+      expect(await store.get(a.id)).toBeNull()
+    }
+  })
+
+  it('a store with another secret or namespace reads the sessions as null', async () => {
+    const store = make()
+    const s = await store.create({ identity: 'x' })
+    expect(await make({ dir: store.dir, secret: 'another secret that is also 32+ chars' }).get(s.id)).toBeNull()
+    expect(await make({ dir: store.dir, namespace: 'other' }).get(s.id)).toBeNull()
+    expect((await make({ dir: store.dir }).get(s.id))?.id).toBe(s.id)
+  })
+
+  it('rotation: sessions sealed with an older secret open, and are re-sealed with the current one', async () => {
+    const old = make()
+    const s = await old.create({ identity: 'r' })
+    const file = path.join(old.dir, storageName(s.id))
+    const oldKid = fs.readFileSync(file).subarray(8, 12).toString('hex')
+    const rotated = make({ dir: old.dir, secret: undefined, secrets: ['the new secret, at least thirty-two chars', SECRET] })
+    expect((await rotated.get(s.id))?.avatar.identity).toBe('r')
+    expect(fs.readFileSync(file).subarray(8, 12).toString('hex')).not.toBe(oldKid)
+    expect((await rotated.get(s.id))?.id).toBe(s.id)
+  })
+
+  it('hostile ids never touch a file outside the directory', async () => {
+    const store = make()
+    const outside = path.join(root, 'outside')
+    fs.writeFileSync(outside, 'keep me')
+    const hostile = ['../outside', outside, '/etc/passwd', 'a\0b', 'x'.repeat(10_000), '..', '.', '', 'é'.repeat(43), `${generateSessionId()}/..`]
+    for (const id of hostile) {
+      expect(await store.get(id)).toBeNull()
+      expect(await store.delete(id)).toBe(false)
+    }
+    expect(fs.readFileSync(outside, 'utf8')).toBe('keep me')
+    expect(fs.readdirSync(store.dir)).toEqual([])
+  })
+
+  it('10 000 sessions with half expired: purgeExpired removes exactly the expired half', async () => {
+    const store = make({ sweepInterval: 0 })
+    const now = Date.now()
+    const records = []
+    for (let i = 0; i < 10_000; i++) {
+      const expired = i % 2 === 0
+      records.push({
+        id: generateSessionId(),
+        meta: { createdAt: now - 10_000, lastAccess: expired ? now - 9_000 : now, ttl: expired ? 8_500 : 3_600_000 },
+        auth: null,
+        data: { i },
+      })
+    }
+    // restore skips expired records, so seal the expired half through a store whose clock
+    // says they are fresh: write them live and let their header expiry pass.
+    const live = records.filter((_, i) => i % 2 === 1)
+    const dying = records.filter((_, i) => i % 2 === 0).map((r) => ({ ...r, meta: { ...r.meta, lastAccess: now, ttl: 300 } }))
+    expect(await store.restore({ version: 1, sessions: [...live, ...dying] })).toBe(10_000)
+    await new Promise((r) => setTimeout(r, 350))
+    expect(await store.purgeExpired()).toBe(5_000)
+    const left = new Set(fs.readdirSync(store.dir))
+    expect(left.size).toBe(5_000)
+    for (const r of live) expect(left.has(storageName(r.id))).toBe(true)
+    expect(await store.purgeExpired()).toBe(0)
+  }, 60_000)
+
+  it('refuses a session over maxBytes on save, keeping the old file', async () => {
+    const store = make({ maxBytes: 2048 })
+    const s = await store.create()
+    s.data.set('blob', 'x'.repeat(4000))
+    await expect(store.save(s)).rejects.toMatchObject({ code: 'ERR_SESSION_TOO_LARGE' })
+    expect((await store.get(s.id))?.data.has('blob')).toBe(false)
+  })
+
+  it('an unsafe directory is refused with ERR_SESSION_UNSAFE_PATH', () => {
+    const dir = freshDir()
+    fs.mkdirSync(dir, { mode: 0o777 })
+    fs.chmodSync(dir, 0o777)
+    expect(() => new FileSessionStore({ dir, secret: SECRET })).toThrow(expect.objectContaining({ code: 'ERR_SESSION_UNSAFE_PATH' }))
+  })
+
+  it('validates its options, naming them', () => {
+    expect(() => new FileSessionStore({} as never)).toThrow(/options.dir/)
+    expect(() => new FileSessionStore({ dir: freshDir(), namespace: 'a:b' })).toThrow(RangeError)
+    expect(() => new FileSessionStore({ dir: freshDir(), maxBytes: 10 })).toThrow(/maxBytes/)
+    expect(() => new FileSessionStore({ dir: freshDir(), secret: 'short' })).toThrow(RangeError)
+    expect(() => new FileSessionStore({ dir: freshDir(), defaultTtl: -1 })).toThrow(RangeError)
+  })
+
+  it('the periodic sweep removes expired files by itself', async () => {
+    const store = make({ sweepInterval: 50, defaultTtl: 30 })
+    await store.create()
+    expect(fs.readdirSync(store.dir)).toHaveLength(1)
+    const deadline = Date.now() + 2000
+    while (fs.readdirSync(store.dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(fs.readdirSync(store.dir)).toHaveLength(0)
+  })
+})
