@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
 import { withFileMutex } from './file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from './json'
-import { makeKeyRing, type KeyOptions } from './keys'
+import { checkBindToBoot, makeKeyRing, secretsFrom, type KeyOptions } from './keys'
 import { checkLogger, type Logger } from './logger'
 import {
   native,
@@ -20,7 +20,7 @@ import {
   type OpenFileResult,
 } from './native'
 import { SessionData } from './session-data'
-import { checkTtl, describe } from './validate'
+import { checkTtl, describe, MAX_MS } from './validate'
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'
@@ -40,6 +40,12 @@ export interface LoginOptions {
   userName?: string | null
   ttl?: number
   data?: Record<string, unknown>
+}
+
+// now + ms as a time a Date can hold, or a RangeError naming the argument.
+function laterBy(now: number, ms: number, name: string): number {
+  if (now + ms > MAX_MS) throw new RangeError(`${name} puts the expiry past the latest representable date`)
+  return now + ms
 }
 
 function checkAppName(appName: unknown): string {
@@ -82,6 +88,9 @@ export class SessionManager implements AsyncDisposable {
         : checkTtl('options.cleanupInterval', options.cleanupInterval)
     this.#logger = checkLogger(options.logger)
     this.#keyOptions = { secret: options.secret, secrets: options.secrets, bindToBoot: options.bindToBoot }
+    // Check the key options now (the key itself is derived lazily, on first use).
+    for (const copy of secretsFrom(this.#keyOptions)) copy.fill(0)
+    checkBindToBoot(options.bindToBoot)
     this.#context = `manager:${this.appName}`
   }
 
@@ -158,7 +167,7 @@ export class SessionManager implements AsyncDisposable {
       try {
         const current = await this.getSession()
         if (current === null) return false
-        const expiresAt = new Date(current.expiresAtMs + extraMs).toISOString()
+        const expiresAt = new Date(laterBy(current.expiresAtMs, extraMs, 'extraMs')).toISOString()
         await this.#write(dir, ring, new SessionData({ ...current.toJSON(), expiresAt }))
         this.#logger.info('session extended', { expiresAt })
         return true
@@ -186,7 +195,7 @@ export class SessionManager implements AsyncDisposable {
       userName,
       eid,
       createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttl).toISOString(),
+      expiresAt: new Date(laterBy(now, ttl, 'options.ttl')).toISOString(),
       data: copyJson(data, 'options.data') as JsonObject,
     })
   }
@@ -247,10 +256,22 @@ export class SessionManager implements AsyncDisposable {
     return session
   }
 
-  // Opened with an older secret: re-seal with the current one, in the background.
+  // Opened with an older secret: re-seal with the current one, in the background, under the
+  // same lock as extendSession so a concurrent extension in another process is not undone.
   #reseal(session: SessionData): void {
     const { dir, ring } = this.#ready()
-    this.#write(dir, ring, session).catch((err: unknown) =>
+    withFileMutex(this.sessionFile, async () => {
+      const lock = await this.#call(() => dir.lock(FILE_NAME))
+      try {
+        const found = dir.openFileSync(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), OPEN_AS_STRING)
+        // Only if the file still holds what we read (same expiry) and is still on an old key.
+        if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
+          await this.#write(dir, ring, session)
+        }
+      } finally {
+        lock.release()
+      }
+    }).catch((err: unknown) =>
       this.#logger.warn('could not re-seal the session with the current key', { reason: String(err) }),
     )
   }
