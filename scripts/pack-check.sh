@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Release packaging check (run by .ci/run): the packed tarball
+#   1. holds only what users need (no test/, bench/, build/), and says so with its size;
+#   2. installs with --ignore-scripts and no compiler on PATH, and loads its prebuild from
+#      both `require` and `import`, with a working login/getSession round trip;
+#   3. without prebuilds/, compiles from source with node-gyp on install and does the same;
+#   4. passes publint and are-the-types-wrong.
+# Works in a scratch copy so the developer's build/ and prebuilds/ are left alone.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/ss-pack.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+say() { printf '\n--- %s\n' "$*"; }
+
+say "scratch copy and prebuild"
+mkdir "$work/src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work/src")
+ln -s "$repo/node_modules" "$work/src/node_modules"
+cd "$work/src"
+npx prebuildify --napi --strip --tag-libc >/dev/null 2>&1
+npm run --silent build:ts
+ls prebuilds/*/
+
+say "npm pack"
+tarball=$(npm pack --silent | tail -n 1)
+tar -tzf "$tarball" | sed 's/^package\///' | sort > "$work/files.txt"
+cat "$work/files.txt"
+printf 'tarball: %s, %s bytes packed, %s files\n' "$tarball" "$(stat -c %s "$tarball")" "$(wc -l < "$work/files.txt")"
+if grep -Eq '^(test|bench|build|examples|scripts|\.ci)/' "$work/files.txt"; then
+  echo "FAIL: the tarball carries development files"; exit 1
+fi
+grep -q '^prebuilds/linux-x64/' "$work/files.txt" || { echo "FAIL: no linux-x64 prebuild in the tarball"; exit 1; }
+
+# The round trip both consumers run: a login written, read back, then removed.
+cat > "$work/roundtrip.cjs" <<'EOF'
+const { SessionManager } = require('sealed-session')
+const os = require('node:os'), path = require('node:path'), fs = require('node:fs')
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-pack-'))
+;(async () => {
+  const m = new SessionManager('pack-check', { dir: path.join(dir, 's') })
+  await m.login('u1', 'e1', { userName: 'Pack Check' })
+  const s = m.getSessionSync()
+  if (!s || s.userName !== 'Pack Check') throw new Error('round trip failed')
+  await m.logout(); await m.close(); fs.rmSync(dir, { recursive: true })
+  console.log('require: round trip ok, addon from', require('node-gyp-build').path(path.dirname(require.resolve('sealed-session/package.json'))))
+})().catch((e) => { console.error(e); process.exit(1) })
+EOF
+cat > "$work/roundtrip.mjs" <<'EOF'
+import { SessionManager, SessionError } from 'sealed-session'
+import { ExpressSessionStore } from 'sealed-session/express'
+import * as os from 'node:os'; import * as path from 'node:path'; import * as fs from 'node:fs'
+if (typeof ExpressSessionStore !== 'function' || typeof SessionError !== 'function') throw new Error('exports missing')
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-pack-'))
+const m = new SessionManager('pack-check', { dir: path.join(dir, 's') })
+await m.login('u2', 'e2')
+if ((await m.getSession())?.userId !== 'u2') throw new Error('round trip failed')
+await m.close(); fs.rmSync(dir, { recursive: true })
+console.log('import: round trip ok')
+EOF
+
+consumer() { # $1 = PATH to run with, $2 = dir, $3 = tarball, rest = npm install flags
+  local path=$1 dir=$2 tgz=$3; shift 3
+  mkdir -p "$dir" && cd "$dir"
+  printf '{"name":"consumer","version":"1.0.0","private":true}\n' > package.json
+  PATH="$path" npm install --no-audit --no-fund --silent "$@" "$tgz" express-session
+  cp "$work/roundtrip.cjs" "$work/roundtrip.mjs" .  # resolved from the consumer's node_modules
+  PATH="$path" node roundtrip.cjs
+  PATH="$path" node roundtrip.mjs
+}
+
+say "install the tarball with --ignore-scripts and no compiler on PATH"
+nocc="$work/nocc-bin"
+mkdir "$nocc"
+for tool in node npm npx sh bash env; do ln -s "$(command -v $tool)" "$nocc/$tool"; done
+if PATH="$nocc" command -v g++ c++ cc make >/dev/null 2>&1; then echo "FAIL: a compiler is on the restricted PATH"; exit 1; fi
+(consumer "$nocc" "$work/prebuilt" "$work/src/$tarball" --ignore-scripts)
+test ! -e "$work/prebuilt/node_modules/sealed-session/build" || { echo "FAIL: something was compiled"; exit 1; }
+
+say "the same tarball without prebuilds/: compiled from source on install"
+mkdir "$work/noprebuild" && tar -xzf "$work/src/$tarball" -C "$work/noprebuild"
+rm -rf "$work/noprebuild/package/prebuilds"
+(cd "$work/noprebuild" && tar -czf source-only.tgz package)
+(consumer "$PATH" "$work/from-source" "$work/noprebuild/source-only.tgz")
+ls "$work/from-source/node_modules/sealed-session/build/Release/sealed_session.node"
+
+say "publint and are-the-types-wrong"
+cd "$work/src"
+npx publint --strict "$tarball"
+npx attw "$tarball" --profile node16
+echo "pack-check: ok"
