@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>

@@ -72,6 +72,8 @@ describe('PrivateDir', () => {
     fs.mkdirSync(real, { mode: 0o700 })
     fs.symlinkSync(real, path.join(tmp, 'link'))
     expect(codeOf(() => new native.PrivateDir(path.join(tmp, 'link'), true))).toBe('ERR_SESSION_UNSAFE_PATH')
+    // a trailing slash would make open() follow the final link despite O_NOFOLLOW
+    expect(codeOf(() => new native.PrivateDir(path.join(tmp, 'link') + '//', true))).toBe('ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(real)).toEqual([])
   })
 

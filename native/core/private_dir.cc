@@ -138,11 +138,12 @@ void PrivateDir::CheckName(const std::string& name) {
 PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
+  // Without trailing slashes: "link/" would make open() follow a final symlink despite O_NOFOLLOW.
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   bool created = false;
   if (create) {
     // Create the last component ourselves so we know whether to set its mode.
-    std::string trimmed = path;
-    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
     size_t slash = trimmed.find_last_of('/');
     if (slash != std::string::npos && slash > 0) MakeDirs(trimmed.substr(0, slash));
     if (mkdir(trimmed.c_str(), 0700) == 0) {
@@ -152,13 +153,13 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     }
   }
   do {
-    fd_ = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    fd_ = open(trimmed.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   } while (fd_ < 0 && errno == EINTR);
   if (fd_ < 0) {
     int err = errno;
     // O_NOFOLLOW on a symlink gives ELOOP (Linux) or ENOTDIR with O_DIRECTORY.
     struct stat lst;
-    if ((err == ELOOP || err == ENOTDIR) && lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+    if ((err == ELOOP || err == ENOTDIR) && lstat(trimmed.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
       throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
     if (err == ENOTDIR) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
     ThrowIo("open", path, err);
