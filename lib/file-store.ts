@@ -2,9 +2,10 @@
 // storage name (hex SHA-256 of the id): never the id itself, so no path traversal and no id
 // in a directory listing. Each read and each write is one native call; expiry sweeps read
 // only the 40-byte headers.
-import { SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
+import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
 import { generateSessionId, isValidSessionId, storageName } from './ids'
 import { isPlainObject } from './json'
+import { assertFits, checkMaxBytes } from './limits'
 import { makeKeyRing, type KeyOptions } from './keys'
 import { checkLogger, type Logger } from './logger'
 import {
@@ -185,9 +186,7 @@ export class FileSessionStore implements SessionStore {
     const files = this.#open()
     const ring = this.#ring as NativeKeyRing
     const json = JSON.stringify(session)
-    if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > this.maxBytes) {
-      throw new SessionTooLargeError(`session ${session.id.slice(0, 6)}… is over the ${this.maxBytes}-byte cap`, 'ERR_SESSION_TOO_LARGE')
-    }
+    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
     const name = storageName(session.id)
     await this.#call(() =>
       files.sealToFile(ring, name, json, this.#context(name), session.meta.createdAt, session.expiresAt()),
@@ -236,13 +235,4 @@ export class FileSessionStore implements SessionStore {
     if (this.#files === null) throw new SessionClosedError('FileSessionStore is closed', 'ERR_SESSION_CLOSED')
     return this.#files
   }
-}
-
-function checkMaxBytes(value: unknown): number {
-  if (value === undefined) return native.DEFAULT_MAX_BYTES
-  if (typeof value !== 'number') throw new TypeError(`options.maxBytes must be a number, got ${describe(value)}`)
-  if (!Number.isInteger(value) || value < 1024 || value > 2 ** 31) {
-    throw new RangeError(`options.maxBytes must be an integer from 1024 to 2^31, got ${describe(value)}`)
-  }
-  return value
 }

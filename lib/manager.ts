@@ -5,7 +5,8 @@
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
+import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
+import { assertFits } from './limits'
 import { withFileMutex } from './file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from './json'
 import { checkBindToBoot, makeKeyRing, secretsFrom, type KeyOptions } from './keys'
@@ -203,9 +204,7 @@ export class SessionManager implements AsyncDisposable {
   async #write(dir: NativePrivateDir, ring: NativeKeyRing, record: SessionData): Promise<void> {
     const json = JSON.stringify(record)
     // Never write what the reader would refuse (and then delete) as too large.
-    if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > MAX_BYTES) {
-      throw new SessionTooLargeError(`session record is over the ${MAX_BYTES}-byte cap`, 'ERR_SESSION_TOO_LARGE')
-    }
+    assertFits(json, MAX_BYTES, 'session record')
     await this.#call(() =>
       dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs),
     )

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 
 import { FileSessionStore } from '../lib/file-store'
 import { generateSessionId, storageName } from '../lib/ids'
@@ -100,27 +100,25 @@ describe('FileSessionStore on disk', () => {
   it('10 000 sessions with half expired: purgeExpired removes exactly the expired half', async () => {
     const store = make({ sweepInterval: 0 })
     const now = Date.now()
-    const records = []
-    for (let i = 0; i < 10_000; i++) {
-      const expired = i % 2 === 0
-      records.push({
-        id: generateSessionId(),
-        meta: { createdAt: now - 10_000, lastAccess: expired ? now - 9_000 : now, ttl: expired ? 8_500 : 3_600_000 },
-        auth: null,
-        data: { i },
-      })
+    // Half live for an hour, half for a minute; then the clock moves two minutes on.
+    const records = Array.from({ length: 10_000 }, (_, i) => ({
+      id: generateSessionId(),
+      meta: { createdAt: now, lastAccess: now, ttl: i % 2 === 0 ? 60_000 : 3_600_000 },
+      auth: null,
+      data: { i },
+    }))
+    expect(await store.restore({ version: 1, sessions: records })).toBe(10_000)
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(now + 120_000)
+      expect(await store.purgeExpired()).toBe(5_000)
+      expect(await store.purgeExpired()).toBe(0)
+    } finally {
+      vi.useRealTimers()
     }
-    // restore skips expired records, so seal the expired half through a store whose clock
-    // says they are fresh: write them live and let their header expiry pass.
-    const live = records.filter((_, i) => i % 2 === 1)
-    const dying = records.filter((_, i) => i % 2 === 0).map((r) => ({ ...r, meta: { ...r.meta, lastAccess: now, ttl: 300 } }))
-    expect(await store.restore({ version: 1, sessions: [...live, ...dying] })).toBe(10_000)
-    await new Promise((r) => setTimeout(r, 350))
-    expect(await store.purgeExpired()).toBe(5_000)
     const left = new Set(fs.readdirSync(store.dir))
     expect(left.size).toBe(5_000)
-    for (const r of live) expect(left.has(storageName(r.id))).toBe(true)
-    expect(await store.purgeExpired()).toBe(0)
+    records.forEach((r, i) => expect(left.has(storageName(r.id))).toBe(i % 2 === 1))
   }, 60_000)
 
   it('refuses a session over maxBytes on save, keeping the old file', async () => {
