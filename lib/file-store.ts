@@ -90,6 +90,10 @@ export class FileSessionStore implements SessionStore {
     return this.#timing.defaultTtl
   }
 
+  get maxAge(): number | undefined {
+    return this.#timing.maxAge
+  }
+
   get touchAfter(): number {
     return this.#timing.touchAfter
   }

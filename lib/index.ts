@@ -24,4 +24,12 @@ export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions } fro
 export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store'
 export { FileSessionStore, type FileSessionStoreOptions } from './file-store'
 export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './redis-store'
+export {
+  sessionMiddleware,
+  type SessionMiddleware,
+  type SessionMiddlewareOptions,
+  type SessionCookieOptions,
+  type SessionRequest,
+  type NextFunction,
+} from './middleware'
 export type { JsonValue, JsonObject } from './json'

@@ -181,6 +181,10 @@ export class RedisSessionStore implements SessionStore {
     return this.#timing.defaultTtl
   }
 
+  get maxAge(): number | undefined {
+    return this.#timing.maxAge
+  }
+
   get touchAfter(): number {
     return this.#timing.touchAfter
   }

@@ -136,6 +136,12 @@ describe('FileSessionStore on disk', () => {
     expect(() => new FileSessionStore({ dir, secret: SECRET })).toThrow(expect.objectContaining({ code: 'ERR_SESSION_UNSAFE_PATH' }))
   })
 
+  it('exposes its timing, which the middleware applies to new sessions', () => {
+    const store = make({ defaultTtl: 1234, maxAge: 5678 })
+    expect([store.defaultTtl, store.maxAge]).toEqual([1234, 5678])
+    expect(make().maxAge).toBeUndefined()
+  })
+
   it('validates its options, naming them', () => {
     expect(() => new FileSessionStore({} as never)).toThrow(/options.dir/)
     expect(() => new FileSessionStore({ dir: freshDir(), namespace: 'a:b' })).toThrow(RangeError)

@@ -1,0 +1,114 @@
+// The example server (examples/server.mjs, over dist/) in Debian's headless chromium, driven by
+// playwright-core: log in, reload, read document.cookie, log out. No browser download: the
+// suite is skipped when /usr/bin/chromium is missing (`.ci/run` installs it).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Browser, Page } from 'playwright-core'
+
+const CHROMIUM = '/usr/bin/chromium'
+const haveChromium = fs.existsSync(CHROMIUM)
+const haveDist = fs.existsSync(new URL('../dist/middleware.js', import.meta.url))
+if (!haveChromium) console.warn(`e2e-browser: skipped, ${CHROMIUM} is not installed (apt-get install chromium)`)
+else if (!haveDist) console.warn('e2e-browser: skipped, dist/ is not built (npm run build:ts)')
+
+describe.skipIf(!haveChromium || !haveDist)('example server in headless chromium', () => {
+  let browser: Browser
+  let server: ChildProcess | undefined
+  let url: string
+  let dir: string
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-e2e-'))
+    url = await startExample(dir)
+    const { chromium } = await import('playwright-core')
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      // Root in a container: no sandbox. The networking flags keep chromium from calling home on
+      // a closed network. Playwright gives the browser a fresh temporary user-data-dir.
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: 30_000,
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    if (server && server.exitCode === null) {
+      const exited = once(server, 'exit')
+      server.stdin!.end() // the child closes the server and the store, then exits
+      const stuck = setTimeout(() => server!.kill('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(stuck)
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  // start() runs in a child Node process: vitest's module runner would load dist/'s CommonJS
+  // through Vite, while the example is meant for plain Node. The child prints the URL, and
+  // stops when its stdin closes.
+  async function startExample(dir: string): Promise<string> {
+    const example = new URL('../examples/server.mjs', import.meta.url).href
+    const code = `
+      const { start } = await import(${JSON.stringify(example)})
+      const s = await start({ port: 0, dir: ${JSON.stringify(dir)}, secret: 'e2e test secret, at least 32 characters' })
+      console.log(JSON.stringify({ url: s.url }))
+      process.stdin.on('end', () => s.close().then(() => process.exit(0)))
+      process.stdin.resume()`
+    server = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] })
+    let out = ''
+    for await (const chunk of server.stdout!) {
+      out += String(chunk)
+      const line = out.split('\n').find((l) => l.startsWith('{'))
+      if (line) return (JSON.parse(line) as { url: string }).url
+    }
+    throw new Error(`example server exited early (code ${server.exitCode})`)
+  }
+
+  const visits = async (page: Page) => Number(await page.textContent('#visits'))
+  const sessionCookies = async (page: Page) => (await page.context().cookies()).filter((c) => c.name === 'sid')
+
+  it('logs in, keeps counting across reloads, hides the cookie from scripts, logs out', async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    try {
+      await page.goto(url)
+      expect(await visits(page)).toBe(1)
+      expect(await page.isVisible('input[name=username]')).toBe(true)
+      const anonymous = (await sessionCookies(page))[0]
+
+      await page.fill('input[name=username]', 'Zhang <b>Wei</b>')
+      await Promise.all([page.waitForURL(url), page.click('button[type=submit]')])
+      expect(await page.textContent('#user')).toBe('Zhang <b>Wei</b>') // escaped, shown as text
+      expect(await visits(page)).toBe(2) // the counter came along through login
+      const [loggedIn] = await sessionCookies(page)
+      expect(loggedIn.value).not.toBe(anonymous.value) // new id at login
+      expect(loggedIn.httpOnly).toBe(true)
+      expect(loggedIn.sameSite).toBe('Lax')
+      expect(loggedIn.path).toBe('/')
+      expect(loggedIn.secure).toBe(false)
+
+      await page.reload()
+      expect(await visits(page)).toBe(3)
+      await page.reload()
+      expect(await visits(page)).toBe(4)
+      expect(await page.textContent('#user')).toBe('Zhang <b>Wei</b>')
+
+      // HttpOnly: the page's own JavaScript cannot see the session cookie.
+      const fromScript = await page.evaluate(() => document.cookie)
+      expect(fromScript).not.toContain('sid=')
+      expect(fromScript).not.toContain(loggedIn.value)
+
+      await Promise.all([page.waitForURL(url), page.click('text=Log out')])
+      expect(await page.isVisible('input[name=username]')).toBe(true)
+      expect(await visits(page)).toBe(1) // a fresh session: the old one is gone
+      const after = await sessionCookies(page)
+      expect(after.map((c) => c.value)).not.toContain(loggedIn.value)
+    } finally {
+      await context.close()
+    }
+  }, 30_000)
+})

@@ -1,0 +1,233 @@
+// ExpressSessionStore under real express + express-session, over FileSessionStore, on a real
+// HTTP server on 127.0.0.1. Each test gets a fresh directory; servers and stores are closed.
+import * as fs from 'node:fs'
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { promisify } from 'node:util'
+import express from 'express'
+import session from 'express-session'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ExpressSessionStore, expressId } from '../lib/express'
+import { FileSessionStore } from '../lib/file-store'
+import { isValidSessionId, storageName } from '../lib/ids'
+import { MemorySessionStore } from '../lib/memory-store'
+
+declare module 'express-session' {
+  interface SessionData {
+    n: number
+    note: string
+  }
+}
+
+const SECRET = 'express adapter test secret, 32+ chars'
+const MARKER = 'plaintext-marker-7f3a'
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!()
+})
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-express-'))
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** An express app with express-session over our file store in `dir`; close() stops both. */
+async function startApp(dir: string) {
+  const files = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+  const store = new ExpressSessionStore({ store: files })
+  const app = express()
+  app.use(session({ secret: 'cookie signing secret', resave: false, saveUninitialized: false, store, cookie: { maxAge: 60_000 } }))
+  app.get('/count', (req, res) => {
+    req.session.n = (req.session.n ?? 0) + 1
+    req.session.note = MARKER
+    res.json({ n: req.session.n })
+  })
+  app.get('/peek', (req, res) => {
+    res.json({ n: req.session.n ?? null })
+  })
+  app.post('/logout', (req, res, next) => {
+    req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })))
+  })
+  const server = http.createServer(app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  let closed = false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    const done = new Promise((resolve) => server.close(resolve))
+    server.closeAllConnections()
+    await done
+    await files.close()
+  }
+  cleanups.push(close)
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, files, store, close }
+}
+
+async function get(url: string, cookie?: string, method = 'GET') {
+  const res = await fetch(url, { method, headers: cookie ? { cookie } : {} })
+  return { res, body: (await res.json()) as any }
+}
+
+/** connect.sid from a response, and the express session id inside its signed value. */
+function cookieOf(res: Response): { header: string; sid: string } {
+  const raw = res.headers.getSetCookie().find((c) => c.startsWith('connect.sid='))!
+  const header = raw.split(';')[0]
+  const value = decodeURIComponent(header.slice('connect.sid='.length)) // "s:<sid>.<signature>"
+  return { header, sid: value.slice(2, value.lastIndexOf('.')) }
+}
+
+describe('ExpressSessionStore with express-session over FileSessionStore', () => {
+  it('keeps the session across requests and across a restart (new app, new store, same dir)', async () => {
+    const dir = tempDir()
+    const first = await startApp(dir)
+    const one = await get(`${first.url}/count`)
+    const { header } = cookieOf(one.res)
+    expect(one.body.n).toBe(1)
+    expect((await get(`${first.url}/count`, header)).body.n).toBe(2)
+    expect((await get(`${first.url}/peek`, header)).body.n).toBe(2)
+    await first.close()
+
+    const second = await startApp(dir)
+    expect((await get(`${second.url}/peek`, header)).body.n).toBe(2)
+    expect((await get(`${second.url}/count`, header)).body.n).toBe(3)
+  })
+
+  it('stores an encrypted envelope: SEAL magic, no plaintext of the session', async () => {
+    const dir = tempDir()
+    const app = await startApp(dir)
+    const { sid } = cookieOf((await get(`${app.url}/count`)).res)
+    const id = expressId(sid)
+    expect(isValidSessionId(id)).toBe(true)
+    const files = fs.readdirSync(dir).filter((f) => !f.endsWith('.lock'))
+    expect(files).toEqual([storageName(id)]) // named by storage name: neither id in the listing
+    const bytes = fs.readFileSync(path.join(dir, files[0]))
+    expect(bytes.subarray(0, 4).toString('latin1')).toBe('SEAL')
+    const text = bytes.toString('latin1')
+    for (const needle of [MARKER, sid, id, 'cookie', 'expires', 'expressSession', '"n"']) expect(text).not.toContain(needle)
+  })
+
+  it('destroy (logout) removes the file', async () => {
+    const dir = tempDir()
+    const app = await startApp(dir)
+    const { header, sid } = cookieOf((await get(`${app.url}/count`)).res)
+    const file = path.join(dir, storageName(expressId(sid)))
+    expect(fs.existsSync(file)).toBe(true)
+    expect((await get(`${app.url}/logout`, header, 'POST')).body).toEqual({ ok: true })
+    expect(fs.existsSync(file)).toBe(false)
+    expect((await get(`${app.url}/peek`, header)).body.n).toBeNull()
+  })
+
+  it('all, length and clear see the express sessions only', async () => {
+    const dir = tempDir()
+    const app = await startApp(dir)
+    const sids = []
+    for (let i = 0; i < 3; i++) sids.push(cookieOf((await get(`${app.url}/count`)).res).sid)
+    const own = await app.files.create({ sub: 'not an express session' }) // shares the store
+
+    const all = (await promisify(app.store.all.bind(app.store))())!
+    expect(Object.keys(all).sort()).toEqual([...sids].sort())
+    for (const sid of sids) {
+      expect(all[sid]).toMatchObject({ n: 1, note: MARKER })
+      expect(all[sid].cookie.expires).toBeTypeOf('string')
+    }
+    expect(await promisify(app.store.length.bind(app.store))()).toBe(3)
+
+    await promisify(app.store.clear.bind(app.store))()
+    expect(await promisify(app.store.length.bind(app.store))()).toBe(0)
+    expect(await app.files.get(own.id)).not.toBeNull() // clear left it alone
+  })
+})
+
+describe('ExpressSessionStore callbacks', () => {
+  const cookie = (ms: number) => ({ originalMaxAge: ms, expires: new Date(Date.now() + ms).toISOString(), httpOnly: true, path: '/' })
+  const make = (options: { touchAfter?: number } = {}) => {
+    const inner = new MemorySessionStore()
+    cleanups.push(() => inner.close())
+    return { inner, store: new ExpressSessionStore({ store: inner, ...options }) }
+  }
+  const call = <T>(fn: (cb: (err: unknown, value?: T) => void) => void) =>
+    new Promise<T | undefined>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))))
+
+  it('set/get round-trip; the ttl comes from cookie.expires; get drops an expired one', async () => {
+    const { inner, store } = make()
+    await call((cb) => store.set('abc', { cookie: cookie(60_000), n: 5 } as never, cb))
+    expect(await call((cb) => store.get('abc', cb))).toMatchObject({ n: 5, cookie: { originalMaxAge: 60_000 } })
+    expect(await call((cb) => store.get('other', cb))).toBeNull()
+    const ttl = (await inner.get(expressId('abc')))!.meta.ttl
+    expect(ttl).toBeGreaterThan(59_000)
+    expect(ttl).toBeLessThanOrEqual(60_000)
+
+    await call((cb) => store.set('old', { cookie: { ...cookie(60_000), expires: new Date(Date.now() - 1).toISOString() } } as never, cb))
+    expect(await inner.get(expressId('old'))).toBeNull() // never stored
+    await call((cb) => store.set('soon', { cookie: cookie(40) } as never, cb))
+    await new Promise((r) => setTimeout(r, 60))
+    expect(await call((cb) => store.get('soon', cb))).toBeNull()
+  })
+
+  it('get goes by cookie.expires even when reads kept the record alive', async () => {
+    const inner = new MemorySessionStore({ touchAfter: 0 }) // every read moves lastAccess
+    cleanups.push(() => inner.close())
+    const store = new ExpressSessionStore({ store: inner })
+    await call((cb) => store.set('k', { cookie: cookie(150) } as never, cb))
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 60))
+      expect(await inner.get(expressId('k'))).not.toBeNull()
+    }
+    // 180 ms: the cookie has expired though the record, read 60 ms ago, has not.
+    expect(await call((cb) => store.get('k', cb))).toBeNull()
+    expect(await inner.get(expressId('k'))).toBeNull() // and it was removed
+  })
+
+  it('a session cookie without expiry gets the ttl option', async () => {
+    const inner = new MemorySessionStore()
+    cleanups.push(() => inner.close())
+    const store = new ExpressSessionStore({ store: inner, ttl: 5_000 })
+    await call((cb) => store.set('s', { cookie: { originalMaxAge: null, expires: null } } as never, cb))
+    expect((await inner.get(expressId('s')))!.meta.ttl).toBe(5_000)
+  })
+
+  it('touch moves the expiry, keeps the stored data, and skips moves within touchAfter', async () => {
+    const { inner, store } = make({ touchAfter: 10_000 })
+    await call((cb) => store.set('t', { cookie: cookie(60_000), n: 1 } as never, cb))
+    const save = vi.spyOn(inner, 'save')
+    await call((cb) => store.touch('t', { cookie: cookie(60_000), n: 99 } as never, cb))
+    expect(save).not.toHaveBeenCalled() // moved by ms only
+    await call((cb) => store.touch('t', { cookie: cookie(600_000), n: 99 } as never, cb))
+    expect(save).toHaveBeenCalledTimes(1)
+    const got = (await call<unknown>((cb) => store.get('t', cb))) as { n: number; cookie: { originalMaxAge: number } }
+    expect(got.n).toBe(1) // touch does not write the caller's data
+    expect(got.cookie.originalMaxAge).toBe(600_000)
+    await call((cb) => store.touch('missing', { cookie: cookie(60_000) } as never, cb)) // no-op, no error
+    expect(save).toHaveBeenCalledTimes(1)
+  })
+
+  it('reports store failures and bad arguments through the callback', async () => {
+    const { inner, store } = make()
+    await expect(call((cb) => store.get(42 as never, cb))).rejects.toThrow(TypeError)
+    await inner.close()
+    await expect(call((cb) => store.get('x', cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
+    await expect(call((cb) => store.set('x', { cookie: cookie(1000) } as never, cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
+    await expect(call((cb) => store.destroy('x', cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
+  })
+
+  it('is an express-session Store and checks its options', () => {
+    const { store } = make()
+    expect(store).toBeInstanceOf(session.Store)
+    expect(() => new ExpressSessionStore(undefined as never)).toThrow(TypeError)
+    expect(() => new ExpressSessionStore({} as never)).toThrow(/options\.store/)
+    expect(() => new ExpressSessionStore({ store: new MemorySessionStore(), ttl: -1 })).toThrow(RangeError)
+    expect(() => new ExpressSessionStore({ store: new MemorySessionStore(), touchAfter: 'x' as never })).toThrow(/options\.touchAfter/)
+  })
+
+  it('maps every express id to a valid session id, deterministically', () => {
+    for (const sid of ['a', 'abc', 'x'.repeat(1000), '医生', 'AJ2bc-_~.']) {
+      expect(isValidSessionId(expressId(sid))).toBe(true)
+      expect(expressId(sid)).toBe(expressId(sid))
+    }
+    expect(expressId('a')).not.toBe(expressId('b'))
+    expect(() => expressId('')).toThrow(TypeError)
+  })
+})

@@ -1,0 +1,427 @@
+// sessionMiddleware over a real node:http server on 127.0.0.1, driven with fetch, against the
+// memory and the file store. Each test builds its own server and store and closes both.
+import * as fs from 'node:fs'
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import express from 'express'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { Avatar } from '../lib/avatar'
+import { FileSessionStore } from '../lib/file-store'
+import { generateSessionId, isValidSessionId, storageName } from '../lib/ids'
+import { MemorySessionStore } from '../lib/memory-store'
+import { sessionMiddleware, type SessionMiddlewareOptions, type SessionRequest } from '../lib/middleware'
+import type { SessionStore } from '../lib/store'
+
+const SECRET = 'middleware test secret, 32 chars or more'
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!()
+})
+
+const quietLogger = () => ({ debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() })
+
+// The app under test: /count changes the session, /peek only reads it.
+async function app(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const session = (req as SessionRequest).session!
+  const url = new URL(req.url!, 'http://x')
+  const json = (body: unknown) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(body))
+  }
+  if (url.pathname === '/count') {
+    const n = (session.data.get('n', 0) as number) + 1
+    session.data.set('n', n)
+    return json({ n, user: session.avatar.identity })
+  }
+  if (url.pathname === '/peek') return json({ n: session.data.get('n', null), user: session.avatar.identity })
+  if (url.pathname === '/login') {
+    session.attachAvatar(new Avatar('alice', ['member']))
+    return json({ ok: true })
+  }
+  if (url.pathname === '/logout') {
+    session.invalidate()
+    return json({ ok: true })
+  }
+  if (url.pathname === '/own-cookie') {
+    session.data.set('n', 1)
+    res.writeHead(200, { 'Set-Cookie': 'theme=dark; Path=/' })
+    return void res.end('ok')
+  }
+  if (url.pathname === '/raw-headers') {
+    session.data.set('n', 1)
+    res.writeHead(200, 'Fine', ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'X-Test', 'yes'])
+    return void res.end('ok')
+  }
+  res.statusCode = 404
+  res.end()
+}
+
+async function listen(server: http.Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanups.push(async () => {
+    const closed = new Promise((resolve) => server.close(resolve))
+    server.closeAllConnections()
+    await closed
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** A bare node:http server: `await mw(req, res)` then the app; any throw becomes a 500. */
+async function serve(store: SessionStore, options: Partial<SessionMiddlewareOptions> = {}): Promise<string> {
+  const mw = sessionMiddleware({ store, logger: quietLogger(), ...options })
+  const server = http.createServer(async (req, res) => {
+    try {
+      await mw(req, res)
+      await app(req, res)
+    } catch {
+      res.statusCode = 500
+      res.end('error')
+    }
+  })
+  return listen(server)
+}
+
+/** The session cookie a response set: its value and attributes, or null. */
+function sid(res: Response, name = 'sid'): { value: string; attrs: string[]; raw: string } | null {
+  const raw = res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`))
+  if (raw === undefined) return null
+  const [pair, ...attrs] = raw.split(';').map((s) => s.trim())
+  return { value: pair.slice(name.length + 1), attrs, raw }
+}
+
+async function get(url: string, cookie?: string, init: RequestInit = {}): Promise<{ res: Response; body: any }> {
+  const headers = new Headers(init.headers)
+  if (cookie !== undefined) headers.set('cookie', cookie)
+  const res = await fetch(url, { ...init, headers })
+  const text = await res.text()
+  return { res, body: text.startsWith('{') ? JSON.parse(text) : text }
+}
+
+interface Flavour {
+  name: string
+  make(): SessionStore
+  /** The store's file for a session id, when it has files. */
+  file?(store: SessionStore, id: string): string
+}
+
+const flavours: Flavour[] = [
+  { name: 'MemorySessionStore', make: () => new MemorySessionStore() },
+  {
+    name: 'FileSessionStore',
+    make: () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-mw-'))
+      const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+      cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+      return store
+    },
+    file: (store, id) => path.join((store as FileSessionStore).dir, storageName(id)),
+  },
+]
+
+for (const flavour of flavours) {
+  describe(`sessionMiddleware over ${flavour.name}`, () => {
+    const make = () => {
+      const store = flavour.make()
+      cleanups.push(() => store.close())
+      return store
+    }
+
+    it('sets a HttpOnly, SameSite=Lax, Path=/ cookie with Max-Age from the ttl (no Secure over http)', async () => {
+      const url = await serve(make(), { ttl: 90_000 })
+      const { res, body } = await get(`${url}/count`)
+      expect(res.status).toBe(200)
+      expect(body.n).toBe(1)
+      const cookie = sid(res)!
+      expect(isValidSessionId(cookie.value)).toBe(true)
+      expect(cookie.attrs).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax', 'Path=/', 'Max-Age=90']))
+      expect(cookie.attrs).not.toContain('Secure')
+      // X-Forwarded-Proto is not believed without trustProxy.
+      const spoofed = await get(`${url}/count`, undefined, { headers: { 'x-forwarded-proto': 'https' } })
+      expect(sid(spoofed.res)!.attrs).not.toContain('Secure')
+    })
+
+    it('adds Secure behind a trusted proxy that says https', async () => {
+      const url = await serve(make(), { trustProxy: true })
+      const https = await get(`${url}/count`, undefined, { headers: { 'x-forwarded-proto': 'https' } })
+      expect(sid(https.res)!.attrs).toContain('Secure')
+      const plain = await get(`${url}/count`, undefined, { headers: { 'x-forwarded-proto': 'http' } })
+      expect(sid(plain.res)!.attrs).not.toContain('Secure')
+    })
+
+    it('reconnects to the same session with the cookie; rolling re-sends it', async () => {
+      const store = make()
+      const url = await serve(store)
+      const first = await get(`${url}/count`)
+      const id = sid(first.res)!.value
+      const second = await get(`${url}/count`, `other=1; sid=${id}`)
+      expect(second.body.n).toBe(2)
+      expect(sid(second.res)).toBeNull() // the cookie is already right: not re-sent
+      expect((await store.get(id))!.data.get('n')).toBe(2)
+
+      const rolling = await serve(store, { rolling: true })
+      const third = await get(`${rolling}/peek`, `sid=${id}`)
+      expect(third.body.n).toBe(2)
+      expect(sid(third.res)!.value).toBe(id)
+    })
+
+    it('gives an unknown, tampered or malformed cookie a fresh session, never an error', async () => {
+      const store = make()
+      const getSpy = vi.spyOn(store, 'get')
+      const url = await serve(store)
+      const real = sid((await get(`${url}/count`)).res)!.value
+      const tampered = real.slice(0, 10) + (real[10] === 'A' ? 'B' : 'A') + real.slice(11)
+      const valid = [generateSessionId(), tampered]
+      const malformed = ['../x', '../../etc/passwd', 'a'.repeat(10_000), '!!!not*base64url', real + 'A', real.slice(0, 42), '%00', '']
+      for (const value of [...valid, ...malformed]) {
+        getSpy.mockClear()
+        const { res, body } = await get(`${url}/count`, `sid=${value}`)
+        expect(res.status, value.slice(0, 20)).toBe(200)
+        expect(body.n).toBe(1)
+        const fresh = sid(res)!.value
+        expect(fresh).not.toBe(value)
+        expect(fresh).not.toBe(real)
+        // Only a well-formed id reaches the store.
+        expect(getSpy).toHaveBeenCalledTimes(valid.includes(value) ? 1 : 0)
+      }
+      expect((await get(`${url}/peek`, `sid=${real}`)).body.n).toBe(1) // the real one is untouched
+    })
+
+    if (flavour.file) {
+      it('treats a tampered session file as no session', async () => {
+        const store = make()
+        const url = await serve(store)
+        const id = sid((await get(`${url}/count`)).res)!.value
+        const file = flavour.file!(store, id)
+        const bytes = fs.readFileSync(file)
+        bytes[bytes.length - 5] ^= 0x01
+        fs.writeFileSync(file, bytes)
+        const { res, body } = await get(`${url}/count`, `sid=${id}`)
+        expect(res.status).toBe(200)
+        expect(body.n).toBe(1)
+        expect(sid(res)!.value).not.toBe(id)
+      })
+    }
+
+    it('login moves the session to a new id; the old id no longer works', async () => {
+      const store = make()
+      const url = await serve(store)
+      const before = sid((await get(`${url}/count`)).res)!.value
+      const login = await get(`${url}/login`, `sid=${before}`, { method: 'POST' })
+      const after = sid(login.res)!
+      expect(after.value).not.toBe(before)
+      expect(isValidSessionId(after.value)).toBe(true)
+      expect(after.attrs).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax', 'Path=/']))
+      expect(await store.get(before)).toBeNull()
+      const moved = (await store.get(after.value))!
+      expect(moved.avatar.identity).toBe('alice')
+      expect(moved.data.get('n')).toBe(1) // the data came along
+
+      const withOld = await get(`${url}/peek`, `sid=${before}`)
+      expect(withOld.body).toEqual({ n: null, user: 'anonymous' })
+      const withNew = await get(`${url}/count`, `sid=${after.value}`)
+      expect(withNew.body).toEqual({ n: 2, user: 'alice' })
+    })
+
+    it('a login by a new visitor is stored under an id nobody saw before', async () => {
+      const store = make()
+      const url = await serve(store)
+      const login = await get(`${url}/login`, undefined, { method: 'POST' })
+      const id = sid(login.res)!.value
+      expect((await store.get(id))!.avatar.identity).toBe('alice')
+      expect((await store.dump()).sessions).toHaveLength(1)
+    })
+
+    it('logout deletes the session and clears the cookie', async () => {
+      const store = make()
+      const url = await serve(store)
+      const id = sid((await get(`${url}/login`, undefined, { method: 'POST' })).res)!.value
+      expect(await store.get(id)).not.toBeNull()
+      const logout = await get(`${url}/logout`, `sid=${id}`, { method: 'POST' })
+      const cleared = sid(logout.res)!
+      expect(cleared.value).toBe('')
+      expect(cleared.attrs).toEqual(expect.arrayContaining(['Max-Age=0', 'Expires=Thu, 01 Jan 1970 00:00:00 GMT', 'Path=/', 'HttpOnly']))
+      expect(await store.get(id)).toBeNull()
+      expect((await get(`${url}/peek`, `sid=${id}`)).body.user).toBe('anonymous')
+      if (flavour.file) expect(fs.existsSync(flavour.file(store, id))).toBe(false)
+    })
+
+    it('a read-only request does not rewrite the store', async () => {
+      const store = make()
+      const url = await serve(store)
+      const id = sid((await get(`${url}/count`)).res)!.value
+      const file = flavour.file?.(store, id)
+      const mtime = file ? fs.statSync(file).mtimeMs : 0
+      const save = vi.spyOn(store, 'save')
+      await new Promise((r) => setTimeout(r, 20)) // a rewrite would now show in the mtime
+      for (let i = 0; i < 3; i++) expect((await get(`${url}/peek`, `sid=${id}`)).body.n).toBe(1)
+      expect(save).not.toHaveBeenCalled()
+      if (file) expect(fs.statSync(file).mtimeMs).toBe(mtime)
+      await get(`${url}/count`, `sid=${id}`)
+      expect(save).toHaveBeenCalledTimes(1)
+      if (file) expect(fs.statSync(file).mtimeMs).toBeGreaterThan(mtime)
+    })
+
+    it('saveUninitialized false: a visitor who changes nothing costs no write and gets no cookie', async () => {
+      const store = make()
+      const save = vi.spyOn(store, 'save')
+      const url = await serve(store)
+      const { res, body } = await get(`${url}/peek`)
+      expect(body).toEqual({ n: null, user: 'anonymous' })
+      expect(sid(res)).toBeNull()
+      expect(save).not.toHaveBeenCalled()
+      expect((await store.dump()).sessions).toEqual([])
+    })
+
+    it('saveUninitialized true: one write and a cookie for such a visitor', async () => {
+      const store = make()
+      const save = vi.spyOn(store, 'save')
+      const url = await serve(store, { saveUninitialized: true })
+      const { res } = await get(`${url}/peek`)
+      const id = sid(res)!.value
+      expect(save).toHaveBeenCalledTimes(1)
+      expect((await store.dump()).sessions.map((r) => r.id)).toEqual([id])
+    })
+
+    it('50 concurrent requests of one client neither crash nor corrupt the store', async () => {
+      const store = make()
+      const url = await serve(store)
+      const id = sid((await get(`${url}/count`)).res)!.value
+      const results = await Promise.all(Array.from({ length: 50 }, () => get(`${url}/count`, `sid=${id}`)))
+      for (const { res, body } of results) {
+        expect(res.status).toBe(200)
+        expect(body.n).toBeGreaterThanOrEqual(2)
+      }
+      // Last writer wins (no lock across requests), but every write is whole.
+      const n = (await store.get(id))!.data.get('n') as number
+      expect(n).toBeGreaterThanOrEqual(2)
+      expect(n).toBeLessThanOrEqual(51)
+      expect((await get(`${url}/count`, `sid=${id}`)).body.n).toBe(n + 1)
+      expect((await store.dump()).sessions).toHaveLength(1)
+    })
+
+    it('keeps a Set-Cookie passed to writeHead next to its own', async () => {
+      const url = await serve(make())
+      const { res } = await get(`${url}/own-cookie`)
+      expect(res.headers.getSetCookie()).toHaveLength(2)
+      expect(res.headers.getSetCookie()).toContain('theme=dark; Path=/')
+      expect(sid(res)).not.toBeNull()
+      // A raw header array with a repeated name and a status message.
+      const raw = await get(`${url}/raw-headers`)
+      expect(raw.res.statusText).toBe('Fine')
+      expect(raw.res.headers.get('x-test')).toBe('yes')
+      expect(raw.res.headers.getSetCookie().slice(0, 2)).toEqual(['a=1', 'b=2'])
+      expect(sid(raw.res)).not.toBeNull()
+    })
+  })
+}
+
+describe('sessionMiddleware failures and hosts', () => {
+  it('a failed write-back is logged and the response still ends, without the cookie', async () => {
+    const store = new MemorySessionStore()
+    vi.spyOn(store, 'save').mockRejectedValue(new Error('disk full'))
+    const logger = quietLogger()
+    const url = await serve(store, { logger })
+    const { res, body } = await get(`${url}/count`)
+    expect(res.status).toBe(200)
+    expect(body.n).toBe(1)
+    expect(sid(res)).toBeNull() // no cookie for a session the store does not hold
+    expect(logger.error).toHaveBeenCalledWith('session write-back failed', { reason: 'Error: disk full' })
+  })
+
+  it('a failing store.get rejects the bare-node promise (the server answers 500)', async () => {
+    const store = new MemorySessionStore()
+    vi.spyOn(store, 'get').mockRejectedValue(new Error('unreachable'))
+    const url = await serve(store)
+    expect((await get(`${url}/peek`, `sid=${generateSessionId()}`)).res.status).toBe(500)
+    expect((await get(`${url}/peek`)).res.status).toBe(200) // no cookie, no store call
+  })
+
+  it('works as Express middleware: next() on success, next(err) on a store failure', async () => {
+    const store = new MemorySessionStore()
+    const web = express()
+    web.use(sessionMiddleware({ store, logger: quietLogger() }))
+    web.get('/count', (req, res) => {
+      const session = (req as unknown as SessionRequest).session!
+      const n = (session.data.get('n', 0) as number) + 1
+      session.data.set('n', n)
+      res.json({ n })
+    })
+    web.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(503).json({ error: err.message })
+    })
+    const url = await listen(http.createServer(web))
+    const first = await get(`${url}/count`)
+    const id = sid(first.res)!.value
+    expect((await get(`${url}/count`, `sid=${id}`)).body.n).toBe(2)
+    expect(first.res.headers.get('content-length')).not.toBeNull() // end() was delayed, not split
+
+    vi.spyOn(store, 'get').mockRejectedValueOnce(new Error('store down'))
+    const failed = await get(`${url}/count`, `sid=${id}`)
+    expect(failed.res.status).toBe(503)
+    expect(failed.body).toEqual({ error: 'store down' })
+    expect((await get(`${url}/count`, `sid=${id}`)).body.n).toBe(3)
+  })
+
+  it('after the headers went out: later changes of a stored session are saved, a late login is not', async () => {
+    const store = new MemorySessionStore()
+    const logger = quietLogger()
+    const mw = sessionMiddleware({ store, logger })
+    const url = await listen(
+      http.createServer(async (req, res) => {
+        await mw(req, res)
+        const session = (req as SessionRequest).session!
+        res.write('streaming...') // headers leave here
+        if (req.url === '/late-login') session.attachAvatar(new Avatar('mallory'))
+        else session.data.set('n', ((session.data.get('n', 0) as number) + 1))
+        res.end()
+      }),
+    )
+    const fresh = await get(url)
+    expect(sid(fresh.res)).toBeNull() // new and clean when the headers left: no cookie, nothing stored
+    expect((await store.dump()).sessions).toEqual([])
+    expect(logger.warn).toHaveBeenCalledTimes(1)
+
+    const s = await store.create()
+    await get(url, `sid=${s.id}`)
+    expect((await store.get(s.id))!.data.get('n')).toBe(1)
+    await get(`${url}/late-login`, `sid=${s.id}`)
+    expect((await store.get(s.id))!.avatar.isAnonymous).toBe(true) // never saved under the old id
+    expect(logger.warn).toHaveBeenCalledWith('session login after the response headers were sent was not saved')
+  })
+
+  it('validates every option up front, naming it', () => {
+    const store = new MemorySessionStore()
+    const bad: Array<[unknown, RegExp, ErrorConstructor]> = [
+      [undefined, /options must be a plain object/, TypeError],
+      [{}, /options\.store/, TypeError],
+      [{ store: { get() {} } }, /options\.store\.save/, TypeError],
+      [{ store, cookieName: 1 }, /options\.cookieName/, TypeError],
+      [{ store, cookieName: 'a b' }, /options\.cookieName/, RangeError],
+      [{ store, cookieName: 'a;b' }, /options\.cookieName/, RangeError],
+      [{ store, cookie: 'x' }, /options\.cookie /, TypeError],
+      [{ store, cookie: { httpOnly: 'yes' } }, /options\.cookie\.httpOnly/, TypeError],
+      [{ store, cookie: { sameSite: 'loose' } }, /options\.cookie\.sameSite/, RangeError],
+      [{ store, cookie: { sameSite: 'none', secure: false } }, /options\.cookie\.sameSite/, RangeError],
+      [{ store, cookie: { secure: 'always' } }, /options\.cookie\.secure/, TypeError],
+      [{ store, cookie: { path: 'x' } }, /options\.cookie\.path/, RangeError],
+      [{ store, cookie: { path: '/a;b' } }, /options\.cookie\.path/, RangeError],
+      [{ store, cookie: { domain: 'a b' } }, /options\.cookie\.domain/, RangeError],
+      [{ store, cookie: { maxAge: 1 } }, /options\.cookie\.maxAge is not/, TypeError],
+      [{ store, saveUninitialized: 1 }, /options\.saveUninitialized/, TypeError],
+      [{ store, rolling: 'no' }, /options\.rolling/, TypeError],
+      [{ store, trustProxy: 1 }, /options\.trustProxy/, TypeError],
+      [{ store, ttl: 0 }, /options\.ttl/, RangeError],
+      [{ store, logger: {} }, /options\.logger/, TypeError],
+      [{ store, secret: 'x' }, /options\.secret is not/, TypeError],
+    ]
+    for (const [options, message, Cls] of bad) {
+      expect(() => sessionMiddleware(options as SessionMiddlewareOptions), String(message)).toThrow(Cls)
+      expect(() => sessionMiddleware(options as SessionMiddlewareOptions)).toThrow(message)
+    }
+    expect(() =>
+      sessionMiddleware({ store, cookieName: '__Host-sid', cookie: { sameSite: 'strict', secure: true, domain: 'example.com' } }),
+    ).not.toThrow()
+  })
+})
