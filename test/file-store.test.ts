@@ -154,7 +154,7 @@ describe('FileSessionStore on disk', () => {
     const store = make({ sweepInterval: 50, defaultTtl: 30 })
     await store.create()
     expect(fs.readdirSync(store.dir)).toHaveLength(1)
-    const deadline = Date.now() + 2000
+    const deadline = Date.now() + 5000
     while (fs.readdirSync(store.dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     expect(fs.readdirSync(store.dir)).toHaveLength(0)
   })
