@@ -136,6 +136,15 @@ describe('FileSessionStore on disk', () => {
     expect(() => new FileSessionStore({ dir, secret: SECRET })).toThrow(expect.objectContaining({ code: 'ERR_SESSION_UNSAFE_PATH' }))
   })
 
+  it('dump passes by a planted unsafe file and keeps every other session', async () => {
+    const store = make()
+    const good = await store.create({ identity: 'kept' })
+    const target = path.join(root, 'planted-target')
+    fs.writeFileSync(target, 'x')
+    fs.symlinkSync(target, path.join(store.dir, storageName(generateSessionId())))
+    expect((await store.dump()).sessions.map((r) => r.id)).toEqual([good.id])
+  })
+
   it('exposes its timing, which the middleware applies to new sessions', () => {
     const store = make({ defaultTtl: 1234, maxAge: 5678 })
     expect([store.defaultTtl, store.maxAge]).toEqual([1234, 5678])
