@@ -6,27 +6,12 @@
 // The client is the user's own node-redis client (v5; v4 is handled where the APIs differ), typed
 // structurally so that `redis` stays an optional peer. Every command is a single-key command
 // (GET, SET, DEL) or SCAN, so the store works unchanged on Redis Cluster.
-import { SessionClosedError, SessionStoreUnavailableError, UNREADABLE_CODES, toSessionError } from './errors'
-import { generateSessionId, isValidSessionId, storageName } from './ids'
+import { SessionStoreUnavailableError, toSessionError } from './errors'
 import { isPlainObject } from './json'
-import { assertFits, checkMaxBytes } from './limits'
-import { makeKeyRing, type KeyOptions } from './keys'
-import { checkLogger, type Logger } from './logger'
-import { type NativeKeyRing } from './native'
-import { checkNamespace } from './namespace'
-import { Session, type SessionRecord } from './session'
-import {
-  checkCreateArgs,
-  checkSession,
-  makeDump,
-  parseDump,
-  resolveTiming,
-  type CreateOptions,
-  type SessionDump,
-  type SessionStore,
-  type StoreTiming,
-  type StoreTimingOptions,
-} from './store'
+import type { KeyOptions } from './keys'
+import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
+import type { Session, SessionRecord } from './session'
+import { makeDump, type SessionDump } from './store'
 import { checkTtl, describe } from './validate'
 
 /**
@@ -53,26 +38,19 @@ export interface RedisClientLike {
   nodeClient?(node: unknown): Promise<unknown> | unknown
 }
 
-export interface RedisSessionStoreOptions extends StoreTimingOptions {
+export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bindToBoot'> {
   /**
    * A node-redis client you created and connected; it stays yours (close() leaves it open). Give
    * it an 'error' listener (`client.on('error', ...)`): without one, a lost connection makes the
    * client emit an unhandled 'error' event, which ends the process.
    */
   client: RedisClientLike
-  /** Required: every app server must derive the same key, so a machine-bound key is refused. */
+  /** Required (this or `secrets`): every app server must derive the same key, so a machine-bound key is refused. */
   secret?: KeyOptions['secret']
-  /** Rotation: seal with the first, open with any. Exclusive with `secret`. */
-  secrets?: KeyOptions['secrets']
   /** Prepended to every key (default 'sess:'). */
   prefix?: string
-  /** Part of the key derivation and of each envelope's context (default 'default'). */
-  namespace?: string
-  /** Size cap of one envelope in bytes (default 1 MiB): bigger sessions are refused on save. */
-  maxBytes?: number
   /** A command not answered within this many ms rejects with SessionStoreUnavailableError (default 2000). */
   commandTimeout?: number
-  logger?: Logger
 }
 
 const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
@@ -125,114 +103,30 @@ const UNAVAILABLE_REPLY = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY) /
  * - Redis Cluster: only single-key commands are used. `dump()` runs SCAN on every master (SCAN
  *   only sees the keys of the node it is sent to).
  */
-export class RedisSessionStore implements SessionStore {
-  readonly namespace: string
+export class RedisSessionStore extends SealedStore {
   readonly prefix: string
-  readonly maxBytes: number
   readonly commandTimeout: number
+  // node-redis pipelines concurrent commands on one connection.
+  protected readonly restoreConcurrency = BATCH
   readonly #client: RedisClientLike
   readonly #getBuffer: (key: string) => Promise<unknown>
   readonly #v5: boolean
-  readonly #timing: StoreTiming
-  readonly #logger: Logger
-  #ring: NativeKeyRing | null
 
   constructor(options: RedisSessionStoreOptions) {
-    if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
-    const client = options.client as unknown as RedisClientLike
-    if (typeof client !== 'object' || client === null || !['get', 'set', 'del', 'scan'].every((m) => typeof (client as unknown as Record<string, unknown>)[m] === 'function')) {
-      throw new TypeError(`options.client must be a node-redis client (createClient() from 'redis'), got ${describe(client)}`)
-    }
-    if (typeof client.withTypeMapping === 'function') {
-      // v5: a view of the same client (same connection) whose bulk-string replies are Buffers.
-      const binary = client.withTypeMapping({ [RESP_BLOB_STRING]: Buffer })
-      this.#getBuffer = (key) => binary.get(key)
-      this.#v5 = true
-    } else if (typeof client.commandOptions === 'function') {
-      const returnBuffers = client.commandOptions({ returnBuffers: true })
-      const get = client.get as unknown as (opts: unknown, key: string) => Promise<unknown>
-      this.#getBuffer = (key) => get.call(client, returnBuffers, key)
-      this.#v5 = false
-    } else {
-      throw new TypeError('options.client must be a node-redis v4 or v5 client: it has neither withTypeMapping (v5) nor commandOptions (v4)')
-    }
-    if (options.secret === undefined && options.secrets === undefined) {
-      throw new TypeError(
-        'RedisSessionStore refuses a machine-bound key: every server sharing this Redis must derive the same key, so pass options.secret (or options.secrets to rotate)',
-      )
-    }
-    if ((options as KeyOptions).bindToBoot !== undefined && (options as KeyOptions).bindToBoot !== false) {
-      throw new TypeError('RedisSessionStore does not take options.bindToBoot: a key bound to one machine\'s boot cannot be shared by several servers')
-    }
+    const { client, getBuffer, v5 } = checkClient(checkKeyOptions(options))
+    super({ ...options, bindToBoot: false })
     this.#client = client
-    this.namespace = checkNamespace(options.namespace)
+    this.#getBuffer = getBuffer
+    this.#v5 = v5
     this.prefix = checkPrefix(options.prefix)
-    this.#timing = resolveTiming(options)
-    this.maxBytes = checkMaxBytes(options.maxBytes)
     this.commandTimeout = options.commandTimeout === undefined ? 2_000 : checkTtl('options.commandTimeout', options.commandTimeout)
-    this.#logger = checkLogger(options.logger)
-    this.#ring = makeKeyRing('store', this.namespace, { secret: options.secret, secrets: options.secrets })
     if (typeof client.listenerCount === 'function' && client.listenerCount('error') === 0) {
-      this.#logger.warn("the Redis client has no 'error' listener: a lost connection will end the process; add client.on('error', ...)")
+      this.logger.warn("the Redis client has no 'error' listener: a lost connection will end the process; add client.on('error', ...)")
     }
-  }
-
-  get defaultTtl(): number {
-    return this.#timing.defaultTtl
-  }
-
-  get maxAge(): number | undefined {
-    return this.#timing.maxAge
-  }
-
-  get touchAfter(): number {
-    return this.#timing.touchAfter
-  }
-
-  async create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session> {
-    this.#open()
-    const args = checkCreateArgs(auth, options, this.#timing.defaultTtl)
-    const session = new Session(generateSessionId(), args.auth, args.ttl, { maxAge: this.#timing.maxAge })
-    await this.#write(session, false)
-    return session
-  }
-
-  async get(id: string): Promise<Session | null> {
-    this.#open()
-    if (!isValidSessionId(id)) return null
-    const name = storageName(id)
-    const now = Date.now()
-    const found = await this.#read(name)
-    if (found === null) return null
-    const session = found.session
-    if (session.id !== id || session.isExpired(now)) {
-      if (session.id === id) await this.#remove(name)
-      return null
-    }
-    // Rewrite only when lastAccess is stale (or the key rotated): read-mostly traffic stays reads.
-    // XX: a session deleted meanwhile by another server (logout) is not brought back by a touch.
-    const stale = now - session.meta.lastAccess > this.#timing.touchAfter
-    session.touch(now)
-    if (stale || found.keyIndex > 0) await this.#write(session, true)
-    return session
-  }
-
-  async save(session: Session): Promise<void> {
-    this.#open()
-    checkSession(session)
-    if (session.isExpired()) await this.#remove(storageName(session.id))
-    else await this.#write(session, false)
-    session.clearDirty()
-  }
-
-  async delete(id: string): Promise<boolean> {
-    this.#open()
-    if (!isValidSessionId(id)) return false
-    return this.#remove(storageName(id))
   }
 
   async dump(): Promise<SessionDump> {
-    this.#open()
+    this.ring()
     const now = Date.now()
     const records: SessionRecord[] = []
     // On a cluster, SCAN sees only the node it is sent to: scan each master, then GET through
@@ -248,7 +142,7 @@ export class RedisSessionStore implements SessionStore {
           .map((k) => k.slice(this.prefix.length))
           .filter((n) => STORAGE_NAME.test(n))
         for (let i = 0; i < names.length; i += BATCH) {
-          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.#read(n)))
+          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readName(n)))
           for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toJSON())
         }
       } while (cursor !== '0')
@@ -256,94 +150,65 @@ export class RedisSessionStore implements SessionStore {
     return makeDump(records)
   }
 
-  async restore(dump: SessionDump): Promise<number> {
-    this.#open()
-    const sessions = parseDump(dump)
-    const now = Date.now()
-    const live = sessions.filter((s) => !s.isExpired(now))
-    for (let i = 0; i < live.length; i += BATCH) {
-      await Promise.all(live.slice(i, i + BATCH).map((s) => this.#write(s, false)))
-    }
-    return live.length
-  }
-
   /** Always 0: every key carries a PX expiry, so Redis removes expired sessions by itself. */
   async purgeExpired(): Promise<number> {
-    this.#open()
+    this.ring()
     return 0
   }
 
   /** Wipes the key ring; later calls reject with SessionClosedError. The client is left open (it is yours). */
   async close(): Promise<void> {
-    this.#ring?.close()
-    this.#ring = null
+    this.closeRing()
   }
 
   #key(name: string): string {
     return this.prefix + name
   }
 
-  #context(name: string): string {
-    return `store:${this.namespace}:${name}`
-  }
-
-  /** SET with PX until the session's expiry; `onlyIfPresent` adds XX (touches, re-seals). */
-  async #write(session: Session, onlyIfPresent: boolean): Promise<void> {
-    const ring = this.#open()
-    const json = JSON.stringify(session)
-    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
-    const name = storageName(session.id)
+  /** SET with PX until the session's expiry; `existingOnly` adds XX, so a touch or re-seal
+   *  cannot bring back a session another server deleted meanwhile (logout). */
+  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
+    const { name, context, json } = this.sealable(session)
     const expiresAt = session.expiresAt()
     let envelope: Buffer
     try {
-      envelope = ring.seal(json, this.#context(name), session.meta.createdAt, expiresAt)
+      envelope = this.ring().seal(json, context, session.meta.createdAt, expiresAt)
     } catch (err) {
       throw toSessionError(err)
     }
     const ttl = expiresAt - Date.now()
     if (ttl <= 0) {
-      await this.#remove(name)
+      await this.removeName(name)
       return
     }
     const options: Record<string, unknown> = this.#v5
-      ? { expiration: { type: 'PX', value: ttl }, ...(onlyIfPresent ? { condition: 'XX' } : {}) }
-      : { PX: ttl, ...(onlyIfPresent ? { XX: true } : {}) }
+      ? { expiration: { type: 'PX', value: ttl }, ...(existingOnly ? { condition: 'XX' } : {}) }
+      : { PX: ttl, ...(existingOnly ? { XX: true } : {}) }
     const client = this.#client
     await this.#command('SET', () => client.set(this.#key(name), envelope, options))
   }
 
-  // The session under a name, or null when missing or unreadable (wrong key, tampered, moved from
-  // another session's key): all of which mean "no session" to a caller.
-  async #read(name: string): Promise<{ session: Session; keyIndex: number } | null> {
-    const ring = this.#open()
+  protected async readName(name: string): Promise<Found | null> {
+    const ring = this.ring()
     const value = await this.#command('GET', () => this.#getBuffer(this.#key(name)))
     if (value === null || value === undefined) return null
     if (!Buffer.isBuffer(value)) {
       throw new TypeError(`Redis GET returned ${describe(value)}, not a Buffer: the client must be a node-redis v4 or v5 client`)
     }
-    let plaintext: Buffer
-    let keyIndex: number
+    let opened: { plaintext: Buffer; keyIndex: number }
     try {
-      ;({ plaintext, keyIndex } = ring.open(value, this.#context(name), this.maxBytes))
+      opened = ring.open(value, this.context(name), this.maxBytes)
     } catch (err) {
-      const e = toSessionError(err) as Error & { code?: string }
-      if (e.code !== undefined && UNREADABLE_CODES.has(e.code)) {
-        this.#logger.warn('session value could not be opened', { code: e.code })
-        return null
-      }
-      throw e
+      return this.unreadable(err)
     }
     try {
-      return { session: Session.fromJSON(JSON.parse(plaintext.toString('utf8'))), keyIndex }
-    } catch {
-      this.#logger.warn('session value holds no valid record')
-      return null
+      return this.decode(opened.plaintext.toString('utf8'), opened.keyIndex)
     } finally {
-      plaintext.fill(0)
+      opened.plaintext.fill(0)
     }
   }
 
-  async #remove(name: string): Promise<boolean> {
+  protected async removeName(name: string): Promise<boolean> {
     const client = this.#client
     const removed = await this.#command('DEL', () => client.del(this.#key(name)))
     return Number(removed) > 0
@@ -387,11 +252,39 @@ export class RedisSessionStore implements SessionStore {
       clearTimeout(timer)
     }
   }
+}
 
-  #open(): NativeKeyRing {
-    if (this.#ring === null) throw new SessionClosedError('RedisSessionStore is closed', 'ERR_SESSION_CLOSED')
-    return this.#ring
+/** Checked before any key is derived: a machine-bound or boot-bound key cannot be shared. */
+function checkKeyOptions(options: RedisSessionStoreOptions): RedisSessionStoreOptions {
+  if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+  if (options.secret === undefined && options.secrets === undefined) {
+    throw new TypeError(
+      'RedisSessionStore refuses a machine-bound key: every server sharing this Redis must derive the same key, so pass options.secret (or options.secrets to rotate)',
+    )
   }
+  if ((options as KeyOptions).bindToBoot !== undefined && (options as KeyOptions).bindToBoot !== false) {
+    throw new TypeError("RedisSessionStore does not take options.bindToBoot: a key bound to one machine's boot cannot be shared by several servers")
+  }
+  return options
+}
+
+/** The client, and how to GET a binary value through it (v5: a type-mapped view; v4: commandOptions). */
+function checkClient(options: RedisSessionStoreOptions): { client: RedisClientLike; getBuffer: (key: string) => Promise<unknown>; v5: boolean } {
+  const client = options.client as unknown as RedisClientLike
+  if (typeof client !== 'object' || client === null || !['get', 'set', 'del', 'scan'].every((m) => typeof (client as unknown as Record<string, unknown>)[m] === 'function')) {
+    throw new TypeError(`options.client must be a node-redis client (createClient() from 'redis'), got ${describe(client)}`)
+  }
+  if (typeof client.withTypeMapping === 'function') {
+    // v5: a view of the same client (same connection) whose bulk-string replies are Buffers.
+    const binary = client.withTypeMapping({ [RESP_BLOB_STRING]: Buffer })
+    return { client, getBuffer: (key) => binary.get(key), v5: true }
+  }
+  if (typeof client.commandOptions === 'function') {
+    const returnBuffers = client.commandOptions({ returnBuffers: true })
+    const get = client.get as unknown as (opts: unknown, key: string) => Promise<unknown>
+    return { client, getBuffer: (key) => get.call(client, returnBuffers, key), v5: false }
+  }
+  throw new TypeError('options.client must be a node-redis v4 or v5 client: it has neither withTypeMapping (v5) nor commandOptions (v4)')
 }
 
 /** A connection-level error as SessionStoreUnavailableError (cause kept); others unchanged. */
