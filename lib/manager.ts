@@ -2,6 +2,7 @@
 // The record is sealed (AES-256-GCM, machine-bound key or a secret) into
 // <dir>/session.enc, written atomically 0600 in a private 0700 directory. Expiry is read
 // natively from the authenticated header before anything is decrypted.
+import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
@@ -35,6 +36,43 @@ export interface SessionManagerOptions extends KeyOptions {
   /** How often expired sessions are removed, in ms (5 min); 0 disables the timer. */
   cleanupInterval?: number
   logger?: Logger
+  /**
+   * getSessionSync (and isLoggedInSync) reuse the last record read while neither session.enc
+   * nor its directory has changed: same inode, size, mode, owner, link count, mtime and ctime.
+   * Any write, rename, removal, chmod or chown misses; expiry is checked on every call.
+   * Default false.
+   */
+  readCache?: boolean
+}
+
+// A validated read: what getSessionSync returned, and the state of the file and directory
+// (taken before that read) it stays valid for.
+interface CachedRead {
+  session: SessionData
+  expiresAt: number
+  file: fs.Stats
+  dir: fs.Stats
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null
+  } catch {
+    return null
+  }
+}
+
+function sameStat(a: fs.Stats, b: fs.Stats): boolean {
+  return (
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.size === b.size &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.nlink === b.nlink &&
+    a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs
+  )
 }
 
 export interface LoginOptions {
@@ -69,6 +107,8 @@ export class SessionManager implements AsyncDisposable {
   readonly #keyOptions: KeyOptions
   readonly #cleanupInterval: number
   readonly #logger: Logger
+  readonly #readCache: boolean
+  #cached: CachedRead | null = null
   #ring: NativeKeyRing | null = null
   #dir: NativePrivateDir | null = null
   #timer: NodeJS.Timeout | null = null
@@ -88,6 +128,10 @@ export class SessionManager implements AsyncDisposable {
         ? (options.cleanupInterval ?? 5 * 60_000)
         : checkTtl('options.cleanupInterval', options.cleanupInterval)
     this.#logger = checkLogger(options.logger)
+    if (options.readCache !== undefined && typeof options.readCache !== 'boolean') {
+      throw new TypeError(`options.readCache must be a boolean, got ${describe(options.readCache)}`)
+    }
+    this.#readCache = options.readCache ?? false
     this.#keyOptions = { secret: options.secret, secrets: options.secrets, bindToBoot: options.bindToBoot }
     // Check the key options now (the key itself is derived lazily, on first use).
     for (const copy of secretsFrom(this.#keyOptions)) copy.fill(0)
@@ -104,6 +148,7 @@ export class SessionManager implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#cached = null
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
     this.#ring?.close()
@@ -128,6 +173,7 @@ export class SessionManager implements AsyncDisposable {
   /** Removes the session; false when there was none. */
   async logout(): Promise<boolean> {
     const { dir } = this.#ready()
+    this.#cached = null
     const removed = await this.#call(() => dir.remove(FILE_NAME))
     if (removed) this.#logger.info('session deleted (logout)')
     return removed
@@ -141,7 +187,29 @@ export class SessionManager implements AsyncDisposable {
   /** Sync twin of getSession for start-up paths: one native call, no thread hop. */
   getSessionSync(): SessionData | null {
     const { dir, ring } = this.#ready()
-    return this.#interpret(this.#readSync(dir, ring))
+    if (!this.#readCache) return this.#interpret(this.#readSync(dir, ring))
+    // Stats first: a change between them and the read makes the next call miss, never hit.
+    const dirStat = lstatOrNull(this.sessionDir)
+    const fileStat = dirStat && lstatOrNull(this.sessionFile)
+    const c = this.#cached
+    if (
+      c !== null &&
+      dirStat !== null &&
+      fileStat !== null &&
+      (c.expiresAt === 0 || c.expiresAt > Date.now()) &&
+      sameStat(fileStat, c.file) &&
+      sameStat(dirStat, c.dir)
+    ) {
+      return c.session
+    }
+    // Expired or changed: the uncached path removes, logs and re-reads exactly as without a cache.
+    this.#cached = null
+    const found = this.#readSync(dir, ring)
+    const session = this.#interpret(found)
+    if (session !== null && dirStat && fileStat && found && !(found instanceof Error) && !('expired' in found) && found.keyIndex === 0) {
+      this.#cached = { session, expiresAt: found.expiresAt, file: fileStat, dir: dirStat }
+    }
+    return session
   }
 
   async isLoggedIn(): Promise<boolean> {
@@ -205,6 +273,7 @@ export class SessionManager implements AsyncDisposable {
     const json = JSON.stringify(record)
     // Never write what the reader would refuse (and then delete) as too large.
     assertFits(json, MAX_BYTES, 'session record')
+    this.#cached = null
     await this.#call(() =>
       dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs),
     )

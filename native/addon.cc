@@ -84,6 +84,13 @@ auto Guard(Napi::Env env, Fn fn) -> decltype(fn()) {
 
 std::string GetString(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
+  // One copy into a stack buffer for the usual short names and contexts (Utf8Value asks V8
+  // for the length first, then copies). A string that may not have fit (V8 stops up to 3
+  // bytes short rather than split a character) takes the general path.
+  char buf[512];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(info.Env(), info[i], buf, sizeof buf, &len) == napi_ok && len + 4 < sizeof buf)
+    return std::string(buf, len);
   return info[i].As<Napi::String>().Utf8Value();
 }
 
@@ -164,17 +171,30 @@ Napi::Object HeaderObject(Napi::Env env, const sealed::Header& h) {
   return o;
 }
 
-Napi::Object OpenedObject(Napi::Env env, sealed::Opened& o, bool as_string) {
-  Napi::Object r = HeaderObject(env, o.header);
+// The opened-envelope object is built by a tiny JS function (compiled once per addon
+// instance): an object literal gets its final shape in one allocation, where setting seven
+// named properties through Node-API walks seven map transitions and internalizes seven keys
+// on every call (that was most of the cost of a read). Same keys, order and attributes.
+Napi::Function OpenedFactory(Napi::Env env);
+constexpr const char* kOpenedFactorySource =
+    "'use strict';(function opened(version, flags, keyId, createdAt, expiresAt, plaintext, keyIndex) {"
+    "return { version, flags, keyId, createdAt, expiresAt, plaintext, keyIndex } })";
+
+Napi::Value OpenedObject(Napi::Env env, sealed::Opened& o, bool as_string) {
+  const sealed::Header& h = o.header;
   const char* p = reinterpret_cast<const char*>(o.plaintext.data());
-  if (as_string) {
-    r.Set("plaintext", Napi::String::New(env, o.plaintext.empty() ? "" : p, o.plaintext.size()));
-  } else {
-    r.Set("plaintext", Napi::Buffer<char>::Copy(env, o.plaintext.empty() ? "" : p, o.plaintext.size()));
-  }
-  r.Set("keyIndex", Napi::Number::New(env, o.key_index));
+  napi_value args[7] = {
+      Napi::Number::New(env, h.version),
+      Napi::Number::New(env, h.flags),
+      Napi::String::New(env, Hex(h.key_id, sealed::kKeyIdSize)),
+      Napi::Number::New(env, static_cast<double>(h.created_at)),
+      Napi::Number::New(env, static_cast<double>(h.expires_at)),
+      as_string ? Napi::Value(Napi::String::New(env, o.plaintext.empty() ? "" : p, o.plaintext.size()))
+                : Napi::Value(Napi::Buffer<char>::Copy(env, o.plaintext.empty() ? "" : p, o.plaintext.size())),
+      Napi::Number::New(env, o.key_index),
+  };
   OPENSSL_cleanse(o.plaintext.data(), o.plaintext.size());
-  return r;
+  return OpenedFactory(env).Call(env.Undefined(), 7, args);
 }
 
 Napi::Value OpenFileResultValue(Napi::Env env, sealed::OpenFileResult& r, bool as_string) {
@@ -611,6 +631,7 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Function private_dir = PrivateDirWrap::Define(env);
     Napi::Function lock = LockWrap::Define(env);
     lock_ctor_ = Napi::Persistent(lock);
+    opened_factory_ = Napi::Persistent(env.RunScript(kOpenedFactorySource).As<Napi::Function>());
     DefineAddon(exports, {
                              InstanceValue("KeyRing", key_ring, napi_enumerable),
                              InstanceValue("PrivateDir", private_dir, napi_enumerable),
@@ -644,7 +665,15 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::FunctionReference lock_ctor_;
+
+ public:
+  Napi::Function OpenedFactory() const { return opened_factory_.Value(); }
+
+ private:
+  Napi::FunctionReference opened_factory_;
 };
+
+Napi::Function OpenedFactory(Napi::Env env) { return env.GetInstanceData<Addon>()->OpenedFactory(); }
 
 Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
   std::string name = GetString(info, 0, "name");

@@ -67,6 +67,7 @@ KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, s
                  std::string_view uid, std::string_view boot_id) {
   if (ikms.empty()) throw Error(code::kInvalidArg, "a key ring needs at least one key");
   flags_ = boot_id.empty() ? 0 : kFlagBootBound;
+  slots_ = std::make_unique<CtxSlot[]>(ikms.size() * kCtxSlotsPerKey);
   keys_.reserve(ikms.size());  // no reallocation: a moved-from buffer would escape the wipe
   try {
     for (const std::string& ikm : ikms) {
@@ -80,7 +81,18 @@ KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, s
   }
 }
 
-KeyRing::~KeyRing() { OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial)); }
+KeyRing::~KeyRing() {
+  for (size_t i = 0; i < keys_.size() * kCtxSlotsPerKey; i++) EVP_CIPHER_CTX_free(slots_[i].ctx);
+  OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
+}
+
+KeyRing::CtxSlot* KeyRing::TryTakeSlot(size_t i) const {
+  CtxSlot* first = &slots_[i * kCtxSlotsPerKey];
+  for (size_t k = 0; k < kCtxSlotsPerKey; k++) {
+    if (first[k].mu.try_lock()) return &first[k];
+  }
+  return nullptr;
+}
 
 int KeyRing::Find(const uint8_t id[kKeyIdSize]) const {
   for (size_t i = 0; i < keys_.size(); i++) {

@@ -3,9 +3,13 @@
 // ring is destroyed; a ring is shared (shared_ptr) by in-flight work so close() never frees
 // a key under a running thread: the last holder wipes it.
 #pragma once
+#include <openssl/types.h>
+
 #include <array>
 #include <cstdint>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,9 +52,23 @@ class KeyRing {
   int Find(const uint8_t id[kKeyIdSize]) const;
   uint8_t flags() const { return flags_; }
 
+  // A reusable AES-256-GCM decryption context for one key: keyed once (envelope.cc does
+  // that on first use), then only the IV is reset per open, which saves the context
+  // allocation and the key schedule on every read. A slot is used by one thread at a time.
+  struct CtxSlot {
+    std::mutex mu;
+    EVP_CIPHER_CTX* ctx = nullptr;
+  };
+  static constexpr size_t kCtxSlotsPerKey = 4;
+  // One of key i's slots, locked for the caller (who unlocks it), or null when all are busy:
+  // the caller then uses a context of its own. Never blocks.
+  CtxSlot* TryTakeSlot(size_t i) const;
+
  private:
   std::vector<KeyMaterial> keys_;
   uint8_t flags_ = 0;
+  // Freed with the ring; EVP_CIPHER_CTX_free wipes the key schedules they hold.
+  std::unique_ptr<CtxSlot[]> slots_;
 };
 
 }  // namespace sealed

@@ -36,6 +36,7 @@ void PrivateDir::CheckName(const std::string&) { Unsupported(); }
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 
@@ -92,16 +93,22 @@ void WriteAll(int fd, const uint8_t* data, size_t len, const std::string& what) 
 }
 
 // Reads up to len bytes at offset; returns how many were read (short at end of file).
-size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::string& what) {
+// known_size is the size fstat reported: a short read that has reached it is the end of the
+// file, so no second read is made just to see 0 (a short read before it, as some FUSE file
+// systems do, still reads on).
+size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::string& what,
+                size_t known_size = SIZE_MAX) {
   size_t got = 0;
   while (got < len) {
-    ssize_t n = pread(fd, buf + got, len - got, offset + static_cast<off_t>(got));
+    const size_t want = len - got;
+    ssize_t n = pread(fd, buf + got, want, offset + static_cast<off_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;
       ThrowIo("read", what, errno);
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < want && got >= known_size) break;
   }
   return got;
 }
@@ -253,7 +260,7 @@ std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, si
                                      " bytes, over the cap of " + std::to_string(max_bytes));
   // One byte more than the size we saw, to notice a file that grew past the cap meanwhile.
   std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
-  size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what);
+  size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what, static_cast<size_t>(st.st_size));
   if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
   buf.resize(got);
   return buf;
@@ -288,7 +295,7 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
       throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
                                        " bytes, over the cap of " + std::to_string(max_bytes));
     std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
-    size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what);
+    size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what, static_cast<size_t>(st.st_size));
     if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
     // Expiry comes from the header before any decryption; a forged header still fails the
     // tag below, so it can shorten nothing but its own life.
