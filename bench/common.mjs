@@ -1,0 +1,76 @@
+// Shared by bench/run.mjs (fixtures, reporting) and bench/contender.mjs (the measured code):
+// the one session record every contender reads, the secrets, and where each fixture lives.
+import * as crypto from 'node:crypto'
+import * as path from 'node:path'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+export const require = createRequire(import.meta.url)
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+// Secrets (fixed: the fixtures are throw-away). Each package gets its own, as a user would.
+export const SECRET = 'bench-secret-0123456789abcdef-0123456789abcdef'
+export const APP = 'bench-app'
+export const NAMESPACE = 'bench'
+export const MANAGER_CONTEXT = `manager:${APP}`
+export const FILE_NAME = 'session.enc'
+export const MAX_BYTES = 1 << 20
+export const TTL_MS = 8 * 3_600_000
+
+/** The ~300-byte record (SessionManager's SessionData shape) every contender reads. */
+export function sessionRecordInput() {
+  return {
+    userId: 'user-4f1c2a9e',
+    eid: 'eid-7d2b9c41-5e3f',
+    options: {
+      userName: 'Ada Lovelace',
+      ttl: TTL_MS,
+      data: {
+        roles: ['admin', 'editor'],
+        locale: 'en-GB',
+        theme: 'dark',
+        cart: [1042, 2088, 3071],
+        flags: { beta: true, mfa: true },
+        csrf: 'q2Xb7wVt0pL9sR4yN6mK8jH3',
+      },
+    },
+  }
+}
+
+/** HKDF-SHA256 key of SPEC section 3 for a secret (uid and boot id empty), as a user would derive it. */
+export function deriveKey(secret, scope, name) {
+  const info = Buffer.concat([Buffer.from(scope), Buffer.from([0]), Buffer.from(name), Buffer.from([0, 0])])
+  return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(secret), 'sealed-session/v1', info, 32))
+}
+
+/** Where run.mjs puts each fixture inside the fixture directory. */
+export function fixturePaths(fixtureDir) {
+  return {
+    managerDir: path.join(fixtureDir, 'manager'),
+    managerFile: path.join(fixtureDir, 'manager', FILE_NAME),
+    storeDir: path.join(fixtureDir, 'store'),
+    sfsPlainDir: path.join(fixtureDir, 'sfs-plain'),
+    sfsSecretDir: path.join(fixtureDir, 'sfs-secret'),
+    confDir: path.join(fixtureDir, 'conf'),
+    ironToken: path.join(fixtureDir, 'iron-token.txt'),
+    meta: path.join(fixtureDir, 'meta.json'),
+    writesDir: path.join(fixtureDir, 'writes'),
+  }
+}
+
+export function scaleDir(scaleRoot, n) {
+  return path.join(scaleRoot, `n${n}`)
+}
+
+export const median = (xs) => {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+export const percentile = (sorted, p) => {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
