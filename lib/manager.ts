@@ -313,7 +313,7 @@ export class SessionManager implements AsyncDisposable {
     }
     let session: SessionData
     try {
-      session = SessionData.fromJSON(JSON.parse(found.plaintext as string))
+      session = SessionData.fromParsed(JSON.parse(found.plaintext as string))
     } catch (err) {
       // Authentic but not a record of ours (another program's key and context): unusable.
       this.#logger.warn('session file holds no valid record and was removed', { reason: String(err) })

@@ -19,7 +19,8 @@ export class SessionData implements SessionDataRecord {
   readonly expiresAt: string
   readonly data: JsonObject
 
-  constructor(record: SessionDataRecord) {
+  /** @param trustedJson the record is fresh JSON.parse output: JSON values already, no copy needed. */
+  constructor(record: SessionDataRecord, trustedJson = false) {
     const r = record as unknown as Record<string, unknown>
     if (!isPlainObject(record)) throw new TypeError(`session record must be an object, got ${describe(record)}`)
     for (const key of ['userId', 'eid', 'createdAt', 'expiresAt'] as const) {
@@ -38,7 +39,9 @@ export class SessionData implements SessionDataRecord {
     this.eid = record.eid
     this.createdAt = record.createdAt
     this.expiresAt = record.expiresAt
-    this.data = copyJson(data, 'data', true) as JsonObject
+    // A parsed record is ours alone and JSON by construction: freezing it is enough (the hot
+    // read path); anything else is validated and copied so the caller cannot change it later.
+    this.data = (trustedJson ? deepFreeze(data) : copyJson(data, 'data', true)) as JsonObject
     Object.freeze(this)
   }
 
@@ -61,4 +64,17 @@ export class SessionData implements SessionDataRecord {
   static fromJSON(record: unknown): SessionData {
     return new SessionData(record as SessionDataRecord)
   }
+
+  /** A record from JSON.parse of a sealed session: checked, frozen, not copied. */
+  static fromParsed(record: unknown): SessionData {
+    return new SessionData(record as SessionDataRecord, true)
+  }
+}
+
+function deepFreeze(value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
 }
