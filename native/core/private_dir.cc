@@ -113,6 +113,19 @@ size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::strin
   return got;
 }
 
+// The whole file behind fd, refusing more than max_bytes before reading (by fstat's size) and
+// after (one byte more than that size is asked for, to notice a file that grew meanwhile).
+std::vector<uint8_t> ReadCapped(int fd, const struct stat& st, size_t max_bytes, const std::string& what) {
+  if (static_cast<uint64_t>(st.st_size) > max_bytes)
+    throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
+                                     " bytes, over the cap of " + std::to_string(max_bytes));
+  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
+  size_t got = ReadUpTo(fd, buf.data(), buf.size(), 0, what, static_cast<size_t>(st.st_size));
+  if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
+  buf.resize(got);
+  return buf;
+}
+
 void MakeDirs(const std::string& path) {
   // mkdir -p, each created component 0700. Existing components are left as they are:
   // only the final directory must be private (a parent may be /tmp, or a symlink like
@@ -254,16 +267,7 @@ std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, si
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return std::nullopt;
-  const std::string what = path_ + "/" + name;
-  if (static_cast<uint64_t>(st.st_size) > max_bytes)
-    throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
-                                     " bytes, over the cap of " + std::to_string(max_bytes));
-  // One byte more than the size we saw, to notice a file that grew past the cap meanwhile.
-  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
-  size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what, static_cast<size_t>(st.st_size));
-  if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
-  buf.resize(got);
-  return buf;
+  return ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
 }
 
 void PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
@@ -291,12 +295,8 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   if (g.fd < 0) return r;
   const std::string what = path_ + "/" + name;
   try {
-    if (static_cast<uint64_t>(st.st_size) > max_bytes)
-      throw Error(code::kTooLarge, "session file " + what + " is " + std::to_string(st.st_size) +
-                                       " bytes, over the cap of " + std::to_string(max_bytes));
-    std::vector<uint8_t> buf(static_cast<size_t>(st.st_size) + 1);
-    size_t got = ReadUpTo(g.fd, buf.data(), buf.size(), 0, what, static_cast<size_t>(st.st_size));
-    if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
+    std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, what);
+    const size_t got = buf.size();
     // Expiry comes from the header before any decryption; a forged header still fails the
     // tag below, so it can shorten nothing but its own life.
     r.opened.header = ParseHeader(buf.data(), got, kMinEnvelope);
