@@ -3,12 +3,12 @@
 // location, and it never writes there. Child-process fixtures (test/fixtures/manager-*.mjs) load
 // the built package from dist/ (`npm test` runs build:ts first).
 import { spawn } from 'node:child_process'
-import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, type SessionManagerOptions } from '../lib/index'
+import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
 
 const ROOT = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -94,48 +94,25 @@ function parseChild(r: RunResult): Record<string, unknown> {
   return JSON.parse(r.stdout) as Record<string, unknown>
 }
 
-// Envelope v1 (SPEC section 2) in plain node:crypto, independent of the addon.
+// Envelope v1 (SPEC section 2) in plain node:crypto, independent of the addon (test/helpers).
 const HEADER = 40
 const TAG = 16
 
-function keyId(key: Buffer): Buffer {
-  return crypto.createHash('sha256').update('sealed-session kid').update(key).digest().subarray(0, 4)
-}
-
-function hkdf(ikm: Buffer | string, info: string): Buffer {
-  return Buffer.from(crypto.hkdfSync('sha256', ikm, 'sealed-session/v1', Buffer.from(info, 'utf8'), 32))
-}
-
 function machineKey(appName: string, bootId = ''): Buffer {
   const machineId = fs.readFileSync(MACHINE_ID_FILE, 'ascii').trim()
-  return hkdf(machineId, `manager\0${appName}\0${process.getuid!()}\0${bootId}`)
+  return hkdfKey(machineId, 'manager', appName, String(process.getuid!()), bootId)
 }
 
 function secretKey(appName: string, secret: string): Buffer {
-  return hkdf(Buffer.from(secret, 'utf8'), `manager\0${appName}\0\0`)
+  return hkdfKey(Buffer.from(secret, 'utf8'), 'manager', appName, '', '')
 }
 
 function seal(key: Buffer, plaintext: string, context: string, createdAt: number, expiresAt: number, flags = 0): Buffer {
-  const header = Buffer.alloc(HEADER)
-  header.write('SEAL', 0, 'ascii')
-  header[4] = 1
-  header[5] = flags
-  keyId(key).copy(header, 8)
-  header.writeBigUInt64BE(BigInt(createdAt), 12)
-  header.writeBigUInt64BE(BigInt(expiresAt), 20)
-  crypto.randomBytes(12).copy(header, 28)
-  const cipher = crypto.createCipheriv('aes-256-gcm', key, header.subarray(28, 40))
-  cipher.setAAD(Buffer.concat([header, Buffer.from(context, 'utf8')]))
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
-  return Buffer.concat([header, body, cipher.getAuthTag()])
+  return jsSeal({ key, plaintext, context, createdAt, expiresAt, flags })
 }
 
 function open(key: Buffer, envelope: Buffer, context: string): string {
-  const header = envelope.subarray(0, HEADER)
-  const decipher = crypto.createDecipheriv('aes-256-gcm', key, header.subarray(28, 40))
-  decipher.setAAD(Buffer.concat([header, Buffer.from(context, 'utf8')]))
-  decipher.setAuthTag(envelope.subarray(envelope.length - TAG))
-  return Buffer.concat([decipher.update(envelope.subarray(HEADER, envelope.length - TAG)), decipher.final()]).toString('utf8')
+  return jsOpen(key, envelope, context).toString('utf8')
 }
 
 function headerOf(file: string) {
