@@ -105,12 +105,12 @@ export class FileSessionStore extends SealedStore {
     return this.decode(found.plaintext as string, found.keyIndex)
   }
 
-  // Files are replaced atomically either way; existingOnly needs no special case here.
-  protected async writeSession(session: Session): Promise<void> {
+  // existingOnly: a touch does not re-create a file another process deleted meanwhile (logout).
+  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
     const files = this.#open()
     const { name, context, json } = this.sealable(session)
     const ring = this.ring()
-    await this.#call(() => files.sealToFile(ring, name, json, context, session.meta.createdAt, session.expiresAt()))
+    await this.#call(() => files.sealToFile(ring, name, json, context, session.meta.createdAt, session.expiresAt(), existingOnly))
   }
 
   protected async removeName(name: string): Promise<boolean> {

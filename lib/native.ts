@@ -76,8 +76,9 @@ export interface NativePrivateDir {
   readonly path: string
   readonly closed: boolean
   close(): void
-  sealToFile(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number): Promise<void>
-  sealToFileSync(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number): void
+  /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */
+  sealToFile(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): Promise<boolean>
+  sealToFileSync(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): boolean
   /** open, read (size-capped), check expiry from the header, decrypt, close: one call. */
   openFile(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): Promise<OpenFileResult>
   openFileSync(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): OpenFileResult

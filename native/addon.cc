@@ -498,6 +498,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     Bytes plaintext;
     std::string context;
     uint64_t created_at, expires_at;
+    bool existing_only;
   };
   SealArgs GetSealArgs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -508,30 +509,34 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     a.context = GetString(info, 3, "context");
     a.created_at = GetUint(info, 4, "createdAt");
     a.expires_at = GetUint(info, 5, "expiresAt");
+    a.existing_only = false;
+    if (info.Length() > 6 && !info[6].IsUndefined()) {
+      if (!info[6].IsBoolean()) ThrowType(env, "existingOnly must be a boolean");
+      a.existing_only = info[6].As<Napi::Boolean>().Value();
+    }
     a.ring = ring->Ring(env);
     return a;
   }
   Napi::Value SealToFileSync(const Napi::CallbackInfo& info) {
     SealArgs a = GetSealArgs(info);
     auto dir = Dir(info.Env());
-    Guard(info.Env(), [&] {
-      dir->SealToFile(*a.ring, a.name, a.plaintext.data(), a.plaintext.size(), a.context, a.created_at, a.expires_at);
-      return 0;
+    bool written = Guard(info.Env(), [&] {
+      return dir->SealToFile(*a.ring, a.name, a.plaintext.data(), a.plaintext.size(), a.context, a.created_at,
+                             a.expires_at, a.existing_only);
     });
-    return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), written);
   }
   Napi::Value SealToFile(const Napi::CallbackInfo& info) {
     auto a = std::make_shared<SealArgs>(GetSealArgs(info));
     a->plaintext.Own();
     auto dir = Dir(info.Env());
-    return PromiseWorker<int>::Start(
+    return PromiseWorker<bool>::Start(
         info.Env(),
         [dir, a] {
-          dir->SealToFile(*a->ring, a->name, a->plaintext.data(), a->plaintext.size(), a->context, a->created_at,
-                          a->expires_at);
-          return 0;
+          return dir->SealToFile(*a->ring, a->name, a->plaintext.data(), a->plaintext.size(), a->context,
+                                 a->created_at, a->expires_at, a->existing_only);
         },
-        [](Napi::Env env, int&) -> Napi::Value { return env.Undefined(); });
+        [](Napi::Env env, bool& written) -> Napi::Value { return Napi::Boolean::New(env, written); });
   }
 
   struct OpenArgs {

@@ -145,6 +145,24 @@ describe('FileSessionStore on disk', () => {
     expect((await store.dump()).sessions.map((r) => r.id)).toEqual([good.id])
   })
 
+  it('a touch racing a delete from another process does not bring the session back', async () => {
+    const a = make({ touchAfter: 0 })
+    const b = make({ dir: a.dir, touchAfter: 0 })
+    const s = await a.create({ identity: 'gone' })
+    await new Promise((r) => setTimeout(r, 5)) // lastAccess now stale: b's get will write back
+    // b's get reads the file, then a deletes it before b's touch writes back.
+    const files = (b as unknown as { readName(n: string, now: number): Promise<unknown> })
+    const readName = files.readName.bind(b)
+    files.readName = async (n: string, now: number) => {
+      const found = await readName(n, now)
+      await a.delete(s.id)
+      return found
+    }
+    await b.get(s.id)
+    expect(fs.readdirSync(a.dir)).toEqual([])
+    expect(await a.get(s.id)).toBeNull()
+  })
+
   it('exposes its timing, which the middleware applies to new sessions', () => {
     const store = make({ defaultTtl: 1234, maxAge: 5678 })
     expect([store.defaultTtl, store.maxAge]).toEqual([1234, 5678])

@@ -59,6 +59,18 @@ describe('PrivateDir', () => {
     expect(fs.readFileSync(tmp + '/s/one').subarray(0, 4).toString()).toBe('SEAL')
   })
 
+  it('existingOnly replaces a file that is there and never re-creates one that is gone', async () => {
+    const d = new native.PrivateDir(tmp, true)
+    expect(d.sealToFileSync(ring, 'f', 'one', 'c', 1, 0)).toBe(true)
+    expect(d.sealToFileSync(ring, 'f', 'two', 'c', 1, 0, true)).toBe(true)
+    const r = d.openFileSync(ring, 'f', 'c', MAX, 0, 0)
+    expect(r && 'plaintext' in r && r.plaintext.toString()).toBe('two')
+    d.removeSync('f')
+    expect(d.sealToFileSync(ring, 'f', 'three', 'c', 1, 0, true)).toBe(false)
+    expect(await d.sealToFile(ring, 'f', 'three', 'c', 1, 0, true)).toBe(false)
+    expect(fs.readdirSync(tmp)).toEqual([]) // no file, no temp left
+  })
+
   it('missing files read as null and remove as false', async () => {
     const d = new native.PrivateDir(tmp, true)
     expect(await d.openFile(ring, 'nope', 'c', MAX, 0, 0)).toBeNull()

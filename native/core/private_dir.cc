@@ -13,10 +13,10 @@ void FileLock::Release() {}
 PrivateDir::PrivateDir(const std::string&, bool) { Unsupported(); }
 PrivateDir::~PrivateDir() {}
 void PrivateDir::Check() const { Unsupported(); }
-void PrivateDir::WriteAtomic(const std::string&, const uint8_t*, size_t) const { Unsupported(); }
+bool PrivateDir::WriteAtomic(const std::string&, const uint8_t*, size_t, bool) const { Unsupported(); }
 std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string&, size_t) const { Unsupported(); }
-void PrivateDir::SealToFile(const KeyRing&, const std::string&, const uint8_t*, size_t, std::string_view, uint64_t,
-                            uint64_t) const { Unsupported(); }
+bool PrivateDir::SealToFile(const KeyRing&, const std::string&, const uint8_t*, size_t, std::string_view, uint64_t,
+                            uint64_t, bool) const { Unsupported(); }
 OpenFileResult PrivateDir::OpenFile(const KeyRing&, const std::string&, std::string_view, size_t, uint64_t,
                                     unsigned) const { Unsupported(); }
 std::optional<Header> PrivateDir::Peek(const std::string&) const { Unsupported(); }
@@ -204,7 +204,7 @@ void PrivateDir::Check() const {
   CheckOwnedAndPrivate(st, "session directory " + path_);
 }
 
-void PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len) const {
+bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only) const {
   CheckName(name);
   Check();
   uint8_t rnd[8];
@@ -224,6 +224,11 @@ void PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     int rc = close(fd);
     fd = -1;
     if (rc != 0) ThrowIo("close", what, errno);
+    struct stat st;
+    if (existing_only && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+      unlinkat(fd_, tmp.c_str(), 0);
+      return false;
+    }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
   } catch (...) {
     CloseQuietly(fd);
@@ -232,6 +237,7 @@ void PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   }
   // The rename is durable only once the directory entry is on disk.
   if (fsync(fd_) != 0 && errno != EINVAL) ThrowIo("fsync", path_, errno);
+  return true;
 }
 
 int PrivateDir::OpenForRead(const std::string& name, struct stat* st) const {
@@ -270,11 +276,12 @@ std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, si
   return ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
 }
 
-void PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
-                            std::string_view context, uint64_t created_at, uint64_t expires_at) const {
+bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
+                            std::string_view context, uint64_t created_at, uint64_t expires_at,
+                            bool existing_only) const {
   CheckName(name);
   std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  WriteAtomic(name, env.data(), env.size());
+  return WriteAtomic(name, env.data(), env.size(), existing_only);
 }
 
 void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {

@@ -58,11 +58,13 @@ class PrivateDir {
   // Re-checks owner and mode through the open descriptor (cheap: one fstat).
   void Check() const;
 
-  void WriteAtomic(const std::string& name, const uint8_t* data, size_t len) const;
+  // Replaces name atomically. With existing_only, writes nothing (and returns false) when name
+  // is gone just before the rename: a touch must not bring back a session deleted meanwhile.
+  bool WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only = false) const;
   // Reads a whole regular file of ours, refusing more than max_bytes. nullopt when missing.
   std::optional<std::vector<uint8_t>> Read(const std::string& name, size_t max_bytes) const;
-  void SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
-                  std::string_view context, uint64_t created_at, uint64_t expires_at) const;
+  bool SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
+                  std::string_view context, uint64_t created_at, uint64_t expires_at, bool existing_only = false) const;
   OpenFileResult OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
                           size_t max_bytes, uint64_t now, unsigned flags) const;
   std::optional<Header> Peek(const std::string& name) const;

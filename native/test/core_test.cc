@@ -566,6 +566,23 @@ TEST(pdir_file_mode_0600_any_umask) {
   CHECK_EQ(ReadRaw(t / "f0"), std::string("pay"));
 }
 
+TEST(pdir_write_existing_only) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  Bytes data = B("payload");
+  // Nothing there: nothing written, no temp file left.
+  CHECK(!d.WriteAtomic("f", data.data(), data.size(), true));
+  CHECK(access((t / "f").c_str(), F_OK) != 0);
+  CHECK(d.WriteAtomic("f", data.data(), data.size()));
+  CHECK(d.WriteAtomic("f", data.data(), 3, true));
+  CHECK_EQ(ReadRaw(t / "f"), std::string("pay"));
+  DIR* dir = opendir(t.path.c_str());
+  int entries = 0;
+  while (struct dirent* e = readdir(dir)) entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(dir);
+  CHECK_EQ(entries, 1);
+}
+
 TEST(pdir_symlinked_dir_refused) {
   TempDir t;
   mkdir((t / "real").c_str(), 0700);
