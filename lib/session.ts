@@ -34,7 +34,7 @@ export interface SessionOptions {
 export class Session {
   readonly #id: string
   readonly #auth: JsonObject | null
-  readonly #data = new Bag()
+  #data = new Bag()
   #avatar!: Avatar
   /** Set by attachAvatar or a record that carried an avatar: the avatar is then persisted. */
   #avatarAttached = false
@@ -85,8 +85,10 @@ export class Session {
 
     const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
     session.#lastAccess = lastAccess
-    const bag = Bag.fromJSON(data)
-    for (const [key, value] of bag) session.#data.set(key, value)
+    // Adopt the Bag built from the record (it is ours alone): copying it entry by entry into
+    // the constructor's empty Bag would validate and copy every value a second time.
+    session.#data = Bag.fromJSON(data)
+    session.#data.onChange = () => session.markDirty()
     if (avatar !== undefined) {
       session.#setAvatar(Avatar.fromJSON(avatar))
       session.#avatarAttached = true

@@ -48,6 +48,11 @@ describe('Session record format', () => {
     expect(back.dirty).toBe(false)
     expect(back.needsNewId).toBe(false)
     expect(JSON.stringify(back)).toBe(json)
+    // a rebuilt session still learns of changes at any depth of its data
+    const nested = Session.fromJSON({ ...JSON.parse(json), data: { cart: { items: 1 } } })
+    expect(nested.dirty).toBe(false)
+    ;(nested.data.get('cart') as Bag).set('items', 2)
+    expect(nested.dirty).toBe(true)
   })
 
   it('records an avatar only when attached or when it carries data', () => {
