@@ -320,6 +320,23 @@ const CONTENDERS = {
     return { run: runBatch, op }
   },
 
+  // The same opens ending in the record's string, which is what RedisSessionStore needs: ours
+  // decodes UTF-8 natively (no Buffer), node:crypto's Buffer is then decoded with toString().
+  'ss-ring-open-string'() {
+    const ring = managerRing()
+    const env = fs.readFileSync(P.managerFile)
+    const op = () => ring.open(env, MANAGER_CONTEXT, MAX_BYTES, true)
+    mustHave(op().plaintext.length, 'ring.open as string')
+    return { run: runBatch, op }
+  },
+  'js-memory-open-string'() {
+    const { openToBuffer } = jsEnvelopeReader()
+    const env = fs.readFileSync(P.managerFile)
+    const op = () => openToBuffer(env).toString('utf8')
+    mustHave(op().length, 'node:crypto open to a string')
+    return { run: runBatch, op }
+  },
+
   // -- writes (each is durable: fsync'd) --
   async 'ss-manager-login'() {
     const m = newManager(path.join(P.writesDir, `manager-${process.pid}`))

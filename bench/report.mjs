@@ -28,6 +28,8 @@ export const CONTENDERS = {
   // in memory
   'ss-ring-open': { group: 'In-memory open (Redis path)', family: 'ours', label: 'sealed-session KeyRing.open (native)' },
   'js-memory-open': { group: 'In-memory open (Redis path)', family: 'js', label: 'pure JS: node:crypto createDecipheriv' },
+  'ss-ring-open-string': { group: 'In-memory open (Redis path)', family: 'ours', label: 'sealed-session KeyRing.open to a string (RedisSessionStore)' },
+  'js-memory-open-string': { group: 'In-memory open (Redis path)', family: 'js', label: 'pure JS: node:crypto open + toString()' },
   // writes
   'ss-manager-login': { group: 'Durable write', family: 'ours', label: 'sealed-session SessionManager.login()' },
   'ss-store-save': { group: 'Durable write', family: 'ours', label: 'sealed-session FileSessionStore.save()' },
@@ -54,6 +56,7 @@ export const RATIOS = [
   { num: 'ss-native-async-64', den: 'js-async-64', kind: 'ops', target: ['>=', 8], label: 'native async read vs pure-JS fs.promises (64 in flight)' },
   { num: 'ss-manager-async-64', den: 'js-async-64', kind: 'ops', label: 'getSession vs pure-JS fs.promises (64 in flight)' },
   { num: 'ss-ring-open', den: 'js-memory-open', kind: 'ops', target: ['>=', 3], label: 'in-memory open: native vs node:crypto' },
+  { num: 'ss-ring-open-string', den: 'js-memory-open-string', kind: 'ops', label: 'in-memory open to the record string: native vs node:crypto' },
   { num: 'ss-store-get', den: 'sfs-secret', kind: 'ops', target: ['>=', 1000], label: 'FileSessionStore.get vs session-file-store get with secret' },
   { num: 'ss-native-sync', den: 'sfs-secret', kind: 'ops', label: 'native sync read vs session-file-store get with secret' },
   { num: 'ss-store-get', den: 'sfs-plain', kind: 'ops', label: 'FileSessionStore.get vs session-file-store get (no encryption)' },

@@ -53,7 +53,9 @@ export interface NativeKeyRing {
   close(): void
   /** nonce is for known-answer tests only; production seals always draw a fresh random nonce. */
   seal(plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, nonce?: Buffer): Buffer
-  open(envelope: Buffer, context: string, maxBytes: number): OpenedEnvelope
+  open(envelope: Buffer, context: string, maxBytes: number, asString?: false): OpenedEnvelope
+  /** The plaintext decoded as UTF-8 natively (no Buffer): the Redis store's read path. */
+  open(envelope: Buffer, context: string, maxBytes: number, asString: true): OpenedFile
 }
 
 export interface SweepResult {

@@ -195,17 +195,13 @@ export class RedisSessionStore extends SealedStore {
     if (!Buffer.isBuffer(value)) {
       throw new TypeError(`Redis GET returned ${describe(value)}, not a Buffer: the client must be a node-redis v4 or v5 client`)
     }
-    let opened: { plaintext: Buffer; keyIndex: number }
+    let opened: { plaintext: Buffer | string; keyIndex: number }
     try {
-      opened = ring.open(value, this.context(name), this.maxBytes)
+      opened = ring.open(value, this.context(name), this.maxBytes, true)
     } catch (err) {
       return this.unreadable(err)
     }
-    try {
-      return this.decode(opened.plaintext.toString('utf8'), opened.keyIndex)
-    } finally {
-      opened.plaintext.fill(0)
-    }
+    return this.decode(opened.plaintext as string, opened.keyIndex)
   }
 
   protected async removeName(name: string): Promise<boolean> {

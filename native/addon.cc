@@ -404,15 +404,20 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     return Napi::Buffer<uint8_t>::Copy(env, env_bytes.data(), env_bytes.size());
   }
 
-  // open(envelope, context, maxBytes)
+  // open(envelope, context, maxBytes, asString?)
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Bytes data = GetBytes(info, 0, "envelope", false);
     std::string ctx = GetString(info, 1, "context");
     uint64_t max = GetUint(info, 2, "maxBytes", uint64_t{1} << 31);
+    bool as_string = false;  // the plaintext decoded as UTF-8 natively: no Buffer to allocate
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsBoolean()) ThrowType(env, "asString must be a boolean");
+      as_string = info[3].As<Napi::Boolean>().Value();
+    }
     auto ring = Ring(env);
     sealed::Opened o = Guard(env, [&] { return sealed::Open(*ring, data.data(), data.size(), ctx, max); });
-    return OpenedObject(env, o, false);
+    return OpenedObject(env, o, as_string);
   }
 
   std::shared_ptr<const sealed::KeyRing> ring_;
