@@ -104,6 +104,8 @@ describe('envelope v1 known answers (SPEC section 2)', () => {
     expect(opened.plaintext.toString('utf8')).toBe(v.plaintext)
     expect(opened).toMatchObject({ createdAt: v.createdAt, expiresAt: v.expiresAt, flags: v.flags ?? 0, keyIndex: 0 })
     expect(native.peekHeader(sealed)).toMatchObject({ version: 1, createdAt: v.createdAt, expiresAt: v.expiresAt })
+    // decoded natively as UTF-8 (the Redis read path): the same text, non-ASCII included
+    expect(ring.open(sealed, v.context, MAX, true).plaintext).toBe(v.plaintext)
   })
 
   it('node:crypto opens every vector with the header and context as AAD', () => {
