@@ -32,7 +32,9 @@ function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions
 export class FileSessionStore extends SealedStore {
   readonly dir: string
   // libuv's pool has 4 threads by default; keep some free for reads while a restore runs.
-  protected readonly restoreConcurrency = 3
+  protected override get restoreConcurrency(): number {
+    return 3
+  }
   #files: NativePrivateDir | null
   #timer: NodeJS.Timeout | null = null
 

@@ -1,48 +1,24 @@
 // The seed's in-process store. It keeps records (toJSON), never live Session objects, so it
 // behaves like the persistent stores: changes reach it only through save(), and every get()
 // returns a fresh Session. Nothing survives the process; use it for tests and single instances.
+import { BaseSessionStore, type Found } from './base-store'
 import { SessionClosedError } from './errors'
-import { generateSessionId, isValidSessionId } from './ids'
 import { isPlainObject } from './json'
 import { isMetaExpired, Session, type SessionRecord } from './session'
-import {
-  checkCreateArgs,
-  checkSession,
-  makeDump,
-  parseDump,
-  resolveTiming,
-  type CreateOptions,
-  type SessionDump,
-  type SessionStore,
-  type StoreTiming,
-  type StoreTimingOptions,
-} from './store'
+import { makeDump, resolveTiming, type SessionDump, type StoreTimingOptions } from './store'
 import { describe } from './validate'
 
 export type MemorySessionStoreOptions = StoreTimingOptions
 
-export class MemorySessionStore implements SessionStore {
+export class MemorySessionStore extends BaseSessionStore {
   readonly #records = new Map<string, SessionRecord>()
-  readonly #timing: StoreTiming
   #closed = false
 
   /** A bare number is taken as defaultTtl (ms), as in the seed. */
   constructor(options: MemorySessionStoreOptions | number = {}) {
     if (typeof options === 'number') options = { defaultTtl: options }
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
-    this.#timing = resolveTiming(options)
-  }
-
-  get defaultTtl(): number {
-    return this.#timing.defaultTtl
-  }
-
-  get maxAge(): number | undefined {
-    return this.#timing.maxAge
-  }
-
-  get touchAfter(): number {
-    return this.#timing.touchAfter
+    super(resolveTiming(options))
   }
 
   /** Number of records held, expired ones included until they are read or purged. */
@@ -50,51 +26,8 @@ export class MemorySessionStore implements SessionStore {
     return this.#records.size
   }
 
-  async create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session> {
-    this.#checkOpen()
-    const args = checkCreateArgs(auth, options, this.#timing.defaultTtl)
-    let id = generateSessionId()
-    while (this.#records.has(id)) id = generateSessionId() // 2^-256: never, but cheap to rule out
-    const session = new Session(id, args.auth, args.ttl, { maxAge: this.#timing.maxAge })
-    this.#records.set(id, session.toJSON())
-    return session
-  }
-
-  async get(id: string): Promise<Session | null> {
-    this.#checkOpen()
-    if (!isValidSessionId(id)) return null
-    const record = this.#records.get(id)
-    if (record === undefined) return null
-    const session = Session.fromJSON(record)
-    const now = Date.now()
-    if (session.isExpired(now)) {
-      this.#records.delete(id)
-      return null
-    }
-    // Persist the new lastAccess only when the stored one is stale: read-heavy traffic then
-    // writes at most once per touchAfter, which matters for the file and Redis stores.
-    const stale = now - session.meta.lastAccess > this.#timing.touchAfter
-    session.touch(now)
-    if (stale) this.#records.set(id, session.toJSON())
-    return session
-  }
-
-  async save(session: Session): Promise<void> {
-    this.#checkOpen()
-    checkSession(session)
-    // Storing an expired session would only resurrect it until the next read: drop it instead.
-    if (session.isExpired()) this.#records.delete(session.id)
-    else this.#records.set(session.id, session.toJSON())
-    session.clearDirty()
-  }
-
-  async delete(id: string): Promise<boolean> {
-    this.#checkOpen()
-    return isValidSessionId(id) && this.#records.delete(id)
-  }
-
   async dump(): Promise<SessionDump> {
-    this.#checkOpen()
+    this.assertOpen()
     const now = Date.now()
     const records: SessionRecord[] = []
     for (const record of this.#records.values()) {
@@ -105,21 +38,8 @@ export class MemorySessionStore implements SessionStore {
     return makeDump(records)
   }
 
-  async restore(dump: SessionDump): Promise<number> {
-    this.#checkOpen()
-    const sessions = parseDump(dump)
-    const now = Date.now()
-    let restored = 0
-    for (const session of sessions) {
-      if (session.isExpired(now)) continue
-      this.#records.set(session.id, session.toJSON())
-      restored++
-    }
-    return restored
-  }
-
   async purgeExpired(): Promise<number> {
-    this.#checkOpen()
+    this.assertOpen()
     const now = Date.now()
     let removed = 0
     for (const [id, record] of this.#records) {
@@ -136,7 +56,23 @@ export class MemorySessionStore implements SessionStore {
     this.#closed = true
   }
 
-  #checkOpen(): void {
+  // Records, never live Session objects: every get() returns a fresh Session, as a persistent
+  // store would, and changes reach the store only through save().
+  protected async readSession(id: string): Promise<Found | null> {
+    const record = this.#records.get(id)
+    return record === undefined ? null : { session: Session.fromJSON(record), keyIndex: 0 }
+  }
+
+  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
+    if (existingOnly && !this.#records.has(session.id)) return
+    this.#records.set(session.id, session.toJSON())
+  }
+
+  protected async removeSession(id: string): Promise<boolean> {
+    return this.#records.delete(id)
+  }
+
+  protected assertOpen(): void {
     if (this.#closed) throw new SessionClosedError('MemorySessionStore is closed', 'ERR_SESSION_CLOSED')
   }
 }

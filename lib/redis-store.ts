@@ -107,7 +107,9 @@ export class RedisSessionStore extends SealedStore {
   readonly prefix: string
   readonly commandTimeout: number
   // node-redis pipelines concurrent commands on one connection.
-  protected readonly restoreConcurrency = BATCH
+  protected override get restoreConcurrency(): number {
+    return BATCH
+  }
   readonly #client: RedisClientLike
   readonly #getBuffer: (key: string) => Promise<unknown>
   readonly #v5: boolean

@@ -1,26 +1,19 @@
-// What the stores that keep sealed envelopes (files, Redis) share: option checks, the key ring,
-// the storage name and context of a session, and the SessionStore logic above raw reads and
-// writes (id validation, expiry, touchAfter, key rotation, restore). A subclass supplies only
-// where an envelope lives: readName, writeSession, removeName, dump, purgeExpired, close.
+// What the stores that keep sealed envelopes (files, Redis) share on top of BaseSessionStore:
+// option checks, the key ring, a session's storage name and context, the size cap, and how an
+// unreadable envelope is reported. A subclass supplies only where an envelope lives: readName,
+// writeSession, removeName, dump, purgeExpired, close.
+import { BaseSessionStore, type Found } from './base-store'
 import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
-import { generateSessionId, isValidSessionId, storageName } from './ids'
+import { storageName } from './ids'
 import { makeKeyRing, type KeyOptions } from './keys'
 import { assertFits, checkMaxBytes } from './limits'
 import { checkLogger, type Logger } from './logger'
 import type { NativeKeyRing } from './native'
 import { checkNamespace } from './namespace'
 import { Session } from './session'
-import {
-  checkCreateArgs,
-  checkSession,
-  parseDump,
-  resolveTiming,
-  type CreateOptions,
-  type SessionDump,
-  type SessionStore,
-  type StoreTiming,
-  type StoreTimingOptions,
-} from './store'
+import { resolveTiming, type StoreTimingOptions } from './store'
+
+export type { Found } from './base-store'
 
 export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
   /** Part of the key derivation and of each envelope's context (default 'default'). */
@@ -30,12 +23,6 @@ export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
   logger?: Logger
 }
 
-/** A session as read back, with the index of the key that opened it (> 0: re-seal). */
-export interface Found {
-  session: Session
-  keyIndex: number
-}
-
 /** A session sealed for writing: its storage name, context and JSON record. */
 export interface Sealable {
   name: string
@@ -43,99 +30,36 @@ export interface Sealable {
   json: string
 }
 
-export abstract class SealedStore implements SessionStore {
+export abstract class SealedStore extends BaseSessionStore {
   readonly namespace: string
   readonly maxBytes: number
-  protected readonly timing: StoreTiming
   protected readonly logger: Logger
   #ring: NativeKeyRing | null
 
   protected constructor(options: SealedStoreOptions) {
+    super(resolveTiming(options))
     this.namespace = checkNamespace(options.namespace)
-    this.timing = resolveTiming(options)
     this.maxBytes = checkMaxBytes(options.maxBytes)
     this.logger = checkLogger(options.logger)
     this.#ring = makeKeyRing('store', this.namespace, options)
   }
 
-  get defaultTtl(): number {
-    return this.timing.defaultTtl
+  // Sessions live under their storage name (hex SHA-256 of the id), never under the id.
+  protected readSession(id: string, now: number): Promise<Found | null> {
+    return this.readName(storageName(id), now)
   }
 
-  get maxAge(): number | undefined {
-    return this.timing.maxAge
-  }
-
-  get touchAfter(): number {
-    return this.timing.touchAfter
-  }
-
-  async create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session> {
-    this.ring()
-    const args = checkCreateArgs(auth, options, this.timing.defaultTtl)
-    const session = new Session(generateSessionId(), args.auth, args.ttl, { maxAge: this.timing.maxAge })
-    await this.writeSession(session, false)
-    return session
-  }
-
-  async get(id: string): Promise<Session | null> {
-    this.ring()
-    if (!isValidSessionId(id)) return null
-    const name = storageName(id)
-    const now = Date.now()
-    const found = await this.readName(name, now)
-    if (found === null) return null
-    const session = found.session
-    // The context binds the envelope to its name; a record of another id here is not this session.
-    if (session.id !== id || session.isExpired(now)) {
-      if (session.id === id) await this.removeName(name)
-      return null
-    }
-    // Rewrite only when lastAccess is stale (or the key rotated): read-mostly traffic stays reads.
-    const stale = now - session.meta.lastAccess > this.timing.touchAfter
-    session.touch(now)
-    if (stale || found.keyIndex > 0) await this.writeSession(session, true)
-    return session
-  }
-
-  async save(session: Session): Promise<void> {
-    this.ring()
-    checkSession(session)
-    if (session.isExpired()) await this.removeName(storageName(session.id))
-    else await this.writeSession(session, false)
-    session.clearDirty()
-  }
-
-  async delete(id: string): Promise<boolean> {
-    this.ring()
-    if (!isValidSessionId(id)) return false
+  protected removeSession(id: string): Promise<boolean> {
     return this.removeName(storageName(id))
   }
 
-  async restore(dump: SessionDump): Promise<number> {
+  protected assertOpen(): void {
     this.ring()
-    const sessions = parseDump(dump)
-    const now = Date.now()
-    const live = sessions.filter((s) => !s.isExpired(now))
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < live.length) await this.writeSession(live[next++], false)
-    }
-    await Promise.all(Array.from({ length: Math.min(this.restoreConcurrency, live.length) }, worker))
-    return live.length
   }
-
-  abstract dump(): Promise<SessionDump>
-  abstract purgeExpired(): Promise<number>
-  abstract close(): Promise<void>
 
   /** The session sealed under `name`, or null when missing, expired or unreadable. */
   protected abstract readName(name: string, now: number): Promise<Found | null>
-  /** Seal and store; `existingOnly` for touches and re-seals (must not revive a deleted session). */
-  protected abstract writeSession(session: Session, existingOnly: boolean): Promise<void>
   protected abstract removeName(name: string): Promise<boolean>
-  /** How many restore writes are in flight at once. */
-  protected abstract readonly restoreConcurrency: number
 
   /** The key ring, or SessionClosedError once closed. */
   protected ring(): NativeKeyRing {
