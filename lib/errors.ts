@@ -79,3 +79,12 @@ export function toSessionError(err: unknown): unknown {
   const Cls = byCode[e.code]
   return Cls ? new Cls(e.message, e.code) : err
 }
+
+/** Awaits a native call, rejecting with the SessionError class its code names. */
+export async function mapNative<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    throw toSessionError(err)
+  }
+}

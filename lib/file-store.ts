@@ -2,13 +2,13 @@
 // storage name (hex SHA-256 of the id): never the id itself, so no path traversal and no id
 // in a directory listing. Each read and each write is one native call; expiry sweeps read
 // only the 40-byte headers.
-import { toSessionError } from './errors'
+import { mapNative, toSessionError } from './errors'
 import { isPlainObject } from './json'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from './native'
 import { makeDump, type SessionDump } from './store'
 import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
 import type { Session, SessionRecord } from './session'
-import { checkNonNegativeMs, describe } from './validate'
+import { checkDirPath, checkNonNegativeMs, describe } from './validate'
 
 export interface FileSessionStoreOptions extends SealedStoreOptions {
   /** The private directory (created 0700 if missing; refused if unsafe). */
@@ -22,9 +22,7 @@ const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_AS_STRING
 
 function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
-  if (typeof options.dir !== 'string' || options.dir === '' || options.dir.includes('\0')) {
-    throw new TypeError(`options.dir must be a non-empty path string, got ${describe(options.dir)}`)
-  }
+  checkDirPath('options.dir', options.dir)
   if (options.sweepInterval !== undefined) checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
   return options
 }
@@ -59,7 +57,7 @@ export class FileSessionStore extends SealedStore {
 
   async dump(): Promise<SessionDump> {
     const files = this.#open()
-    const names = (await this.#call(() => files.list())).filter((n) => STORAGE_NAME.test(n))
+    const names = (await mapNative(() => files.list())).filter((n) => STORAGE_NAME.test(n))
     const now = Date.now()
     const records: SessionRecord[] = []
     for (const name of names) {
@@ -81,7 +79,7 @@ export class FileSessionStore extends SealedStore {
   /** Removes expired envelopes by their headers alone (nothing is decrypted). */
   async purgeExpired(): Promise<number> {
     const files = this.#open()
-    const result = await this.#call(() => files.sweep(Date.now()))
+    const result = await mapNative(() => files.sweep(Date.now()))
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
     return result.removed
   }
@@ -112,21 +110,14 @@ export class FileSessionStore extends SealedStore {
     const files = this.#open()
     const { name, context, json } = this.sealable(session)
     const ring = this.ring()
-    await this.#call(() => files.sealToFile(ring, name, json, context, session.meta.createdAt, session.expiresAt(), existingOnly))
+    await mapNative(() => files.sealToFile(ring, name, json, context, session.meta.createdAt, session.expiresAt(), existingOnly))
   }
 
   protected async removeName(name: string): Promise<boolean> {
     const files = this.#open()
-    return this.#call(() => files.remove(name))
+    return mapNative(() => files.remove(name))
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      throw toSessionError(err)
-    }
-  }
 
   #open(): NativePrivateDir {
     this.ring() // throws SessionClosedError once closed

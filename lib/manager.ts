@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
+import { mapNative, SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
 import { assertFits } from './limits'
 import { withFileMutex } from './file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from './json'
@@ -22,7 +22,7 @@ import {
   type OpenFileResult,
 } from './native'
 import { SessionData } from './session-data'
-import { checkTtl, describe, MAX_MS } from './validate'
+import { checkDirPath, checkTtl, describe, MAX_MS } from './validate'
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'
@@ -118,9 +118,7 @@ export class SessionManager implements AsyncDisposable {
     this.appName = checkAppName(appName)
     if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
     this.ttl = options.ttl === undefined ? 8 * 3_600_000 : checkTtl('options.ttl', options.ttl)
-    if (options.dir !== undefined && (typeof options.dir !== 'string' || options.dir === '' || options.dir.includes('\0'))) {
-      throw new TypeError(`options.dir must be a non-empty path string, got ${describe(options.dir)}`)
-    }
+    if (options.dir !== undefined) checkDirPath('options.dir', options.dir)
     this.sessionDir = path.resolve(options.dir ?? path.join(os.tmpdir(), `.${this.appName}_session`))
     this.sessionFile = path.join(this.sessionDir, FILE_NAME)
     this.#cleanupInterval =
@@ -174,7 +172,7 @@ export class SessionManager implements AsyncDisposable {
   async logout(): Promise<boolean> {
     const { dir } = this.#ready()
     this.#cached = null
-    const removed = await this.#call(() => dir.remove(FILE_NAME))
+    const removed = await mapNative(() => dir.remove(FILE_NAME))
     if (removed) this.#logger.info('session deleted (logout)')
     return removed
   }
@@ -232,7 +230,7 @@ export class SessionManager implements AsyncDisposable {
     checkTtl('extraMs', extraMs)
     const { dir, ring } = this.#ready()
     return withFileMutex(this.sessionFile, async () => {
-      const lock = await this.#call(() => dir.lock(FILE_NAME))
+      const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
         const current = await this.getSession()
         if (current === null) return false
@@ -274,7 +272,7 @@ export class SessionManager implements AsyncDisposable {
     // Never write what the reader would refuse (and then delete) as too large.
     assertFits(json, MAX_BYTES, 'session record')
     this.#cached = null
-    await this.#call(() =>
+    await mapNative(() =>
       dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs),
     )
   }
@@ -329,7 +327,7 @@ export class SessionManager implements AsyncDisposable {
   #reseal(session: SessionData): void {
     const { dir, ring } = this.#ready()
     withFileMutex(this.sessionFile, async () => {
-      const lock = await this.#call(() => dir.lock(FILE_NAME))
+      const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
         const found = dir.openFileSync(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), OPEN_AS_STRING)
         // Only if the file still holds what we read (same expiry) and is still on an old key.
@@ -344,13 +342,6 @@ export class SessionManager implements AsyncDisposable {
     )
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      throw toSessionError(err)
-    }
-  }
 
   #ready(): { dir: NativePrivateDir; ring: NativeKeyRing } {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')

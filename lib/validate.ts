@@ -68,3 +68,11 @@ export function checkTimestamp(name: string, value: unknown): number {
   }
   return value
 }
+
+/** A directory path the native side can open: a non-empty string without NUL. */
+export function checkDirPath(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) {
+    throw new TypeError(`${name} must be a non-empty path string, got ${describe(value)}`)
+  }
+  return value
+}
