@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, type SessionManagerOptions } from '../lib/index'
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
+import { requireDist } from './helpers/dist'
 
 const ROOT = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -136,11 +137,7 @@ function expectDiscarded(logger: ReturnType<typeof spyLogger>, file: string) {
   expect(logger.error).not.toHaveBeenCalled()
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'index.js')) || !fs.existsSync(path.join(ROOT, 'dist', 'index.mjs'))) {
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does) before these tests')
-  }
-})
+beforeAll(requireDist)
 
 // ---------------------------------------------------------------------------------------------
 

@@ -11,14 +11,7 @@ export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() 
 export const SECRET = 'a reliability-test secret, comfortably over 32 characters'
 export const STORE_SECRET = 'another reliability secret for the file store, 32+ chars'
 
-/** Throws unless dist/ is built: the child-process fixtures load the package from there. */
-export function requireDist(): void {
-  for (const f of ['index.js', 'index.mjs']) {
-    if (!fs.existsSync(path.join(ROOT, 'dist', f))) {
-      throw new Error('dist/ is missing: run `npm run build:ts` (npm test does) before these tests')
-    }
-  }
-}
+export { requireDist } from '../helpers/dist'
 
 /** A fresh temp directory; remove it with rmTree (also handles 0000/foreign-owned leftovers as root). */
 export function tmpRoot(prefix: string): string {
