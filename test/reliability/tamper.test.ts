@@ -35,6 +35,17 @@ const counting = () => {
 
 const totals = { variants: 0, flips: 0, truncations: 0, accepted: 0, thrown: 0 }
 
+/** Adds one file's figures to the totals; returns its number of single-bit flips. */
+function tally(good: Buffer, variants: number, accepted: string[], thrown: string[]): number {
+  const flips = good.length * 8
+  totals.variants += variants
+  totals.flips += flips
+  totals.truncations += good.length
+  totals.accepted += accepted.length
+  totals.thrown += thrown.length
+  return flips
+}
+
 describe('tampering', () => {
   it('SessionManager: every bit flip and truncation of session.enc reads as null; other sessions are untouched', async () => {
     const { counts, logger } = counting()
@@ -63,12 +74,7 @@ describe('tampering', () => {
       if (!fs.existsSync(m.sessionFile)) removed++
       n++
     }
-    const flips = good.length * 8
-    totals.variants += n
-    totals.flips += flips
-    totals.truncations += good.length
-    totals.accepted += accepted.length
-    totals.thrown += thrown.length
+    const flips = tally(good, n, accepted, thrown)
     console.log(
       `tamper: SessionManager session.enc (${good.length} bytes): ${n} variants tried (${flips} bit flips, ${good.length} truncations), ` +
         `${accepted.length} accepted, ${thrown.length} thrown, ${removed} removed as unreadable or expired, ${counts.warn} warnings`,
@@ -119,12 +125,7 @@ describe('tampering', () => {
       }
       n++
     }
-    const flips = good.length * 8
-    totals.variants += n
-    totals.flips += flips
-    totals.truncations += good.length
-    totals.accepted += accepted.length
-    totals.thrown += thrown.length
+    const flips = tally(good, n, accepted, thrown)
     console.log(
       `tamper: FileSessionStore file (${good.length} bytes): ${n} variants tried (${flips} bit flips, ${good.length} truncations), ` +
         `${accepted.length} accepted, ${thrown.length} thrown, other session lost after ${bLost.length} variants, ${counts.warn} warnings`,
