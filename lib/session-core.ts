@@ -1,0 +1,266 @@
+// The cookie-session logic every HTTP adapter shares (Connect/node:http middleware, Fastify,
+// Web-standard fetch handlers); the adapters only move headers in and out of their framework.
+//
+// One request's life: open() reads the cookie, checks the id's form (no store I/O for a malformed
+// one) and reconnects through store.get or starts a fresh in-memory session. decide() fixes, once
+// and before headers leave, what the cookie must say. persist() then writes what the handler did.
+//
+// Login (session.attachAvatar): at write-back the contents move to a fresh id, the old id is
+// deleted and the cookie carries the new id, so an id planted before login (fixation) is
+// worthless. Logout (session.invalidate): the store entry is deleted and the cookie cleared.
+import { parse, serialize, type SerializeOptions } from 'cookie'
+import { generateSessionId, isValidSessionId } from './ids'
+import { isPlainObject } from './json'
+import { checkLogger, type Logger } from './logger'
+import { Session } from './session'
+import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
+import { describe } from './validate'
+
+export interface SessionCookieOptions {
+  /** Default true: page scripts cannot read the cookie. */
+  httpOnly?: boolean
+  /** Default 'lax'. 'none' needs `secure` other than false (browsers drop it otherwise). */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /** Default 'auto': Secure when the request came over HTTPS. */
+  secure?: boolean | 'auto'
+  /** Default '/'. */
+  path?: string
+  domain?: string
+}
+
+/** The options of sessionMiddleware, the Fastify plugin and withSession alike. */
+export interface SessionMiddlewareOptions {
+  store: SessionStore
+  /** Default 'sid'. */
+  cookieName?: string
+  cookie?: SessionCookieOptions
+  /** Persist (and send a cookie for) new sessions nobody changed. Default false. */
+  saveUninitialized?: boolean
+  /** Send the cookie on every response so its Max-Age restarts. Default false. */
+  rolling?: boolean
+  /** With secure 'auto', also believe `X-Forwarded-Proto: https` (only behind a proxy you run). */
+  trustProxy?: boolean
+  /** Idle timeout of new sessions in ms. Default: the store's ttl, else 1 h. */
+  ttl?: number
+  /** Where write-back failures are reported. Default console. */
+  logger?: Logger
+}
+
+export interface SessionConfig {
+  store: SessionStore
+  cookieName: string
+  cookie: { httpOnly: boolean; sameSite: 'lax' | 'strict' | 'none'; secure: boolean | 'auto'; path: string; domain?: string }
+  saveUninitialized: boolean
+  rolling: boolean
+  trustProxy: boolean
+  ttl: number
+  maxAge: number | undefined
+  logger: Logger
+}
+
+export type Plan =
+  | { kind: 'none' } // read-only request of a new visitor: nothing to store, no cookie
+  | { kind: 'keep'; cookie: string | null } // save under the same id when dirty
+  | { kind: 'move'; newId: string; cookie: string } // login: save under newId, delete the old id
+  | { kind: 'drop'; cookie: string | null } // logout: delete, cookie cleared
+
+// RFC 6265 token characters, the only ones a cookie name may hold.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// A path attribute cannot hold ';' or control characters (it would end or break the header).
+const COOKIE_PATH = /^\/[\x20-\x3a\x3c-\x7e]*$/
+const COOKIE_DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+const OPTION_KEYS = new Set(['store', 'cookieName', 'cookie', 'saveUninitialized', 'rolling', 'trustProxy', 'ttl', 'logger'])
+const COOKIE_KEYS = new Set(['httpOnly', 'sameSite', 'secure', 'path', 'domain'])
+// Ids are base64url: nothing to decode, and no decoding means no second spelling of an id.
+const RAW = (value: string): string => value
+
+/** One request's session, from the cookie that came in to the write-back. */
+export class SessionExchange {
+  /** The session the handler sees; after a login's write-back, the copy under the new id. */
+  session: Session
+  readonly isNew: boolean
+  readonly hadCookie: boolean
+  #plan: Plan | null = null
+  readonly #config: SessionConfig
+
+  private constructor(config: SessionConfig, session: Session, isNew: boolean, hadCookie: boolean) {
+    this.#config = config
+    this.session = session
+    this.isNew = isNew
+    this.hadCookie = hadCookie
+  }
+
+  /** Reconnects to the cookie's session or starts a fresh one. A store failure (not a missing
+   *  session) rejects: the adapter reports it as an error, it does not hand out a new session. */
+  static async open(config: SessionConfig, cookieHeader: string | null | undefined): Promise<SessionExchange> {
+    // parse() takes the first of duplicate names, as browsers send the most specific path first.
+    const raw = typeof cookieHeader === 'string' ? parse(cookieHeader, { decode: RAW })[config.cookieName] : undefined
+    // The id's form is checked before any I/O: a hostile cookie never reaches the store.
+    const found = raw !== undefined && isValidSessionId(raw) ? await config.store.get(raw) : null
+    const session = found ?? new Session(generateSessionId(), null, config.ttl, { maxAge: config.maxAge })
+    return new SessionExchange(config, session, found === null, raw !== undefined)
+  }
+
+  /** The plan once decided, else null. */
+  get plan(): Plan | null {
+    return this.#plan
+  }
+
+  /** What the cookie must say, decided once (before headers leave): later changes to the
+   *  session can no longer change the cookie, so persist() checks what it may still do. */
+  decide(secure: boolean): Plan {
+    if (this.#plan !== null) return this.#plan
+    const { session, isNew } = this
+    const config = this.#config
+    if (session.invalidated) {
+      this.#plan = { kind: 'drop', cookie: this.hadCookie ? clearCookie(config, secure) : null }
+    } else if (session.needsNewId) {
+      const newId = generateSessionId()
+      this.#plan = { kind: 'move', newId, cookie: setCookie(config, newId, session, secure) }
+    } else if (isNew) {
+      const persist = session.dirty || config.saveUninitialized
+      this.#plan = persist ? { kind: 'keep', cookie: setCookie(config, session.id, session, secure) } : { kind: 'none' }
+    } else {
+      this.#plan = { kind: 'keep', cookie: config.rolling ? setCookie(config, session.id, session, secure) : null }
+    }
+    return this.#plan
+  }
+
+  /** The cookie to send, or null: decide(secure) first. */
+  cookie(secure: boolean): string | null {
+    const plan = this.decide(secure)
+    return plan.kind === 'none' ? null : plan.cookie
+  }
+
+  /** Writes what the handler did, following the plan (decided now if it was not yet, as
+   *  insecure: only a handler that sent nothing gets here without a plan). */
+  async persist(): Promise<void> {
+    const plan = this.#plan ?? this.decide(false)
+    const { store, logger } = this.#config
+    const { session, isNew } = this
+    // Logout wins over everything (a 'drop' plan always ends here), even when it came after the
+    // headers went out: the id is then useless, whatever the cookie still says.
+    if (session.invalidated) {
+      if (!isNew) await store.delete(session.id)
+      return
+    }
+    if (session.needsNewId && plan.kind !== 'move') {
+      // Login after the headers went out: the new id cannot reach the client, and saving the
+      // login under the old id would reward a fixed id. Refuse it.
+      logger.warn('session login after the response headers were sent was not saved')
+      return
+    }
+    if (plan.kind === 'move') {
+      // Copy at the end, not at decide time: it carries every change the handler made.
+      const moved = session.withId(plan.newId)
+      await store.save(moved)
+      if (!isNew) await store.delete(session.id)
+      session.clearDirty()
+      this.session = moved
+      return
+    }
+    if (plan.kind === 'none') {
+      // Changed only after the headers went out: no cookie names it, so storing it would orphan it.
+      if (session.dirty) logger.warn('new session changed after the response headers were sent was not saved')
+      return
+    }
+    if (session.dirty || (isNew && this.#config.saveUninitialized)) await store.save(session)
+  }
+}
+
+/** Whether the request came over HTTPS: `encrypted` for this server's own TLS, else the
+ *  first X-Forwarded-Proto, believed only with trustProxy. */
+export function isSecureRequest(config: SessionConfig, encrypted: boolean, forwardedProto: string | string[] | null | undefined): boolean {
+  if (config.cookie.secure !== 'auto') return config.cookie.secure
+  if (encrypted) return true
+  if (!config.trustProxy) return false
+  const first = (Array.isArray(forwardedProto) ? forwardedProto[0] : forwardedProto)?.split(',')[0]?.trim().toLowerCase()
+  return first === 'https'
+}
+
+function baseAttributes(config: SessionConfig, secure: boolean): SerializeOptions {
+  const attrs: SerializeOptions = { httpOnly: config.cookie.httpOnly, sameSite: config.cookie.sameSite, path: config.cookie.path, secure }
+  if (config.cookie.domain !== undefined) attrs.domain = config.cookie.domain
+  return attrs
+}
+
+/** Max-Age in whole seconds: the idle timeout (restarted by this request), capped by what is left
+ *  of the absolute lifetime. Rounded down so the cookie never outlives the session. */
+function setCookie(config: SessionConfig, id: string, session: Session, secure: boolean): string {
+  const { createdAt, ttl, maxAge } = session.meta
+  const left = maxAge === undefined ? ttl : Math.min(ttl, createdAt + maxAge - Date.now())
+  return serialize(config.cookieName, id, { ...baseAttributes(config, secure), maxAge: Math.max(0, Math.floor(left / 1000)), encode: RAW })
+}
+
+function clearCookie(config: SessionConfig, secure: boolean): string {
+  return serialize(config.cookieName, '', { ...baseAttributes(config, secure), maxAge: 0, expires: new Date(0) })
+}
+
+/** Validates the options of `owner` (sessionMiddleware, sealedSession, withSession). */
+export function checkSessionOptions(options: SessionMiddlewareOptions, owner: string): SessionConfig {
+  if (!isPlainObject(options as unknown)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+  // A misspelt option (cookiename, saveUnitialized) would otherwise be silently ignored.
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new TypeError(`options.${key} is not an option of ${owner}`)
+  }
+  const store = options.store as unknown as Record<string, unknown> | null | undefined
+  if (typeof store !== 'object' || store === null) throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
+  for (const method of ['get', 'save', 'delete'] as const) {
+    if (typeof store[method] !== 'function') throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
+  }
+
+  const cookieName = options.cookieName ?? 'sid'
+  if (typeof cookieName !== 'string') throw new TypeError(`options.cookieName must be a string, got ${describe(cookieName)}`)
+  if (!COOKIE_NAME.test(cookieName)) throw new RangeError(`options.cookieName must be a cookie name (RFC 6265 token), got ${describe(cookieName)}`)
+
+  const c = options.cookie ?? {}
+  if (!isPlainObject(c as unknown)) throw new TypeError(`options.cookie must be a plain object, got ${describe(c)}`)
+  for (const key of Object.keys(c)) {
+    if (!COOKIE_KEYS.has(key)) throw new TypeError(`options.cookie.${key} is not a cookie option`)
+  }
+  const httpOnly = checkBoolean('options.cookie.httpOnly', c.httpOnly, true)
+  const sameSite = c.sameSite ?? 'lax'
+  if (typeof sameSite !== 'string') throw new TypeError(`options.cookie.sameSite must be a string, got ${describe(sameSite)}`)
+  if (!['lax', 'strict', 'none'].includes(sameSite)) {
+    throw new RangeError(`options.cookie.sameSite must be 'lax', 'strict' or 'none', got ${describe(sameSite)}`)
+  }
+  const secure = c.secure ?? 'auto'
+  if (secure !== 'auto' && typeof secure !== 'boolean') throw new TypeError(`options.cookie.secure must be a boolean or 'auto', got ${describe(secure)}`)
+  if (sameSite === 'none' && secure === false) {
+    throw new RangeError("options.cookie.sameSite 'none' needs options.cookie.secure true or 'auto' (browsers drop it otherwise)")
+  }
+  const path = c.path ?? '/'
+  if (typeof path !== 'string') throw new TypeError(`options.cookie.path must be a string, got ${describe(path)}`)
+  if (!COOKIE_PATH.test(path)) throw new RangeError(`options.cookie.path must start with '/' and hold no ';' or control characters, got ${describe(path)}`)
+  const domain = c.domain
+  if (domain !== undefined) {
+    if (typeof domain !== 'string') throw new TypeError(`options.cookie.domain must be a string, got ${describe(domain)}`)
+    if (!COOKIE_DOMAIN.test(domain)) throw new RangeError(`options.cookie.domain must be a domain name, got ${describe(domain)}`)
+  }
+
+  // A store's lifetime (`ttl`; `defaultTtl` on stores of 0.1 and look-alikes).
+  const storeTtl = typeof store.ttl === 'number' ? store.ttl : store.defaultTtl
+  const ttl = options.ttl !== undefined ? checkTtl('options.ttl', options.ttl) : typeof storeTtl === 'number' ? storeTtl : DEFAULT_TTL
+  // The store's absolute lifetime, where it tells: new sessions are built here, not by create().
+  const maxAge = typeof store.maxAge === 'number' ? store.maxAge : undefined
+
+  const cookie: SessionConfig['cookie'] = { httpOnly, sameSite: sameSite as SessionConfig['cookie']['sameSite'], secure, path }
+  if (domain !== undefined) cookie.domain = domain
+  return {
+    store: options.store,
+    cookieName,
+    cookie,
+    saveUninitialized: checkBoolean('options.saveUninitialized', options.saveUninitialized, false),
+    rolling: checkBoolean('options.rolling', options.rolling, false),
+    trustProxy: checkBoolean('options.trustProxy', options.trustProxy, false),
+    ttl,
+    maxAge,
+    logger: options.logger === undefined ? console : checkLogger(options.logger),
+  }
+}
+
+function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${describe(value)}`)
+  return value
+}
