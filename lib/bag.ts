@@ -17,7 +17,13 @@ export type BagValue = JsonValue | Bag
 /** What Bag.toJSON() returns: a fresh, mutable plain object. */
 export type BagJSON = { [key: string]: JsonValue }
 
-export class Bag implements Iterable<[string, BagValue]> {
+/** How a value of type T reads back from a Bag: plain objects come back as Bags, arrays frozen. */
+export type Stored<T> = T extends readonly unknown[] ? Readonly<T> : T extends object ? Bag<T> : T
+
+/** `Shape` only types reads and writes of top-level keys (`Session<Data>`); nothing is checked
+ *  at run time beyond JSON. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export class Bag<Shape extends object = {}> implements Iterable<[string, BagValue]> {
   readonly #items = new Map<string, BagValue>()
   #parent: Bag | null = null
 
@@ -36,8 +42,11 @@ export class Bag implements Iterable<[string, BagValue]> {
   }
 
   /** The value at a dotted path, or `fallback` when nothing is there. */
-  get(path: string): BagValue | undefined
-  get<F>(path: string, fallback: F): BagValue | F
+  get<K extends keyof Shape & string>(path: K): Stored<Shape[K]> | undefined
+  get<K extends keyof Shape & string>(path: K, fallback: Stored<Shape[K]>): Stored<Shape[K]>
+  /** `get<T>(path)`: the caller states what is stored there (not checked at run time). */
+  get<T = BagValue>(path: string): T | undefined
+  get<T>(path: string, fallback: T): T
   get(path: string, fallback?: unknown): unknown {
     const parts = splitPath(path)
     const parent = this.#walk(parts)
@@ -53,6 +62,7 @@ export class Bag implements Iterable<[string, BagValue]> {
   }
 
   /** Store a copy of `value` at a dotted path, creating intermediate Bags. */
+  set<P extends string>(path: P, value: P extends keyof Shape ? Shape[P] | Stored<Shape[P]> : unknown): this
   set(path: string, value: unknown): this {
     const parts = splitPath(path)
     // Check everything before changing anything: a failed set leaves the Bag as it was.

@@ -31,7 +31,16 @@ export interface SessionOptions {
   now?: number
 }
 
-export class Session {
+/**
+ * The shape of session data as the whole app sees it (req.session, request.session, the stores):
+ * empty by default. Declare it once to type `session.data`:
+ *   declare module 'sealed-session' { interface SessionShape { visits: number } }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface SessionShape {}
+
+/** `Data` types `session.data` (see SessionShape); it is not checked at run time. */
+export class Session<Data extends object = SessionShape> {
   readonly #id: string
   readonly #auth: JsonObject | null
   #data = new Bag()
@@ -110,8 +119,8 @@ export class Session {
     return this.#avatar
   }
 
-  get data(): Bag {
-    return this.#data
+  get data(): Bag<Data> {
+    return this.#data as Bag<Data>
   }
 
   /** A frozen copy; the times change only through touch(). */
@@ -185,9 +194,9 @@ export class Session {
    * avatar, dirty (it is not stored under the new id yet), and no longer needing a new id.
    * The caller saves the copy and deletes the old id.
    */
-  withId(newId: string): Session {
+  withId(newId: string): Session<Data> {
     checkId('newId', newId)
-    const copy = Session.fromJSON({ ...this.toJSON(), id: newId })
+    const copy = Session.fromJSON({ ...this.toJSON(), id: newId }) as Session<Data>
     copy.#avatarAttached = this.#avatarAttached
     copy.#dirty = true
     return copy

@@ -8,13 +8,20 @@ const require = createRequire(import.meta.url)
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' })
 
-for (const entry of ['index', 'express']) {
+// The public entry points (package.json "exports"; typesVersions for node10 resolution).
+for (const entry of ['index', 'express', 'fastify', 'fetch']) {
   if (!existsSync(new URL(`../dist/${entry}.js`, import.meta.url))) continue
-  const names = Object.keys(require(`../dist/${entry}.js`)).filter((n) => n !== 'default' && n !== '__esModule')
+  const cjs = require(`../dist/${entry}.js`)
+  const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule')
   if (names.length === 0) continue
-  writeFileSync(
-    new URL(`../dist/${entry}.mjs`, import.meta.url),
-    `import cjs from './${entry}.js'\nexport const { ${names.join(', ')} } = cjs\nexport default cjs\n`,
-  )
-  writeFileSync(new URL(`../dist/${entry}.d.mts`, import.meta.url), `export * from './${entry}.js'\n`)
+  // An entry with a default export (the Fastify plugin) also exports it by name: ESM's default
+  // is that value, not the CommonJS module object.
+  const alias = 'default' in cjs ? names.find((n) => cjs[n] === cjs.default) : undefined
+  if ('default' in cjs && alias === undefined) throw new Error(`dist/${entry}.js: its default export has no named twin`)
+  const js = `import cjs from './${entry}.js'\nexport const { ${names.join(', ')} } = cjs\nexport default ${alias === undefined ? 'cjs' : alias}\n`
+  const dts = alias === undefined
+    ? `export * from './${entry}.js'\n`
+    : `export * from './${entry}.js'\nimport { ${alias} } from './${entry}.js'\nexport default ${alias}\n`
+  writeFileSync(new URL(`../dist/${entry}.mjs`, import.meta.url), js)
+  writeFileSync(new URL(`../dist/${entry}.d.mts`, import.meta.url), dts)
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Release packaging check (run by .ci/run): the packed tarball
-#   1. holds only what users need (no test/, bench/, build/), and says so with its size;
+# Release packaging check (run by .ci/run): in a copy of the tracked files (a fresh clone: no
+# dist/), with the installed node_modules, a plain `npm pack` builds dist/ itself (prepack), and
+# the packed tarball
+#   1. holds what users need (no test/, bench/, build/), and says so with its size;
 #   2. installs with --ignore-scripts and no compiler on PATH, and loads its prebuild from
 #      both `require` and `import`, with a working login/getSession round trip;
 #   3. without prebuilds/, compiles from source with node-gyp on install and does the same;
-#   4. passes publint and are-the-types-wrong.
+#   4. passes publint and are-the-types-wrong (node10, node16 CJS and ESM, bundler), for the
+#      root and the express, fastify and fetch entries.
 # Works in a scratch copy so the developer's build/ and prebuilds/ are left alone.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,11 +21,12 @@ mkdir "$work/src"
 ln -s "$repo/node_modules" "$work/src/node_modules"
 cd "$work/src"
 npx prebuildify --napi --strip --tag-libc >/dev/null 2>&1
-npm run --silent build:ts
 ls prebuilds/*/
+test ! -e dist || { echo "FAIL: the scratch copy has a dist/ already"; exit 1; }
 
-say "npm pack"
+say "npm pack (prepack builds dist/)"
 tarball=$(npm pack --silent | tail -n 1)
+test -e dist/index.js || { echo "FAIL: npm pack did not build dist/"; exit 1; }
 tar -tzf "$tarball" | sed 's/^package\///' | sort > "$work/files.txt"
 cat "$work/files.txt"
 printf 'tarball: %s, %s bytes packed, %s files\n' "$tarball" "$(stat -c %s "$tarball")" "$(wc -l < "$work/files.txt")"
@@ -30,6 +34,11 @@ if grep -Eq '^(test|bench|build|examples|scripts|\.ci)/' "$work/files.txt"; then
   echo "FAIL: the tarball carries development files"; exit 1
 fi
 grep -q '^prebuilds/linux-x64/' "$work/files.txt" || { echo "FAIL: no linux-x64 prebuild in the tarball"; exit 1; }
+for f in index express fastify fetch; do
+  for ext in js mjs d.ts d.mts; do
+    grep -qx "dist/$f.$ext" "$work/files.txt" || { echo "FAIL: dist/$f.$ext is not in the tarball"; exit 1; }
+  done
+done
 
 # The round trip both consumers run: a login written, read back, then removed.
 cat > "$work/roundtrip.cjs" <<'EOF'
@@ -48,8 +57,14 @@ EOF
 cat > "$work/roundtrip.mjs" <<'EOF'
 import { SessionManager, SessionError } from 'sealed-session'
 import { ExpressSessionStore } from 'sealed-session/express'
+import sealedSession, { sealedSession as named } from 'sealed-session/fastify'
+import { withSession } from 'sealed-session/fetch'
+import { createRequire } from 'node:module'
 import * as os from 'node:os'; import * as path from 'node:path'; import * as fs from 'node:fs'
 if (typeof ExpressSessionStore !== 'function' || typeof SessionError !== 'function') throw new Error('exports missing')
+if (typeof sealedSession !== 'function' || named !== sealedSession || typeof withSession !== 'function') throw new Error('adapter exports missing')
+// One class identity: the ESM entries re-export the CommonJS build.
+if (createRequire(import.meta.url)('sealed-session').SessionManager !== SessionManager) throw new Error('two copies of SessionManager')
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-pack-'))
 const m = new SessionManager('pack-check', { dir: path.join(dir, 's') })
 await m.login('u2', 'e2')
@@ -86,5 +101,5 @@ ls "$work/from-source/node_modules/sealed-session/build/Release/sealed_session.n
 say "publint and are-the-types-wrong"
 cd "$work/src"
 npx publint --strict "$tarball"
-npx attw "$tarball" --profile node16
+npx attw "$tarball"
 echo "pack-check: ok"

@@ -1,0 +1,85 @@
+// The Fastify 5 plugin over a real listening Fastify server on 127.0.0.1: the shared cookie-session
+// suite, then what is Fastify's own (registration, encapsulation, hooks, option errors).
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Avatar } from '../lib/avatar'
+import sealedSession, { sealedSession as named } from '../lib/fastify'
+import { MemorySessionStore } from '../lib/memory-store'
+import type { SessionMiddlewareOptions } from '../lib/session-core'
+import { Client, quietLogger, sessionHttpSuite } from './helpers/session-http-suite'
+
+function routes(app: FastifyInstance): void {
+  app.get('/count', async (request) => {
+    const n = request.session.data.get('n', 0) + 1
+    request.session.data.set('n', n)
+    return { n, user: request.session.avatar.identity }
+  })
+  app.get('/peek', async (request) => ({ n: request.session.data.get<number>('n') ?? null, user: request.session.avatar.identity }))
+  app.post('/login', async (request) => {
+    request.session.attachAvatar(new Avatar('alice', ['member']))
+    return { ok: true }
+  })
+  app.post('/logout', async (request) => {
+    request.session.invalidate()
+    return { ok: true }
+  })
+}
+
+async function listen(app: FastifyInstance): Promise<{ url: string; close: () => Promise<void> }> {
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { url: address, close: () => app.close() }
+}
+
+sessionHttpSuite('fastify', async (options: SessionMiddlewareOptions) => {
+  const app = Fastify()
+  await app.register(sealedSession, options)
+  routes(app)
+  return listen(app)
+})
+
+describe('fastify plugin', () => {
+  const cleanups: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!()
+  })
+
+  it('is the default export and the named export alike', () => {
+    expect(named).toBe(sealedSession)
+  })
+
+  it('is not encapsulated: routes of child plugins registered afterwards see request.session', async () => {
+    const store = new MemorySessionStore()
+    const app = Fastify()
+    await app.register(sealedSession, { store, logger: quietLogger() })
+    await app.register(async (child) => routes(child), { prefix: '/child' })
+    const served = await listen(app)
+    cleanups.push(() => store.close(), served.close)
+    const client = new Client(served.url)
+    expect((await client.call('/child/count')).n).toBe(1)
+    expect((await client.call('/child/count')).n).toBe(2)
+  })
+
+  it('refuses an unknown option at registration, naming it', async () => {
+    const app = Fastify()
+    app.register(sealedSession, { store: new MemorySessionStore(), cookiename: 'x' } as unknown as SessionMiddlewareOptions)
+    await expect(app.ready()).rejects.toThrow(/options\.cookiename is not an option of sealedSession/)
+    await app.close()
+  })
+
+  it('an error reply still carries the write-back (the session changed before the throw)', async () => {
+    const store = new MemorySessionStore()
+    const app = Fastify()
+    await app.register(sealedSession, { store, logger: quietLogger() })
+    app.get('/fail', async (request) => {
+      request.session.data.set('n', 7)
+      throw new Error('boom')
+    })
+    routes(app)
+    const served = await listen(app)
+    cleanups.push(() => store.close(), served.close)
+    const client = new Client(served.url)
+    await client.call('/fail')
+    expect(client.last!.status).toBe(500)
+    expect((await client.call('/peek')).n).toBe(7)
+  })
+})

@@ -1,0 +1,183 @@
+// The cookie-session behaviour every HTTP adapter must show (Fastify, fetch/Hono), driven over a
+// real listening server with fetch and a one-cookie jar. An adapter's test file supplies `start`,
+// which serves these routes with the adapter under test:
+//   GET  /count   adds 1 to data.n, answers { n, user }
+//   GET  /peek    reads only, answers { n, user }
+//   POST /login   attachAvatar(alice), answers { ok }
+//   POST /logout  invalidate(), answers { ok }
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { generateSessionId, isValidSessionId } from '../../lib/ids'
+import { MemorySessionStore } from '../../lib/memory-store'
+import type { SessionMiddlewareOptions } from '../../lib/session-core'
+import type { SessionStore } from '../../lib/store'
+
+export interface Served {
+  url: string
+  close(): Promise<void>
+}
+export type Start = (options: SessionMiddlewareOptions) => Promise<Served>
+
+export const quietLogger = () => ({ debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() })
+
+/** A client that keeps the one session cookie, as a browser would. */
+export class Client {
+  cookie: string | null = null
+  last: Response | null = null
+  constructor(readonly base: string, readonly name = 'sid') {}
+
+  async call(path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ n: number | null; user: string; ok?: boolean }> {
+    const res = await fetch(new URL(path, this.base), {
+      method,
+      redirect: 'manual',
+      headers: this.cookie === null ? headers : { ...headers, cookie: `${this.name}=${this.cookie}` },
+    })
+    this.last = res
+    const set = this.setCookie()
+    if (set !== null) {
+      const value = set.split(';')[0].slice(this.name.length + 1)
+      this.cookie = /max-age=0/i.test(set) ? null : value
+    }
+    const text = await res.text()
+    return text.startsWith('{') ? JSON.parse(text) : { n: null, user: '', ok: false }
+  }
+
+  /** Our Set-Cookie header of the last response, or null. */
+  setCookie(): string | null {
+    const all = this.last?.headers.getSetCookie() ?? []
+    return all.find((c) => c.startsWith(`${this.name}=`)) ?? null
+  }
+}
+
+export function sessionHttpSuite(adapter: string, start: Start): void {
+  describe(`${adapter}: cookie sessions over real HTTP`, () => {
+    const cleanups: Array<() => Promise<void> | void> = []
+    afterEach(async () => {
+      while (cleanups.length > 0) await cleanups.pop()!()
+    })
+    async function serve(options: Partial<SessionMiddlewareOptions> = {}) {
+      const store = (options.store as MemorySessionStore | undefined) ?? new MemorySessionStore()
+      const served = await start({ logger: quietLogger(), ...options, store })
+      cleanups.push(() => store.close(), () => served.close())
+      return { store, client: new Client(served.url, options.cookieName), url: served.url }
+    }
+
+    it('a new visitor who changes nothing gets no cookie and nothing is stored', async () => {
+      const { store, client } = await serve()
+      expect(await client.call('/peek')).toEqual({ n: null, user: 'anonymous' })
+      expect(client.setCookie()).toBeNull()
+      expect(store.size).toBe(0)
+    })
+
+    it('stores a changed session, reconnects by its cookie, and answers only once it is stored', async () => {
+      const { store, client } = await serve()
+      expect((await client.call('/count')).n).toBe(1)
+      const cookie = client.setCookie()!
+      expect(cookie).toMatch(/HttpOnly/i)
+      expect(cookie).toMatch(/SameSite=Lax/i)
+      expect(cookie).toMatch(/Path=\//)
+      expect(cookie).toMatch(/Max-Age=3600/)
+      expect(cookie).not.toMatch(/Secure/i)
+      expect(isValidSessionId(client.cookie!)).toBe(true)
+      // The response came after the write: the store already holds it.
+      expect((await store.get(client.cookie!))?.data.get('n')).toBe(1)
+      expect((await client.call('/count')).n).toBe(2)
+      expect((await client.call('/peek')).n).toBe(2)
+      expect(store.size).toBe(1)
+    })
+
+    it('writes back only when the handler changed something', async () => {
+      const { store, client } = await serve()
+      await client.call('/count')
+      const save = vi.spyOn(store, 'save')
+      await client.call('/peek')
+      await client.call('/peek')
+      expect(save).not.toHaveBeenCalled()
+      expect(client.setCookie()).toBeNull() // not rolling: nothing to refresh
+      await client.call('/count')
+      expect(save).toHaveBeenCalledTimes(1)
+    })
+
+    it('moves the session to a new id at login and deletes the old one', async () => {
+      const { store, client } = await serve()
+      await client.call('/count')
+      const before = client.cookie!
+      expect((await client.call('/login', 'POST')).ok).toBe(true)
+      const after = client.cookie!
+      expect(after).not.toBe(before)
+      expect(isValidSessionId(after)).toBe(true)
+      expect(await store.get(before)).toBeNull()
+      expect(await client.call('/peek')).toEqual({ n: 1, user: 'alice' }) // data came along
+    })
+
+    it('a fixed id planted before login is worthless after it', async () => {
+      const { store, client } = await serve()
+      await client.call('/count')
+      const planted = client.cookie!
+      await client.call('/login', 'POST')
+      const attacker = new Client(client.base)
+      attacker.cookie = planted
+      expect(await attacker.call('/peek')).toEqual({ n: null, user: 'anonymous' })
+      expect(store.size).toBe(1)
+    })
+
+    it('deletes the session and clears the cookie at logout', async () => {
+      const { store, client } = await serve()
+      await client.call('/login', 'POST')
+      const id = client.cookie!
+      await client.call('/logout', 'POST')
+      expect(client.setCookie()).toMatch(/Max-Age=0/i)
+      expect(client.cookie).toBeNull()
+      expect(await store.get(id)).toBeNull()
+      expect(store.size).toBe(0)
+    })
+
+    it('an unknown, malformed or tampered cookie just gets a fresh session, without store I/O for a malformed one', async () => {
+      const { store, client } = await serve()
+      const get = vi.spyOn(store, 'get')
+      for (const bad of ['../../etc/passwd', 'x'.repeat(5000), '%00', generateSessionId()]) {
+        client.cookie = bad
+        expect(await client.call('/peek')).toEqual({ n: null, user: 'anonymous' })
+      }
+      expect(get).toHaveBeenCalledTimes(1) // only the well-formed unknown id reached the store
+    })
+
+    it('rolling: the cookie is re-sent with a fresh Max-Age on every response', async () => {
+      const { client } = await serve({ rolling: true, ttl: 120_000 })
+      await client.call('/count')
+      await client.call('/peek')
+      expect(client.setCookie()).toMatch(/Max-Age=120/)
+    })
+
+    it('Secure comes from X-Forwarded-Proto only with trustProxy', async () => {
+      const plain = await serve()
+      await plain.client.call('/count', 'GET', { 'x-forwarded-proto': 'https' })
+      expect(plain.client.setCookie()).not.toMatch(/Secure/i)
+      const proxied = await serve({ trustProxy: true })
+      await proxied.client.call('/count', 'GET', { 'x-forwarded-proto': 'https' })
+      expect(proxied.client.setCookie()).toMatch(/Secure/i)
+    })
+
+    it('a failed write-back sends no cookie for an id the store does not hold, and is logged', async () => {
+      const logger = quietLogger()
+      const store = new MemorySessionStore()
+      vi.spyOn(store, 'save').mockRejectedValue(new Error('disk on fire'))
+      const { client } = await serve({ store, logger })
+      await client.call('/count')
+      expect(client.last!.status).toBe(200)
+      expect(client.setCookie()).toBeNull()
+      expect(logger.error).toHaveBeenCalledWith('session write-back failed', expect.objectContaining({ reason: expect.stringContaining('disk on fire') }))
+    })
+
+    it('takes the middleware options: cookieName, cookie attributes, ttl', async () => {
+      const { client } = await serve({ cookieName: 'app_sid', cookie: { sameSite: 'strict', path: '/', secure: true }, ttl: 90_000 })
+      await client.call('/count')
+      const cookie = client.setCookie()!
+      expect(cookie.startsWith('app_sid=')).toBe(true)
+      expect(cookie).toMatch(/SameSite=Strict/i)
+      expect(cookie).toMatch(/Secure/i)
+      expect(cookie).toMatch(/Max-Age=90/)
+    })
+  })
+}
+
+export type { SessionStore }
