@@ -26,6 +26,12 @@ export abstract class BaseSessionStore implements SessionStore {
     this.timing = timing
   }
 
+  /** Idle timeout of new sessions in ms (the `ttl` option). */
+  get ttl(): number {
+    return this.timing.defaultTtl
+  }
+
+  /** @deprecated The old name of `ttl`. */
   get defaultTtl(): number {
     return this.timing.defaultTtl
   }

@@ -16,7 +16,7 @@ import { SessionError } from './errors'
 import { isPlainObject } from './json'
 import { Session } from './session'
 import { checkNonNegativeMs, checkTtl, DEFAULT_TOUCH_AFTER, type SessionStore } from './store'
-import { describe } from './validate'
+import { checkOptionKeys, describe } from './validate'
 
 export interface ExpressSessionStoreOptions {
   store: SessionStore
@@ -30,6 +30,7 @@ type StoreClass = abstract new () => ExpressStore
 type Callback<T> = ((err: unknown, value?: T) => void) | undefined
 
 const DEFAULT_EXPRESS_TTL = 86_400_000
+const EXPRESS_KEYS = new Set(['store', 'ttl', 'touchAfter'])
 // The record's data keys; a session of our own middleware in the same store has neither.
 const SID = 'expressSid'
 const SESS = 'expressSession'
@@ -46,6 +47,7 @@ export class ExpressSessionStore extends Base {
   constructor(options: ExpressSessionStoreOptions) {
     super()
     if (!isPlainObject(options as unknown)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    checkOptionKeys(options, EXPRESS_KEYS, 'ExpressSessionStore')
     const store = options.store as unknown as Record<string, unknown> | null | undefined
     if (typeof store !== 'object' || store === null) throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
     for (const method of ['get', 'save', 'delete', 'dump'] as const) {

@@ -6,9 +6,9 @@ import { mapNative, toSessionError } from './errors'
 import { isPlainObject } from './json'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from './native'
 import { makeDump, type SessionDump } from './store'
-import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
+import { SEALED_KEYS, SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
 import type { Session, SessionRecord } from './session'
-import { checkDirPath, checkNonNegativeMs, describe } from './validate'
+import { checkDirPath, checkNonNegativeMs, checkOptionKeys, describe } from './validate'
 
 export interface FileSessionStoreOptions extends SealedStoreOptions {
   /** The private directory (created 0700 if missing; refused if unsafe). */
@@ -18,10 +18,12 @@ export interface FileSessionStoreOptions extends SealedStoreOptions {
 }
 
 const STORAGE_NAME = /^[0-9a-f]{64}$/
+const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval'])
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_AS_STRING
 
 function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+  checkOptionKeys(options, FILE_KEYS, 'FileSessionStore')
   checkDirPath('options.dir', options.dir)
   if (options.sweepInterval !== undefined) checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
   return options

@@ -22,7 +22,7 @@ import {
   type OpenFileResult,
 } from './native'
 import { SessionData } from './session-data'
-import { checkDirPath, checkTtl, describe, MAX_MS } from './validate'
+import { checkDirPath, checkOptionKeys, checkTtl, describe, MAX_MS } from './validate'
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'
@@ -98,6 +98,8 @@ function checkAppName(appName: unknown): string {
   return appName
 }
 
+const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'cleanupInterval', 'logger', 'readCache'])
+
 export class SessionManager implements AsyncDisposable {
   readonly appName: string
   readonly ttl: number
@@ -117,6 +119,7 @@ export class SessionManager implements AsyncDisposable {
   constructor(appName: string = 'sealed-session', options: SessionManagerOptions = {}) {
     this.appName = checkAppName(appName)
     if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+    checkOptionKeys(options, MANAGER_KEYS, 'SessionManager')
     this.ttl = options.ttl === undefined ? 8 * 3_600_000 : checkTtl('options.ttl', options.ttl)
     if (options.dir !== undefined) checkDirPath('options.dir', options.dir)
     this.sessionDir = path.resolve(options.dir ?? path.join(os.tmpdir(), `.${this.appName}_session`))

@@ -5,19 +5,22 @@ import { BaseSessionStore, type Found } from './base-store'
 import { SessionClosedError } from './errors'
 import { isPlainObject } from './json'
 import { isMetaExpired, Session, type SessionRecord } from './session'
-import { makeDump, resolveTiming, type SessionDump, type StoreTimingOptions } from './store'
-import { describe } from './validate'
+import { makeDump, resolveTiming, TIMING_KEYS, type SessionDump, type StoreTimingOptions } from './store'
+import { checkOptionKeys, describe } from './validate'
 
 export type MemorySessionStoreOptions = StoreTimingOptions
+
+const MEMORY_KEYS = new Set(TIMING_KEYS)
 
 export class MemorySessionStore extends BaseSessionStore {
   readonly #records = new Map<string, SessionRecord>()
   #closed = false
 
-  /** A bare number is taken as defaultTtl (ms), as in the seed. */
+  /** A bare number is taken as ttl (ms), as in the seed. */
   constructor(options: MemorySessionStoreOptions | number = {}) {
-    if (typeof options === 'number') options = { defaultTtl: options }
+    if (typeof options === 'number') options = { ttl: options }
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
+    checkOptionKeys(options, MEMORY_KEYS, 'MemorySessionStore')
     super(resolveTiming(options))
   }
 

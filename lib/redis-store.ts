@@ -9,10 +9,10 @@
 import { SessionStoreUnavailableError, toSessionError } from './errors'
 import { isPlainObject } from './json'
 import type { KeyOptions } from './keys'
-import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
+import { SEALED_KEYS, SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
 import type { Session, SessionRecord } from './session'
 import { makeDump, type SessionDump } from './store'
-import { checkTtl, describe } from './validate'
+import { checkOptionKeys, checkTtl, describe } from './validate'
 
 /**
  * The part of a node-redis client (v4 or v5, single node or cluster) this store uses. A client
@@ -55,6 +55,7 @@ export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bind
 
 const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 const STORAGE_NAME = /^[0-9a-f]{64}$/
+const REDIS_KEYS = new Set([...SEALED_KEYS, 'client', 'prefix', 'commandTimeout'])
 const SCAN_COUNT = 500
 // node-redis pipelines concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
@@ -255,6 +256,7 @@ export class RedisSessionStore extends SealedStore {
 /** Checked before any key is derived: a machine-bound or boot-bound key cannot be shared. */
 function checkKeyOptions(options: RedisSessionStoreOptions): RedisSessionStoreOptions {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
+  checkOptionKeys(options, REDIS_KEYS, 'RedisSessionStore')
   if (options.secret === undefined && options.secrets === undefined) {
     throw new TypeError(
       'RedisSessionStore refuses a machine-bound key: every server sharing this Redis must derive the same key, so pass options.secret (or options.secrets to rotate)',

@@ -11,7 +11,7 @@ import { checkLogger, type Logger } from './logger'
 import type { NativeKeyRing } from './native'
 import { checkNamespace } from './namespace'
 import { Session } from './session'
-import { resolveTiming, type StoreTimingOptions } from './store'
+import { resolveTiming, TIMING_KEYS, type StoreTimingOptions } from './store'
 
 export type { Found } from './base-store'
 
@@ -22,6 +22,9 @@ export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
   maxBytes?: number
   logger?: Logger
 }
+
+/** The option keys every sealed store takes; a subclass adds its own. */
+export const SEALED_KEYS: readonly string[] = [...TIMING_KEYS, 'namespace', 'maxBytes', 'logger', 'secret', 'secrets', 'bindToBoot']
 
 /** A session sealed for writing: its storage name, context and JSON record. */
 export interface Sealable {

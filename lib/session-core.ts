@@ -14,7 +14,7 @@ import { isPlainObject } from './json'
 import { checkLogger, type Logger } from './logger'
 import { Session } from './session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
-import { describe } from './validate'
+import { checkOptionKeys, describe } from './validate'
 
 export interface SessionCookieOptions {
   /** Default true: page scripts cannot read the cookie. */
@@ -199,10 +199,7 @@ function clearCookie(config: SessionConfig, secure: boolean): string {
 /** Validates the options of `owner` (sessionMiddleware, sealedSession, withSession). */
 export function checkSessionOptions(options: SessionMiddlewareOptions, owner: string): SessionConfig {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
-  // A misspelt option (cookiename, saveUnitialized) would otherwise be silently ignored.
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new TypeError(`options.${key} is not an option of ${owner}`)
-  }
+  checkOptionKeys(options, OPTION_KEYS, owner)
   const store = options.store as unknown as Record<string, unknown> | null | undefined
   if (typeof store !== 'object' || store === null) throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
   for (const method of ['get', 'save', 'delete'] as const) {

@@ -20,7 +20,7 @@ export interface SessionDump {
 }
 
 export interface CreateOptions {
-  /** Idle timeout for this session in ms; the store's defaultTtl when absent. */
+  /** Idle timeout for this session in ms; the store's ttl when absent. */
   ttl?: number
 }
 
@@ -47,6 +47,8 @@ export interface SessionStore {
 /** Timing options every store takes. */
 export interface StoreTimingOptions {
   /** Idle timeout for new sessions in ms (default 1 h). */
+  ttl?: number
+  /** @deprecated The old name of `ttl`. */
   defaultTtl?: number
   /** Absolute lifetime from creation in ms (default: none). */
   maxAge?: number
@@ -60,10 +62,17 @@ export interface StoreTiming {
   touchAfter: number
 }
 
-/** Validate and default the timing options. */
+/** The option keys of every store's timing. */
+export const TIMING_KEYS: readonly string[] = ['ttl', 'defaultTtl', 'maxAge', 'touchAfter']
+
+/** Validate and default the timing options (`defaultTtl` is the deprecated name of `ttl`). */
 export function resolveTiming(options: StoreTimingOptions): StoreTiming {
+  if (options.ttl !== undefined && options.defaultTtl !== undefined) {
+    throw new TypeError('pass options.ttl or options.defaultTtl (its deprecated name), not both')
+  }
+  const ttl = options.ttl ?? options.defaultTtl
   return {
-    defaultTtl: options.defaultTtl === undefined ? DEFAULT_TTL : checkTtl('defaultTtl', options.defaultTtl),
+    defaultTtl: ttl === undefined ? DEFAULT_TTL : checkTtl(options.ttl !== undefined ? 'ttl' : 'defaultTtl', ttl),
     maxAge: options.maxAge === undefined ? undefined : checkTtl('maxAge', options.maxAge),
     touchAfter: options.touchAfter === undefined ? DEFAULT_TOUCH_AFTER : checkNonNegativeMs('touchAfter', options.touchAfter),
   }

@@ -76,3 +76,34 @@ export function checkDirPath(name: string, value: unknown): string {
   }
   return value
 }
+
+/**
+ * The checks every constructor's options object gets: a plain object, only known keys (a
+ * misspelt option would otherwise be silently ignored), and no `secret`/`secrets` key that is
+ * present but unset (`secret: process.env.SESSION_SECRET` with the variable missing must not
+ * quietly become a machine-bound key, different on every host).
+ */
+export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>, owner: string): void {
+  const proto: unknown = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined
+  if (proto !== Object.prototype && proto !== null) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+  const record = options as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    if (!allowed.has(key)) throw new TypeError(`options.${key} is not an option of ${owner}`)
+  }
+  for (const key of ['secret', 'secrets']) {
+    if (!Object.prototype.hasOwnProperty.call(record, key)) continue
+    const value = record[key]
+    if (value === undefined || value === null || value === '') {
+      const Cls = value === '' ? RangeError : TypeError
+      throw new Cls(`options.${key} is ${describe(value)}: the ${key} is not set (an unset environment variable?). Set it, or leave options.${key} out for a machine-bound key`)
+    }
+    if (Array.isArray(value)) {
+      value.forEach((item: unknown, i) => {
+        if (item === undefined || item === null || item === '') {
+          const Cls = item === '' ? RangeError : TypeError
+          throw new Cls(`options.${key}[${i}] is ${describe(item)}: that secret is not set (an unset environment variable?)`)
+        }
+      })
+    }
+  }
+}
