@@ -6,7 +6,7 @@
 //
 // Environment: BENCH_QUICK=1 short run (3 rounds, short windows, scale 1k/10k, 200k reads for
 // RSS); BENCH_ROUNDS=n; BENCH_ONLY=name,name (subset of contenders, no results files);
-// BENCH_KEEP=1 keeps the fixture directory; CC picks the C compiler for the floor (gcc);
+// BENCH_KEEP=1 keeps the fixture directory; BENCH_ONLY=http runs only the HTTP stacks (bench/http.mjs); CC picks the C compiler for the floor (gcc);
 // BENCH_ADDON=path measures that build of the addon instead of build/Release.
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -242,6 +242,13 @@ async function main() {
       log(`  rss: done`)
     }
 
+    // Whole HTTP requests per session stack (bench/http.mjs): its own table and results file.
+    let httpBench = null
+    if (!ONLY || ONLY.includes('http')) {
+      const { runHttpBench } = await import('./http.mjs')
+      httpBench = await runHttpBench({ pkg: PKG(), rounds: Math.min(ROUNDS, 3), quick: QUICK, log })
+    }
+
     const run = {
       date: new Date().toISOString(),
       node: process.version,
@@ -261,6 +268,10 @@ async function main() {
       elapsedS: (Date.now() - started) / 1000,
     }
     printTable(run)
+    if (httpBench) {
+      console.log(`\n${httpBench.markdown}`)
+      if (!ONLY) fs.writeFileSync(path.join(ROOT, 'bench', 'results-http.md'), httpBench.markdown)
+    }
     // The raw run, to re-render the reports without running again (node bench/report.mjs <file>).
     const saved = path.join(os.tmpdir(), 'sealed-session-bench-last.json')
     fs.writeFileSync(saved, JSON.stringify(run))

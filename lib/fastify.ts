@@ -53,9 +53,10 @@ async function writeBack(config: SessionConfig, request: WithExchange, reply: Fa
     return
   }
   try {
-    await exchange.persist()
-    // Only an id the store holds goes out: a failed write leaves the client its old cookie.
-    if (cookie !== null) reply.header('set-cookie', cookie)
+    const stored = await exchange.persist()
+    // Only an id the store holds goes out: a failed or refused write leaves the client the
+    // cookie it has.
+    if (cookie !== null && stored) reply.header('set-cookie', cookie)
     request.session = exchange.session
   } catch (err) {
     config.logger.error('session write-back failed', { reason: String(err) })

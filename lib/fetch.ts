@@ -31,7 +31,8 @@ export function withSession<Data extends object = SessionShape>(
     let cookie: string | null
     try {
       cookie = exchange.cookie(isSecureRequest(config, encrypted, request.headers.get('x-forwarded-proto')))
-      await exchange.persist()
+      // Not stored (the session is gone: another request logged out): no cookie for it.
+      if (!(await exchange.persist())) cookie = null
     } catch (err) {
       // Do not hand out an id the store does not hold: the client keeps its old cookie.
       config.logger.error('session write-back failed', { reason: String(err) })

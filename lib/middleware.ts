@@ -103,15 +103,19 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
       finish()
       return this
     }
+    // Do not hand out an id the store does not hold: the client keeps the cookie it has.
+    const withdraw = (): void => {
+      if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
+    }
     exchange.persist().then(
-      () => {
+      (stored) => {
+        if (!stored) withdraw()
         req.session = exchange.session
         finish()
       },
       (err: unknown) => {
         config.logger.error('session write-back failed', { reason: String(err) })
-        // Do not hand out an id the store does not hold: the client keeps its old cookie.
-        if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
+        withdraw()
         finish()
       },
     )

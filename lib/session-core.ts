@@ -8,10 +8,18 @@
 // Login (session.attachAvatar): at write-back the contents move to a fresh id, the old id is
 // deleted and the cookie carries the new id, so an id planted before login (fixation) is
 // worthless. Logout (session.invalidate): the store entry is deleted and the cookie cleared.
+//
+// Concurrency: the store's save is a compare-and-swap that re-applies this request's own changes
+// onto whatever other requests saved meanwhile, and resolves false when the session is gone. A
+// false means another request logged out (or the session expired): nothing was written, and the
+// response must not hand the cookie back, so persist() says false and the adapter withdraws it.
+// The cookie's Max-Age is re-sent whenever the server-side expiry moves (a write-back, or a read
+// that persisted its touch), so the browser's copy lives exactly as long as the stored session.
 import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from './ids'
 import { isPlainObject } from './json'
 import { checkLogger, type Logger } from './logger'
+import * as sessionModule from './session'
 import { Session } from './session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
 import { checkOptionKeys, describe } from './validate'
@@ -36,7 +44,8 @@ export interface SessionMiddlewareOptions {
   cookie?: SessionCookieOptions
   /** Persist (and send a cookie for) new sessions nobody changed. Default false. */
   saveUninitialized?: boolean
-  /** Send the cookie on every response so its Max-Age restarts. Default false. */
+  /** Send the cookie on every response. Default false: it is sent when the session's server-side
+   *  expiry moves (every write-back and every touch the store persisted). */
   rolling?: boolean
   /** With secure 'auto', also believe `X-Forwarded-Proto: https` (only behind a proxy you run). */
   trustProxy?: boolean
@@ -63,6 +72,9 @@ export type Plan =
   | { kind: 'keep'; cookie: string | null } // save under the same id when dirty
   | { kind: 'move'; newId: string; cookie: string } // login: save under newId, delete the old id
   | { kind: 'drop'; cookie: string | null } // logout: delete, cookie cleared
+
+// TEMPORARY until i12-core lands: persistedTouch comes from ./session there.
+const persistedTouch: (s: Session) => boolean = (sessionModule as { persistedTouch?: (s: Session) => boolean }).persistedTouch ?? (() => false)
 
 // RFC 6265 token characters, the only ones a cookie name may hold.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -121,7 +133,9 @@ export class SessionExchange {
       const persist = session.dirty || config.saveUninitialized
       this.#plan = persist ? { kind: 'keep', cookie: setCookie(config, session.id, session, secure) } : { kind: 'none' }
     } else {
-      this.#plan = { kind: 'keep', cookie: config.rolling ? setCookie(config, session.id, session, secure) : null }
+      // The stored expiry moves on a write-back and on a persisted touch: the cookie follows it.
+      const moves = config.rolling || session.dirty || persistedTouch(session)
+      this.#plan = { kind: 'keep', cookie: moves ? setCookie(config, session.id, session, secure) : null }
     }
     return this.#plan
   }
@@ -133,8 +147,10 @@ export class SessionExchange {
   }
 
   /** Writes what the handler did, following the plan (decided now if it was not yet, as
-   *  insecure: only a handler that sent nothing gets here without a plan). */
-  async persist(): Promise<void> {
+   *  insecure: only a handler that sent nothing gets here without a plan). False when the session
+   *  is gone from the store (another request logged out, or it expired): then nothing of this
+   *  request was written and its cookie must not go out. */
+  async persist(): Promise<boolean> {
     const plan = this.#plan ?? this.decide(false)
     const { store, logger } = this.#config
     const { session, isNew } = this
@@ -142,30 +158,41 @@ export class SessionExchange {
     // headers went out: the id is then useless, whatever the cookie still says.
     if (session.invalidated) {
       if (!isNew) await store.delete(session.id)
-      return
+      return true
     }
     if (session.needsNewId && plan.kind !== 'move') {
       // Login after the headers went out: the new id cannot reach the client, and saving the
       // login under the old id would reward a fixed id. Refuse it.
       logger.warn('session login after the response headers were sent was not saved')
-      return
+      return true
     }
     if (plan.kind === 'move') {
       // Copy at the end, not at decide time: it carries every change the handler made.
       const moved = session.withId(plan.newId)
-      await store.save(moved)
-      if (!isNew) await store.delete(session.id)
+      if (!isSaved(await store.save(moved))) return false
+      // The old id gone already: another request logged out meanwhile. The login must not
+      // bring the session back under a new id.
+      if (!isNew && !(await store.delete(session.id))) {
+        await store.delete(plan.newId)
+        return false
+      }
       session.clearDirty()
       this.session = moved
-      return
+      return true
     }
     if (plan.kind === 'none') {
       // Changed only after the headers went out: no cookie names it, so storing it would orphan it.
       if (session.dirty) logger.warn('new session changed after the response headers were sent was not saved')
-      return
+      return true
     }
-    if (session.dirty || (isNew && this.#config.saveUninitialized)) await store.save(session)
+    if (session.dirty || (isNew && this.#config.saveUninitialized)) return isSaved(await store.save(session))
+    return true
   }
+}
+
+/** save() resolves true or false; a store written for 0.1 resolves undefined once it wrote. */
+function isSaved(result: boolean | void): boolean {
+  return result !== false
 }
 
 /** Whether the request came over HTTPS: `encrypted` for this server's own TLS, else the
@@ -184,8 +211,8 @@ function baseAttributes(config: SessionConfig, secure: boolean): SerializeOption
   return attrs
 }
 
-/** Max-Age in whole seconds: the idle timeout (restarted by this request), capped by what is left
- *  of the absolute lifetime. Rounded down so the cookie never outlives the session. */
+/** Max-Age in whole seconds: the idle timeout (restarted by this request's touch), capped by what
+ *  is left of the absolute lifetime. Rounded down so the cookie never outlives the session. */
 function setCookie(config: SessionConfig, id: string, session: Session, secure: boolean): string {
   const { createdAt, ttl, maxAge } = session.meta
   const left = maxAge === undefined ? ttl : Math.min(ttl, createdAt + maxAge - Date.now())
