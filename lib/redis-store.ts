@@ -7,6 +7,7 @@
 // structurally so that `redis` stays an optional peer. Every command is a single-key command
 // (GET, SET, DEL) or SCAN, so the store works unchanged on Redis Cluster.
 import { SessionStoreUnavailableError, toSessionError } from './errors'
+import { withFileMutex } from './file-mutex'
 import { isPlainObject } from './json'
 import type { KeyOptions } from './keys'
 import {
@@ -177,13 +178,18 @@ export class RedisSessionStore extends SealedStore {
   }
 
   // PLACEHOLDER until i14-redis lands its Lua scripts: these primitives keep the contract's
-  // semantics within one process but are NOT atomic across servers (GET, then SET/DEL).
+  // semantics within one process (one queue per key) but are NOT atomic across servers
+  // (GET, then SET/DEL).
 
   protected async readRecord(name: string): Promise<StoredRecord | null> {
     return this.readName(name)
   }
 
   protected async writeRecord(write: RecordWrite, condition: WriteCondition): Promise<WriteOutcome> {
+    return withFileMutex(`redis\0${this.prefix}${write.name}`, () => this.#writeRecord(write, condition))
+  }
+
+  async #writeRecord(write: RecordWrite, condition: WriteCondition): Promise<WriteOutcome> {
     if (condition.kind !== 'any') {
       const current = await this.readName(write.name)
       if (condition.kind === 'absent' && current !== null) return 'exists'
@@ -197,6 +203,10 @@ export class RedisSessionStore extends SealedStore {
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    return withFileMutex(`redis\0${this.prefix}${name}`, () => this.#removeRecord(name, ifVersion))
+  }
+
+  async #removeRecord(name: string, ifVersion?: number): Promise<Removed> {
     const found = await this.readName(name)
     if (ifVersion !== undefined && found?.version !== ifVersion) return { removed: false, identity: null }
     const removed = await this.removeName(name)
@@ -204,12 +214,20 @@ export class RedisSessionStore extends SealedStore {
   }
 
   protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    return withFileMutex(`redis\0${this.prefix}idx:${index}`, () => this.#indexAdd(index, entry))
+  }
+
+  async #indexAdd(index: string, entry: IndexEntry): Promise<void> {
     const entries = await this.#readIndex(index)
     entries[entry.name] = entry.expiresAt
     await this.#writeIndex(index, entries)
   }
 
   protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    return withFileMutex(`redis\0${this.prefix}idx:${index}`, () => this.#indexRemove(index, names))
+  }
+
+  async #indexRemove(index: string, names: readonly string[]): Promise<void> {
     const entries = await this.#readIndex(index)
     for (const name of names) delete entries[name]
     await this.#writeIndex(index, entries)
