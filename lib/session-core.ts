@@ -19,8 +19,7 @@ import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from './ids'
 import { isPlainObject } from './json'
 import { checkLogger, type Logger } from './logger'
-import * as sessionModule from './session'
-import { Session } from './session'
+import { Session, persistedTouch } from './session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
 import { checkOptionKeys, describe } from './validate'
 
@@ -72,9 +71,6 @@ export type Plan =
   | { kind: 'keep'; cookie: string | null } // save under the same id when dirty
   | { kind: 'move'; newId: string; cookie: string } // login: save under newId, delete the old id
   | { kind: 'drop'; cookie: string | null } // logout: delete, cookie cleared
-
-// TEMPORARY until i12-core lands: persistedTouch comes from ./session there.
-const persistedTouch: (s: Session) => boolean = (sessionModule as { persistedTouch?: (s: Session) => boolean }).persistedTouch ?? (() => false)
 
 // RFC 6265 token characters, the only ones a cookie name may hold.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
