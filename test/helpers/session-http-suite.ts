@@ -141,6 +141,22 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
       expect(get).toHaveBeenCalledTimes(1) // only the well-formed unknown id reached the store
     })
 
+    it('the cookie follows the server-side expiry: re-sent on a write-back and on a persisted touch, not otherwise', async () => {
+      const { client } = await serve({ store: new MemorySessionStore({ ttl: 120_000 }) })
+      await client.call('/count')
+      await client.call('/peek') // a read within touchAfter: the stored expiry did not move
+      expect(client.setCookie()).toBeNull()
+      await client.call('/count') // a write-back moves it
+      expect(client.setCookie()).toMatch(/Max-Age=120;/)
+      const touchy = await serve({ store: new MemorySessionStore({ ttl: 120_000, touchAfter: 0 }) })
+      await touchy.client.call('/count')
+      // A touch persists when the stored lastAccess is older than touchAfter: let the clock move.
+      const written = Date.now()
+      while (Date.now() <= written + 1) await new Promise((r) => setImmediate(r))
+      await touchy.client.call('/peek') // touchAfter 0: every read persists its touch
+      expect(touchy.client.setCookie()).toMatch(/Max-Age=120;/)
+    })
+
     it('rolling: the cookie is re-sent with a fresh Max-Age on every response', async () => {
       const { client } = await serve({ rolling: true, ttl: 120_000 })
       await client.call('/count')
