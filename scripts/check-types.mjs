@@ -1,0 +1,109 @@
+// Type-checks what a TypeScript user writes against the built package (dist/), with
+// `tsc --strict` and no skipLibCheck:
+//   - test/fixtures/types/*.ts (typed req.session / request.session / withSession, SessionShape,
+//     Bag.get<T>, @ts-expect-error lines that must stay errors) under every module resolution a
+//     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler;
+//   - every ```ts block of README.md, each as its own ES module (bundler and node16 ESM).
+// It runs in a scratch project whose node_modules links to this repo (as `sealed-session`) and to
+// the repo's own dependencies. Exit code 0 when every program compiles; the errors otherwise.
+//   node scripts/check-types.mjs [--only-readme] [--readme FILE]
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { createRequire } from 'node:module'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const require = createRequire(import.meta.url)
+const tsc = require.resolve('typescript/bin/tsc')
+const args = process.argv.slice(2)
+const readmePath = args.includes('--readme') ? path.resolve(args[args.indexOf('--readme') + 1]) : path.join(repo, 'README.md')
+const onlyReadme = args.includes('--only-readme')
+
+if (!fs.existsSync(path.join(repo, 'dist', 'index.d.ts'))) {
+  console.error('dist/ is missing: run `npm run build:ts` first')
+  process.exit(2)
+}
+
+/** The ```ts blocks of a Markdown file, with the line each starts on. */
+export function tsBlocks(markdown) {
+  const blocks = []
+  const lines = markdown.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```(ts|typescript)\s*$/.test(lines[i])) continue
+    const start = i + 1
+    let end = start
+    while (end < lines.length && !/^```\s*$/.test(lines[end])) end++
+    blocks.push({ line: start + 1, code: lines.slice(start, end).join('\n') })
+    i = end
+  }
+  return blocks
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-types-'))
+const modules = path.join(work, 'node_modules')
+fs.mkdirSync(path.join(modules, '@types'), { recursive: true })
+for (const name of fs.readdirSync(path.join(repo, 'node_modules'))) {
+  if (name.startsWith('.') || name === '@types') continue
+  fs.symlinkSync(path.join(repo, 'node_modules', name), path.join(modules, name))
+}
+for (const name of fs.readdirSync(path.join(repo, 'node_modules', '@types'))) {
+  // @types/express-session only where a program imports it (its global augmentation is the point).
+  if (name !== 'express-session') fs.symlinkSync(path.join(repo, 'node_modules', '@types', name), path.join(modules, '@types', name))
+}
+fs.symlinkSync(repo, path.join(modules, 'sealed-session'))
+
+const base = { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', lib: ['ES2022', 'DOM', 'ESNext.Disposable'], esModuleInterop: true, types: ['node'] }
+const modes = {
+  node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } },
+  'node16-cjs': { ext: '.cts', options: { module: 'node16', moduleResolution: 'node16' } },
+  'node16-esm': { ext: '.mts', options: { module: 'node16', moduleResolution: 'node16' } },
+  bundler: { ext: '.ts', options: { module: 'esnext', moduleResolution: 'bundler' } },
+}
+
+let failed = 0
+function program(name, mode, files) {
+  const dir = path.join(work, name)
+  fs.mkdirSync(dir)
+  const names = []
+  for (const [file, code] of files) {
+    const target = file.replace(/\.ts$/, modes[mode].ext)
+    fs.writeFileSync(path.join(dir, target), code)
+    names.push(target)
+  }
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...base, ...modes[mode].options }, files: names }, null, 2))
+  try {
+    execFileSync(process.execPath, [tsc, '-p', dir], { cwd: dir, stdio: 'pipe', encoding: 'utf8' })
+    console.log(`ok   ${name}`)
+  } catch (err) {
+    failed++
+    console.log(`FAIL ${name}\n${String(err.stdout || err.message).trim()}\n`)
+  }
+}
+
+try {
+  if (!onlyReadme) {
+    const fixtures = path.join(repo, 'test', 'fixtures', 'types')
+    const read = (f) => [f, fs.readFileSync(path.join(fixtures, f), 'utf8')]
+    const main = ['shape.ts', 'express.ts', 'fastify.ts', 'fetch.ts'].map(read)
+    // ESM-only syntax (export default of an app) is fine in CJS output too; top-level await is not used.
+    for (const mode of Object.keys(modes)) program(`fixtures-${mode}`, mode, main)
+    // @types/express-session in the program: linked in for this one only.
+    fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
+    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts')])
+  }
+  const blocks = tsBlocks(fs.readFileSync(readmePath, 'utf8'))
+  if (blocks.length === 0) {
+    failed++
+    console.log(`FAIL ${readmePath} holds no \`\`\`ts block`)
+  }
+  for (const { line, code } of blocks) {
+    // Each block is a module of its own, as a user would paste it into a file.
+    for (const mode of ['bundler', 'node16-esm']) program(`readme-line-${line}-${mode}`, mode, [[`readme-${line}.ts`, code.includes('import ') || code.includes('export ') ? code : `${code}\nexport {}\n`]])
+  }
+} finally {
+  fs.rmSync(work, { recursive: true, force: true })
+}
+console.log(failed === 0 ? 'check-types: ok' : `check-types: ${failed} program(s) failed`)
+process.exit(failed === 0 ? 0 : 1)
