@@ -1,24 +1,24 @@
-// The example server (examples/server.mjs, over dist/) in Debian's headless chromium, driven by
-// playwright-core: log in, reload, read document.cookie, log out. No browser download: the
+// The example login page, on bare node:http (examples/server.mjs) and on Fastify
+// (examples/fastify.mjs), over dist/, in Debian's headless chromium, driven by playwright-core:
+// log in, reload, read document.cookie, log out. No browser download: the
 // suite is skipped locally when /usr/bin/chromium is missing, and fails in CI (`.ci/run`
 // installs it), so a broken install cannot pass as a green run.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import { requireDist } from './helpers/dist'
+import { startExample, type RunningExample } from './helpers/example-process'
 
 const CHROMIUM = '/usr/bin/chromium'
 const haveChromium = fs.existsSync(CHROMIUM)
 const inCI = process.env.CI === 'true'
 if (!haveChromium && !inCI) console.warn(`e2e-browser: skipped, ${CHROMIUM} is not installed (apt-get install chromium)`)
 
-describe.skipIf(!haveChromium && !inCI)('example server in headless chromium', () => {
+describe.skipIf(!haveChromium && !inCI).each(['server.mjs', 'fastify.mjs'])('example %s in headless chromium', (example) => {
   let browser: Browser
-  let server: ChildProcess | undefined
+  let server: RunningExample | undefined
   let url: string
   let dir: string
 
@@ -26,7 +26,8 @@ describe.skipIf(!haveChromium && !inCI)('example server in headless chromium', (
     requireDist()
     if (!haveChromium) throw new Error(`${CHROMIUM} is not installed (apt-get install chromium)`)
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-e2e-'))
-    url = await startExample(dir)
+    server = await startExample(example, { dir, secret: 'e2e test secret, at least 32 characters' })
+    url = server.url
     const { chromium } = await import('playwright-core')
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -40,36 +41,9 @@ describe.skipIf(!haveChromium && !inCI)('example server in headless chromium', (
 
   afterAll(async () => {
     await browser?.close()
-    if (server && server.exitCode === null) {
-      const exited = once(server, 'exit')
-      server.stdin!.end() // the child closes the server and the store, then exits
-      const stuck = setTimeout(() => server!.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(stuck)
-    }
+    await server?.stop()
     if (dir) fs.rmSync(dir, { recursive: true, force: true })
   })
-
-  // start() runs in a child Node process: vitest's module runner would load dist/'s CommonJS
-  // through Vite, while the example is meant for plain Node. The child prints the URL, and
-  // stops when its stdin closes.
-  async function startExample(dir: string): Promise<string> {
-    const example = new URL('../examples/server.mjs', import.meta.url).href
-    const code = `
-      const { start } = await import(${JSON.stringify(example)})
-      const s = await start({ port: 0, dir: ${JSON.stringify(dir)}, secret: 'e2e test secret, at least 32 characters' })
-      console.log(JSON.stringify({ url: s.url }))
-      process.stdin.on('end', () => s.close().then(() => process.exit(0)))
-      process.stdin.resume()`
-    server = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] })
-    let out = ''
-    for await (const chunk of server.stdout!) {
-      out += String(chunk)
-      const line = out.split('\n').find((l) => l.startsWith('{'))
-      if (line) return (JSON.parse(line) as { url: string }).url
-    }
-    throw new Error(`example server exited early (code ${server.exitCode})`)
-  }
 
   const visits = async (page: Page) => Number(await page.textContent('#visits'))
   const sessionCookies = async (page: Page) => (await page.context().cookies()).filter((c) => c.name === 'sid')
