@@ -32,7 +32,7 @@ describe('types as users compile them', () => {
       // The 0.1 README's middleware line: get() gave BagValue, so `+ 1` did not compile.
       fs.writeFileSync(readme, "# x\n\n```ts\nimport { Bag } from 'sealed-session'\nconst bag = new Bag()\nconst n: number = (bag.get('visits') ?? 0) + 1\n```\n")
       const failed = run(process.execPath, [script, '--only-readme', '--readme', readme], { cwd: ROOT })
-      await expect(failed).rejects.toMatchObject({ code: 1, stdout: expect.stringMatching(/FAIL readme-bundler\nreadme-4\.ts\(6,[\s\S]*TS2365/) })
+      await expect(failed).rejects.toMatchObject({ code: 1, stdout: expect.stringMatching(/FAIL readme-bundler\nreadme-4\.ts\(3,[\s\S]*TS2365/) })
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
