@@ -23,13 +23,9 @@ import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from './ids'
 import { isPlainObject } from './json'
 import { checkLogger, type Logger } from './logger'
-import * as sessionModule from './session'
-import { Session } from './session'
+import { persistedTouch, Session } from './session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
 import { describe } from './validate'
-
-// TEMPORARY until i12-core lands: persistedTouch comes from ./session there.
-const persistedTouch: (s: Session) => boolean = (sessionModule as { persistedTouch?: (s: Session) => boolean }).persistedTouch ?? (() => false)
 
 export interface SessionCookieOptions {
   /** Default true: page scripts cannot read the cookie. */
