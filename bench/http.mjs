@@ -9,7 +9,8 @@
 // keep-alive, each waiting for its response before the next request. Rounds are interleaved and
 // medians reported; ratios are taken round by round, as in bench/run.mjs.
 //
-// `node bench/http.mjs` runs it alone (BENCH_QUICK=1 shorter); bench/run.mjs calls runHttpBench.
+// `node bench/http.mjs` runs it alone and writes bench/results-http.md (BENCH_QUICK=1: shorter, no
+// file); `npm run bench` calls runHttpBench too.
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -169,7 +170,7 @@ async function drive(port, urlPath, cookies, { warmupMs, measureMs }) {
   return { rps: latencies.length / seconds, p50Ns: percentile(latencies, 50), p99Ns: percentile(latencies, 99), n: latencies.length }
 }
 
-async function runOne(name, { pkg, tmp, redisPort, timing }) {
+async function runOne(name, { pkg, tmp, redisPort, timing, writeFirst }) {
   const dir = fs.mkdtempSync(path.join(tmp, 'http-'))
   const { child, match } = await spawnUntil(
     process.execPath,
@@ -182,9 +183,10 @@ async function runOne(name, { pkg, tmp, redisPort, timing }) {
     // One session per client, created by a first write.
     const cookies = await Promise.all(Array.from({ length: CLIENTS }, () => request(undefined, port, '/write')))
     if (cookies.some((c) => c === null)) throw new Error(`${name}: no session cookie`)
-    const read = await drive(port, '/read', cookies, timing)
-    const write = await drive(port, '/write', cookies, timing)
-    return { read, write }
+    // Phases alternate by round: neither always meets the machine's load at the same moment.
+    const out = {}
+    for (const phase of writeFirst ? ['write', 'read'] : ['read', 'write']) out[phase] = await drive(port, `/${phase}`, cookies, timing)
+    return out
   } finally {
     await stop(child)
     fs.rmSync(dir, { recursive: true, force: true })
@@ -208,7 +210,7 @@ export async function runHttpBench({ pkg, rounds, quick, log = console.error }) 
     for (let r = 0; r < rounds; r++) {
       const round = {}
       for (const name of names.map((_, i) => names[(i + r) % names.length])) {
-        round[name] = await runOne(name, { pkg, tmp, redisPort, timing })
+        round[name] = await runOne(name, { pkg, tmp, redisPort, timing, writeFirst: r % 2 === 1 })
       }
       results.push(round)
       log(`  http round ${r + 1}/${rounds}`)
@@ -260,5 +262,6 @@ if (process.argv[1] === SELF) {
     const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3))
     const { markdown } = await runHttpBench({ pkg: ROOT, rounds, quick })
     console.log(markdown)
+    if (!quick) fs.writeFileSync(path.join(ROOT, 'bench', 'results-http.md'), markdown)
   }
 }
