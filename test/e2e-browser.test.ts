@@ -8,15 +8,13 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
+import { CHROMIUM, launchChromium, runBrowserTests } from './helpers/chromium'
 import { requireDist } from './helpers/dist'
 import { startExample, type RunningExample } from './helpers/example-process'
 
-const CHROMIUM = '/usr/bin/chromium'
-const haveChromium = fs.existsSync(CHROMIUM)
-const inCI = process.env.CI === 'true'
-if (!haveChromium && !inCI) console.warn(`e2e-browser: skipped, ${CHROMIUM} is not installed (apt-get install chromium)`)
+if (!runBrowserTests) console.warn(`e2e-browser: skipped, ${CHROMIUM} is not installed (apt-get install chromium)`)
 
-describe.skipIf(!haveChromium && !inCI).each(['server.mjs', 'fastify.mjs'])('example %s in headless chromium', (example) => {
+describe.skipIf(!runBrowserTests).each(['server.mjs', 'fastify.mjs'])('example %s in headless chromium', (example) => {
   let browser: Browser
   let server: RunningExample | undefined
   let url: string
@@ -24,19 +22,10 @@ describe.skipIf(!haveChromium && !inCI).each(['server.mjs', 'fastify.mjs'])('exa
 
   beforeAll(async () => {
     requireDist()
-    if (!haveChromium) throw new Error(`${CHROMIUM} is not installed (apt-get install chromium)`)
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-e2e-'))
     server = await startExample(example, { dir, secret: 'e2e test secret, at least 32 characters' })
     url = server.url
-    const { chromium } = await import('playwright-core')
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // Root in a container: no sandbox. The networking flags keep chromium from calling home on
-      // a closed network. Playwright gives the browser a fresh temporary user-data-dir.
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    })
+    browser = await launchChromium()
   }, 60_000)
 
   afterAll(async () => {
