@@ -5,7 +5,7 @@ import { Avatar, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, isPlainObject, type JsonObject } from './json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
-import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
+import { checkOptionKeys, checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
 export interface SessionMeta {
@@ -30,6 +30,8 @@ export interface SessionOptions {
   /** Creation time in ms since the epoch (default Date.now()). */
   now?: number
 }
+
+const SESSION_OPTION_KEYS = new Set(['maxAge', 'now'])
 
 /**
  * The shape of session data as the whole app sees it (req.session, request.session, the stores):
@@ -103,6 +105,7 @@ export class Session<Data extends object = SessionShape> {
     }
     checkSessionTtl('ttl', ttl)
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    checkOptionKeys(options, SESSION_OPTION_KEYS, 'Session')
     const maxAge = options.maxAge === undefined ? undefined : checkTtl('maxAge', options.maxAge)
     const now = options.now === undefined ? Date.now() : checkTimestamp('now', options.now)
 

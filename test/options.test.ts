@@ -13,6 +13,8 @@ import { SessionManager } from '../lib/manager'
 import { MemorySessionStore } from '../lib/memory-store'
 import { sessionMiddleware } from '../lib/middleware'
 import { RedisSessionStore } from '../lib/redis-store'
+import { generateSessionId } from '../lib/ids'
+import { Session } from '../lib/session'
 import { SessionExchange, checkSessionOptions } from '../lib/session-core'
 import Fastify from 'fastify'
 
@@ -33,6 +35,7 @@ const handler = async () => new Response('ok')
 // Every public constructor, given extra options on top of valid ones.
 const constructors: Array<[string, (extra: Record<string, unknown>) => unknown]> = [
   ['MemorySessionStore', (o) => new MemorySessionStore(o)],
+  ['Session', (o) => new Session(generateSessionId(), null, 1000, o)],
   ['FileSessionStore', (o) => new FileSessionStore({ dir: tmp(), secret: SECRET, ...o })],
   ['RedisSessionStore', (o) => new RedisSessionStore({ client: {} as never, secret: SECRET, ...o })],
   ['SessionManager', (o) => new SessionManager('options-test', { dir: tmp(), ...o })],
