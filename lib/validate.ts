@@ -93,6 +93,10 @@ export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>, 
   for (const key of ['secret', 'secrets']) {
     if (!Object.prototype.hasOwnProperty.call(record, key)) continue
     const value = record[key]
+    // `{ ...defaults, secret: undefined, secrets: [...] }` replaces one key source by the other:
+    // an unset key is harmless only while the other one holds a value.
+    const other = record[key === 'secret' ? 'secrets' : 'secret']
+    if ((value === undefined || value === null) && other !== undefined && other !== null) continue
     if (value === undefined || value === null || value === '') {
       const Cls = value === '' ? RangeError : TypeError
       throw new Cls(`options.${key} is ${describe(value)}: the ${key} is not set (an unset environment variable?). Set it, or leave options.${key} out for a machine-bound key`)

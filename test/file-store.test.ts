@@ -25,9 +25,7 @@ describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({
 describe('FileSessionStore on disk', () => {
   const stores: FileSessionStore[] = []
   const make = (o: Partial<ConstructorParameters<typeof FileSessionStore>[0]> = {}) => {
-    // Only one key source: a `secret` key left present but undefined is refused.
-    const keys = o.secrets === undefined ? { secret: SECRET } : {}
-    const s = new FileSessionStore({ dir: freshDir(), ...keys, ...o })
+    const s = new FileSessionStore({ dir: freshDir(), secret: SECRET, ...o })
     stores.push(s)
     return s
   }
@@ -92,7 +90,7 @@ describe('FileSessionStore on disk', () => {
     const s = await old.create({ identity: 'r' })
     const file = path.join(old.dir, storageName(s.id))
     const oldKid = fs.readFileSync(file).subarray(8, 12).toString('hex')
-    const rotated = make({ dir: old.dir, secrets: ['the new secret, at least thirty-two chars', SECRET] })
+    const rotated = make({ dir: old.dir, secret: undefined, secrets: ['the new secret, at least thirty-two chars', SECRET] })
     expect((await rotated.get(s.id))?.avatar.identity).toBe('r')
     expect(fs.readFileSync(file).subarray(8, 12).toString('hex')).not.toBe(oldKid)
     expect((await rotated.get(s.id))?.id).toBe(s.id)

@@ -92,6 +92,16 @@ describe('a secret that is present but unset is an error, never a machine-bound 
     expect(() => make({ secrets: undefined })).toThrow(/options\.secrets is undefined/)
     expect(() => make({ secrets: [SECRET, undefined] })).toThrow(/options\.secrets\[1\] is undefined: that secret is not set/)
     expect(() => make({ secrets: [''] })).toThrow(RangeError)
+    expect(() => make({ secret: undefined, secrets: undefined })).toThrow(/options\.secret is undefined/)
+  })
+
+  it('an unset key next to a set one only replaces it: { ...defaults, secret: undefined, secrets }', async () => {
+    const store = new FileSessionStore({ dir: tmp(), secret: undefined, secrets: [SECRET], sweepInterval: 0 })
+    closers.push(() => store.close())
+    const s = await store.create({ identity: 'rotated' })
+    const reader = new FileSessionStore({ dir: store.dir, secret: SECRET, sweepInterval: 0 })
+    closers.push(() => reader.close())
+    expect((await reader.get(s.id))?.avatar.identity).toBe('rotated') // the secret, not a machine key
   })
 
   it('nothing is created on disk when the secret is unset', () => {

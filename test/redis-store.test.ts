@@ -53,9 +53,8 @@ if (!installed) {
   const prefix = () => `t${process.pid}-${n++}:`
   const stores: RedisSessionStore[] = []
   const make = (o: Partial<RedisSessionStoreOptions> = {}, c: Client = client) => {
-    // Only one key source: a `secret` key left present but undefined is refused.
-    const keys = o.secrets === undefined ? { secret: SECRET } : {}
-    const s = new RedisSessionStore({ client: c, ...keys, prefix: prefix(), ...o } as RedisSessionStoreOptions)
+    const secret = o.secrets === undefined ? SECRET : undefined
+    const s = new RedisSessionStore({ client: c, secret, prefix: prefix(), ...o } as RedisSessionStoreOptions)
     stores.push(s)
     return s
   }
