@@ -1,0 +1,35 @@
+// How a session sits in its Redis value: a 16-byte version header, then the sealed envelope.
+// The header ("sv" + 14 hex digits) lets a Lua script compare versions with one GETRANGE, and
+// lets a bounded read (GETRANGE 0..header+maxBytes) fetch header and envelope in one command.
+// A value written by 0.1 (a bare envelope, starting with the envelope magic "SEAL") reads as
+// version 0.
+
+export const HEADER_BYTES = 16
+const MAGIC = 0x5345414c // "SEAL"
+const HEX = /^[0-9a-f]{14}$/
+
+/** The header of `version` (a safe integer ≥ 0). */
+export function versionHeader(version: number): string {
+  return 'sv' + version.toString(16).padStart(14, '0')
+}
+
+/** The header a compare-and-swap compares against: what a value of this version starts with. */
+export function expectedPrefix(version: number, legacy: boolean): string {
+  return legacy ? 'SEAL' : versionHeader(version)
+}
+
+export interface StoredValue {
+  version: number
+  /** True for a 0.1 value without header. */
+  legacy: boolean
+  envelope: Buffer
+}
+
+/** Splits a value read back; null when it is neither layout (not ours). */
+export function parseValue(value: Buffer): StoredValue | null {
+  if (value.length >= 4 && value.readUInt32BE(0) === MAGIC) return { version: 0, legacy: true, envelope: value }
+  if (value.length <= HEADER_BYTES || value[0] !== 0x73 || value[1] !== 0x76) return null
+  const hex = value.toString('latin1', 2, HEADER_BYTES)
+  if (!HEX.test(hex)) return null
+  return { version: parseInt(hex, 16), legacy: false, envelope: value.subarray(HEADER_BYTES) }
+}
