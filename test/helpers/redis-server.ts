@@ -43,7 +43,7 @@ export function findBinary(name: string): string | null {
   return null
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.unref()
@@ -56,7 +56,7 @@ async function freePort(): Promise<number> {
 }
 
 /** True once the server answers PING with +PONG. */
-function ping(port: number): Promise<boolean> {
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ port, host: '127.0.0.1' })
     let buf = ''
