@@ -169,6 +169,8 @@ export class RedisSessionStore extends SealedStore {
       throw new TypeError(`Redis GETRANGE returned ${describe(value)}, not a Buffer`)
     }
     if (value.length === 0) return null // GETRANGE of a missing key
+    // GETRANGE stopped at header + maxBytes + 1: anything that long is over the cap.
+    if (value.length > HEADER_BYTES + this.maxBytes) return this.#notOurs(`holds more than maxBytes (${this.maxBytes})`)
     const stored = parseValue(value)
     if (stored === null) return this.#notOurs('holds a value that is not a sealed session')
     if (stored.envelope.length > this.maxBytes) return this.#notOurs(`holds more than maxBytes (${this.maxBytes})`)
