@@ -7,15 +7,27 @@
 // The client is the user's own node-redis v5 or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
+import { Avatar } from './avatar'
+import {
+  MAX_SAVE_ATTEMPTS,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
 import { toSessionError } from './errors'
 import { isPlainObject } from './json'
 import type { KeyOptions } from './keys'
 import { linkRedis, type RedisArg, type RedisLink } from './redis-client'
 import { CommandDeadlines } from './redis-deadlines'
 import { notReady } from './redis-errors'
+import { INDEX_ADD, INDEX_LIST, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
 import { HEADER_BYTES, parseValue, versionHeader } from './redis-value'
-import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
-import type { Session, SessionRecord } from './session'
+import { SealedStore, type SealedStoreOptions } from './sealed-store'
+import type { SessionRecord } from './session'
 import { makeDump, type SessionDump } from './store'
 import { checkTtl, describe } from './validate'
 
@@ -53,6 +65,7 @@ const SCAN_COUNT = 500
 // Clients pipeline concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
 const WRONG_TYPE = /^WRONGTYPE /
+const ANONYMOUS = 'anonymous'
 
 /**
  * Encrypted sessions in Redis, shared by every app server that has the same `secret`.
@@ -112,7 +125,7 @@ export class RedisSessionStore extends SealedStore {
           .map((k) => k.slice(this.prefix.length))
           .filter((n) => STORAGE_NAME.test(n))
         for (let i = 0; i < names.length; i += BATCH) {
-          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readName(n)))
+          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readRecord(n)))
           for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toJSON())
         }
       } while (cursor !== '0')
@@ -131,45 +144,142 @@ export class RedisSessionStore extends SealedStore {
     this.closeRing()
   }
 
-  /** SET with PX until the session's expiry; `existingOnly` adds XX, so a touch or re-seal
-   *  cannot bring back a session another server deleted meanwhile (logout). */
-  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
-    const { name, context, json } = this.sealable(session)
-    const expiresAt = session.expiresAt()
-    let envelope: Buffer
-    try {
-      envelope = this.ring().seal(json, context, session.meta.createdAt, expiresAt)
-    } catch (err) {
-      throw toSessionError(err)
-    }
-    const ttl = expiresAt - Date.now()
-    if (ttl <= 0) {
-      await this.removeName(name)
-      return
-    }
-    const value = Buffer.concat([Buffer.from(versionHeader(1), 'latin1'), envelope])
-    const args: RedisArg[] = ['SET', this.prefix + name, value, 'PX', String(ttl)]
-    if (existingOnly) args.push('XX')
-    await this.#send('SET', args, false)
-  }
+  // ---- Records: one key each, value = version header + envelope --------------------------------
 
-  protected async readName(name: string): Promise<Found | null> {
-    const ring = this.ring()
-    const key = this.prefix + name
+  protected async readRecord(name: string): Promise<StoredRecord | null> {
     let value: unknown
     try {
-      value = await this.#send('GETRANGE', ['GETRANGE', key, '0', this.#readEnd], true)
+      value = await this.#send('GETRANGE', ['GETRANGE', this.prefix + name, '0', this.#readEnd], true)
     } catch (err) {
       // A list, hash, ... under a session's key (a shared or hostile Redis): not a session.
       if (err instanceof Error && WRONG_TYPE.test(err.message)) return this.#notOurs('holds a value that is not a string')
       throw err
     }
+    return this.#open(name, value)
+  }
+
+  /**
+   * One SWAP script per attempt: it compares the version header beside the envelope and writes
+   * only when the condition holds. On a conflict the script answers with the current value, so a
+   * save re-applies its changes (rebuild) and tries again without a separate read.
+   */
+  protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
+    if (condition.kind === 'any') {
+      // (restore: the caller has indexed it already)
+      await this.#send('SET', ['SET', this.prefix + write.name, this.#value(write), 'PX', px(write.expiresAt)], false)
+      return 'written'
+    }
+    // Keep the identity's index entry as long-lived as the session (touches move its expiry):
+    // sent with the write, on the same connection, so it costs no extra round trip.
+    const index = condition.kind === 'version' ? this.#indexOf(write.record) : null
+    const refresh = index !== null ? this.#indexAdd(index, write) : null
+    refresh?.catch(() => {})
+    let expected: RedisArg = condition.kind === 'version' ? expectedHeader(condition.version) : ''
+    let legacy = condition.kind === 'version' && condition.version === 1 ? 'SEAL' : ''
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const reply = await this.#script(SWAP, this.prefix + write.name, [expected, this.#value(write), px(write.expiresAt), this.#readEnd, legacy])
+        if (reply === 1) return 'written'
+        if (reply === 0) return condition.kind === 'absent' ? 'exists' : 'missing'
+        const current = await this.#open(write.name, reply)
+        if (condition.kind === 'absent') {
+          if (current !== null) return 'exists'
+          // Expired or unreadable counts as absent: replace exactly the value seen (once more at most).
+          if (attempt > 0 || !Buffer.isBuffer(reply)) return 'exists'
+          expected = reply.subarray(0, Math.min(reply.length, HEADER_BYTES)) // bytes, not a string: compared byte for byte
+          legacy = ''
+          continue
+        }
+        if (current === null || current.session.id !== write.id) return 'missing'
+        if (rebuild === undefined || attempt + 1 >= MAX_SAVE_ATTEMPTS) return 'conflict'
+        write = rebuild(current)
+        expected = expectedHeader(current.version)
+        legacy = current.version === 1 ? 'SEAL' : ''
+      }
+    } finally {
+      if (refresh !== null) await refresh.catch(() => {})
+    }
+  }
+
+  /** DEL (or, with ifVersion, delete only that version) in one script that returns what it removed. */
+  protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    const expected = ifVersion === undefined ? '' : expectedHeader(ifVersion)
+    const legacy = ifVersion === 1 ? 'SEAL' : ''
+    const reply = await this.#script(REMOVE, this.prefix + name, [expected, legacy, this.#readEnd])
+    if (reply === 0) return { removed: false, identity: null }
+    const found = Buffer.isBuffer(reply) ? await this.#open(name, reply) : null
+    if (ifVersion !== undefined && found !== null && found.version !== ifVersion) {
+      // The header matched but the sealed record says otherwise (a forged header): already gone.
+      this.logger.warn('a session key held a version header that did not match its record')
+    }
+    const avatar = found?.session.avatar
+    return { removed: true, identity: avatar === undefined || avatar.isAnonymous ? null : avatar.identity }
+  }
+
+  // ---- Identity index: a sorted set per identity (member: storage name, score: expiry) ---------
+
+  protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    await this.#script(INDEX_ADD, this.#indexKey(index), [entry.name, String(entry.expiresAt), String(Date.now())])
+  }
+
+  protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    if (names.length === 0) return
+    const key = this.#indexKey(index)
+    try {
+      await this.#send('ZREM', ['ZREM', key, ...names], false, key)
+    } catch (err) {
+      if (!(err instanceof Error && WRONG_TYPE.test(err.message))) throw err
+    }
+  }
+
+  protected async indexList(index: string): Promise<IndexEntry[]> {
+    const reply = await this.#script(INDEX_LIST, this.#indexKey(index), [String(Date.now())])
+    const flat = Array.isArray(reply) ? reply.map(String) : []
+    const out: IndexEntry[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      if (STORAGE_NAME.test(flat[i])) out.push({ name: flat[i], expiresAt: Number(flat[i + 1]) })
+    }
+    return out
+  }
+
+  #indexKey(index: string): string {
+    return `${this.prefix}idx:${index}`
+  }
+
+  #indexAdd(index: string, write: RecordWrite): Promise<void> {
+    return this.indexAdd(index, { name: write.name, expiresAt: write.expiresAt })
+  }
+
+  /** The current index name of the identity a record is stored under; null when anonymous. */
+  #indexOf(record: RecordWrite['record']): string | null {
+    const identity = record.avatar !== undefined ? record.avatar.identity : record.auth !== null ? new Avatar(undefined, undefined, record.auth).identity : null
+    if (identity === null || identity === ANONYMOUS) return null
+    return this.indexNames(identity)[0]
+  }
+
+  /** The version header and the sealed record: what a session's key holds. */
+  #value(write: RecordWrite): Buffer {
+    let envelope: Buffer
+    try {
+      envelope = this.ring().seal(JSON.stringify(write.record), this.context(write.name), write.createdAt, write.expiresAt)
+    } catch (err) {
+      throw toSessionError(err)
+    }
+    const value = Buffer.allocUnsafe(HEADER_BYTES + envelope.length)
+    value.write(versionHeader(write.version), 0, 'latin1')
+    envelope.copy(value, HEADER_BYTES)
+    return value
+  }
+
+  /** A value read back (bounded) as a stored record; null when missing, too big or not ours. */
+  #open(name: string, value: unknown): StoredRecord | null {
+    const ring = this.ring()
     if (!Buffer.isBuffer(value)) {
       if (value === null || value === undefined || value === '') return null
-      throw new TypeError(`Redis GETRANGE returned ${describe(value)}, not a Buffer`)
+      throw new TypeError(`Redis returned ${describe(value)} for a session value, not a Buffer`)
     }
     if (value.length === 0) return null // GETRANGE of a missing key
-    // GETRANGE stopped at header + maxBytes + 1: anything that long is over the cap.
+    // The read stopped at header + maxBytes + 1: anything that long is over the cap.
     if (value.length > HEADER_BYTES + this.maxBytes) return this.#notOurs(`holds more than maxBytes (${this.maxBytes})`)
     const stored = parseValue(value)
     if (stored === null) return this.#notOurs('holds a value that is not a sealed session')
@@ -183,9 +293,14 @@ export class RedisSessionStore extends SealedStore {
     return this.decode(opened.plaintext as string, opened.keyIndex)
   }
 
-  protected async removeName(name: string): Promise<boolean> {
-    const removed = await this.#send('DEL', ['DEL', this.prefix + name], false)
-    return Number(removed) > 0
+  /** EVALSHA, and EVAL once when the server does not have the script yet. */
+  async #script(script: RedisScript, key: string, argv: RedisArg[]): Promise<unknown> {
+    try {
+      return await this.#send('EVALSHA', evalArgs(script, key, argv), true, key)
+    } catch (err) {
+      if (!isNoScript(err)) throw err
+      return this.#send('EVAL', evalArgs(script, key, argv, true), true, key)
+    }
   }
 
   #notOurs(why: string): null {
@@ -193,12 +308,12 @@ export class RedisSessionStore extends SealedStore {
     return null
   }
 
-  /** One command on args[1]'s slot, refused at once while the client is not ready. */
-  #send(what: string, args: RedisArg[], binary: boolean): Promise<unknown> {
+  /** One command on `key`'s slot (default args[1]), refused at once while the client is not ready. */
+  #send(what: string, args: RedisArg[], binary: boolean, key = args[1] as string): Promise<unknown> {
     if (!this.#link.ready()) return Promise.reject(notReady(what))
     let reply: Promise<unknown>
     try {
-      reply = this.#link.send(args[1] as string, args, binary)
+      reply = this.#link.send(key, args, binary)
     } catch (err) {
       reply = Promise.reject(err)
     }
@@ -213,6 +328,16 @@ export class RedisSessionStore extends SealedStore {
     }
     return this.#deadlines.watch(what, reply)
   }
+}
+
+/** The header a value of `version` starts with. */
+function expectedHeader(version: number): string {
+  return versionHeader(version)
+}
+
+/** PX for a record expiring at `expiresAt` (at least 1: an already expired write vanishes at once). */
+function px(expiresAt: number): string {
+  return String(Math.max(1, expiresAt - Date.now()))
 }
 
 /** Checked before any key is derived: a machine-bound or boot-bound key cannot be shared. */

@@ -89,6 +89,27 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
         expect((await copy.dump()).sessions.length).toBe(59)
       })
 
+      it('listSessions and revokeSessions see sessions on every master; concurrent saves keep every change', async () => {
+        const store = make({ prefix: 'ci:' })
+        const mine = await Promise.all(Array.from({ length: 24 }, () => store.create({ identity: 'grace' })))
+        const other = await store.create({ identity: 'heidi' })
+        const perNode = [0, 0, 0]
+        for (const s of mine) perNode[await owner(store.prefix + storageName(s.id))]++
+        expect(perNode.every((n) => n > 0)).toBe(true)
+        expect(new Set((await store.listSessions('grace')).map((x) => x.id))).toEqual(new Set(mine.map((s) => s.id)))
+        expect(await store.revokeSessions('grace', { except: mine[0].id })).toBe(23)
+        expect((await store.listSessions('grace')).map((x) => x.id)).toEqual([mine[0].id])
+        for (const s of mine.slice(1)) expect(await store.get(s.id)).toBeNull()
+        expect((await store.get(other.id))?.id).toBe(other.id)
+
+        // compare-and-swap on a cluster: 20 concurrent copies, each its own path
+        const copies = await Promise.all(Array.from({ length: 20 }, () => store.get(other.id)))
+        copies.forEach((c, i) => c!.data.set(`p${i}`, i))
+        expect(await Promise.all(copies.map((c) => store.save(c!)))).toEqual(Array(20).fill(true))
+        const final = (await store.get(other.id))!
+        for (let i = 0; i < 20; i++) expect(final.data.get(`p${i}`)).toBe(i)
+      })
+
       it('a plain (non-cluster) client that reaches the wrong node gets MOVED: SessionStoreUnavailableError', async () => {
         const first = await connectClient(kind, cluster.ports[0])
         try {

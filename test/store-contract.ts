@@ -278,7 +278,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           { sessions: [good] },
           { version: 2, sessions: [good] },
           { version: 1, sessions: {} },
-          { version: 1, sessions: [good, { ...good, id: '../x' }] },
+          { version: 1, sessions: [good, { ...good, id: 'x'.repeat(257) }] },
+          { version: 1, sessions: [good, { ...good, id: '' }] },
           { version: 1, sessions: [good, { ...good, id: generateSessionId(), data: 'x' }] },
         ]
         for (const dump of bad) await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)

@@ -13,13 +13,16 @@ export interface TestClient {
   client: RedisClientLike
   ready(): boolean
   close(): Promise<void>
-  /** A view of the same connection whose `command` replies (e.g. 'GETRANGE') run `hook` first. */
-  intercept(command: string, hook: (args: unknown[]) => Promise<void>): RedisClientLike
+  /** A view of the same connection where `hook` runs around each `command` (e.g. 'GETRANGE'):
+   *  after its reply arrived (default) or before it is sent. */
+  intercept(command: string, hook: (args: unknown[]) => Promise<void>, when?: 'before' | 'after'): RedisClientLike
 }
 
 const quiet = () => {}
 
-function nodeRedisView(c: ReturnType<typeof createClient>, command: string, hook: (args: unknown[]) => Promise<void>): RedisClientLike {
+type Hook = (args: unknown[]) => Promise<void>
+
+function nodeRedisView(c: ReturnType<typeof createClient>, command: string, hook: Hook, when = 'after'): RedisClientLike {
   return {
     get isReady() {
       return c.isReady
@@ -27,19 +30,23 @@ function nodeRedisView(c: ReturnType<typeof createClient>, command: string, hook
     listenerCount: (e: string) => c.listenerCount(e),
     withTypeMapping: c.withTypeMapping.bind(c),
     sendCommand: async (args: unknown[], options?: unknown) => {
+      const hit = String(args[0]).toUpperCase() === command
+      if (hit && when === 'before') await hook(args)
       const reply = await c.sendCommand(args as string[], options as never)
-      if (String(args[0]).toUpperCase() === command) await hook(args)
+      if (hit && when === 'after') await hook(args)
       return reply
     },
   } as unknown as RedisClientLike
 }
 
-function ioredisView(c: Redis, command: string, hook: (args: unknown[]) => Promise<void>): RedisClientLike {
+function ioredisView(c: Redis, command: string, hook: Hook, when = 'after'): RedisClientLike {
   const wrap =
     (f: (cmd: string, ...a: unknown[]) => Promise<unknown>) =>
     async (cmd: string, ...a: unknown[]) => {
+      const hit = cmd.toUpperCase() === command
+      if (hit && when === 'before') await hook([cmd, ...a])
       const reply = await f.call(c, cmd, ...a)
-      if (cmd.toUpperCase() === command) await hook([cmd, ...a])
+      if (hit && when === 'after') await hook([cmd, ...a])
       return reply
     }
   return {
@@ -65,7 +72,7 @@ export async function connectClient(kind: ClientKind, port: number): Promise<Tes
       close: async () => {
         if (c.isOpen) await c.close().catch(quiet)
       },
-      intercept: (command, hook) => nodeRedisView(c, command, hook),
+      intercept: (command, hook, when) => nodeRedisView(c, command, hook, when),
     }
   }
   const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 })
@@ -78,7 +85,7 @@ export async function connectClient(kind: ClientKind, port: number): Promise<Tes
     close: async () => {
       c.disconnect()
     },
-    intercept: (command, hook) => ioredisView(c, command, hook),
+    intercept: (command, hook, when) => ioredisView(c, command, hook, when),
   }
 }
 
