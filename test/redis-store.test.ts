@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { SessionStoreUnavailableError } from '../lib/errors'
 import { generateSessionId, storageName } from '../lib/ids'
+import { makeKeyRing } from '../lib/keys'
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../lib/redis-store'
 import { Session } from '../lib/session'
 import { CLIENT_KINDS, connectClient, unconnectedClient, type TestClient } from './helpers/redis-clients'
@@ -232,6 +233,34 @@ if (!installed) {
       // The touch finds the record gone: the session stays deleted and the read reports it so.
       expect(await racing.get(s.id)).toBeNull()
       expect(await client.exists(key)).toBe(0)
+    })
+
+    it('a value written by 0.1 (a bare envelope, no version) reads, and the next save upgrades it in place', async () => {
+      const store = make({ touchAfter: 60_000 })
+      const legacy = new Session(generateSessionId(), { identity: 'old' }, 60_000)
+      legacy.data.set('cart', [7])
+      const name = storageName(legacy.id)
+      const ring = makeKeyRing('store', 'default', { secret: SECRET })
+      const envelope = ring.seal(JSON.stringify(legacy.toJSON()), `store:default:${name}`, legacy.meta.createdAt, legacy.expiresAt())
+      ring.close()
+      await client.set(store.prefix + name, envelope, { PX: 60_000 })
+
+      const got = (await store.get(legacy.id))!
+      expect(got.data.get('cart')).toEqual([7])
+      got.data.set('cart', [8])
+      expect(await store.save(got)).toBe(true) // compare-and-swap accepts the 0.1 value as version 1
+      const value = (await raw(store.prefix + name))!
+      expect(value.subarray(0, 2).toString()).toBe('sv')
+      expect((await store.get(legacy.id))!.data.get('cart')).toEqual([8])
+      // a stale copy of the 0.1 value no longer matches
+      await client.set(store.prefix + name, envelope, { PX: 60_000 })
+      const stale = (await store.get(legacy.id))!
+      await client.set(store.prefix + name, value, { PX: 60_000 })
+      stale.data.set('other', 1)
+      expect(await store.save(stale)).toBe(true) // re-applied onto the current version
+      const final = (await store.get(legacy.id))!
+      expect(final.data.get('cart')).toEqual([8])
+      expect(final.data.get('other')).toBe(1)
     })
 
     it('rotation: an envelope sealed with an older secret opens, and get re-seals it with the current one', async () => {
