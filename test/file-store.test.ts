@@ -14,9 +14,13 @@ let n = 0
 const freshDir = () => path.join(root, `d${n++}`)
 const SECRET = 'a file-store test secret, 32+ chars long'
 // Stripe lock files (at most 256, reused forever) are not sessions.
-const entries = (dir: string) => fs.readdirSync(dir).filter((n) => !/^stripe-[0-9a-f]{2}\.lock$/.test(n))
+function entries(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => !/^stripe-[0-9a-f]{2}\.lock$/.test(n))
+}
 
-describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }))
+describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }), {
+  exposedNames: async (store) => entries((store as FileSessionStore).dir),
+})
 
 describe('FileSessionStore on disk', () => {
   const stores: FileSessionStore[] = []

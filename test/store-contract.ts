@@ -8,6 +8,7 @@ import { Avatar } from '../lib/avatar'
 import { generateSessionId } from '../lib/ids'
 import { Session, type SessionRecord } from '../lib/session'
 import type { SessionDump, SessionStore } from '../lib/store'
+import { describeConcurrencyContract } from './store-contract-concurrency'
 
 export interface StoreFactoryOptions {
   defaultTtl?: number
@@ -32,6 +33,8 @@ const byId = (a: SessionRecord, b: SessionRecord) => (a.id < b.id ? -1 : 1)
 export interface StoreContractOptions {
   /** The backend expires sessions by itself (Redis PX): purgeExpired finds nothing left and returns 0. */
   expiresByItself?: boolean
+  /** Every name an observer of the backend sees (file names, Redis keys): checked to hold no identity. */
+  exposedNames?: (store: SessionStore) => Promise<string[]>
 }
 
 export function describeStoreContract(name: string, makeStore: StoreFactory, contract: StoreContractOptions = {}): void {
@@ -45,6 +48,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
     afterEach(async () => {
       await Promise.allSettled(open.splice(0).map((s) => s.close()))
     })
+
+    describeConcurrencyContract(make, { exposedNames: contract.exposedNames })
 
     describe('create', () => {
       it('persists the new session at once, under a fresh valid id', async () => {
