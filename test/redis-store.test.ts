@@ -79,7 +79,15 @@ if (!installed) {
     await Promise.all(stores.splice(0).map((s) => s.close()))
   })
 
-  describeStoreContract(`RedisSessionStore (${kind})`, async (opts) => make(opts), { expiresByItself: true })
+  describeStoreContract(`RedisSessionStore (${kind})`, async (opts) => make(opts), {
+    expiresByItself: true,
+    // every key under the store's prefix, as anyone with access to Redis sees them
+    exposedNames: async (store) => {
+      const found: string[] = []
+      for await (const page of client.scanIterator({ MATCH: `${(store as RedisSessionStore).prefix}*`, COUNT: 1000 })) found.push(...page)
+      return found
+    },
+  })
 
   describe('RedisSessionStore options', () => {
     it('refuses a machine-bound key: secret or secrets is required', () => {
