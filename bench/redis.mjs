@@ -1,10 +1,12 @@
 // `npm run bench` (hooked from run.mjs) or `node bench/redis.mjs`: one session read through Redis,
 // three ways, against one redis-server this script starts on a free loopback port and stops by
 // pid: a raw node-redis GET of the sealed value, connect-redis `get` (plaintext JSON, what
-// express-session users run) and RedisSessionStore.get. Each contender runs in a fresh process,
-// rounds interleaved (order rotated), ratios taken round by round, medians reported.
-//   node bench/redis.mjs                 the whole run; prints a table, writes bench/results-redis.md
-//   node bench/redis.mjs <name> <port>   one contender (internal)
+// express-session users run) and RedisSessionStore.get. Each round is a fresh process in which
+// the three take turns in short slices (each on its own connection), so a burst of load from
+// elsewhere on a shared machine hits all three alike; ratios are taken round by round, medians
+// reported.
+//   node bench/redis.mjs               the whole run; prints a table, writes bench/results-redis.md
+//   node bench/redis.mjs round <port>  one round (internal)
 // Environment: BENCH_QUICK=1, BENCH_ROUNDS=n, BENCH_PKG (a snapshot of the build; default the repo).
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -46,7 +48,8 @@ async function connect(port) {
 
 // ---- one contender (child process) -----------------------------------------------------
 
-async function contender(name, port) {
+/** One contender's op on its own connection: resolves to () => Promise. */
+async function setup(name, port) {
   const client = await connect(port)
   const meta = JSON.parse(await client.get(KEYS.meta))
   let op
@@ -63,20 +66,38 @@ async function contender(name, port) {
   } else throw new Error(`unknown contender ${name}`)
   const check = await op()
   if (check === null || check === undefined) throw new Error(`${name}: the fixture is missing`)
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.warmupMs; ) await op()
-  const lat = []
-  const limit = BigInt(TIMING.measureMs) * 1_000_000n
-  const start = hr()
-  let end = start
-  while (end - start < limit) {
-    const t0 = hr()
-    await op()
-    end = hr()
-    lat.push(Number(end - t0))
+  return { op, close: () => client.close() }
+}
+
+/** One round: every contender, in turns of SLICE_MS, one read in flight, each read timed. */
+export async function round(port) {
+  const names = Object.keys(REDIS_CONTENDERS)
+  const SLICE_MS = 25
+  const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
+  const lat = Object.fromEntries(names.map((n) => [n, []]))
+  const busyNs = Object.fromEntries(names.map((n) => [n, 0]))
+  const slice = async (name, record) => {
+    const { op } = all[name]
+    const until = hr() + BigInt(SLICE_MS) * 1_000_000n
+    const start = hr()
+    let end = start
+    while (end < until) {
+      const t0 = hr()
+      await op()
+      end = hr()
+      if (record) lat[name].push(Number(end - t0))
+    }
+    if (record) busyNs[name] += Number(end - start)
   }
-  await client.close()
-  lat.sort((a, b) => a - b)
-  return { name, n: lat.length, opsPerSec: (lat.length * 1e9) / Number(end - start), p50Ns: percentile(lat, 50), p99Ns: percentile(lat, 99) }
+  for (let t0 = Date.now(); Date.now() - t0 < TIMING.warmupMs; ) for (const n of names) await slice(n, false)
+  for (let t0 = Date.now(); Date.now() - t0 < TIMING.measureMs * names.length; ) for (const n of names) await slice(n, true)
+  await Promise.all(names.map((n) => all[n].close()))
+  return Object.fromEntries(
+    names.map((n) => {
+      const l = lat[n].sort((a, b) => a - b)
+      return [n, { name: n, n: l.length, opsPerSec: (l.length * 1e9) / busyNs[n], p50Ns: percentile(l, 50), p99Ns: percentile(l, 99) }]
+    }),
+  )
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
@@ -117,7 +138,7 @@ async function startServer() {
   throw new Error('redis-server did not start')
 }
 
-async function makeFixtures(port) {
+export async function makeFixtures(port) {
   const client = await connect(port)
   const { RedisSessionStore, storageName } = dist('index.js')
   const { userId, options } = sessionRecordInput()
@@ -141,9 +162,9 @@ async function makeFixtures(port) {
   return { sealedBytes: sealed.length, plainBytes }
 }
 
-function runOne(name, port) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), name, String(port)], { encoding: 'utf8', timeout: 120_000 })
-  if (r.status !== 0) throw new Error(`${name} failed:\n${r.stderr}`)
+function runRound(port) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'round', String(port)], { encoding: 'utf8', timeout: 300_000 })
+  if (r.status !== 0) throw new Error(`redis bench round failed:\n${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop())
 }
 
@@ -157,9 +178,7 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
     const names = Object.keys(REDIS_CONTENDERS)
     const perRound = []
     for (let r = 0; r < ROUNDS; r++) {
-      const order = names.map((_, i) => names[(i + r) % names.length])
-      const round = {}
-      for (const name of order) round[name] = runOne(name, server.port)
+      const round = runRound(server.port)
       perRound.push(round)
       log(`redis round ${r + 1}/${ROUNDS}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
     }
@@ -175,7 +194,7 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
       return { ...q, value, met: q.target === undefined ? null : value <= q.target }
     })
     const markdown = [
-      `## Redis reads (one local redis-server, ${ROUNDS} rounds, p50 latency, one read in flight)`,
+      `## Redis reads (one local redis-server, ${ROUNDS} rounds, p50 latency, one read in flight, contenders in alternating ${'25 ms'} slices)`,
       '',
       `Sealed value ${sizes.sealedBytes} bytes; connect-redis plaintext JSON ${sizes.plainBytes} bytes.`,
       '',
@@ -202,8 +221,8 @@ export function writeRedisReport(markdown) {
 
 const [arg1, arg2] = process.argv.slice(2)
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  if (arg1 !== undefined) {
-    console.log(JSON.stringify(await contender(arg1, Number(arg2))))
+  if (arg1 === 'round') {
+    console.log(JSON.stringify(await round(Number(arg2))))
   } else {
     const { markdown } = await runRedisBench()
     console.log(markdown)
