@@ -39,6 +39,11 @@ interface IndexRecord {
   checked: number
 }
 
+/** The lock of a hex name: 256 stripes by its first byte (`stripe-ab.lock`). */
+function stripeOf(hexName: string): string {
+  return `stripe-${hexName.slice(0, 2)}`
+}
+
 function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
   checkDirPath('options.dir', options.dir)
@@ -132,22 +137,31 @@ export class FileSessionStore extends SealedStore {
     return this.decode(found.plaintext as string, found.keyIndex)
   }
 
+  // One native call (lock, open, compare, seal, write, unlock: one pool job). On a conflict the
+  // stripe lock is still held, so the rebuilt record is written before any other writer.
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
-    return this.#locked(write.name, async () => {
-      if (condition.kind !== 'any') {
-        const current = await this.readRecord(write.name, Date.now())
-        if (condition.kind === 'absent' && current !== null) return 'exists'
-        if (condition.kind === 'version') {
-          if (current === null) return 'missing'
-          if (current.version !== condition.version) {
-            if (rebuild === undefined) return 'conflict'
-            // Re-applied under the lock we hold: no other writer can come in between.
-            write = rebuild(current)
-          }
-        }
+    const files = this.#open()
+    const ring = this.ring()
+    const { name } = write
+    const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
+    const expected = condition.kind === 'version' ? condition.version : 0
+    return withFileMutex(this.#stripeKey(name), async () => {
+      const json = JSON.stringify(write.record)
+      const r = await mapNative(() =>
+        files.casSeal(ring, name, stripeOf(name), json, this.context(name), write.createdAt, write.expiresAt, this.maxBytes, Date.now(), mode, expected),
+      )
+      if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
+      if (r.outcome !== 'conflict') return r.outcome
+      try {
+        const current = this.decode(r.current as string, 0)
+        if (current === null) return 'missing'
+        if (rebuild === undefined) return 'conflict'
+        const next = rebuild(current)
+        await this.#seal(name, JSON.stringify(next.record), next.createdAt, next.expiresAt)
+        return 'written'
+      } finally {
+        r.lock?.release()
       }
-      await this.#seal(write.name, JSON.stringify(write.record), write.createdAt, write.expiresAt)
-      return 'written'
     })
   }
 
@@ -250,8 +264,8 @@ export class FileSessionStore extends SealedStore {
    */
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
     const files = this.#open()
-    const stripe = `stripe-${hexName.slice(0, 2)}`
-    return withFileMutex(`${this.dir}\0${stripe}`, async () => {
+    const stripe = stripeOf(hexName)
+    return withFileMutex(this.#stripeKey(hexName), async () => {
       const lock = await mapNative(() => files.lock(stripe))
       try {
         return await fn()
@@ -259,6 +273,11 @@ export class FileSessionStore extends SealedStore {
         lock.release()
       }
     })
+  }
+
+  /** The in-process queue of a stripe (shared by every store on this directory). */
+  #stripeKey(hexName: string): string {
+    return `${this.dir}\0${stripeOf(hexName)}`
   }
 
   #open(): NativePrivateDir {
