@@ -75,7 +75,7 @@ if (haveRedisBinaries('redis-sentinel.test', { 'redis-server': 'redis-server', '
           const took = Date.now() - t
           if (!(outcome instanceof Error)) break
           expect(outcome).toBeInstanceOf(SessionStoreUnavailableError)
-          expect(took).toBeLessThanOrEqual(COMMAND_TIMEOUT + 300)
+          expect(took).toBeLessThanOrEqual(COMMAND_TIMEOUT + 700) // the timer, plus event-loop slack on a loaded machine
           failures.push(took)
           if (Date.now() > deadline) throw new Error('no failover within 30 s')
           await new Promise((r) => setTimeout(r, 100))
