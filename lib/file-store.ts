@@ -108,10 +108,9 @@ export class FileSessionStore extends SealedStore {
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
     const indexes = (await mapNative(() => files.list())).filter((n) => INDEX_FILE.test(n))
     for (const file of indexes) {
-      await this.#updateIndex(file.slice(INDEX_PREFIX.length), async (index) => {
-        await this.#prune(index)
-        return true
-      })
+      // Checked without the lock first: an index with nothing to prune is not rewritten.
+      const gone = await this.#dangling(await this.#readIndex(file))
+      if (gone.length > 0) await this.indexRemove(file.slice(INDEX_PREFIX.length), gone)
     }
     return result.removed
   }
@@ -167,6 +166,14 @@ export class FileSessionStore extends SealedStore {
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
     const files = this.#open()
+    // A session that is not there needs no lock (nor a lock file): a delete of an unknown id stays a read.
+    let present = true
+    try {
+      present = (await mapNative(() => files.peek(name))) !== null
+    } catch {
+      // unreadable or unsafe: the locked path below decides
+    }
+    if (!present) return { removed: false, identity: null }
     return this.#locked(name, async () => {
       // Opened as at time 0 so that an expired record is still read (its identity, its version).
       const found = await this.readRecord(name, 0)
@@ -241,13 +248,20 @@ export class FileSessionStore extends SealedStore {
 
   /** Drops entries whose session file is gone or expired by its header (40 bytes read each). */
   async #prune(record: IndexRecord): Promise<void> {
+    for (const name of await this.#dangling(record)) delete record.entries[name]
+    record.checked = Object.keys(record.entries).length
+  }
+
+  /** The entries whose session file is gone, unreadable or expired by its header. */
+  async #dangling(record: IndexRecord): Promise<string[]> {
     const files = this.#open()
     const now = Date.now()
+    const out: string[] = []
     for (const name of Object.keys(record.entries)) {
       const header = await mapNative(() => files.peek(name)).catch(() => null)
-      if (header === null || (header.expiresAt !== 0 && header.expiresAt <= now)) delete record.entries[name]
+      if (header === null || (header.expiresAt !== 0 && header.expiresAt <= now)) out.push(name)
     }
-    record.checked = Object.keys(record.entries).length
+    return out
   }
 
   async #seal(name: string, json: string, createdAt: number, expiresAt: number): Promise<void> {
