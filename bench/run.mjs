@@ -28,6 +28,7 @@ import {
   sessionRecordInput,
 } from './common.mjs'
 import { CONTENDERS, summarizeRun, writeReports, fmtOps, fmtNs, fmtRatio } from './report.mjs'
+import { runRedisBench, writeRedisReport } from './redis.mjs'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
@@ -304,6 +305,12 @@ async function main() {
     log(`raw results: ${saved}`)
     if (!ONLY) writeReports(run, path.join(ROOT, 'bench'))
     else log('(BENCH_ONLY: results files not written)')
+    // Redis rows (issue #13): their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
+    if (!ONLY || ONLY.includes('redis')) {
+      const redis = await runRedisBench(log)
+      console.log(`\n${redis.markdown}`)
+      if (!ONLY) writeRedisReport(redis.markdown)
+    }
   } finally {
     if (process.env.BENCH_KEEP === '1') log(`fixtures kept in ${tmp}`)
     else fs.rmSync(tmp, { recursive: true, force: true })

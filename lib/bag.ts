@@ -11,7 +11,7 @@
 //   `onChange`, which is how a Session learns it is dirty.
 // - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
 //   re-applies exactly those paths onto a newer copy of the session when two writers met.
-import { childPath, copyJson, isPlainObject, setOwn, type JsonValue } from './json'
+import { childPath, copyJson, freezeParsed, isPlainObject, setOwn, type JsonValue } from './json'
 import { describe } from './validate'
 
 export type BagValue = JsonValue | Bag
@@ -27,6 +27,9 @@ interface JournalAccess {
 }
 // Filled by Bag's static block: package-internal access to a Bag's journal.
 let journal!: JournalAccess
+
+// Filled by Bag's static block: bagFromParsed (below) reaches the private builder.
+let buildParsed: (obj: Record<string, unknown>) => Bag
 
 export class Bag implements Iterable<[string, BagValue]> {
   readonly #items = new Map<string, BagValue>()
@@ -214,20 +217,25 @@ export class Bag implements Iterable<[string, BagValue]> {
   }
 
   /** A value as the Bag stores it; `where` names it in error messages. */
-  static #convert(value: unknown, where: string, ancestors: Set<object>): BagValue {
+  static #convert(value: unknown, where: string, ancestors: Set<object>, parsed = false): BagValue {
     if (value instanceof Bag) return value.#clone()
-    if (isPlainObject(value)) return Bag.#build(value, where, ancestors)
-    return copyJson(value, where, true)
+    if (isPlainObject(value)) return Bag.#build(value, where, ancestors, parsed)
+    // Fresh JSON.parse output is a JSON value by construction: frozen in place, not copied.
+    return parsed ? (freezeParsed(value) as BagValue) : copyJson(value, where, true)
   }
 
-  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>): Bag {
+  static {
+    buildParsed = (obj) => Bag.#build(obj, '', new Set(), true)
+  }
+
+  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>, parsed = false): Bag {
     if (ancestors.has(obj)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
     ancestors.add(obj)
     const bag = new Bag()
     for (const key of Object.keys(obj)) {
       const at = childPath(where, key)
       checkKey(key, at)
-      const value = Bag.#convert(obj[key], at, ancestors)
+      const value = Bag.#convert(obj[key], at, ancestors, parsed)
       if (value instanceof Bag) {
         value.#parent = bag
         value.#key = key
@@ -237,6 +245,15 @@ export class Bag implements Iterable<[string, BagValue]> {
     ancestors.delete(obj)
     return bag
   }
+}
+
+/**
+ * Internal (not exported from the package): a Bag adopting a plain object fresh from JSON.parse
+ * that nobody else holds. Keys are checked as in fromJSON; values are frozen in place instead of
+ * validated and copied a second time (stores read every record this way).
+ */
+export function bagFromParsed(obj: Record<string, unknown>): Bag {
+  return buildParsed(obj)
 }
 
 /** Internal (not exported from the package): start journalling the paths changed below `bag`. */

@@ -76,6 +76,20 @@ function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<obj
   }
 }
 
+/**
+ * Freezes a value fresh from JSON.parse in place, deeply, and returns it. Only for JSON.parse
+ * output that nobody else holds: it is a JSON value by construction, so the checks and the copy of
+ * copyJson would only repeat what the parser guarantees (stores read records this way).
+ */
+export function freezeParsed<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    if (Array.isArray(value)) for (let i = 0; i < value.length; i++) freezeParsed(value[i])
+    else for (const child of Object.values(value)) freezeParsed(child)
+    Object.freeze(value)
+  }
+  return value
+}
+
 function notJson(where: string, value: unknown): TypeError {
   return new TypeError(`${where} must be a JSON value (string, finite number, boolean, null, array or plain object), got ${describe(value)}`)
 }

@@ -2,8 +2,8 @@
 // (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
 import { Avatar, type AvatarRecord } from './avatar'
-import { applyPaths, Bag, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
-import { copyJson, isPlainObject, type JsonObject } from './json'
+import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
+import { copyJson, freezeParsed, isPlainObject, type JsonObject } from './json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
 import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
@@ -38,6 +38,7 @@ interface SessionInternals {
   markStored(s: Session, version: number): void
   markTouched(s: Session, version: number): void
   rebase(s: Session, latest: Session, version: number): void
+  fromParsed(record: unknown): Session
 }
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
@@ -83,6 +84,7 @@ export class Session {
         s.#touchPersisted = true
       },
       rebase: (s, latest, version) => s.#rebase(latest, version),
+      fromParsed: (record) => Session.#fromRecord(record, true),
     }
   }
 
@@ -111,6 +113,11 @@ export class Session {
 
   /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. */
   static fromJSON(record: unknown): Session {
+    return Session.#fromRecord(record, false)
+  }
+
+  /** `parsed`: the record is fresh JSON.parse output nobody else holds (adopted, not copied). */
+  static #fromRecord(record: unknown, parsed: boolean): Session {
     if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
     const { id, meta, auth, data, avatar } = record
     if (!isStoreSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
@@ -124,11 +131,15 @@ export class Session {
     }
     if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
 
-    const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    const session = new Session(id, parsed ? null : auth, meta.ttl, { maxAge, now: createdAt })
+    if (parsed && auth !== null) {
+      session.#auth = freezeParsed(auth) as JsonObject
+      if (avatar === undefined) session.#setAvatar(new Avatar(undefined, undefined, session.#auth))
+    }
     session.#lastAccess = lastAccess
     // Adopt the Bag built from the record (it is ours alone): copying it entry by entry into
     // the constructor's empty Bag would validate and copy every value a second time.
-    session.#data = Bag.fromJSON(data)
+    session.#data = parsed ? bagFromParsed(data) : Bag.fromJSON(data)
     session.#data.onChange = () => session.markDirty()
     trackChanges(session.#data)
     if (avatar !== undefined) {
@@ -287,6 +298,12 @@ export class Session {
 }
 
 // Internal to the package (stores and middleware): none of these is exported from lib/index.ts.
+
+/** For stores: Session.fromJSON of a record fresh from JSON.parse that nobody else holds (its
+ *  values are adopted and frozen in place, not validated and copied a second time). */
+export function sessionFromParsed(record: unknown): Session {
+  return internals.fromParsed(record)
+}
 
 /** The store version `session` was read at or last written as; 0 when it was never stored. */
 export function sessionVersion(session: Session): number {
