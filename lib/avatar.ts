@@ -17,6 +17,27 @@ export interface AvatarRecord {
 // Claim names, in order of preference: ours, then OIDC/JWT `sub`, then common user fields.
 const IDENTITY_KEYS = ['identity', 'sub', 'user', 'username'] as const
 
+/** Caps on what an avatar may carry: every read of a session rebuilds its tags, so an auth with
+ *  tens of thousands of roles would cost every request. Checked where tags come in (new Avatar,
+ *  create, attachAvatar), never when a stored session is read back. */
+export const MAX_TAGS = 1000
+export const MAX_TAG_LENGTH = 256
+
+// Set only while a stored record is rebuilt (readStored): a session stored under other caps
+// must still read back.
+let storedRecord = false
+
+/** Runs `build` with the tag caps off: for records read back from a store or a dump. */
+export function readStored<T>(build: () => T): T {
+  const outer = storedRecord
+  storedRecord = true
+  try {
+    return build()
+  } finally {
+    storedRecord = outer
+  }
+}
+
 export class Avatar {
   readonly #identity: string
   readonly #tags: readonly string[]
@@ -39,14 +60,18 @@ export class Avatar {
       this.#identity = identity
       this.#tags = Object.freeze(normaliseTags(tags))
     }
+    if (!storedRecord) checkTagCaps(this.#tags, auth ? 'auth tags' : 'tags')
   }
+
+  static readonly MAX_TAGS = MAX_TAGS
+  static readonly MAX_TAG_LENGTH = MAX_TAG_LENGTH
 
   static fromJSON(record: unknown): Avatar {
     if (!isPlainObject(record)) throw new TypeError(`avatar record must be a plain object, got ${describe(record)}`)
     const { identity, tags, data } = record
     if (typeof identity !== 'string') throw new TypeError(`avatar.identity must be a string, got ${describe(identity)}`)
     if (!Array.isArray(tags)) throw new TypeError(`avatar.tags must be an array of strings, got ${describe(tags)}`)
-    const avatar = new Avatar(identity, tags as unknown[] as string[])
+    const avatar = readStored(() => new Avatar(identity, tags as unknown[] as string[]))
     if (data !== undefined) {
       if (!isPlainObject(data)) throw new TypeError(`avatar.data must be a plain object, got ${describe(data)}`)
       avatar.#data = Bag.fromJSON(data)
@@ -111,12 +136,27 @@ function parseTags(value: unknown): string[] | null {
   return null
 }
 
-/** Trimmed, non-empty, first occurrence only. */
+/** Trimmed, non-empty, first occurrence only. A Set keeps it linear: a record with many roles
+ *  is rebuilt on every read. */
 function normaliseTags(tags: readonly string[]): string[] {
-  const out: string[] = []
+  const seen = new Set<string>()
   for (const raw of tags) {
     const tag = raw.trim()
-    if (tag !== '' && !out.includes(tag)) out.push(tag)
+    if (tag !== '') seen.add(tag)
   }
-  return out
+  return [...seen]
+}
+
+/** RangeError naming the cap an avatar's tags go over (called where tags come in, not on reads). */
+export function checkTagCaps(tags: readonly string[], where: string): void {
+  if (tags.length > MAX_TAGS) {
+    throw new RangeError(`${where}: ${tags.length} tags, over the cap of ${MAX_TAGS} tags per avatar (Avatar.MAX_TAGS)`)
+  }
+  for (let i = 0; i < tags.length; i++) {
+    if (tags[i].length > MAX_TAG_LENGTH) {
+      throw new RangeError(
+        `${where}[${i}] is ${tags[i].length} characters, over the cap of ${MAX_TAG_LENGTH} characters per tag (Avatar.MAX_TAG_LENGTH)`,
+      )
+    }
+  }
 }

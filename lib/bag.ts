@@ -9,7 +9,7 @@
 //   the change hook), and two sessions never share a value.
 // - Child Bags made by `set` are owned by their parent: changes bubble up to the root's
 //   `onChange`, which is how a Session learns it is dirty.
-import { childPath, copyJson, isPlainObject, setOwn, type JsonValue } from './json'
+import { checkDepth, childPath, copyJson, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from './json'
 import { describe } from './validate'
 
 export type BagValue = JsonValue | Bag
@@ -21,13 +21,16 @@ export class Bag implements Iterable<[string, BagValue]> {
   readonly #items = new Map<string, BagValue>()
   #parent: Bag | null = null
 
+  /** How deep values may nest below a root Bag; deeper is a RangeError naming the path. */
+  static readonly MAX_DEPTH = MAX_DEPTH
+
   /** Called after every change to this Bag or any Bag below it. */
   onChange: (() => void) | null = null
 
   /** Build a Bag from a plain object (as made by toJSON): plain objects become nested Bags. */
   static fromJSON(obj: unknown): Bag {
     if (!isPlainObject(obj)) throw new TypeError(`Bag.fromJSON expects a plain object, got ${describe(obj)}`)
-    return Bag.#build(obj, '', new Set())
+    return Bag.#build(obj, '', new Set(), 0)
   }
 
   /** Number of top-level keys. */
@@ -67,7 +70,10 @@ export class Bag implements Iterable<[string, BagValue]> {
       }
       existing = next
     }
-    const stored = Bag.#convert(value, path, new Set())
+    // The value sits as deep as this Bag is below its root, plus the path's segments.
+    const level = this.#level() + parts.length
+    checkDepth(level, path)
+    const stored = Bag.#convert(value, path, new Set(), level)
 
     let target = existing
     for (; depth < parts.length - 1; depth++) {
@@ -140,6 +146,13 @@ export class Bag implements Iterable<[string, BagValue]> {
     return bag
   }
 
+  /** How many Bags sit above this one (0 for a root). */
+  #level(): number {
+    let level = 0
+    for (let bag = this.#parent; bag !== null; bag = bag.#parent) level++
+    return level
+  }
+
   #changed(): void {
     for (let bag: Bag | null = this; bag !== null; bag = bag.#parent) bag.onChange?.()
   }
@@ -161,26 +174,48 @@ export class Bag implements Iterable<[string, BagValue]> {
   }
 
   /** A value as the Bag stores it; `where` names it in error messages. */
-  static #convert(value: unknown, where: string, ancestors: Set<object>): BagValue {
-    if (value instanceof Bag) return value.#clone()
-    if (isPlainObject(value)) return Bag.#build(value, where, ancestors)
-    return copyJson(value, where, true)
+  static #convert(value: unknown, where: string, ancestors: Set<object>, level: number): BagValue {
+    if (value instanceof Bag) {
+      checkDepth(level + value.#height(), where)
+      return value.#clone()
+    }
+    if (isPlainObject(value)) return Bag.#build(value, where, ancestors, level)
+    return copyJson(value, where, true, level)
   }
 
-  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>): Bag {
+  /** How many levels the values below this Bag take: 0 when empty, 1 when flat. */
+  #height(): number {
+    let height = 0
+    for (const value of this.#items.values()) {
+      height = Math.max(height, 1 + (value instanceof Bag ? value.#height() : jsonHeight(value)))
+    }
+    return height
+  }
+
+  /** `obj`, sitting at `level` (0: the root), becomes a Bag whose values sit at `level + 1`. */
+  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>, level: number): Bag {
+    checkDepth(level, where)
     if (ancestors.has(obj)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
     ancestors.add(obj)
     const bag = new Bag()
     for (const key of Object.keys(obj)) {
       const at = childPath(where, key)
       checkKey(key, at)
-      const value = Bag.#convert(obj[key], at, ancestors)
+      const value = Bag.#convert(obj[key], at, ancestors, level + 1)
       if (value instanceof Bag) value.#parent = bag
       bag.#items.set(key, value)
     }
     ancestors.delete(obj)
     return bag
   }
+}
+
+/** How many levels the values inside a JSON value take: 0 for a primitive or an empty one. */
+function jsonHeight(value: BagValue): number {
+  if (typeof value !== 'object' || value === null) return 0
+  let height = 0
+  for (const v of Object.values(value as object)) height = Math.max(height, 1 + jsonHeight(v as BagValue))
+  return height
 }
 
 function splitPath(path: unknown): string[] {

@@ -2,6 +2,7 @@
 // I/O, expiry on read, touchAfter, re-writing a record read with an older key, save/delete/restore.
 // A store supplies readSession, writeSession, removeSession, dump, purgeExpired, close.
 import { generateSessionId, isValidSessionId } from './ids'
+import { checkRecordWritable } from './record-limits'
 import { Session } from './session'
 import {
   checkCreateArgs,
@@ -12,6 +13,7 @@ import {
   type SessionStore,
   type StoreTiming,
 } from './store'
+import { describe } from './validate'
 
 /** A session as read back, with the index of the key that opened it (> 0: write it again). */
 export interface Found {
@@ -48,6 +50,7 @@ export abstract class BaseSessionStore implements SessionStore {
 
   async get(id: string): Promise<Session | null> {
     this.assertOpen()
+    checkIdArgument(id)
     if (!isValidSessionId(id)) return null
     const now = Date.now()
     const found = await this.readSession(id, now)
@@ -77,6 +80,7 @@ export abstract class BaseSessionStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     this.assertOpen()
+    checkIdArgument(id)
     if (!isValidSessionId(id)) return false
     return this.removeSession(id)
   }
@@ -86,6 +90,8 @@ export abstract class BaseSessionStore implements SessionStore {
     const sessions = parseDump(dump)
     const now = Date.now()
     const live = sessions.filter((s) => !s.isExpired(now))
+    // All or nothing: every record must pass what writing it would check before the first write.
+    live.forEach((s, i) => checkRecordWritable(s, i, (session) => this.checkWritable(session)))
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < live.length) await this.writeSession(live[next++], false)
@@ -105,8 +111,15 @@ export abstract class BaseSessionStore implements SessionStore {
   protected abstract removeSession(id: string): Promise<boolean>
   /** Throws SessionClosedError once closed. */
   protected abstract assertOpen(): void
+  /** Throws what writeSession would throw for this session's size or form (no I/O). */
+  protected checkWritable(_session: Session): void {}
   /** How many restore writes are in flight at once. */
   protected get restoreConcurrency(): number {
     return 1
   }
+}
+
+/** A wrong-typed id is the caller's bug (TypeError); a malformed string is just no session. */
+function checkIdArgument(id: unknown): void {
+  if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`)
 }

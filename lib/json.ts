@@ -10,6 +10,10 @@ export interface JsonObject {
 }
 export type JsonValue = JsonPrimitive | JsonArray | JsonObject
 
+/** How deep values may nest (objects and arrays alike), so that copying, freezing and
+ *  serialising them stays far from the call stack's limit. */
+export const MAX_DEPTH = 32
+
 /** An object literal, JSON.parse result or Object.create(null): not a Date, Map or class instance. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
@@ -31,14 +35,23 @@ export function childPath(where: string, key: string | number): string {
 
 /**
  * Validate that `value` is a JSON value and return a deep copy of it (frozen when `freeze`).
- * `where` names the value in error messages. Throws TypeError for anything JSON cannot carry
- * exactly, including cycles.
+ * `where` names the value in error messages; `level` is how deep it already sits (1: a top-level
+ * value). Throws TypeError for anything JSON cannot carry exactly, including cycles, and
+ * RangeError past MAX_DEPTH levels.
  */
-export function copyJson(value: unknown, where: string, freeze = false): JsonValue {
-  return copy(value, where, freeze, new Set())
+export function copyJson(value: unknown, where: string, freeze = false, level = 1): JsonValue {
+  return copy(value, where, freeze, new Set(), level)
 }
 
-function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<object>): JsonValue {
+/** RangeError naming the path where values nest deeper than MAX_DEPTH. */
+export function checkDepth(level: number, where: string): void {
+  if (level > MAX_DEPTH) {
+    throw new RangeError(`${where} nests deeper than ${MAX_DEPTH} levels (the nesting limit of session data)`)
+  }
+}
+
+function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<object>, level: number): JsonValue {
+  checkDepth(level, where)
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -60,12 +73,12 @@ function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<obj
       const arr: JsonValue[] = []
       // A hole reads as undefined (which JSON would turn into null), so it is refused like undefined.
       for (let i = 0; i < value.length; i++) {
-        arr.push(copy(value[i], childPath(where, i), freeze, ancestors))
+        arr.push(copy(value[i], childPath(where, i), freeze, ancestors, level + 1))
       }
       out = arr
     } else if (isPlainObject(value)) {
       const obj: Record<string, JsonValue> = {}
-      for (const key of Object.keys(value)) setOwn(obj, key, copy(value[key], childPath(where, key), freeze, ancestors))
+      for (const key of Object.keys(value)) setOwn(obj, key, copy(value[key], childPath(where, key), freeze, ancestors, level + 1))
       out = obj
     } else {
       throw notJson(where, value)

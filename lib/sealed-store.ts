@@ -80,9 +80,14 @@ export abstract class SealedStore extends BaseSessionStore {
   /** The session as it will be sealed, refused here when over the size cap. */
   protected sealable(session: Session): Sealable {
     const json = JSON.stringify(session)
-    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
+    // No part of the id in the message: errors end up in logs, and an id is a credential.
+    assertFits(json, this.maxBytes, 'session record')
     const name = storageName(session.id)
     return { name, context: this.context(name), json }
+  }
+
+  protected override checkWritable(session: Session): void {
+    this.sealable(session)
   }
 
   /**

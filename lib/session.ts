@@ -1,7 +1,7 @@
 // Session: one visitor's server-side state. The store persists it as a plain JSON record
 // (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
-import { Avatar, type AvatarRecord } from './avatar'
+import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
 import { Bag, type BagJSON } from './bag'
 import { copyJson, isPlainObject, type JsonObject } from './json'
 import { isValidSessionId } from './ids'
@@ -29,6 +29,13 @@ export interface SessionOptions {
   maxAge?: number
   /** Creation time in ms since the epoch (default Date.now()). */
   now?: number
+}
+
+export interface AttachAvatarOptions {
+  /** Keep the data gathered before login (default true: a cart survives login). With false the
+   *  session's data is cleared, so nothing planted before login (a CSRF token, OAuth state)
+   *  reaches the logged-in session. */
+  keepData?: boolean
 }
 
 export class Session {
@@ -68,8 +75,13 @@ export class Session {
     this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
-  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. */
+  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
+   *  is never refused for the avatar caps (tags): a stored session always reads back. */
   static fromJSON(record: unknown): Session {
+    return readStored(() => Session.#fromRecord(record))
+  }
+
+  static #fromRecord(record: unknown): Session {
     if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
     const { id, meta, auth, data, avatar } = record
     if (!isValidSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
@@ -166,9 +178,16 @@ export class Session {
     return this.#invalidated
   }
 
-  /** The login event: the session now belongs to `avatar`. */
-  attachAvatar(avatar: Avatar): void {
+  /** The login event: the session now belongs to `avatar`. Rotate per-session secrets (a CSRF
+   *  token) here: with `keepData: false` everything stored before login is dropped. */
+  attachAvatar(avatar: Avatar, options: AttachAvatarOptions = {}): void {
     if (!(avatar instanceof Avatar)) throw new TypeError(`avatar must be an Avatar, got ${describe(avatar)}`)
+    if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    const keepData = options.keepData ?? true
+    if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
+    // An avatar rebuilt from a stored record skipped the caps; one attached at login may not.
+    checkTagCaps(avatar.tags, 'avatar.tags')
+    if (!keepData) this.#data.clear()
     this.#setAvatar(avatar)
     this.#avatarAttached = true
     this.#needsNewId = true

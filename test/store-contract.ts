@@ -126,7 +126,7 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
         expect(await store.get(generateSessionId())).toBeNull()
       })
 
-      it('returns null for ids that are not session ids, without throwing', async () => {
+      it('returns null for strings that are not session ids, without throwing', async () => {
         const store = await make()
         const real = (await store.create()).id
         const hostile: unknown[] = [
@@ -141,14 +141,19 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           real + 'A',
           real.slice(0, 42) + 'B',
           real.replace(/^./, '+'),
-          null,
-          undefined,
-          42,
-          {},
-          [real],
         ]
         for (const id of hostile) expect(await store.get(id as string), String(id).slice(0, 40)).toBeNull()
+        for (const id of hostile) expect(await store.delete(id as string), String(id).slice(0, 40)).toBe(false)
         expect(await store.get(real)).not.toBeNull()
+      })
+
+      it('get and delete reject a non-string id with a TypeError naming it', async () => {
+        const store = await make()
+        for (const id of [null, undefined, 42, {}, [generateSessionId()]]) {
+          await expect(store.get(id as never), String(id)).rejects.toThrow(TypeError)
+          await expect(store.get(id as never), String(id)).rejects.toThrow(/^id must be a string/)
+          await expect(store.delete(id as never), String(id)).rejects.toThrow(TypeError)
+        }
       })
 
       it('returns a fresh Session each time', async () => {
