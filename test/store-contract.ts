@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/avatar'
 import { generateSessionId } from '../lib/ids'
+import { SessionTooLargeError } from '../lib/errors'
 import { Session, type SessionRecord } from '../lib/session'
 import type { SessionDump, SessionStore } from '../lib/store'
 
@@ -13,6 +14,7 @@ export interface StoreFactoryOptions {
   defaultTtl?: number
   maxAge?: number
   touchAfter?: number
+  maxBytes?: number
 }
 
 export type StoreFactory = (opts: StoreFactoryOptions) => Promise<SessionStore>
@@ -180,6 +182,25 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
       })
     })
 
+    describe('maxBytes', () => {
+      it('a record over maxBytes is refused with SessionTooLargeError naming the option and no part of the id', async () => {
+        const store = await make({ maxBytes: 4096 })
+        const s = await store.create()
+        s.data.set('note', 'kept')
+        await store.save(s)
+        s.data.set('blob', 'x'.repeat(5000))
+        const err = await store.save(s).catch((e: unknown) => e)
+        expect(err).toBeInstanceOf(SessionTooLargeError)
+        expect((err as SessionTooLargeError).code).toBe('ERR_SESSION_TOO_LARGE')
+        expect((err as Error).message).toMatch(/4096-byte cap \(options\.maxBytes\)/)
+        for (let i = 0; i + 6 <= s.id.length; i++) expect((err as Error).message).not.toContain(s.id.slice(i, i + 6))
+        expect((await store.get(s.id))!.data.toJSON()).toEqual({ note: 'kept' })
+        // create with an auth over the cap: nothing stored.
+        await expect(store.create({ sub: 'big', claim: 'y'.repeat(5000) })).rejects.toThrow(SessionTooLargeError)
+        expect((await store.dump()).sessions.map((r) => r.id)).toEqual([s.id])
+      })
+    })
+
     describe('save and delete', () => {
       it('save persists changes that a later get sees, and clears dirty', async () => {
         const store = await make()
@@ -288,6 +309,28 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
         ]
         for (const dump of bad) await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)
         expect((await store.dump()).sessions).toEqual([])
+      })
+
+      it('restore checks every record as a write would before the first write: all or nothing', async () => {
+        const store = await make({ maxBytes: 8192 })
+        const good = () => record({ createdAgo: 0, accessedAgo: 0, ttl: 60_000 }, { n: 1 })
+        // Each passes Session.fromJSON but would fail when written (sealed), after the good ones.
+        const far = { ...good(), meta: { createdAt: 0, lastAccess: 8e15, ttl: 8e15 } } // lastAccess + ttl > 2^53
+        const fraction = { ...good(), meta: { createdAt: Date.now(), lastAccess: Date.now(), ttl: 60_000.5 } }
+        const big = record({ createdAgo: 0, accessedAgo: 0, ttl: 60_000 }, { blob: 'x'.repeat(9000) })
+        const cases: Array<[SessionRecord, RegExp, ErrorConstructor]> = [
+          [far, /dump\.sessions\[2\]: lastAccess \+ ttl .* up to 2\^53/, RangeError],
+          [fraction, /dump\.sessions\[2\]: lastAccess \+ ttl/, RangeError],
+          [big, /dump\.sessions\[2\]: session record is over the 8192-byte cap \(options\.maxBytes\)/, SessionTooLargeError as unknown as ErrorConstructor],
+        ]
+        for (const [bad, message, Cls] of cases) {
+          const dump: SessionDump = { version: 1, sessions: [good(), good(), bad, good()] }
+          const err = await store.restore(dump).catch((e: unknown) => e)
+          expect(err, message.source).toBeInstanceOf(Cls)
+          expect((err as Error).message).toMatch(message)
+          expect((await store.dump()).sessions).toEqual([])
+          for (const r of dump.sessions) expect(await store.get(r.id)).toBeNull()
+        }
       })
 
       it('dump leaves out expired sessions', async () => {
