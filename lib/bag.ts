@@ -9,6 +9,8 @@
 //   the change hook), and two sessions never share a value.
 // - Child Bags made by `set` are owned by their parent: changes bubble up to the root's
 //   `onChange`, which is how a Session learns it is dirty.
+// - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
+//   re-applies exactly those paths onto a newer copy of the session when two writers met.
 import { checkDepth, childPath, copyJson, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from './json'
 import { describe } from './validate'
 
@@ -17,9 +19,35 @@ export type BagValue = JsonValue | Bag
 /** What Bag.toJSON() returns: a fresh, mutable plain object. */
 export type BagJSON = { [key: string]: JsonValue }
 
+interface JournalAccess {
+  start(bag: Bag): void
+  paths(bag: Bag): string[]
+  reset(bag: Bag): void
+  replace(bag: Bag, paths: readonly string[]): void
+}
+// Filled by Bag's static block: package-internal access to a Bag's journal.
+let journal!: JournalAccess
+
 export class Bag implements Iterable<[string, BagValue]> {
   readonly #items = new Map<string, BagValue>()
   #parent: Bag | null = null
+  /** This Bag's key in its parent (meaningful only while #parent is set). */
+  #key = ''
+  /** Dotted paths below this Bag set or deleted since the journal was started or reset. */
+  #journal: Set<string> | null = null
+
+  static {
+    journal = {
+      start: (bag) => {
+        bag.#journal ??= new Set()
+      },
+      paths: (bag) => (bag.#journal === null ? [] : [...bag.#journal]),
+      reset: (bag) => bag.#journal?.clear(),
+      replace: (bag, paths) => {
+        bag.#journal = new Set(paths)
+      },
+    }
+  }
 
   /** How deep values may nest below a root Bag; deeper is a RangeError naming the path. */
   static readonly MAX_DEPTH = MAX_DEPTH
@@ -79,14 +107,18 @@ export class Bag implements Iterable<[string, BagValue]> {
     for (; depth < parts.length - 1; depth++) {
       const child = new Bag()
       child.#parent = target
+      child.#key = parts[depth]
       target.#items.set(parts[depth], child)
       target = child
     }
     const key = parts[parts.length - 1]
     Bag.#detach(target.#items.get(key))
-    if (stored instanceof Bag) stored.#parent = target
+    if (stored instanceof Bag) {
+      stored.#parent = target
+      stored.#key = key
+    }
     target.#items.set(key, stored)
-    target.#changed()
+    target.#changed(key)
     return this
   }
 
@@ -98,14 +130,17 @@ export class Bag implements Iterable<[string, BagValue]> {
     if (parent === null || !parent.#items.has(key)) return false
     Bag.#detach(parent.#items.get(key))
     parent.#items.delete(key)
-    parent.#changed()
+    parent.#changed(key)
     return true
   }
 
   clear(): void {
     if (this.#items.size === 0) return
+    const keys = [...this.#items.keys()]
     for (const value of this.#items.values()) Bag.#detach(value)
     this.#items.clear()
+    // Journalled key by key, so a concurrent writer's new keys survive a clear() re-applied later.
+    for (const key of keys) this.#note(key)
     this.#changed()
   }
 
@@ -153,8 +188,23 @@ export class Bag implements Iterable<[string, BagValue]> {
     return level
   }
 
-  #changed(): void {
+  /** After a change of `key` in this Bag (none: already journalled by the caller). */
+  #changed(key?: string): void {
+    if (key !== undefined) this.#note(key)
     for (let bag: Bag | null = this; bag !== null; bag = bag.#parent) bag.onChange?.()
+  }
+
+  /** Journals `key` of this Bag in every ancestor (itself included) that keeps a journal. */
+  #note(key: string): void {
+    let path = key
+    for (let bag: Bag | null = this; bag !== null; bag = bag.#parent) {
+      if (bag.#journal !== null) {
+        // Moved to the end: re-applying replays the writer's changes in the order they last happened.
+        bag.#journal.delete(path)
+        bag.#journal.add(path)
+      }
+      if (bag.#parent !== null) path = `${bag.#key}.${path}`
+    }
   }
 
   /** A Bag removed from its parent stops reporting changes to it. */
@@ -167,7 +217,10 @@ export class Bag implements Iterable<[string, BagValue]> {
     for (const [key, value] of this.#items) {
       // JSON values in a Bag are frozen, so the copy may share them.
       const child = value instanceof Bag ? value.#clone() : value
-      if (child instanceof Bag) child.#parent = copy
+      if (child instanceof Bag) {
+        child.#parent = copy
+        child.#key = key
+      }
       copy.#items.set(key, child)
     }
     return copy
@@ -202,7 +255,10 @@ export class Bag implements Iterable<[string, BagValue]> {
       const at = childPath(where, key)
       checkKey(key, at)
       const value = Bag.#convert(obj[key], at, ancestors, level + 1)
-      if (value instanceof Bag) value.#parent = bag
+      if (value instanceof Bag) {
+        value.#parent = bag
+        value.#key = key
+      }
       bag.#items.set(key, value)
     }
     ancestors.delete(obj)
@@ -216,6 +272,55 @@ function jsonHeight(value: BagValue): number {
   let height = 0
   for (const v of Object.values(value as object)) height = Math.max(height, 1 + jsonHeight(v as BagValue))
   return height
+}
+
+/** Internal (not exported from the package): start journalling the paths changed below `bag`. */
+export function trackChanges(bag: Bag): void {
+  journal.start(bag)
+}
+
+/** Internal: the dotted paths set or deleted below `bag` since tracking started or was reset. */
+export function changedPaths(bag: Bag): string[] {
+  return journal.paths(bag)
+}
+
+/** Internal: forget the journalled paths (after a save). */
+export function resetChanges(bag: Bag): void {
+  journal.reset(bag)
+}
+
+/** Internal: `bag` journals exactly `paths` from now on (a rebased copy keeps its writer's changes). */
+export function setChangedPaths(bag: Bag, paths: readonly string[]): void {
+  journal.replace(bag, paths)
+}
+
+/**
+ * Internal: makes `to` hold what `from` holds at each of `paths` (a value is copied, a path
+ * missing in `from` is deleted in `to`). A path blocked in `to` by a non-Bag value replaces
+ * that value: the writer re-applying its change wins for that path.
+ */
+export function applyPaths(from: Bag, to: Bag, paths: readonly string[]): void {
+  for (const path of paths) {
+    if (!from.has(path)) {
+      to.delete(path)
+      continue
+    }
+    const value = from.get(path)
+    try {
+      to.set(path, value)
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err
+      const parts = path.split('.')
+      for (let i = 1; i < parts.length; i++) {
+        const prefix = parts.slice(0, i).join('.')
+        if (!(to.get(prefix) instanceof Bag)) {
+          to.delete(prefix)
+          break
+        }
+      }
+      to.set(path, value)
+    }
+  }
 }
 
 function splitPath(path: unknown): string[] {

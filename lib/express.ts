@@ -115,7 +115,9 @@ export class ExpressSessionStore extends Base {
     }
     const record = new Session(id, null, ttl)
     record.data.set(SID, sid).set(SESS, JSON.stringify(session))
-    await this.store.save(record)
+    // Insert or replace, as in 0.1 (save() now inserts a session built by hand only if absent);
+    // the versioned set/touch/destroy of #12 point 4 replace this.
+    await this.store.restore({ version: 1, sessions: [record.toJSON()] })
   }
 
   async #destroy(sid: string): Promise<void> {

@@ -1,7 +1,20 @@
 // The seed's in-process store. It keeps records (toJSON), never live Session objects, so it
 // behaves like the persistent stores: changes reach it only through save(), and every get()
 // returns a fresh Session. Nothing survives the process; use it for tests and single instances.
-import { BaseSessionStore, type Found } from './base-store'
+// Checks and writes run without an await in between, so each one is atomic within the process.
+import {
+  BaseSessionStore,
+  recordIdentity,
+  recordVersion,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type VersionedRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
 import { SessionClosedError } from './errors'
 import { isPlainObject } from './json'
 import { assertFits, checkMaxBytes } from './limits'
@@ -33,7 +46,10 @@ function checkMaxSessions(value: unknown): number {
 export class MemorySessionStore extends BaseSessionStore {
   // A Map keeps insertion order: every read and write moves a record to the end, so the first
   // entry is always the least recently used one, the one dropped past maxSessions.
-  readonly #records = new Map<string, SessionRecord>()
+  /** By storage name. */
+  readonly #records = new Map<string, VersionedRecord>()
+  /** Index name -> storage name -> expiry hint. */
+  readonly #indexes = new Map<string, Map<string, number>>()
   readonly maxSessions: number
   readonly maxBytes: number
   readonly sweepInterval: number
@@ -73,15 +89,20 @@ export class MemorySessionStore extends BaseSessionStore {
     return makeDump(records)
   }
 
+  /** Removes expired records, then index entries whose session is gone. */
   async purgeExpired(): Promise<number> {
     this.assertOpen()
     const now = Date.now()
     let removed = 0
-    for (const [id, record] of this.#records) {
+    for (const [name, record] of this.#records) {
       if (isMetaExpired(record.meta, now)) {
-        this.#records.delete(id)
+        this.#records.delete(name)
         removed++
       }
+    }
+    for (const [index, entries] of this.#indexes) {
+      for (const name of entries.keys()) if (!this.#records.has(name)) entries.delete(name)
+      if (entries.size === 0) this.#indexes.delete(index)
     }
     return removed
   }
@@ -90,41 +111,86 @@ export class MemorySessionStore extends BaseSessionStore {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
     this.#records.clear()
+    this.#indexes.clear()
     this.#closed = true
   }
 
-  // Records, never live Session objects: every get() returns a fresh Session, as a persistent
-  // store would, and changes reach the store only through save().
-  protected async readSession(id: string): Promise<Found | null> {
-    const record = this.#records.get(id)
+  // An expired record is removed by the read that finds it so (as the file store does); its
+  // index entry goes at the next purgeExpired or listSessions.
+  protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
+    const record = this.#records.get(name)
     if (record === undefined) return null
-    this.#records.delete(id) // most recently used now
-    this.#records.set(id, record)
-    return { session: Session.fromJSON(record), keyIndex: 0 }
+    if (isMetaExpired(record.meta, now)) {
+      this.#records.delete(name)
+      return null
+    }
+    this.#records.delete(name) // most recently used now
+    this.#records.set(name, record)
+    return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0 }
   }
 
-  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
-    if (existingOnly && !this.#records.has(session.id)) return
-    const record = session.toJSON()
-    assertFits(JSON.stringify(record), this.maxBytes, 'session record')
-    this.#records.delete(session.id)
-    this.#records.set(session.id, record)
-    // Past the cap, drop the least recently used (the first in the Map's order).
-    for (const oldest of this.#records.keys()) {
+  protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
+    const current = this.#live(write.name, Date.now())
+    if (condition.kind === 'absent' && current !== null) return 'exists'
+    if (condition.kind === 'version') {
+      if (current === null) return 'missing'
+      if (current.version !== condition.version) {
+        if (rebuild === undefined) return 'conflict'
+        write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0 })
+      }
+    }
+    this.#records.delete(write.name) // most recently used now
+    this.#records.set(write.name, write.record)
+    this.#evict()
+    return 'written'
+  }
+
+  /** Past maxSessions, drops the least recently used sessions (the first in the Map's order). */
+  #evict(): void {
+    for (const [name, record] of this.#records) {
       if (this.#records.size <= this.maxSessions) break
-      this.#records.delete(oldest)
+      this.#records.delete(name)
+      const identity = recordIdentity(record)
+      if (identity !== null) void this.indexRemove(this.indexNames(identity)[0], [name])
     }
   }
 
-  protected override checkWritable(session: Session): void {
-    assertFits(JSON.stringify(session), this.maxBytes, 'session record')
+  protected override checkRecordSize(json: string): void {
+    // Counted as a sealed store counts it, so a dump moves between stores with the same cap.
+    assertFits(json, this.maxBytes, 'session record')
   }
 
-  protected async removeSession(id: string): Promise<boolean> {
-    return this.#records.delete(id)
+  protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    const record = this.#records.get(name)
+    if (record === undefined) return { removed: false, identity: null }
+    if (ifVersion !== undefined && record.version !== ifVersion) return { removed: false, identity: null }
+    this.#records.delete(name)
+    return { removed: true, identity: recordIdentity(record) }
+  }
+
+  protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    let entries = this.#indexes.get(index)
+    if (entries === undefined) this.#indexes.set(index, (entries = new Map()))
+    entries.set(entry.name, entry.expiresAt)
+  }
+
+  protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    const entries = this.#indexes.get(index)
+    if (entries === undefined) return
+    for (const name of names) entries.delete(name)
+    if (entries.size === 0) this.#indexes.delete(index)
+  }
+
+  protected async indexList(index: string): Promise<IndexEntry[]> {
+    return [...(this.#indexes.get(index) ?? [])].map(([name, expiresAt]) => ({ name, expiresAt }))
   }
 
   protected assertOpen(): void {
     if (this.#closed) throw new SessionClosedError('MemorySessionStore is closed', 'ERR_SESSION_CLOSED')
+  }
+
+  #live(name: string, now: number): VersionedRecord | null {
+    const record = this.#records.get(name)
+    return record === undefined || isMetaExpired(record.meta, now) ? null : record
   }
 }

@@ -30,7 +30,8 @@ export interface OpenedFile extends EnvelopeHeader {
 export type OpenFileResult = OpenedFile | { expired: true; createdAt: number; expiresAt: number } | null
 
 export interface KeyRingSpec {
-  scope: 'manager' | 'store'
+  /** 'store-index': the key that names identity indexes (HMAC), apart from the sealing key. */
+  scope: 'manager' | 'store' | 'store-index'
   name: string
   /** Read the machine id and the OS uid natively (the default, machine-bound key). */
   machine?: boolean
@@ -56,6 +57,8 @@ export interface NativeKeyRing {
   open(envelope: Buffer, context: string, maxBytes: number, asString?: false): OpenedEnvelope
   /** The plaintext decoded as UTF-8 natively (no Buffer): the Redis store's read path. */
   open(envelope: Buffer, context: string, maxBytes: number, asString: true): OpenedFile
+  /** Lowercase hex HMAC-SHA256 of the message's UTF-8 bytes under key `keyIndex` (default 0, the current one). */
+  mac(message: string, keyIndex?: number): string
 }
 
 export interface SweepResult {

@@ -5,8 +5,9 @@ import type { Session } from './session'
 
 const MAX_SEAL_TIME = Number.MAX_SAFE_INTEGER
 
-/** RangeError naming the dump record when its times cannot be sealed or `storeCheck` refuses it. */
-export function checkRecordWritable(session: Session, index: number, storeCheck: (session: Session) => void): void {
+/** RangeError naming the dump record when its times cannot be sealed; `prepare` (the store's own
+ *  checks, e.g. its size cap) runs next and its error is prefixed with the record's place. */
+export function checkRecordWritable<T>(session: Session, index: number, prepare: () => T): T {
   const where = `dump.sessions[${index}]`
   const { createdAt } = session.meta
   const expiresAt = session.expiresAt()
@@ -15,7 +16,7 @@ export function checkRecordWritable(session: Session, index: number, storeCheck:
     throw new RangeError(`${where}: lastAccess + ttl (or createdAt + maxAge) must be an integer number of ms up to 2^53, got ${expiresAt}`)
   }
   try {
-    storeCheck(session)
+    return prepare()
   } catch (err) {
     if (err instanceof Error) err.message = `${where}: ${err.message}`
     throw err

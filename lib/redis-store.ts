@@ -7,10 +7,20 @@
 // structurally so that `redis` stays an optional peer. Every command is a single-key command
 // (GET, SET, DEL) or SCAN, so the store works unchanged on Redis Cluster.
 import { SessionStoreUnavailableError, toSessionError } from './errors'
+import { withFileMutex } from './file-mutex'
 import { isPlainObject } from './json'
 import type { KeyOptions } from './keys'
-import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
-import type { Session, SessionRecord } from './session'
+import {
+  recordIdentity,
+  type IndexEntry,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
+import { SealedStore, type SealedStoreOptions } from './sealed-store'
+import type { SessionRecord } from './session'
 import { makeDump, type SessionDump } from './store'
 import { checkTtl, describe } from './validate'
 
@@ -167,14 +177,98 @@ export class RedisSessionStore extends SealedStore {
     return this.prefix + name
   }
 
-  /** SET with PX until the session's expiry; `existingOnly` adds XX, so a touch or re-seal
-   *  cannot bring back a session another server deleted meanwhile (logout). */
-  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
-    const { name, context, json } = this.sealable(session)
-    const expiresAt = session.expiresAt()
+  // PLACEHOLDER until i14-redis lands its Lua scripts: these primitives keep the contract's
+  // semantics within one process (one queue per key) but are NOT atomic across servers
+  // (GET, then SET/DEL).
+
+  protected async readRecord(name: string): Promise<StoredRecord | null> {
+    return this.readName(name)
+  }
+
+  protected async writeRecord(write: RecordWrite, condition: WriteCondition): Promise<WriteOutcome> {
+    return withFileMutex(`redis\0${this.prefix}${write.name}`, () => this.#writeRecord(write, condition))
+  }
+
+  async #writeRecord(write: RecordWrite, condition: WriteCondition): Promise<WriteOutcome> {
+    if (condition.kind !== 'any') {
+      const current = await this.readName(write.name)
+      if (condition.kind === 'absent' && current !== null) return 'exists'
+      if (condition.kind === 'version') {
+        if (current === null) return 'missing'
+        if (current.version !== condition.version) return 'conflict'
+      }
+    }
+    await this.#set(write.name, JSON.stringify(write.record), write.createdAt, write.expiresAt)
+    return 'written'
+  }
+
+  protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    return withFileMutex(`redis\0${this.prefix}${name}`, () => this.#removeRecord(name, ifVersion))
+  }
+
+  async #removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    const found = await this.readName(name)
+    if (ifVersion !== undefined && found?.version !== ifVersion) return { removed: false, identity: null }
+    const removed = await this.removeName(name)
+    return { removed, identity: removed && found !== null ? recordIdentity(found.session.toJSON()) : null }
+  }
+
+  protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    return withFileMutex(`redis\0${this.prefix}idx:${index}`, () => this.#indexAdd(index, entry))
+  }
+
+  async #indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    const entries = await this.#readIndex(index)
+    entries[entry.name] = entry.expiresAt
+    await this.#writeIndex(index, entries)
+  }
+
+  protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    return withFileMutex(`redis\0${this.prefix}idx:${index}`, () => this.#indexRemove(index, names))
+  }
+
+  async #indexRemove(index: string, names: readonly string[]): Promise<void> {
+    const entries = await this.#readIndex(index)
+    for (const name of names) delete entries[name]
+    await this.#writeIndex(index, entries)
+  }
+
+  protected async indexList(index: string): Promise<IndexEntry[]> {
+    return Object.entries(await this.#readIndex(index)).map(([name, expiresAt]) => ({ name, expiresAt }))
+  }
+
+  async #readIndex(index: string): Promise<Record<string, number>> {
+    const key = `idx:${index}`
+    const value = await this.#command('GET', () => this.#getBuffer(this.#key(key)))
+    const entries = Object.create(null) as Record<string, number>
+    if (!Buffer.isBuffer(value)) return entries
+    try {
+      const opened = this.ring().open(value, this.context(key), this.maxBytes, true)
+      Object.assign(entries, JSON.parse(opened.plaintext as string).entries)
+    } catch (err) {
+      if (err instanceof SyntaxError) return entries
+      this.unreadable(err)
+    }
+    return entries
+  }
+
+  async #writeIndex(index: string, entries: Record<string, number>): Promise<void> {
+    const key = `idx:${index}`
+    const now = Date.now()
+    const live = Object.values(entries).filter((e) => e > now)
+    if (live.length === 0) {
+      await this.removeName(key)
+      return
+    }
+    // Lives as long as its latest entry's hint plus a day: touches move sessions' expiry later.
+    await this.#set(key, JSON.stringify({ entries }), now, Math.max(...live) + 86_400_000)
+  }
+
+  /** SET with PX until `expiresAt` (an already expired record is deleted instead). */
+  async #set(name: string, json: string, createdAt: number, expiresAt: number): Promise<void> {
     let envelope: Buffer
     try {
-      envelope = this.ring().seal(json, context, session.meta.createdAt, expiresAt)
+      envelope = this.ring().seal(json, this.context(name), createdAt, expiresAt)
     } catch (err) {
       throw toSessionError(err)
     }
@@ -183,14 +277,12 @@ export class RedisSessionStore extends SealedStore {
       await this.removeName(name)
       return
     }
-    const options: Record<string, unknown> = this.#v5
-      ? { expiration: { type: 'PX', value: ttl }, ...(existingOnly ? { condition: 'XX' } : {}) }
-      : { PX: ttl, ...(existingOnly ? { XX: true } : {}) }
+    const options: Record<string, unknown> = this.#v5 ? { expiration: { type: 'PX', value: ttl } } : { PX: ttl }
     const client = this.#client
     await this.#command('SET', () => client.set(this.#key(name), envelope, options))
   }
 
-  protected async readName(name: string): Promise<Found | null> {
+  protected async readName(name: string): Promise<StoredRecord | null> {
     const ring = this.ring()
     const value = await this.#command('GET', () => this.#getBuffer(this.#key(name)))
     if (value === null || value === undefined) return null

@@ -2,9 +2,9 @@
 // (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
 import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
-import { Bag, type BagJSON } from './bag'
+import { applyPaths, Bag, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, isPlainObject, type JsonObject } from './json'
-import { isValidSessionId } from './ids'
+import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
 import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
@@ -38,9 +38,20 @@ export interface AttachAvatarOptions {
   keepData?: boolean
 }
 
+interface SessionInternals {
+  version(s: Session): number
+  storedIdentity(s: Session): string | null
+  touchPersisted(s: Session): boolean
+  markStored(s: Session, version: number): void
+  markTouched(s: Session, version: number): void
+  rebase(s: Session, latest: Session, version: number): void
+}
+// Filled by Session's static block: package-internal access for stores and the middleware.
+let internals!: SessionInternals
+
 export class Session {
   readonly #id: string
-  readonly #auth: JsonObject | null
+  #auth: JsonObject | null
   #data = new Bag()
   #avatar!: Avatar
   /** Set by attachAvatar or a record that carried an avatar: the avatar is then persisted. */
@@ -52,6 +63,35 @@ export class Session {
   #dirty = false
   #needsNewId = false
   #invalidated = false
+  /** The store version this copy was read at or last written as; 0: never stored (built by hand). */
+  #version = 0
+  /** The identity the stored record at #version is indexed under (null: anonymous or never stored). */
+  #storedIdentity: string | null = null
+  /** attachAvatar since the last save: on a re-apply, this copy's avatar replaces the stored one. */
+  #avatarReplaced = false
+  /** The store.get that returned this copy persisted a touch (its server-side expiry moved). */
+  #touchPersisted = false
+
+  static {
+    internals = {
+      version: (s) => s.#version,
+      storedIdentity: (s) => s.#storedIdentity,
+      touchPersisted: (s) => s.#touchPersisted,
+      markStored: (s, version) => {
+        s.#version = version
+        s.#storedIdentity = s.#avatar.isAnonymous ? null : s.#avatar.identity
+        s.#avatarReplaced = false
+        s.#dirty = false
+        resetChanges(s.#data)
+        resetChanges(s.#avatar.data)
+      },
+      markTouched: (s, version) => {
+        s.#version = version
+        s.#touchPersisted = true
+      },
+      rebase: (s, latest, version) => s.#rebase(latest, version),
+    }
+  }
 
   /** `ttl` is the idle timeout in ms; a ttl <= 0 makes the session expired from the start. */
   constructor(sessionId: string, auth: Readonly<Record<string, unknown>> | null, ttl: number, options: SessionOptions = {}) {
@@ -72,6 +112,7 @@ export class Session {
     this.#createdAt = now
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
+    trackChanges(this.#data)
     this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
@@ -84,7 +125,7 @@ export class Session {
   static #fromRecord(record: unknown): Session {
     if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
     const { id, meta, auth, data, avatar } = record
-    if (!isValidSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
+    if (!isStoreSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
     if (!isPlainObject(meta)) throw new TypeError(`session record.meta must be a plain object, got ${describe(meta)}`)
     const createdAt = checkTimestamp('session record.meta.createdAt', meta.createdAt)
     const lastAccess = checkTimestamp('session record.meta.lastAccess', meta.lastAccess)
@@ -101,6 +142,7 @@ export class Session {
     // the constructor's empty Bag would validate and copy every value a second time.
     session.#data = Bag.fromJSON(data)
     session.#data.onChange = () => session.markDirty()
+    trackChanges(session.#data)
     if (avatar !== undefined) {
       session.#setAvatar(Avatar.fromJSON(avatar))
       session.#avatarAttached = true
@@ -190,6 +232,7 @@ export class Session {
     if (!keepData) this.#data.clear()
     this.#setAvatar(avatar)
     this.#avatarAttached = true
+    this.#avatarReplaced = true
     this.#needsNewId = true
     this.markDirty()
   }
@@ -229,7 +272,72 @@ export class Session {
     this.#avatar = avatar
     // Avatar data is part of the record, so changing it must also mark the session dirty.
     avatar.data.onChange = () => this.markDirty()
+    trackChanges(avatar.data)
   }
+
+  /**
+   * Becomes `latest` (a newer stored version of this session) with this copy's own changes
+   * re-applied path by path: data paths set or deleted, avatar data paths, and the avatar itself
+   * when attachAvatar was called. The journals are kept, so a second re-apply gives the same.
+   */
+  #rebase(latest: Session, version: number): void {
+    if (latest.#id !== this.#id) throw new Error('internal: rebase onto another session')
+    const dataPaths = changedPaths(this.#data)
+    const data = latest.#data
+    applyPaths(this.#data, data, dataPaths)
+    setChangedPaths(data, dataPaths)
+    this.#data.onChange = null
+    data.onChange = () => this.markDirty()
+    this.#data = data
+
+    if (!this.#avatarReplaced) {
+      const avatarPaths = changedPaths(this.#avatar.data)
+      const avatar = latest.#avatar
+      applyPaths(this.#avatar.data, avatar.data, avatarPaths)
+      this.#setAvatar(avatar)
+      setChangedPaths(avatar.data, avatarPaths)
+      this.#avatarAttached = latest.#avatarAttached
+    }
+    this.#auth = latest.#auth
+    this.#lastAccess = Math.max(this.#lastAccess, latest.#lastAccess)
+    this.#version = version
+    this.#storedIdentity = latest.#avatar.isAnonymous ? null : latest.#avatar.identity
+  }
+}
+
+// Internal to the package (stores and middleware): none of these is exported from lib/index.ts.
+
+/** The store version `session` was read at or last written as; 0 when it was never stored. */
+export function sessionVersion(session: Session): number {
+  return internals.version(session)
+}
+
+/** The identity the stored version of `session` is indexed under; null when anonymous or never stored. */
+export function storedIdentity(session: Session): string | null {
+  return internals.storedIdentity(session)
+}
+
+/**
+ * For the middleware: true when the `store.get` that returned `session` persisted a touch, so
+ * the session's server-side expiry moved and the cookie's Max-Age should be sent again.
+ */
+export function persistedTouch(session: Session): boolean {
+  return internals.touchPersisted(session)
+}
+
+/** For stores: `session` is now stored as `version` (clears dirty and the change journals). */
+export function markStored(session: Session, version: number): void {
+  internals.markStored(session, version)
+}
+
+/** For stores: a get persisted the touch of `session` as `version`. */
+export function markTouched(session: Session, version: number): void {
+  internals.markTouched(session, version)
+}
+
+/** For stores: re-apply `session`'s own changes onto `latest`, stored as `version` (in place). */
+export function rebaseSession(session: Session, latest: Session, version: number): void {
+  internals.rebase(session, latest, version)
 }
 
 /** The expiry rule on its own, so a store can check a stored record without rebuilding the
@@ -251,7 +359,7 @@ function checkSessionTtl(name: string, value: unknown): asserts value is number 
 
 function checkId(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`)
-  if (!isValidSessionId(value)) {
-    throw new RangeError(`${name} must be a session id (43 base64url characters, 256 bits), got ${describe(value)}`)
+  if (!isStoreSessionId(value)) {
+    throw new RangeError(`${name} must be a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters, got ${describe(value)}`)
   }
 }

@@ -295,6 +295,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
                            InstanceMethod<&KeyRingWrap::Close>("close"),
                            InstanceMethod<&KeyRingWrap::Seal>("seal"),
                            InstanceMethod<&KeyRingWrap::Open>("open"),
+                           InstanceMethod<&KeyRingWrap::Mac>("mac"),
                        });
   }
 
@@ -310,7 +311,8 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
       return v.As<Napi::String>().Utf8Value();
     };
     std::string scope = *str("scope", true);
-    if (scope != "manager" && scope != "store") ThrowRange(env, "spec.scope must be 'manager' or 'store'");
+    if (scope != "manager" && scope != "store" && scope != "store-index")
+      ThrowRange(env, "spec.scope must be 'manager', 'store' or 'store-index'");
     std::string name = *str("name", true);
     if (name.empty() || name.size() > 255) ThrowRange(env, "spec.name must be 1 to 255 bytes");
     bool machine = spec.Get("machine").ToBoolean();
@@ -418,6 +420,19 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     auto ring = Ring(env);
     sealed::Opened o = Guard(env, [&] { return sealed::Open(*ring, data.data(), data.size(), ctx, max); });
     return OpenedObject(env, o, as_string);
+  }
+
+  // mac(message, keyIndex = 0): lowercase hex HMAC-SHA256 of the message's UTF-8 bytes.
+  Napi::Value Mac(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string msg = GetString(info, 0, "message");
+    uint64_t index = 0;
+    if (info.Length() > 1 && !info[1].IsUndefined()) index = GetUint(info, 1, "keyIndex", 16);
+    auto ring = Ring(env);
+    if (index >= ring->size()) ThrowRange(env, "keyIndex must name a key of the ring");
+    uint8_t out[sealed::kMacSize];
+    Guard(env, [&] { ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out); });
+    return Napi::String::New(env, Hex(out, sizeof out));
   }
 
   std::shared_ptr<const sealed::KeyRing> ring_;

@@ -192,7 +192,7 @@ describe('ExpressSessionStore callbacks', () => {
   it('touch moves the expiry, keeps the stored data, and skips moves within touchAfter', async () => {
     const { inner, store } = make({ touchAfter: 10_000 })
     await call((cb) => store.set('t', { cookie: cookie(60_000), n: 1 } as never, cb))
-    const save = vi.spyOn(inner, 'save')
+    const save = vi.spyOn(inner, 'restore') // the adapter's interim insert-or-replace (see #set)
     await call((cb) => store.touch('t', { cookie: cookie(60_000), n: 99 } as never, cb))
     expect(save).not.toHaveBeenCalled() // moved by ms only
     await call((cb) => store.touch('t', { cookie: cookie(600_000), n: 99 } as never, cb))

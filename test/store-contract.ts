@@ -9,6 +9,7 @@ import { generateSessionId } from '../lib/ids'
 import { SessionTooLargeError } from '../lib/errors'
 import { Session, type SessionRecord } from '../lib/session'
 import type { SessionDump, SessionStore } from '../lib/store'
+import { describeConcurrencyContract } from './store-contract-concurrency'
 
 export interface StoreFactoryOptions {
   defaultTtl?: number
@@ -34,6 +35,8 @@ const byId = (a: SessionRecord, b: SessionRecord) => (a.id < b.id ? -1 : 1)
 export interface StoreContractOptions {
   /** The backend expires sessions by itself (Redis PX): purgeExpired finds nothing left and returns 0. */
   expiresByItself?: boolean
+  /** Every name an observer of the backend sees (file names, Redis keys): checked to hold no identity. */
+  exposedNames?: (store: SessionStore) => Promise<string[]>
 }
 
 export function describeStoreContract(name: string, makeStore: StoreFactory, contract: StoreContractOptions = {}): void {
@@ -47,6 +50,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
     afterEach(async () => {
       await Promise.allSettled(open.splice(0).map((s) => s.close()))
     })
+
+    describeConcurrencyContract(make, { exposedNames: contract.exposedNames })
 
     describe('create', () => {
       it('persists the new session at once, under a fresh valid id', async () => {
@@ -304,7 +309,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           { sessions: [good] },
           { version: 2, sessions: [good] },
           { version: 1, sessions: {} },
-          { version: 1, sessions: [good, { ...good, id: '../x' }] },
+          { version: 1, sessions: [good, { ...good, id: 'x'.repeat(257) }] },
+          { version: 1, sessions: [good, { ...good, id: '' }] },
           { version: 1, sessions: [good, { ...good, id: generateSessionId(), data: 'x' }] },
         ]
         for (const dump of bad) await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)
