@@ -3,6 +3,8 @@
 // claim names are read; explicit arguments are checked strictly since they come from our caller.
 import { Bag, type BagJSON } from './bag'
 import { isPlainObject } from './json'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render } from './inspect'
 import { describe } from './validate'
 
 export const ANONYMOUS = 'anonymous'
@@ -99,6 +101,11 @@ export class Avatar {
   hasTag(tag: string): boolean {
     if (typeof tag !== 'string') throw new TypeError(`tag must be a string, got ${describe(tag)}`)
     return this.#tags.includes(tag)
+  }
+
+  /** console.log shows identity, tags and data. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render('Avatar', { identity: this.#identity, tags: [...this.#tags], data: this.#data.toJSON() }, depth, options, fn)
   }
 
   toJSON(): AvatarRecord {

@@ -12,6 +12,8 @@
 // - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
 //   re-applies exactly those paths onto a newer copy of the session when two writers met.
 import { checkDepth, childPath, copyJson, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from './json'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render } from './inspect'
 import { describe } from './validate'
 
 export type BagValue = JsonValue | Bag
@@ -168,6 +170,11 @@ export class Bag implements Iterable<[string, BagValue]> {
       setOwn(out, key, value instanceof Bag ? value.toJSON() : copyJson(value, key))
     }
     return out
+  }
+
+  /** console.log shows the data as a plain tree. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render('Bag', this.toJSON(), depth, options, fn)
   }
 
   /** The Bag holding the last segment of `parts`, or null when the path runs through a non-Bag. */

@@ -40,6 +40,8 @@ import {
   type SessionStore,
   type StoreTiming,
 } from './store'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render, storeView } from './inspect'
 import { describe } from './validate'
 
 /** How many times save() re-applies its changes onto a newer version before SessionConflictError. */
@@ -142,6 +144,11 @@ export abstract class BaseSessionStore implements SessionStore {
 
   get touchAfter(): number {
     return this.timing.touchAfter
+  }
+
+  /** console.log shows the store's kind and options: never a key, a client or a session. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render(this.constructor.name, storeView(this), depth, options, fn)
   }
 
   async create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session> {

@@ -5,6 +5,8 @@ import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, isPlainObject, type JsonObject } from './json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, idPrefix, isoTime, render } from './inspect'
 import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
@@ -253,6 +255,29 @@ export class Session {
     copy.#avatarAttached = this.#avatarAttached
     copy.#dirty = true
     return copy
+  }
+
+  /** console.log shows who, when and what: never the whole id (a bearer credential) nor the
+   *  auth snapshot (it may hold tokens). */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    const meta: Record<string, unknown> = {
+      createdAt: isoTime(this.#createdAt),
+      lastAccess: isoTime(this.#lastAccess),
+      expiresAt: isoTime(this.expiresAt()),
+      ttl: this.#ttl,
+    }
+    if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
+    const view: Record<string, unknown> = {
+      id: idPrefix(this.#id),
+      identity: this.#avatar.identity,
+      tags: [...this.#avatar.tags],
+      meta,
+      data: this.#data.toJSON(),
+    }
+    if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(Boolean)
+    if (flags.length > 0) view.flags = flags
+    return render('Session', view, depth, options, fn)
   }
 
   toJSON(): SessionRecord {
