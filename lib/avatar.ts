@@ -139,15 +139,16 @@ function own(obj: Readonly<Record<string, unknown>>, key: string): unknown {
  *  odd things in claims, so non-string entries are skipped rather than failing the login. */
 function parseTags(value: unknown): string[] | null {
   if (typeof value === 'string') return normaliseTags(value.split(','))
-  if (Array.isArray(value)) return normaliseTags(value.filter((t): t is string => typeof t === 'string'))
+  if (Array.isArray(value)) return normaliseTags(value)
   return null
 }
 
 /** Trimmed, non-empty, first occurrence only. A Set keeps it linear: a record with many roles
  *  is rebuilt on every read. */
-function normaliseTags(tags: readonly string[]): string[] {
+function normaliseTags(tags: readonly unknown[]): string[] {
   const seen = new Set<string>()
   for (const raw of tags) {
+    if (typeof raw !== 'string') continue // only claims from auth can hold other types
     const tag = raw.trim()
     if (tag !== '') seen.add(tag)
   }

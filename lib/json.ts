@@ -71,14 +71,22 @@ function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<obj
     let out: JsonValue
     if (Array.isArray(value)) {
       const arr: JsonValue[] = []
+      if (value.length > 0) checkDepth(level + 1, childPath(where, 0))
       // A hole reads as undefined (which JSON would turn into null), so it is refused like undefined.
       for (let i = 0; i < value.length; i++) {
-        arr.push(copy(value[i], childPath(where, i), freeze, ancestors, level + 1))
+        const item: unknown = value[i]
+        // A primitive needs no path unless it is refused: skip building one (long tag lists).
+        arr.push(isJsonPrimitive(item) ? item : copy(item, childPath(where, i), freeze, ancestors, level + 1))
       }
       out = arr
     } else if (isPlainObject(value)) {
       const obj: Record<string, JsonValue> = {}
-      for (const key of Object.keys(value)) setOwn(obj, key, copy(value[key], childPath(where, key), freeze, ancestors, level + 1))
+      const keys = Object.keys(value)
+      if (keys.length > 0) checkDepth(level + 1, childPath(where, keys[0]))
+      for (const key of keys) {
+        const item = value[key]
+        setOwn(obj, key, isJsonPrimitive(item) ? item : copy(item, childPath(where, key), freeze, ancestors, level + 1))
+      }
       out = obj
     } else {
       throw notJson(where, value)
@@ -87,6 +95,10 @@ function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<obj
   } finally {
     ancestors.delete(value)
   }
+}
+
+function isJsonPrimitive(value: unknown): value is JsonPrimitive {
+  return typeof value === 'string' || typeof value === 'boolean' || value === null || (typeof value === 'number' && Number.isFinite(value))
 }
 
 function notJson(where: string, value: unknown): TypeError {

@@ -51,6 +51,9 @@ interface SessionInternals {
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
 
+// Set by fromJSON only while it builds a Session whose record carries an avatar.
+let recordAvatarFollows = false
+
 export class Session {
   readonly #id: string
   #auth: JsonObject | null
@@ -115,7 +118,9 @@ export class Session {
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
     trackChanges(this.#data)
-    this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+    // A record that carries its avatar gets it right after (fromJSON): building one from the
+    // auth snapshot first would only be thrown away (with many roles, most of a read's work).
+    if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
   /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
@@ -138,15 +143,22 @@ export class Session {
     }
     if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
 
-    const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    const storedAvatar = avatar === undefined ? null : Avatar.fromJSON(avatar)
+    recordAvatarFollows = storedAvatar !== null
+    let session: Session
+    try {
+      session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    } finally {
+      recordAvatarFollows = false
+    }
     session.#lastAccess = lastAccess
     // Adopt the Bag built from the record (it is ours alone): copying it entry by entry into
     // the constructor's empty Bag would validate and copy every value a second time.
     session.#data = Bag.fromJSON(data)
     session.#data.onChange = () => session.markDirty()
     trackChanges(session.#data)
-    if (avatar !== undefined) {
-      session.#setAvatar(Avatar.fromJSON(avatar))
+    if (storedAvatar !== null) {
+      session.#setAvatar(storedAvatar)
       session.#avatarAttached = true
     }
     session.#dirty = false
