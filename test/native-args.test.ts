@@ -28,6 +28,7 @@ const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
   ['PrivateDir', (...a) => new (native.PrivateDir as unknown as new (...x: unknown[]) => unknown)(...a), [path.join(tmp, 'p'), true]],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
+  ['ring.mac', (...a) => (ring.mac as (...x: unknown[]) => unknown).apply(ring, a), ['alice', 0]],
   ['ring.open', (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a), [ring.seal('x', 'c', 1, 2), 'c', 1000]],
   ['dir.sealToFileSync', (...a) => (dir.sealToFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'pt', 'c', 1, 0]],
   ['dir.openFileSync', (...a) => (dir.openFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'c', 1000, 0, 0]],

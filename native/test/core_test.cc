@@ -214,6 +214,37 @@ TEST(keys_rejects_bad_input) {
   CHECK(Hex(key, kKeySize) != std::string(64, '0'));
 }
 
+TEST(keys_hmac_sha256_rfc4231) {
+  // RFC 4231 test cases 1 and 2 (HMAC-SHA-256).
+  Bytes key1(20, 0x0b);
+  const std::string msg1 = "Hi There";
+  uint8_t out[kMacSize];
+  HmacSha256(key1.data(), key1.size(), reinterpret_cast<const uint8_t*>(msg1.data()), msg1.size(), out);
+  CHECK_EQ(Hex(out, kMacSize), std::string("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"));
+  const std::string key2 = "Jefe", msg2 = "what do ya want for nothing?";
+  HmacSha256(reinterpret_cast<const uint8_t*>(key2.data()), key2.size(), reinterpret_cast<const uint8_t*>(msg2.data()),
+             msg2.size(), out);
+  CHECK_EQ(Hex(out, kMacSize), std::string("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+}
+
+TEST(keys_ring_mac_per_key_and_scope) {
+  KeyRing index({"ikm-a", "ikm-b"}, "store-index", "default", "", "");
+  KeyRing store({"ikm-a"}, "store", "default", "", "");
+  const std::string who = "alice@example.com";
+  const auto* msg = reinterpret_cast<const uint8_t*>(who.data());
+  uint8_t m0[kMacSize], m1[kMacSize], direct[kMacSize], other[kMacSize];
+  index.Mac(0, msg, who.size(), m0);
+  index.Mac(1, msg, who.size(), m1);
+  HmacSha256(index.key(0).bytes, kKeySize, msg, who.size(), direct);
+  store.Mac(0, msg, who.size(), other);
+  CHECK_EQ(Hex(m0, kMacSize), Hex(direct, kMacSize));
+  CHECK(Hex(m0, kMacSize) != Hex(m1, kMacSize));     // one name per key while keys rotate
+  CHECK(Hex(m0, kMacSize) != Hex(other, kMacSize));  // scope store-index is not the sealing key
+  uint8_t empty[kMacSize];
+  CHECK_NOTHROW(index.Mac(0, msg, 0, empty));
+  CHECK_CODE(index.Mac(2, msg, who.size(), m0), code::kInvalidArg);
+}
+
 // ===== envelopes ==========================================================================
 
 TEST(envelope_seal_vectors) {
