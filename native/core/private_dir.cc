@@ -290,6 +290,9 @@ int OpenDirWalking(const std::string& path, bool create, bool* created) {
     }
     walk.Push(fd, where);
     const struct stat& st = walk.steps.back().st;
+    // O_PATH|O_NOFOLLOW could hand back a link swapped in since the fstatat: only a directory goes on.
+    if (!S_ISDIR(st.st_mode))
+      throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
     if (shared && !OwnedByTrusted(st, cur.st))
       throw Error(code::kUnsafePath, "directory " + where + " in the shared directory " + cur.where + " belongs to uid " +
                                          std::to_string(st.st_uid) + ", who could swap it: not used");
