@@ -127,6 +127,17 @@ std::vector<uint8_t> ReadCapped(int fd, const struct stat& st, size_t max_bytes,
   return buf;
 }
 
+void MakeDirs(const std::string& path) {
+  // mkdir -p, each created component 0700. Existing components are left as they are:
+  // only the final directory must be private (a parent may be /tmp, or a symlink like
+  // macOS's /tmp -> /private/tmp).
+  for (size_t pos = 1; pos <= path.size(); pos++) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir", part, errno);
+  }
+}
+
 // ----- Resolving a directory path without trusting what others can change -----------------
 //
 // The path is walked from '/' one component at a time with openat(O_NOFOLLOW), so each step is
@@ -304,7 +315,9 @@ int OpenDirWalking(const std::string& path, bool create, bool* created) {
   if (fd < 0) {
     int err = errno;
     // Not even ours to read: say why it is refused rather than EACCES.
-    CheckOwnedAndPrivate(end.st, "session directory " + path);
+    if (end.st.st_uid != geteuid())
+      throw Error(code::kUnsafePath, "session directory " + path + " is owned by uid " + std::to_string(end.st.st_uid) +
+                                         ", not by us");
     ThrowIo("open", path, err);
   }
   *created = last_created;
