@@ -33,6 +33,8 @@ export const CONTENDERS = {
   // writes
   'ss-manager-login': { group: 'Durable write', family: 'ours', label: 'sealed-session SessionManager.login()' },
   'ss-store-save': { group: 'Durable write', family: 'ours', label: 'sealed-session FileSessionStore.save()' },
+  'ss-store-save-v01': { group: 'Durable write', family: 'ours', label: 'sealed-session 0.1 FileSessionStore.save() (no versions, same run)', baseline: true },
+  'ss-store-save-8w': { group: 'Durable write', family: 'ours', label: 'FileSessionStore get+save, 8 processes on one session (total)' },
   'sfs-set-plain': { group: 'Durable write', family: 'peer', label: 'session-file-store set (no encryption)' },
   'sfs-set-secret': { group: 'Durable write', family: 'peer', label: 'session-file-store set with secret', slow: true },
   // event-loop delay
@@ -67,6 +69,7 @@ export const RATIOS = [
   { num: 'ss-manager-login', den: 'sfs-set-plain', kind: 'ops', label: 'login() vs session-file-store set (no encryption)' },
   { num: 'ss-store-save', den: 'sfs-set-plain', kind: 'ops', label: 'FileSessionStore.save vs session-file-store set (no encryption)' },
   { num: 'ss-store-save', den: 'sfs-set-secret', kind: 'ops', label: 'FileSessionStore.save vs session-file-store set with secret' },
+  { num: 'ss-store-save', den: 'ss-store-save-v01', kind: 'p50', target: ['<=', 1.25], label: 'FileSessionStore.save p50 with versioned CAS ÷ 0.1 save p50' },
 ]
 
 // ---- formatting -------------------------------------------------------------------------
@@ -128,7 +131,13 @@ export function summarizeRun(run) {
   for (const def of RATIOS) {
     const per = run.rounds
       .filter((r) => r[def.num] && r[def.den])
-      .map((r) => (def.kind === 'ops' ? r[def.num].opsPerSec / r[def.den].opsPerSec : r[def.den].opsPerSec / r[def.num].opsPerSec))
+      .map((r) =>
+        def.kind === 'ops'
+          ? r[def.num].opsPerSec / r[def.den].opsPerSec
+          : def.kind === 'p50'
+            ? r[def.num].p50Ns / r[def.den].p50Ns
+            : r[def.den].opsPerSec / r[def.num].opsPerSec,
+      )
     if (per.length === 0) continue
     const m = median(per)
     ratios.push({

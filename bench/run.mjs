@@ -58,6 +58,28 @@ function snapshotPackage(into) {
   return into
 }
 
+// The previous release built from git (BENCH_BASELINE_REF, default main) for the contenders
+// marked baseline, so that a change is measured against it in the same rounds. Null (logged)
+// when it cannot be built: those contenders are then left out.
+function snapshotBaseline(into) {
+  const ref = process.env.BENCH_BASELINE_REF ?? 'main'
+  fs.mkdirSync(into, { recursive: true })
+  const steps = [
+    ['sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', ROOT, ref, into]],
+    ['npm', ['run', '--silent', 'build']],
+  ]
+  for (const [i, [cmd, args]] of steps.entries()) {
+    if (i === 1) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'))
+    const r = spawnSync(cmd, args, { cwd: into, encoding: 'utf8', timeout: 600_000 })
+    if (r.status !== 0) {
+      log(`  baseline ${ref}: could not build (${cmd}): ${(r.stderr || String(r.error)).trim().split('\n').slice(-5).join('\n')}`)
+      return null
+    }
+  }
+  log(`  baseline: ${ref} built in ${into}`)
+  return into
+}
+
 // ---- fixtures ---------------------------------------------------------------------------
 
 async function makeFixtures(fixtureDir) {
@@ -210,7 +232,11 @@ async function main() {
     log(`  record: ${meta.plaintextBytes}-byte JSON, envelope ${meta.envelopeBytes} bytes`)
     const floor = buildFloor(tmp)
 
-    const names = Object.keys(CONTENDERS).filter((n) => (!ONLY || ONLY.includes(n)) && (n !== 'floor' || floor))
+    const wantBaseline = Object.keys(CONTENDERS).some((n) => CONTENDERS[n].baseline && (!ONLY || ONLY.includes(n)))
+    if (wantBaseline) process.env.BENCH_BASELINE_PKG = snapshotBaseline(path.join(tmp, 'baseline')) ?? ''
+    const names = Object.keys(CONTENDERS).filter(
+      (n) => (!ONLY || ONLY.includes(n)) && (n !== 'floor' || floor) && (!CONTENDERS[n].baseline || process.env.BENCH_BASELINE_PKG),
+    )
     const rounds = [] // rounds[r][name] = result
     for (let r = 0; r < ROUNDS; r++) {
       const t0 = Date.now()

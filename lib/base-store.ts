@@ -200,11 +200,15 @@ export abstract class BaseSessionStore implements SessionStore {
     if (sessionVersion(session) === 0) return this.#insert(session)
     const name = storageName(session.id)
     for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
-      // Storing an expired copy would only resurrect it until the next read: drop it instead
-      // (only the version this copy was read at; a newer one another writer kept alive stays).
+      // Storing an expired copy would only resurrect it until the next read: drop it instead,
+      // unless another request kept the session alive meanwhile (a newer version): then this
+      // copy's changes go onto that one.
       if (session.isExpired()) {
-        await this.#remove(name, sessionVersion(session))
-        return false
+        if (await this.#remove(name, sessionVersion(session))) return false
+        const current = await this.readRecord(name, Date.now())
+        if (current === null || current.session.id !== session.id || current.session.isExpired()) return false
+        rebaseSession(session, current.session, current.version)
+        continue
       }
       const identity = identityOf(session)
       // Written before the session, so a crash never hides a session from revokeSessions.

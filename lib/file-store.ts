@@ -39,6 +39,11 @@ interface IndexRecord {
   checked: number
 }
 
+/** The lock of a hex name: 256 stripes by its first byte (`stripe-ab.lock`). */
+function stripeOf(hexName: string): string {
+  return `stripe-${hexName.slice(0, 2)}`
+}
+
 function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions {
   if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
   checkDirPath('options.dir', options.dir)
@@ -105,10 +110,9 @@ export class FileSessionStore extends SealedStore {
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
     const indexes = (await mapNative(() => files.list())).filter((n) => INDEX_FILE.test(n))
     for (const file of indexes) {
-      await this.#updateIndex(file.slice(INDEX_PREFIX.length), async (index) => {
-        await this.#prune(index)
-        return true
-      })
+      // Checked without the lock first: an index with nothing to prune is not rewritten.
+      const gone = await this.#dangling(await this.#readIndex(file))
+      if (gone.length > 0) await this.indexRemove(file.slice(INDEX_PREFIX.length), gone)
     }
     return result.removed
   }
@@ -134,27 +138,44 @@ export class FileSessionStore extends SealedStore {
     return this.decode(found.plaintext as string, found.keyIndex)
   }
 
+  // One native call (lock, open, compare, seal, write, unlock: one pool job). On a conflict the
+  // stripe lock is still held, so the rebuilt record is written before any other writer.
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
-    return this.#locked(write.name, async () => {
-      if (condition.kind !== 'any') {
-        const current = await this.readRecord(write.name, Date.now())
-        if (condition.kind === 'absent' && current !== null) return 'exists'
-        if (condition.kind === 'version') {
-          if (current === null) return 'missing'
-          if (current.version !== condition.version) {
-            if (rebuild === undefined) return 'conflict'
-            // Re-applied under the lock we hold: no other writer can come in between.
-            write = rebuild(current)
-          }
-        }
+    const files = this.#open()
+    const ring = this.ring()
+    const { name } = write
+    const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
+    const expected = condition.kind === 'version' ? condition.version : 0
+    return withFileMutex(this.#stripeKey(name), async () => {
+      const json = JSON.stringify(write.record)
+      const r = await mapNative(() =>
+        files.casSeal(ring, name, stripeOf(name), json, this.context(name), write.createdAt, write.expiresAt, this.maxBytes, Date.now(), mode, expected),
+      )
+      if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
+      if (r.outcome !== 'conflict') return r.outcome
+      try {
+        const current = this.decode(r.current as string, 0)
+        if (current === null) return 'missing'
+        if (rebuild === undefined) return 'conflict'
+        const next = rebuild(current)
+        await this.#seal(name, JSON.stringify(next.record), next.createdAt, next.expiresAt)
+        return 'written'
+      } finally {
+        r.lock?.release()
       }
-      await this.#seal(write.name, JSON.stringify(write.record), write.createdAt, write.expiresAt)
-      return 'written'
     })
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
     const files = this.#open()
+    // A session that is not there needs no lock (nor a lock file): a delete of an unknown id stays a read.
+    let present = true
+    try {
+      present = (await mapNative(() => files.peek(name))) !== null
+    } catch {
+      // unreadable or unsafe: the locked path below decides
+    }
+    if (!present) return { removed: false, identity: null }
     return this.#locked(name, async () => {
       // Opened as at time 0 so that an expired record is still read (its identity, its version).
       const found = await this.readRecord(name, 0)
@@ -229,13 +250,20 @@ export class FileSessionStore extends SealedStore {
 
   /** Drops entries whose session file is gone or expired by its header (40 bytes read each). */
   async #prune(record: IndexRecord): Promise<void> {
+    for (const name of await this.#dangling(record)) delete record.entries[name]
+    record.checked = Object.keys(record.entries).length
+  }
+
+  /** The entries whose session file is gone, unreadable or expired by its header. */
+  async #dangling(record: IndexRecord): Promise<string[]> {
     const files = this.#open()
     const now = Date.now()
+    const out: string[] = []
     for (const name of Object.keys(record.entries)) {
       const header = await mapNative(() => files.peek(name)).catch(() => null)
-      if (header === null || (header.expiresAt !== 0 && header.expiresAt <= now)) delete record.entries[name]
+      if (header === null || (header.expiresAt !== 0 && header.expiresAt <= now)) out.push(name)
     }
-    record.checked = Object.keys(record.entries).length
+    return out
   }
 
   async #seal(name: string, json: string, createdAt: number, expiresAt: number): Promise<void> {
@@ -252,8 +280,8 @@ export class FileSessionStore extends SealedStore {
    */
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
     const files = this.#open()
-    const stripe = `stripe-${hexName.slice(0, 2)}`
-    return withFileMutex(`${this.dir}\0${stripe}`, async () => {
+    const stripe = stripeOf(hexName)
+    return withFileMutex(this.#stripeKey(hexName), async () => {
       const lock = await mapNative(() => files.lock(stripe))
       try {
         return await fn()
@@ -261,6 +289,11 @@ export class FileSessionStore extends SealedStore {
         lock.release()
       }
     })
+  }
+
+  /** The in-process queue of a stripe (shared by every store on this directory). */
+  #stripeKey(hexName: string): string {
+    return `${this.dir}\0${stripeOf(hexName)}`
   }
 
   #open(): NativePrivateDir {

@@ -77,6 +77,15 @@ export interface NativeLock {
   release(): void
 }
 
+export interface CasSealResult {
+  outcome: 'written' | 'missing' | 'conflict' | 'exists'
+  /** On 'conflict': the live record's plaintext, and the stripe lock, still held. */
+  current?: string
+  lock?: NativeLock
+  /** The code of an unreadable record that was treated as none. */
+  unreadable?: string
+}
+
 export interface NativePrivateDir {
   readonly path: string
   readonly closed: boolean
@@ -95,6 +104,25 @@ export interface NativePrivateDir {
   /** Remove envelopes whose header says they expired at or before `now`; reads 40 bytes of each. */
   sweep(now: number): Promise<SweepResult>
   sweepSync(now: number): SweepResult
+  /**
+   * Compare-and-swap write of a store record in one pool job: under the flock of `<stripe>.lock`,
+   * opens `name` (an expired one is removed, an unreadable one counts as none), checks `mode`
+   * (0 any, 1 absent, 2 a live record whose trailing `"version":N` is `expected`), then seals and
+   * writes. On 'conflict' nothing is written and the lock is still held: write, then release it.
+   */
+  casSeal(
+    ring: NativeKeyRing,
+    name: string,
+    stripe: string,
+    plaintext: Buffer | string,
+    context: string,
+    createdAt: number,
+    expiresAt: number,
+    maxBytes: number,
+    now: number,
+    mode: 0 | 1 | 2,
+    expected: number,
+  ): Promise<CasSealResult>
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock

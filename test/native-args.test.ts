@@ -43,6 +43,7 @@ const asyncEntries: Array<[string, (...a: unknown[]) => Promise<unknown>, unknow
   ['dir.peek', (...a) => (dir.peek as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
   ['dir.sweep', (...a) => (dir.sweep as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [0]],
   ['dir.lock', (...a) => (dir.lock as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
+  ['dir.casSeal', (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1]],
 ]
 
 // What a well-behaved failure looks like: an argument error, or a SessionError code.
@@ -85,6 +86,8 @@ describe('hostile arguments into every native function', () => {
           try {
             const r = await fn(...args)
             if (r && typeof (r as { release?: unknown }).release === 'function') (r as { release(): void }).release()
+            // casSeal's conflict hands back the stripe lock still held
+            ;(r as { lock?: { release(): void } } | null)?.lock?.release()
           } catch (err) {
             expectTypedFailure(err, `${name} arg ${i}`)
           }

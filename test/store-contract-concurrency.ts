@@ -137,6 +137,23 @@ export function describeConcurrencyContract(
       expect((await store.get(s.id))!.data.get('saved')).toBe(true)
     })
 
+    it('a copy idle past its ttl still saves onto the version another request kept alive; once truly expired, false', async () => {
+      const store = await make({ touchAfter: 0 })
+      const s = await store.create(null, { ttl: 1000 })
+      const slow = (await store.get(s.id))!
+      await sleep(600)
+      expect(await store.get(s.id)).not.toBeNull() // another request: lastAccess persisted
+      await sleep(600) // the slow copy's own lastAccess is now 1.2 s old; the store's 0.6 s
+      slow.data.set('late', true)
+      expect(await store.save(slow)).toBe(true)
+      expect((await store.get(s.id))!.data.get('late')).toBe(true)
+      const idle = (await store.get(s.id))!
+      await sleep(1100)
+      idle.data.set('too', 'late')
+      expect(await store.save(idle)).toBe(false)
+      expect(await store.get(s.id)).toBeNull()
+    })
+
     it('retries are bounded: a writer that always loses gets SessionConflictError and writes nothing', async () => {
       const store = await make()
       const s = await store.create()

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cas.h"
 #include "check.h"
 #include "envelope.h"
 #include "errors.h"
@@ -1017,6 +1018,64 @@ TEST(pdir_sweep) {
   // Later everything with an expiry goes; the never-expiring envelope stays.
   CHECK_EQ(d.Sweep(UINT64_MAX).removed, uint64_t{1});
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
+}
+
+TEST(cas_record_version) {
+  CHECK_EQ(RecordVersion("{\"id\":\"x\",\"data\":{},\"version\":42}"), uint64_t{42});
+  CHECK_EQ(RecordVersion("{\"version\":7}"), uint64_t{0});  // only after a comma, as we write it
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":9007199254740991}"), uint64_t{9007199254740991});
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":9007199254740992}"), uint64_t{0});  // above 2^53 - 1
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":012}"), uint64_t{0});
+  CHECK_EQ(RecordVersion("{\"a\":1,\"other\":12}"), uint64_t{0});
+  // A 0.1 record (no version) ends in "}}": version 1. A nested "version" is not the record's.
+  CHECK_EQ(RecordVersion("{\"id\":\"x\",\"data\":{\"version\":5}}"), uint64_t{1});
+  CHECK_EQ(RecordVersion(""), uint64_t{0});
+  CHECK_EQ(RecordVersion("}"), uint64_t{0});
+}
+
+TEST(cas_seal_modes) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  auto seal = [&](const std::string& json, CasMode mode, uint64_t expected, uint64_t now = 1000, uint64_t expires = 0) {
+    Bytes pt = B(json);
+    return CasSeal(d, *ring, "s", "stripe-ab", pt.data(), pt.size(), kCtx, 1, expires, kDefaultMaxBytes, now, mode, expected);
+  };
+  auto stored = [&]() {
+    auto r = d.OpenFile(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0);
+    return std::string(r.opened.plaintext.begin(), r.opened.plaintext.end());
+  };
+  CHECK(seal("{\"n\":0,\"version\":5}", CasMode::kVersion, 5).outcome == CasResult::kMissing);
+  CHECK(!Exists(t / "s"));
+  CHECK(seal("{\"n\":1,\"version\":5}", CasMode::kAbsent, 0).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":2,\"version\":9}", CasMode::kAbsent, 0).outcome == CasResult::kExists);
+  CHECK(seal("{\"n\":3,\"version\":6}", CasMode::kVersion, 5).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":3,\"version\":6}"));
+  {
+    CasResult c = seal("{\"n\":4,\"version\":6}", CasMode::kVersion, 5);
+    CHECK(c.outcome == CasResult::kConflict);
+    CHECK_EQ(c.current, std::string("{\"n\":3,\"version\":6}"));
+    CHECK(c.lock != nullptr);  // still held for the caller's rebuilt write
+    CHECK_EQ(stored(), std::string("{\"n\":3,\"version\":6}"));
+  }
+  CHECK(seal("{\"n\":5,\"version\":1}", CasMode::kAny, 0).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":5,\"version\":1}"));
+  // An expired record is no record: missing for a version write (and removed), absent for an insert.
+  CHECK(seal("{\"n\":6,\"version\":2}", CasMode::kAny, 0, 1000, 2000).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":7,\"version\":3}", CasMode::kVersion, 2, 3000).outcome == CasResult::kMissing);
+  CHECK(!Exists(t / "s"));
+  CHECK(seal("{\"n\":8,\"version\":4}", CasMode::kAny, 0, 1000, 2000).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":9,\"version\":9}", CasMode::kAbsent, 0, 3000).outcome == CasResult::kWritten);
+  // An unreadable record (flipped bit) counts as none and is reported.
+  std::string raw = ReadRaw(t / "s");
+  raw[raw.size() - 1] ^= 1;
+  WriteRaw(t / "s", raw);
+  CasResult u = seal("{\"n\":10,\"version\":1}", CasMode::kVersion, 9);
+  CHECK(u.outcome == CasResult::kMissing);
+  CHECK_EQ(u.unreadable, std::string(code::kTampered));
+  CHECK(seal("{\"n\":11,\"version\":1}", CasMode::kAbsent, 0).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":11,\"version\":1}"));
+  CHECK(Exists(t / "stripe-ab.lock"));
 }
 
 TEST(pdir_lock_excludes_other_process) {
