@@ -297,6 +297,17 @@ function markdown(run, s) {
     L.push('')
   }
 
+  if (run.tags) {
+    const t = run.tags
+    L.push('## Many tags (issue #18.1)', '')
+    L.push('Reading back a session whose auth carries 1000 roles and whose avatar 1000 tags (the cap), `JSON.parse` included; tags are de-duplicated with a Set (linear). A record stored before the cap must still read back: 60 000 tags. Median ms per read (`bench/tags.mjs`):', '')
+    L.push('| read | ms per read |', '| --- | ---: |')
+    L.push(`| \`Session.fromJSON\`, 1000 tags | ${t.tags1000FromJsonMs.toFixed(3)} |`)
+    L.push(`| \`MemorySessionStore.get\`, 1000 tags | ${t.tags1000MemoryGetMs.toFixed(3)} |`)
+    L.push(`| \`Session.fromJSON\`, 60 000 tags | ${t.tags60000FromJsonMs.toFixed(1)} |`)
+    L.push('')
+  }
+
   L.push('## What is measured', '')
   L.push('- Every read returns the parsed record. Our rows and the pure-JS rows read the same envelope file (same key, same AAD context); the pure-JS contender derives the key once with `hkdfSync`, then per read `readFileSync`/`fs.promises.readFile`, checks magic, version and expiry, and decrypts with `createDecipheriv` (tag checked by `final()`), then `JSON.parse`.')
   L.push('- `openFileSync`/`openFile` rows call the native surface the way `SessionManager` does (flags: remove expired, remove invalid, plaintext as a string). `getSessionSync`/`getSession` add the manager\'s record validation and `SessionData` object.')

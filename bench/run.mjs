@@ -276,6 +276,14 @@ async function main() {
       httpBench = await runHttpBench({ pkg: PKG(), rounds: Math.min(ROUNDS, 3), quick: QUICK, log })
     }
 
+    // Issue #18.1: reading back a session whose avatar carries 1000 tags (ms per read).
+    let tags = null
+    if (!ONLY || ONLY.includes('tags')) {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], { encoding: 'utf8', timeout: 180_000 })
+      tags = r.status === 0 ? lastJsonLine(r.stdout) : null
+      log(tags ? '  tags: done' : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
+    }
+
     const run = {
       date: new Date().toISOString(),
       node: process.version,
@@ -291,6 +299,7 @@ async function main() {
       scale,
       scaleSizes: SCALE_SIZES,
       rss,
+      tags,
       meta,
       elapsedS: (Date.now() - started) / 1000,
     }
@@ -331,6 +340,10 @@ function printTable(run) {
     console.log(`${pad(r.label, 62).slice(0, 62)}${padl(fmtRatio(r.median), 10)}${padl(r.targetText ?? '', 10)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`)
   }
   for (const line of s.extraLines) console.log(line)
+  if (run.tags) {
+    const t = run.tags
+    console.log(`\ntags: Session.fromJSON of a record with 1000 tags ${t.tags1000FromJsonMs.toFixed(3)} ms, MemorySessionStore.get ${t.tags1000MemoryGetMs.toFixed(3)} ms; 60 000 tags (stored before the cap) ${t.tags60000FromJsonMs.toFixed(1)} ms`)
+  }
   console.log(`\n(${run.elapsedS.toFixed(0)} s)`)
 }
 

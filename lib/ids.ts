@@ -36,6 +36,7 @@ export function isStoreSessionId(value: unknown): value is string {
 /** The name a store files a session under: lowercase hex SHA-256 of the id's UTF-8 bytes, so
  *  no listing or path ever holds a live id (for a generated id, UTF-8 and ASCII are the same). */
 export function storageName(id: string): string {
+  if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`)
   if (!isStoreSessionId(id)) {
     throw new RangeError(`id must be a session id (a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters), got ${describe(id)}`)
   }

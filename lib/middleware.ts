@@ -53,7 +53,8 @@ export interface SessionMiddlewareOptions {
   trustProxy?: boolean
   /** Idle timeout of new sessions in ms. Default: the store's defaultTtl, else 1 h. */
   ttl?: number
-  /** Where write-back failures are reported. Default console. */
+  /** Where write-back failures are reported. Default: silent, like the stores (no log line
+   *  unless you ask for one); a failure before the handler still reaches next(err). */
   logger?: Logger
 }
 
@@ -372,7 +373,7 @@ function checkOptions(options: SessionMiddlewareOptions): Config {
     trustProxy: checkBoolean('options.trustProxy', options.trustProxy, false),
     ttl,
     maxAge,
-    logger: options.logger === undefined ? console : checkLogger(options.logger),
+    logger: checkLogger(options.logger),
   }
 }
 

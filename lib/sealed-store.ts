@@ -75,7 +75,8 @@ export abstract class SealedStore extends BaseSessionStore {
   }
 
   protected override checkRecordSize(json: string, session: Session): void {
-    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
+    // No part of the id in the message: errors end up in logs, and an id is a credential.
+    assertFits(json, this.maxBytes, 'session record')
   }
 
   /**
