@@ -231,7 +231,10 @@ if (!installed) {
 
     it('a touch does not bring back a session another server deleted meanwhile', async () => {
       const store = make({ touchAfter: 0 })
-      const s = await store.create()
+      // Last accessed a second ago, so the read below must persist a touch (a session created in
+      // the same millisecond as the read would not be stale yet).
+      const s = new Session(generateSessionId(), null, 60_000, { now: Date.now() - 1000 })
+      expect(await store.save(s)).toBe(true)
       const key = store.prefix + storageName(s.id)
       // Simulate the race: the envelope is read, then deleted elsewhere before the touch lands.
       const spied = tc.intercept('GETRANGE', async (args) => {
