@@ -16,7 +16,8 @@ import { FileSessionStore, generateSessionId, Session, SessionManager, storageNa
 import { native } from '../../lib/native'
 import { FIXTURES, ROOT, SECRET, STORE_SECRET, prng, requireDist, rmTree, tmpRoot } from './helpers'
 
-const TOTAL_KILLS = 200
+// Fewer under emulators (scripts/platform-tests.mjs), where each child takes seconds to start.
+const TOTAL_KILLS = Number(process.env.RELIABILITY_KILLS ?? 200)
 const SLOTS = 4
 const SEED = Number(process.env.RELIABILITY_SEED ?? 0x5eed8)
 const TEMP = /^\..+\.[0-9a-f]{16}\.tmp$/

