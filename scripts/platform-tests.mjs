@@ -52,6 +52,10 @@ const SKIP = [
   ['win32-x64', '', /symlink/i, 'symlinks need a privilege on Windows; reparse points are refused in the core test'],
   ['win32-x64', '', /group|world|other user|foreign|owner|uid/i, 'POSIX owners and modes; the DACL checks are in the Windows core test'],
   ['win32-x64', '', /boot-bound|bindToBoot/i, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
+  ['win32-x64', 'test/file-store.test.ts', /survives a new store on the same directory/, 'checks the file mode 0600; the Windows core test checks the DACL'],
+  ['win32-x64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests'],
+  ['win32-x64', 'test/native-files.test.ts', /lock excludes another process/, 'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle'],
+  ['linux-arm64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests'],
 ]
 
 function hostToolsFor(target) {

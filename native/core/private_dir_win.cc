@@ -349,6 +349,16 @@ void MakeParents(const std::wstring& dir, const std::string& what) {
 
 // ---- files ------------------------------------------------------------------------------
 
+// The entry's own attributes, by path (INVALID_FILE_ATTRIBUTES when it cannot be read). A layer
+// that resolves links itself (wine does) may open a link's target despite
+// FILE_FLAG_OPEN_REPARSE_POINT, so reparse points are looked for by path as well as by handle.
+DWORD PathAttributes(const std::wstring& p) {
+  WIN32_FILE_ATTRIBUTE_DATA d;
+  return GetFileAttributesExW(p.c_str(), GetFileExInfoStandard, &d) ? d.dwFileAttributes : INVALID_FILE_ATTRIBUTES;
+}
+
+bool IsReparse(DWORD attrs) { return attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_REPARSE_POINT); }
+
 struct FileInfo {
   DWORD volume = 0;
   uint64_t index = 0;
@@ -360,7 +370,8 @@ struct FileInfo {
 Handle OpenEntry(const std::string& dir, const std::string& name, DWORD access, FileInfo* info,
                  const char* kind = "session file") {
   const std::string what = std::string(kind) + " " + dir + "\\" + name;
-  Handle h(CreateFileW(Child(dir, name).c_str(), access | READ_CONTROL | FILE_READ_ATTRIBUTES,
+  const std::wstring path = Child(dir, name);
+  Handle h(CreateFileW(path.c_str(), access | READ_CONTROL | FILE_READ_ATTRIBUTES,
                        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
                        FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr));
   if (!h.ok()) {
@@ -370,7 +381,7 @@ Handle OpenEntry(const std::string& dir, const std::string& name, DWORD access, 
   }
   BY_HANDLE_FILE_INFORMATION bi;
   if (!GetFileInformationByHandle(h.h, &bi)) ThrowWin("GetFileInformationByHandle", what, GetLastError());
-  if (bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
+  if ((bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) || IsReparse(PathAttributes(path)))
     throw Error(code::kUnsafePath, what + " is a symlink or another reparse point");
   if ((bi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || GetFileType(h.h) != FILE_TYPE_DISK)
     throw Error(code::kUnsafePath, what + " is not a regular file");
@@ -512,7 +523,11 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   Handle h(CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE,
                        FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
                        FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
-  if (!h.ok()) ThrowWin("CreateFile", path, GetLastError());
+  if (!h.ok()) {
+    DWORD err = GetLastError();
+    if (IsReparse(PathAttributes(dir))) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink or junction");
+    ThrowWin("CreateFile", path, err);
+  }
   fd_ = ToFd(h, path);
   try {
     Check();
@@ -530,7 +545,7 @@ PrivateDir::~PrivateDir() {
 void PrivateDir::Check() const {
   BY_HANDLE_FILE_INFORMATION bi;
   if (!GetFileInformationByHandle(H(fd_), &bi)) ThrowWin("GetFileInformationByHandle", path_, GetLastError());
-  if (bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
+  if ((bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) || IsReparse(PathAttributes(NormalDir(path_))))
     throw Error(code::kUnsafePath, "session directory " + path_ + " is a symlink or junction");
   if (!(bi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
     throw Error(code::kUnsafePath, "session directory " + path_ + " is not a directory");
@@ -706,14 +721,20 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
   Check();
   const std::string lock_name = name + kLockSuffix;
   const std::string what = "lock file " + path_ + "\\" + lock_name;
+  const std::wstring wlock = Child(path_, lock_name);
   PrivateSd sd(false);
-  Handle h(CreateFileW(Child(path_, lock_name).c_str(), GENERIC_READ | GENERIC_WRITE,
-                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, sd.attrs(), OPEN_ALWAYS,
-                       FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
-  if (!h.ok()) ThrowWin("CreateFile", what, GetLastError());
+  Handle h(CreateFileW(wlock.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                       sd.attrs(), OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+  if (!h.ok()) {
+    DWORD err = GetLastError();
+    DWORD attrs = PathAttributes(wlock);
+    if (attrs != INVALID_FILE_ATTRIBUTES && (attrs & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)))
+      throw Error(code::kUnsafePath, what + " is not a regular file of ours");
+    ThrowWin("CreateFile", what, err);
+  }
   BY_HANDLE_FILE_INFORMATION bi;
   if (!GetFileInformationByHandle(h.h, &bi)) ThrowWin("GetFileInformationByHandle", what, GetLastError());
-  if (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY) ||
+  if (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY) || IsReparse(PathAttributes(wlock)) ||
       GetFileType(h.h) != FILE_TYPE_DISK)
     throw Error(code::kUnsafePath, what + " is not a regular file of ours");
   CheckOwnedAndPrivate(h.h, what);
