@@ -3,7 +3,10 @@
 //   win32-x64    node.exe under wine64, against prebuilds/win32-x64/sealed-session.node
 //   linux-arm64  the arm64 node under qemu-user, against prebuilds/linux-arm64/...glibc.node
 //   host         this node, against build/Release (checks the runner itself)
+//   exchange     a session written by x64 is read by arm64 and the reverse
 // Usage: node scripts/platform-tests.mjs <target> [file-filter]
+// win32-x64 first runs the core's own Windows tests (native/test/core_test_win.cc, built with
+// mingw as a Node-API module) under wine.
 // The test files are the vitest files listed in PORTABLE below, compiled to CommonJS with
 // TypeScript's transpiler into build-cross/suite/, with `vitest` resolved to
 // test/platform/vitest-shim.cjs (node:test + node:assert): vitest itself cannot run there,
@@ -11,13 +14,26 @@
 // the exit code is non-zero if any test fails. Tests that need what the platform lacks are
 // listed in SKIP with the reason, and printed as skipped.
 import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { nodePackage } from './cross-build.mjs'
+import { builders, nodePackage } from './cross-build.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const suite = join(root, 'build-cross', 'suite')
@@ -54,6 +70,9 @@ const SKIP = [
   ['win32-x64', '', /boot-bound|bindToBoot/i, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
   ['win32-x64', 'test/file-store.test.ts', /survives a new store on the same directory/, 'checks the file mode 0600; the Windows core test checks the DACL'],
   ['win32-x64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests'],
+  ['win32-x64', 'test/file-store.test.ts', /an unsafe directory is refused/, 'makes it unsafe with chmod 0777, which Windows ignores; the core test refuses loose DACLs'],
+  ['win32-x64', 'test/native-args.test.ts', /collected without harm, in a fresh process/, 'its child has a fixed 60 s budget; 2000 directory opens through wine take longer'],
+  ['linux-arm64', 'test/native-args.test.ts', /collected without harm, in a fresh process/, 'its child has a fixed 60 s budget; 2000 rounds under qemu take longer'],
   ['win32-x64', 'test/native-files.test.ts', /lock excludes another process/, 'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle'],
   ['linux-arm64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests'],
 ]
@@ -137,20 +156,75 @@ function runFile(tools, target, file) {
   const skips = SKIP.filter(([t, f]) => t === target && (f === '' || f === file)).map(([, , re, why]) => ({ re: re.source, flags: re.flags, why }))
   const env = { ...process.env, ...tools.env, PLATFORM_TEST_SKIP: JSON.stringify(skips), CI: process.env.CI ?? '' }
   const args = [...tools.cmd.slice(1), '--test-reporter=spec', js]
+  const t0 = Date.now()
+  const logPath = join(suite, `${file.replace(/[\\/]/g, '_')}.${target}.log`)
+  return runToFile(tools.cmd[0], args, env, logPath, 15 * 60_000).then((r) => ({ file, ...r, secs: (Date.now() - t0) / 1000 }))
+}
+
+// Runs a command whose output goes to a file (node.exe under wine cannot write to a pipe).
+function runToFile(cmd, args, env, logPath, timeoutMs = 10 * 60_000) {
   return new Promise((resolveRun) => {
-    const t0 = Date.now()
-    // node.exe under wine cannot write to a Linux pipe (EBADF): its output goes to a file.
-    const logPath = join(suite, `${file.replace(/[\\/]/g, '_')}.${target}.log`)
     const fd = openSync(logPath, 'w')
-    const child = spawn(tools.cmd[0], args, { cwd: suite, env, stdio: ['ignore', fd, fd] })
+    const child = spawn(cmd, args, { cwd: suite, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] })
     closeSync(fd)
-    const guard = setTimeout(() => child.kill('SIGKILL'), 15 * 60_000)
+    const guard = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.on('close', (code, signal) => {
       clearTimeout(guard)
-      const log = readFileSync(logPath, 'utf8')
-      resolveRun({ file, code: code ?? 128, signal, log, secs: (Date.now() - t0) / 1000 })
+      resolveRun({ code: code ?? 128, signal, log: readFileSync(logPath, 'utf8') })
     })
   })
+}
+
+const winPath = (p) => `Z:${p.split('/').join('\\')}`
+
+// The core's Windows tests, under wine. Directories with loose Unix modes and another owner
+// are made here, on the Unix side: wine shows them as DACLs granting Everyone write, or owned
+// by someone else (it keeps no security descriptor set from Windows code).
+async function winCoreTests(tools) {
+  const module = builders['win32-x64-core-tests']()
+  const fixtures = join(suite, 'win-fixtures')
+  for (const [name, mode] of [['private', 0o700], ['world-writable', 0o777], ['foreign', 0o700]]) {
+    mkdirSync(join(fixtures, name), { recursive: true })
+    chmodSync(join(fixtures, name), mode)
+  }
+  if (process.getuid?.() === 0) chownSync(join(fixtures, 'foreign'), 65534, 65534)
+  else rmSync(join(fixtures, 'foreign'), { recursive: true })
+  const script = `process.exitCode = require(${JSON.stringify(winPath(module))}).run(${JSON.stringify(winPath(join(root, 'test', 'vectors', 'envelope-v1.json')))})`
+  const r = await runToFile(tools.cmd[0], [...tools.cmd.slice(1), '-e', script], { ...tools.env, SEALED_WIN_FIXTURES: winPath(fixtures) }, join(suite, 'core-tests.win32-x64.log'))
+  const summary = r.log.split(/\r?\n/).find((l) => /^\d+ passed, \d+ failed$/.test(l))
+  const ok = r.code === 0 && summary && / 0 failed$/.test(summary)
+  console.log(`${ok ? 'ok    ' : 'FAILED'} native/test/core_test_win.cc  ${summary ?? 'no summary'}`)
+  for (const line of r.log.split(/\r?\n/)) if (/skipped|FAIL/.test(line)) console.log(`         ${line.trim()}`)
+  if (!ok) console.log(r.log)
+  return ok
+}
+
+// x64 (this node, build/Release) writes a machine-bound session, arm64 (qemu) reads it, and
+// the reverse: same machine id, same uid, same key, same envelope on both.
+async function exchange() {
+  const arm = hostToolsFor('linux-arm64')
+  const x64 = { cmd: [process.execPath], env: {} }
+  const dir = mkdtempSync(join(tmpdir(), 'ss-exchange-'))
+  const fixture = (name) => join(root, 'test', 'fixtures', name)
+  const results = []
+  try {
+    for (const [writer, reader, label] of [[x64, arm, 'x64 -> arm64'], [arm, x64, 'arm64 -> x64']]) {
+      const app = `exchange-${label.startsWith('x64') ? 'a' : 'b'}`
+      const sessions = join(dir, app)
+      const w = await runToFile(writer.cmd[0], [...writer.cmd.slice(1), fixture('manager-login.mjs'), sessions, app], writer.env, join(dir, `${app}.login.log`), 120_000)
+      const r = await runToFile(reader.cmd[0], [...reader.cmd.slice(1), fixture('manager-read.mjs'), sessions, app], reader.env, join(dir, `${app}.read.log`), 120_000)
+      let out = null
+      try {
+        out = JSON.parse(r.log)
+      } catch {}
+      const ok = w.code === 0 && r.code === 0 && out?.userId === 'child-user' && out?.loggedIn === true && out?.sync?.userId === 'child-user'
+      console.log(`${ok ? 'ok    ' : 'FAILED'} session ${label}: ${ok ? `read ${out.userId} (sync and async)` : `writer ${w.code}: ${w.log}\nreader ${r.code}: ${r.log}`}`)
+      results.push(ok)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return results.every(Boolean)
 }
 
 function summaryOf(log) {
@@ -160,8 +234,16 @@ function summaryOf(log) {
 
 const [target = 'host', filter = ''] = process.argv.slice(2)
 const t0 = Date.now()
+if (target === 'exchange') {
+  mkdirSync(suite, { recursive: true })
+  const ok = await exchange()
+  console.log(`exchange: ${ok ? 'ok' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  process.exit(ok ? 0 : 1)
+}
 prepareSuite(target)
 const tools = hostToolsFor(target)
+let coreOk = true
+if (target === 'win32-x64' && !filter) coreOk = await winCoreTests(tools)
 const files = PORTABLE.filter((f) => f.includes(filter))
 if (files.length === 0) {
   console.error(`no test file matches '${filter}'`)
@@ -184,4 +266,4 @@ for (const file of files) {
 console.log(
   `\nplatform tests (${target}): ${files.length - failed}/${files.length} files ok; ${totals.pass} passed, ${totals.fail} failed, ${totals.skipped} skipped; ${((Date.now() - t0) / 1000).toFixed(0)} s`,
 )
-process.exit(failed === 0 ? 0 : 1)
+process.exit(failed === 0 && coreOk ? 0 : 1)

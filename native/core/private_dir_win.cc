@@ -109,14 +109,35 @@ int ErrnoOf(DWORD err) {
   }
 }
 
-// syscall must be a string literal (Error keeps the pointer).
-[[noreturn]] void ThrowWin(const char* syscall, const std::string& what, DWORD err) {
+// The POSIX name JavaScript sees in `syscall` (as Node's own fs errors on Windows do), so code
+// that looks at it works the same everywhere; the message names the Windows function.
+const char* PosixName(const char* api) {
+  static const struct {
+    const char* api;
+    const char* posix;
+  } kNames[] = {{"CreateFile", "open"},         {"ReadFile", "read"},
+                {"WriteFile", "write"},         {"FlushFileBuffers", "fsync"},
+                {"CloseHandle", "close"},       {"MoveFileEx", "rename"},
+                {"DeleteFile", "unlink"},       {"CreateDirectory", "mkdir"},
+                {"LockFileEx", "flock"},        {"GetFileInformationByHandle", "fstat"},
+                {"GetSecurityInfo", "fstat"},   {"FindFirstFile", "opendir"},
+                {"FindNextFile", "readdir"}};
+  for (const auto& n : kNames) {
+    if (strcmp(n.api, api) == 0) return n.posix;
+  }
+  return api;
+}
+
+// api must be a string literal (Error keeps the pointer).
+[[noreturn]] void ThrowWin(const char* api, const std::string& what, DWORD err) {
+  const char* syscall = PosixName(api);
   char buf[256];
   DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, err, 0, buf,
                            sizeof buf, nullptr);
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '.')) n--;
   std::string text = n ? std::string(buf, n) : "error";
-  throw Error(code::kIo, std::string(syscall) + " " + what + ": " + text + " (Windows error " + std::to_string(err) + ")",
+  throw Error(code::kIo,
+              std::string(syscall) + " " + what + ": " + text + " (" + api + ", Windows error " + std::to_string(err) + ")",
               ErrnoOf(err), syscall);
 }
 
