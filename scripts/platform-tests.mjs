@@ -274,7 +274,7 @@ for (const file of files) {
   const ok = r.code === 0 && s.fail === 0 && s.pass > 0
   for (const k of Object.keys(totals)) totals[k] += Number.isNaN(s[k]) ? 0 : s[k]
   console.log(`${ok ? 'ok    ' : 'FAILED'} ${file}  ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped  (${r.secs.toFixed(1)} s)`)
-  for (const line of r.log.split('\n')) if (/^\s*﹣ .*# SKIP/.test(line)) console.log(`         skipped: ${line.trim().replace(/^﹣ /, '')}`)
+  for (const line of r.log.split(/\r?\n/)) if (/^\s*﹣ .* # /.test(line)) console.log(`         skipped: ${line.trim().replace(/^﹣ /, '')}`)
   if (!ok) {
     failed++
     console.log(r.log.split('\n').slice(-200).join('\n'))
