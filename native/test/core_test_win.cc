@@ -330,12 +330,24 @@ TEST(win_unix_loose_dirs_refused) {
   }
 }
 
+// The entry as the directory listing shows it is a reparse point.
+bool ListedAsReparsePoint(const std::string& path) {
+  WIN32_FIND_DATAA fd;
+  HANDLE h = FindFirstFileA(path.c_str(), &fd);
+  if (h == INVALID_HANDLE_VALUE) return false;
+  FindClose(h);
+  return (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0;
+}
+
 TEST(win_reparse_points_refused) {
   TempDir t;
   CreateDirectoryA((t / "real").c_str(), nullptr);
   const DWORD kUnprivileged = 0x2;  // SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE
   bool made = CreateSymbolicLinkA((t / "link").c_str(), (t / "real").c_str(),
                                   SYMBOLIC_LINK_FLAG_DIRECTORY | kUnprivileged) != 0;
+  if (!ListedAsReparsePoint(t / "link") &&
+      SkipUnderWine("wine cannot create reparse points (CreateSymbolicLink leaves no link behind)"))
+    return;
   CHECK_MSG(made, "CreateSymbolicLink (directory) failed: " + std::to_string(GetLastError()));
   if (made) {
     CHECK(GetFileAttributesA((t / "link").c_str()) & FILE_ATTRIBUTE_REPARSE_POINT);
