@@ -31,7 +31,12 @@ const hostile: unknown[] = [
 // Each native entry point and a valid argument list; one argument at a time is replaced.
 const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
   ['KeyRing', (...a) => new (native.KeyRing as unknown as new (...x: unknown[]) => unknown)(...a), [{ scope: 'store', name: 'n', ikms: [Buffer.alloc(32)] }]],
-  ['PrivateDir', (...a) => new (native.PrivateDir as unknown as new (...x: unknown[]) => unknown)(...a), [path.join(tmp, 'p'), true]],
+  // Closed at once: an open directory cannot be removed afterwards on Windows.
+  ['PrivateDir', (...a) => {
+    const d = new (native.PrivateDir as unknown as new (...x: unknown[]) => { close(): void })(...a)
+    d.close()
+    return d
+  }, [path.join(tmp, 'p'), true]],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
   ['ring.open', (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a), [ring.seal('x', 'c', 1, 2), 'c', 1000]],
