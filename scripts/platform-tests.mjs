@@ -81,10 +81,11 @@ const LEFT_OUT = {
 
 // [target, file, test-title pattern, why]: skipped there, and said so in the output.
 const SKIP = [
-  ['win32-x64', '', / mode|0600|0700|0o?[0-7]{3}\b/i, 'POSIX permission bits: Windows uses the DACL (core test checks it)'],
-  ['win32-x64', '', /symlink/i, 'symlinks need a privilege on Windows; reparse points are refused in the core test'],
-  ['win32-x64', '', /group|world|other user|foreign|owner|uid/i, 'POSIX owners and modes; the DACL checks are in the Windows core test'],
-  ['win32-x64', '', /boot-bound|bindToBoot/i, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
+  ['win32-x64', '', /0700 dirs and 0600 files|umask|a directory with mode \d+/, 'POSIX permission bits: Windows uses the DACL (the Windows core test checks it in SDDL)'],
+  ['win32-x64', '', /symlink/i, 'symlinks need a privilege on Windows; the Windows core test refuses reparse points'],
+  ['win32-x64', '', /group- or world-writable|made group-writable|owned by another user/, 'POSIX owners and modes; the Windows core test refuses loose and foreign DACLs'],
+  ['win32-x64', '', /uses \/etc\/machine-id and the euid/, 'Linux machine id and euid; Windows uses MachineGuid and the SID (core test, manager key test)'],
+  ['win32-x64', '', /a boot-bound ring sets flag bit 0|bindToBoot appends|flags byte to 1|not readable by a bindToBoot manager/, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
   ['win32-x64', 'test/file-store.test.ts', /survives a new store on the same directory/, 'checks the file mode 0600; the Windows core test checks the DACL'],
   ['win32-x64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests'],
   ['win32-x64', 'test/file-store.test.ts', /an unsafe directory is refused/, 'makes it unsafe with chmod 0777, which Windows ignores; the core test refuses loose DACLs'],
