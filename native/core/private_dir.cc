@@ -2,31 +2,8 @@
 
 #include "errors.h"
 
-#ifdef _WIN32
-// Private files rely on POSIX ownership, modes and *at() calls. A Windows port (ACLs,
-// ReplaceFileW) is planned; until then every operation says so instead of doing less.
-namespace sealed {
-namespace {
-[[noreturn]] void Unsupported() { throw Error(code::kIo, "private session files are not supported on Windows yet"); }
-}  // namespace
-void FileLock::Release() {}
-PrivateDir::PrivateDir(const std::string&, bool) { Unsupported(); }
-PrivateDir::~PrivateDir() {}
-void PrivateDir::Check() const { Unsupported(); }
-bool PrivateDir::WriteAtomic(const std::string&, const uint8_t*, size_t, bool) const { Unsupported(); }
-std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string&, size_t) const { Unsupported(); }
-bool PrivateDir::SealToFile(const KeyRing&, const std::string&, const uint8_t*, size_t, std::string_view, uint64_t,
-                            uint64_t, bool) const { Unsupported(); }
-OpenFileResult PrivateDir::OpenFile(const KeyRing&, const std::string&, std::string_view, size_t, uint64_t,
-                                    unsigned) const { Unsupported(); }
-std::optional<Header> PrivateDir::Peek(const std::string&) const { Unsupported(); }
-bool PrivateDir::Remove(const std::string&) const { Unsupported(); }
-std::vector<std::string> PrivateDir::List() const { Unsupported(); }
-SweepStats PrivateDir::Sweep(uint64_t) const { Unsupported(); }
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string&) const { Unsupported(); }
-void PrivateDir::CheckName(const std::string&) { Unsupported(); }
-}  // namespace sealed
-#else
+// POSIX. Windows: private_dir_win.cc (same interface).
+#ifndef _WIN32
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -614,4 +591,4 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
 }
 
 }  // namespace sealed
-#endif
+#endif  // !_WIN32

@@ -2,7 +2,8 @@
 // writable by group or others. It is opened once and every file operation goes through
 // its descriptor (openat/renameat/unlinkat), so swapping the path afterwards changes
 // nothing we touch. Files are written atomically: temp (O_CREAT|O_EXCL|O_NOFOLLOW, 0600),
-// write, fsync, rename, fsync the directory. POSIX only.
+// write, fsync, rename, fsync the directory. POSIX: private_dir.cc; Windows (DACLs, reparse
+// points refused, MoveFileExW, LockFileEx; handles kept as CRT descriptors): private_dir_win.cc.
 #pragma once
 #include <cstddef>
 #include <cstdint>
