@@ -8,6 +8,7 @@
         "native/core/errors.cc",
         "native/core/keys.cc",
         "native/core/machine_id.cc",
+        "native/core/nowait.cc",
         "native/core/private_dir.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

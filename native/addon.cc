@@ -473,13 +473,18 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                        });
   }
 
-  // new PrivateDir(path, create)
+  // new PrivateDir(path, create), or (from openPrivateDir) new PrivateDir(External<opened dir>)
   explicit PrivateDirWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrivateDirWrap>(info) {
     Napi::Env env = info.Env();
-    path_ = GetString(info, 0, "path");
-    if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
-    bool create = info[1].As<Napi::Boolean>().Value();
-    dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      dir_ = *info[0].As<Napi::External<std::shared_ptr<const sealed::PrivateDir>>>().Data();
+      path_ = dir_->path();
+    } else {
+      path_ = GetString(info, 0, "path");
+      if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
+      bool create = info[1].As<Napi::Boolean>().Value();
+      dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+    }
     info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);
   }
 
@@ -569,13 +574,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
         Guard(info.Env(), [&] { return dir->OpenFile(*a.ring, a.name, a.context, a.max_bytes, a.now, a.flags); });
     return OpenFileResultValue(info.Env(), r, a.flags & kOpenAsString);
   }
-  Napi::Value OpenFile(const Napi::CallbackInfo& info) {
-    auto a = std::make_shared<OpenArgs>(GetOpenArgs(info));
-    auto dir = Dir(info.Env());
-    return PromiseWorker<sealed::OpenFileResult>::Start(
-        info.Env(), [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
-        [a](Napi::Env env, sealed::OpenFileResult& r) { return OpenFileResultValue(env, r, a->flags & kOpenAsString); });
-  }
+  Napi::Value OpenFile(const Napi::CallbackInfo& info);
 
   Napi::Value RemoveSync(const Napi::CallbackInfo& info) {
     std::string name = GetString(info, 0, "name");
@@ -641,11 +640,15 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Function private_dir = PrivateDirWrap::Define(env);
     Napi::Function lock = LockWrap::Define(env);
     lock_ctor_ = Napi::Persistent(lock);
+    private_dir_ctor_ = Napi::Persistent(private_dir);
     opened_factory_ = Napi::Persistent(env.RunScript(kOpenedFactorySource).As<Napi::Function>());
     DefineAddon(exports, {
                              InstanceValue("KeyRing", key_ring, napi_enumerable),
                              InstanceValue("PrivateDir", private_dir, napi_enumerable),
                              InstanceMethod<&Addon::PeekHeader>("peekHeader", napi_enumerable),
+                             InstanceMethod<&Addon::OpenPrivateDir>("openPrivateDir", napi_enumerable),
+                             InstanceMethod<&Addon::InlineReads>("inlineReads", napi_enumerable),
+                             InstanceMethod<&Addon::SetInlineReadMode>("setInlineReadMode", napi_enumerable),
                              InstanceMethod<&Addon::MachineId>("machineId", napi_enumerable),
                              InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
                              InstanceValue("HEADER_SIZE", Napi::Number::New(env, sealed::kHeaderSize), napi_enumerable),
@@ -674,16 +677,102 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::ReadBootId(); }));
   }
 
+  // openPrivateDir(path, create) → Promise<PrivateDir>: the directory opened (and created) on
+  // the thread pool, for async paths that must not block the main thread.
+  Napi::Value OpenPrivateDir(const Napi::CallbackInfo& info) {
+    std::string path = GetString(info, 0, "path");
+    if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(info.Env(), "create must be a boolean");
+    bool create = info[1].As<Napi::Boolean>().Value();
+    using Dir = std::shared_ptr<const sealed::PrivateDir>;
+    return PromiseWorker<Dir>::Start(
+        info.Env(), [path, create] { return std::make_shared<const sealed::PrivateDir>(path, create); },
+        [](Napi::Env env, Dir& dir) -> Napi::Value {
+          auto ext = Napi::External<Dir>::New(env, &dir);
+          return env.GetInstanceData<Addon>()->private_dir_ctor_.New({ext});
+        });
+  }
+
+  // inlineReads() → { available, attempts, inline, pool }: whether the kernel still serves
+  // non-blocking reads in this process, and how this instance's async file reads went.
+  Napi::Value InlineReads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("available", Napi::Boolean::New(env, sealed::nowait::Available()));
+    o.Set("attempts", Napi::Number::New(env, static_cast<double>(reads.attempts)));
+    o.Set("inline", Napi::Number::New(env, static_cast<double>(reads.served_inline)));
+    o.Set("pool", Napi::Number::New(env, static_cast<double>(reads.pool)));
+    return o;
+  }
+
+  // setInlineReadMode(0 | 1 | 2): normal, or the test switches of nowait::Mode (force the
+  // pool fallback as on a cold page cache; answer ENOSYS as a kernel without openat2).
+  Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info) {
+    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 2));
+    return info.Env().Undefined();
+  }
+
   Napi::FunctionReference lock_ctor_;
+  Napi::FunctionReference private_dir_ctor_;
 
  public:
   Napi::Function OpenedFactory() const { return opened_factory_.Value(); }
+
+  // Per instance (main thread only): the test switch and counters of inline reads.
+  sealed::nowait::Mode inline_mode = sealed::nowait::Mode::kNormal;
+  struct {
+    uint64_t attempts = 0, served_inline = 0, pool = 0;
+  } reads;
 
  private:
   Napi::FunctionReference opened_factory_;
 };
 
 Napi::Function OpenedFactory(Napi::Env env) { return env.GetInstanceData<Addon>()->OpenedFactory(); }
+
+// An async read tries first on the main thread, where the kernel can serve it without waiting
+// (page cache, cached lookups: see nowait.h), and goes to the pool otherwise. An inline result
+// still settles the promise on a later tick: promise reactions never run synchronously.
+Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto a = std::make_shared<OpenArgs>(GetOpenArgs(info));
+  auto dir = Dir(env);
+  Addon* addon = env.GetInstanceData<Addon>();
+  const bool as_string = a->flags & kOpenAsString;
+  if (sealed::nowait::Available()) {
+    addon->reads.attempts++;
+    sealed::OpenFileResult r;
+    std::optional<ErrorInfo> error;
+    sealed::InlineRead st;
+    try {
+      st = dir->TryOpenFileInline(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags, addon->inline_mode,
+                                  &r);
+    } catch (const Error& e) {
+      error = Capture(e);
+      st = sealed::InlineRead::kDone;
+    } catch (const std::bad_alloc&) {
+      error = ErrorInfo{"ERR_SESSION_NO_MEMORY", "out of memory", 0, ""};
+      st = sealed::InlineRead::kDone;
+    }
+    if (st == sealed::InlineRead::kDone) {
+      addon->reads.served_inline++;
+      auto deferred = Napi::Promise::Deferred::New(env);
+      if (error) {
+        deferred.Reject(MakeError(env, *error).Value());
+      } else {
+        try {
+          deferred.Resolve(OpenFileResultValue(env, r, as_string));
+        } catch (const Napi::Error& e) {
+          deferred.Reject(e.Value());
+        }
+      }
+      return deferred.Promise();
+    }
+  }
+  addon->reads.pool++;
+  return PromiseWorker<sealed::OpenFileResult>::Start(
+      env, [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
+      [as_string](Napi::Env env, sealed::OpenFileResult& r) { return OpenFileResultValue(env, r, as_string); });
+}
 
 Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
   std::string name = GetString(info, 0, "name");
