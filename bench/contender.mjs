@@ -257,6 +257,12 @@ const CONTENDERS = {
   'ss-native-async-64'() {
     return { ...CONTENDERS['ss-native-async'](), run: runConcurrent }
   },
+  // 0.1's async read: straight to the thread pool, no inline attempt (same build otherwise).
+  'ss-native-async-64-pool'() {
+    const { native } = nativeBinding()
+    native.setInlineReadMode(3)
+    return { ...CONTENDERS['ss-native-async'](), run: runConcurrent }
+  },
   'ss-manager-async-64'() {
     return { ...CONTENDERS['ss-manager-async'](), run: runConcurrent }
   },
@@ -426,7 +432,7 @@ async function runScale() {
   for (const d of dirs) {
     const { n, dir, store } = d
     const sorted = Array.from(d.lat).sort((a, b) => a - b)
-    // purgeExpired: a header-only sweep of every file (none has expired, so nothing is removed
+    // purgeExpired: one fstatat per file, the mtime being the expiry (none has expired, so nothing is removed
     // and every round sees the same directory). Repeated on small sizes to get above noise.
     const purgeReps = n <= 10_000 ? 3 : 1
     const purge = []

@@ -124,8 +124,11 @@ export interface NativeBinding {
   openPrivateDir(dirPath: string, create: boolean): Promise<NativePrivateDir>
   /** Whether non-blocking reads are still tried in this process, and how this instance's async reads went. */
   inlineReads(): InlineReadStats
-  /** Test switch: 0 normal, 1 every inline read answers EAGAIN (cold cache), 2 openat2 answers ENOSYS. */
-  setInlineReadMode(mode: 0 | 1 | 2): void
+  /**
+   * Test and bench switch (this addon instance): 0 normal, 1 every inline read answers EAGAIN
+   * (cold cache), 2 openat2 answers ENOSYS, 3 no inline attempt (every read on the pool, as 0.1).
+   */
+  setInlineReadMode(mode: 0 | 1 | 2 | 3): void
   peekHeader(envelope: Buffer): EnvelopeHeader
   machineId(): string
   bootId(): string

@@ -641,6 +641,8 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Function lock = LockWrap::Define(env);
     lock_ctor_ = Napi::Persistent(lock);
     private_dir_ctor_ = Napi::Persistent(private_dir);
+    set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    flush_ = Napi::Persistent(Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { Flush(info); }, "flushInlineReads"));
     opened_factory_ = Napi::Persistent(env.RunScript(kOpenedFactorySource).As<Napi::Function>());
     DefineAddon(exports, {
                              InstanceValue("KeyRing", key_ring, napi_enumerable),
@@ -704,10 +706,10 @@ class Addon : public Napi::Addon<Addon> {
     return o;
   }
 
-  // setInlineReadMode(0 | 1 | 2): normal, or the test switches of nowait::Mode (force the
-  // pool fallback as on a cold page cache; answer ENOSYS as a kernel without openat2).
+  // setInlineReadMode(0 | 1 | 2 | 3): normal, or the switches of nowait::Mode (force the pool
+  // fallback as on a cold page cache; answer ENOSYS as a kernel without openat2; no attempt).
   Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info) {
-    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 2));
+    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 3));
     return info.Env().Undefined();
   }
 
@@ -717,6 +719,60 @@ class Addon : public Napi::Addon<Addon> {
  public:
   Napi::Function OpenedFactory() const { return opened_factory_.Value(); }
 
+  // An inline read's promise is settled from a setImmediate callback, on a later turn of the
+  // event loop, as a pool read would be: a caller that starts a new read from each settlement
+  // (64 in flight) still lets timers and I/O run between batches, instead of chaining
+  // microtasks for as long as reads are cached. One immediate serves every read of a turn.
+  Napi::Value SettleLater(Napi::Env env, sealed::OpenFileResult r, std::optional<ErrorInfo> error, bool as_string) {
+    napi_deferred deferred;
+    napi_value promise;
+    if (napi_create_promise(env, &deferred, &promise) != napi_ok) throw Napi::Error::New(env, "could not create a promise");
+    pending_.push_back(Pending{deferred, std::move(r), std::move(error), as_string});
+    if (!flush_scheduled_) {
+      set_immediate_.Call(env.Global(), {flush_.Value()});
+      flush_scheduled_ = true;
+    }
+    return Napi::Value(env, promise);
+  }
+
+ private:
+  struct Pending {
+    napi_deferred deferred;
+    sealed::OpenFileResult result;
+    std::optional<ErrorInfo> error;
+    bool as_string;
+  };
+
+  void Flush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    flush_scheduled_ = false;
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    for (Pending& p : batch) {
+      Napi::HandleScope scope(env);
+      napi_value value;
+      bool ok = !p.error;
+      if (ok) {
+        try {
+          value = OpenFileResultValue(env, p.result, p.as_string);
+        } catch (const Napi::Error& e) {
+          value = e.Value();
+          ok = false;
+        }
+      } else {
+        value = MakeError(env, *p.error).Value();
+      }
+      if (ok) napi_resolve_deferred(env, p.deferred, value);
+      else napi_reject_deferred(env, p.deferred, value);
+    }
+  }
+
+  std::vector<Pending> pending_;
+  bool flush_scheduled_ = false;
+  Napi::FunctionReference set_immediate_;
+  Napi::FunctionReference flush_;
+
+ public:
   // Per instance (main thread only): the test switch and counters of inline reads.
   sealed::nowait::Mode inline_mode = sealed::nowait::Mode::kNormal;
   struct {
@@ -738,7 +794,7 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
   auto dir = Dir(env);
   Addon* addon = env.GetInstanceData<Addon>();
   const bool as_string = a->flags & kOpenAsString;
-  if (sealed::nowait::Available()) {
+  if (sealed::nowait::Available() && addon->inline_mode != sealed::nowait::Mode::kOff) {
     addon->reads.attempts++;
     sealed::OpenFileResult r;
     std::optional<ErrorInfo> error;
@@ -755,17 +811,7 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
     }
     if (st == sealed::InlineRead::kDone) {
       addon->reads.served_inline++;
-      auto deferred = Napi::Promise::Deferred::New(env);
-      if (error) {
-        deferred.Reject(MakeError(env, *error).Value());
-      } else {
-        try {
-          deferred.Resolve(OpenFileResultValue(env, r, as_string));
-        } catch (const Napi::Error& e) {
-          deferred.Reject(e.Value());
-        }
-      }
-      return deferred.Promise();
+      return addon->SettleLater(env, std::move(r), std::move(error), as_string);
     }
   }
   addon->reads.pool++;
