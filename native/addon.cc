@@ -555,10 +555,27 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     uint64_t max_bytes, now;
     unsigned flags;
   };
+  // The ring argument, unwrapped. The store and the manager pass the same ring on every read:
+  // the last one is remembered (weakly) and recognised by identity, saving the unwrap and
+  // type-tag lookups (two private-symbol property reads, a fifth of a read's instructions).
+  KeyRingWrap* RingArg(Napi::Env env, Napi::Value v) {
+    if (last_ring_ptr_ != nullptr) {
+      Napi::Object cached = last_ring_.Value();
+      bool same = false;
+      if (!cached.IsEmpty() && napi_strict_equals(env, cached, v, &same) == napi_ok && same) return last_ring_ptr_;
+    }
+    KeyRingWrap* ring = KeyRingWrap::From(env, v, "ring");
+    last_ring_ = Napi::Weak(v.As<Napi::Object>());
+    last_ring_ptr_ = ring;
+    return ring;
+  }
+  Napi::ObjectReference last_ring_;
+  KeyRingWrap* last_ring_ptr_ = nullptr;
+
   OpenArgs GetOpenArgs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     OpenArgs a;
-    KeyRingWrap* ring = KeyRingWrap::From(env, info[0], "ring");
+    KeyRingWrap* ring = RingArg(env, info[0]);
     a.name = GetString(info, 1, "name");
     a.context = GetString(info, 2, "context");
     a.max_bytes = GetUint(info, 3, "maxBytes", uint64_t{1} << 31);
