@@ -136,11 +136,16 @@ async function runConcurrent(op, { warmupMs, measureMs, inFlight, eld }) {
   const lat = new Float64Array(MAX_SAMPLES)
   const h = eld ? monitorEventLoopDelay({ resolution: 1 }) : null
   h?.enable()
+  // CPU time of the whole process (main thread and thread pool) per op: on a shared machine the
+  // wall clock also measures how many threads got a share of the CPU; this does not.
+  const cpu0 = process.cpuUsage()
   const { n, elapsedNs } = await concurrently(op, inFlight, measureMs, lat)
+  const cpu = process.cpuUsage(cpu0)
   h?.disable()
-  const extra = h
-    ? { eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6, eldSamples: h.count }
-    : {}
+  const extra = {
+    cpuNsPerOp: ((cpu.user + cpu.system) * 1000) / n,
+    ...(h ? { eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6, eldSamples: h.count } : {}),
+  }
   return summarize(lat, Math.min(n, MAX_SAMPLES), elapsedNs, `async-${inFlight}`, extra)
 }
 

@@ -45,12 +45,13 @@ export const CONTENDERS = {
 }
 
 // kind ops: num ops/s ÷ den ops/s (higher is better for num). kind time: num time ÷ den time
-// (from ops/s). kind p50: num p50 latency ÷ den p50 latency.
+// (from ops/s). kind p50: num p50 latency ÷ den p50 latency. kind cpu: den CPU per op ÷ num's.
 export const RATIOS = [
   { num: 'ss-native-sync', den: 'js-sync', kind: 'ops', target: ['>=', 2], label: 'native sync read vs pure-JS sync read (stretch 2.5×)' },
   { num: 'ss-native-sync', den: 'floor', kind: 'time', target: ['<=', 1.6], label: 'native sync read time ÷ C floor time' },
   { num: 'ss-store-get', den: 'ss-native-sync', kind: 'p50', target: ['<=', 1.5], label: 'FileSessionStore.get (async) p50 ÷ native sync read p50' },
   { num: 'ss-native-async-64', den: 'ss-native-async-64-pool', kind: 'ops', target: ['>=', 2], label: 'native async reads, 64 in flight, vs the pool-only path of 0.1' },
+  { num: 'ss-native-async-64', den: 'ss-native-async-64-pool', kind: 'cpu', label: 'native async reads, 64 in flight: CPU time per read, pool-only (0.1) ÷ inline' },
   { num: 'ss-manager-sync-cached', den: 'js-sync', kind: 'ops', target: ['>=', 2.5], label: 'cached getSessionSync vs pure-JS sync read (validated cache)' },
   { num: 'ss-manager-sync-cached', den: 'floor', kind: 'time', target: ['<=', 2], label: 'cached getSessionSync time ÷ C floor time (validated cache)' },
   { num: 'ss-manager-sync', den: 'js-sync', kind: 'ops', label: 'getSessionSync (uncached) vs pure-JS sync read' },
@@ -137,7 +138,9 @@ export function summarizeRun(run) {
           ? r[def.num].opsPerSec / r[def.den].opsPerSec
           : def.kind === 'p50'
             ? r[def.num].p50Ns / r[def.den].p50Ns
-            : r[def.den].opsPerSec / r[def.num].opsPerSec,
+            : def.kind === 'cpu'
+              ? r[def.den].cpuNsPerOp / r[def.num].cpuNsPerOp
+              : r[def.den].opsPerSec / r[def.num].opsPerSec,
       )
     if (per.length === 0) continue
     const m = median(per)
