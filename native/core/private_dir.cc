@@ -247,22 +247,26 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     // Exactly 0600 whatever the umask (it can only have removed bits).
     if (fchmod(fd, 0600) != 0) ThrowIo("chmod", what, errno);
     WriteAll(fd, data, len, what);
-    // The expiry as the mtime, for the sweep (see Sweep). Best effort: where it cannot be set
-    // the sweep reads the header instead.
-    if (expires_at) {
-      const struct timespec times[2] = {{0, UTIME_OMIT}, ExpiryAsTime(*expires_at)};
-      futimens(fd, times);
-    }
     if (fsync(fd) != 0) ThrowIo("fsync", what, errno);
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) ThrowIo("close", what, errno);
     struct stat st;
     if (existing_only && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+      close(fd);
+      fd = -1;
       unlinkat(fd_, tmp.c_str(), 0);
       return false;
     }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
+    // The expiry as the mtime, for the sweep (see Sweep), set through our descriptor once the
+    // file is in place: a temp file left by a crash keeps its write time, which the stale-temp
+    // rule reads. Best effort, and not fsynced: where it is missing or lost in a crash, the
+    // sweep reads the header instead.
+    if (expires_at) {
+      const struct timespec times[2] = {{0, UTIME_OMIT}, ExpiryAsTime(*expires_at)};
+      futimens(fd, times);
+    }
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0) ThrowIo("close", what, errno);
   } catch (...) {
     CloseQuietly(fd);
     unlinkat(fd_, tmp.c_str(), 0);

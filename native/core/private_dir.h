@@ -65,8 +65,8 @@ class PrivateDir {
 
   // Replaces name atomically. With existing_only, writes nothing (and returns false) when name
   // is gone just before the rename: a touch must not bring back a session deleted meanwhile.
-  // With expires_at, the file's mtime is set to it (ms; 0 = never) before the rename: the sweep
-  // passes by live files on their metadata alone.
+  // With expires_at, the file's mtime is set to it (ms; 0 = never) just after the rename,
+  // through the written descriptor: the sweep passes by live files on their metadata alone.
   bool WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only = false,
                    std::optional<uint64_t> expires_at = std::nullopt) const;
   // Reads a whole regular file of ours, refusing more than max_bytes. nullopt when missing.
