@@ -253,6 +253,9 @@ function markdown(run, s) {
   L.push(`- Record: a ${run.meta.plaintextBytes}-byte JSON session (SessionManager's record), ${run.meta.envelopeBytes}-byte envelope on disk`)
   L.push('', 'How to reproduce: `npm run bench` (a few minutes; `BENCH_QUICK=1 npm run bench` for a short run). Builds the TypeScript, compiles `bench/floor.c` with `gcc` against Node\'s OpenSSL headers and the system libcrypto, and rewrites this file and `results.svg`.', '')
   L.push('> The machine is shared (2 cores, other jobs running): absolute numbers move from run to run by tens of percent; the ratios, taken within each round, are the figures to read.', '')
+  // BENCH_NOTE: what the machine was doing during this run, printed next to the numbers.
+  const note = run.note ?? process.env.BENCH_NOTE
+  if (note) L.push(`> **This run:** ${note}`, '')
   L.push('![ops/s per contender, log scale](results.svg)', '')
 
   L.push('## Targets', '', '| target | measured | per round | goal | met |', '| --- | ---: | --- | ---: | :---: |')

@@ -254,6 +254,7 @@ async function main() {
       cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}`,
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       quick: QUICK,
+      note: process.env.BENCH_NOTE ?? null,
       rounds,
       names,
       scale,
