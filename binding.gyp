@@ -4,6 +4,7 @@
       "target_name": "sealed_session",
       "sources": [
         "native/addon.cc",
+        "native/core/cas.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
         "native/core/keys.cc",

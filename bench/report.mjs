@@ -34,6 +34,8 @@ export const CONTENDERS = {
   // writes
   'ss-manager-login': { group: 'Durable write', family: 'ours', label: 'sealed-session SessionManager.login()' },
   'ss-store-save': { group: 'Durable write', family: 'ours', label: 'sealed-session FileSessionStore.save()' },
+  'ss-store-save-v01': { group: 'Durable write', family: 'ours', label: 'sealed-session 0.1 FileSessionStore.save() (no versions, same run)', baseline: true },
+  'ss-store-save-8w': { group: 'Durable write', family: 'ours', label: 'FileSessionStore get+save, 8 processes on one session (total)' },
   'sfs-set-plain': { group: 'Durable write', family: 'peer', label: 'session-file-store set (no encryption)' },
   'sfs-set-secret': { group: 'Durable write', family: 'peer', label: 'session-file-store set with secret', slow: true },
   // event-loop delay
@@ -72,6 +74,7 @@ export const RATIOS = [
   { num: 'ss-manager-login', den: 'sfs-set-plain', kind: 'ops', label: 'login() vs session-file-store set (no encryption)' },
   { num: 'ss-store-save', den: 'sfs-set-plain', kind: 'ops', label: 'FileSessionStore.save vs session-file-store set (no encryption)' },
   { num: 'ss-store-save', den: 'sfs-set-secret', kind: 'ops', label: 'FileSessionStore.save vs session-file-store set with secret' },
+  { num: 'ss-store-save', den: 'ss-store-save-v01', kind: 'p50', target: ['<=', 1.25], label: 'FileSessionStore.save p50 with versioned CAS ÷ 0.1 save p50' },
 ]
 
 // ---- formatting -------------------------------------------------------------------------
@@ -303,6 +306,17 @@ function markdown(run, s) {
     L.push(`| after warm-up (20 000 reads) | ${fmtMB(s.rss.before.rss)} | ${fmtMB(s.rss.before.heapUsed)} | ${fmtMB(s.rss.before.external)} |`)
     L.push(`| after ${s.rss.reads.toLocaleString('en-US')} more | ${fmtMB(s.rss.after.rss)} | ${fmtMB(s.rss.after.heapUsed)} | ${fmtMB(s.rss.after.external)} |`)
     L.push(`| growth | ${fmtMB(s.rss.growth)} | ${fmtMB(s.rss.after.heapUsed - s.rss.before.heapUsed)} | ${fmtMB(s.rss.after.external - s.rss.before.external)} |`)
+    L.push('')
+  }
+
+  if (run.tags) {
+    const t = run.tags
+    L.push('## Many tags (issue #18.1)', '')
+    L.push('Reading back a session whose auth carries 1000 roles and whose avatar 1000 tags (the cap), `JSON.parse` included; tags are de-duplicated with a Set (linear). A record stored before the cap must still read back: 60 000 tags. Median ms per read (`bench/tags.mjs`):', '')
+    L.push('| read | ms per read |', '| --- | ---: |')
+    L.push(`| \`Session.fromJSON\`, 1000 tags | ${t.tags1000FromJsonMs.toFixed(3)} |`)
+    L.push(`| \`MemorySessionStore.get\`, 1000 tags | ${t.tags1000MemoryGetMs.toFixed(3)} |`)
+    L.push(`| \`Session.fromJSON\`, 60 000 tags | ${t.tags60000FromJsonMs.toFixed(1)} |`)
     L.push('')
   }
 

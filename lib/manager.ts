@@ -167,7 +167,7 @@ export class SessionManager implements AsyncDisposable {
     const record = this.#newRecord(userId, eid, options)
     const { dir, ring } = await this.#readyAsync()
     await this.#write(dir, ring, record)
-    this.#logger.info('session created', { eid, expiresAt: record.expiresAt })
+    this.#logger.info('session created', { expiresAt: record.expiresAt }) // no eid: ids stay out of logs
     return record
   }
 

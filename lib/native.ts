@@ -30,7 +30,8 @@ export interface OpenedFile extends EnvelopeHeader {
 export type OpenFileResult = OpenedFile | { expired: true; createdAt: number; expiresAt: number } | null
 
 export interface KeyRingSpec {
-  scope: 'manager' | 'store'
+  /** 'store-index': the key that names identity indexes (HMAC), apart from the sealing key. */
+  scope: 'manager' | 'store' | 'store-index'
   name: string
   /** Read the machine id and the OS uid natively (the default, machine-bound key). */
   machine?: boolean
@@ -56,6 +57,8 @@ export interface NativeKeyRing {
   open(envelope: Buffer, context: string, maxBytes: number, asString?: false): OpenedEnvelope
   /** The plaintext decoded as UTF-8 natively (no Buffer): the Redis store's read path. */
   open(envelope: Buffer, context: string, maxBytes: number, asString: true): OpenedFile
+  /** Lowercase hex HMAC-SHA256 of the message's UTF-8 bytes under key `keyIndex` (default 0, the current one). */
+  mac(message: string, keyIndex?: number): string
 }
 
 export interface SweepResult {
@@ -72,6 +75,15 @@ export const OPEN_AS_STRING = 4
 
 export interface NativeLock {
   release(): void
+}
+
+export interface CasSealResult {
+  outcome: 'written' | 'missing' | 'conflict' | 'exists'
+  /** On 'conflict': the live record's plaintext, and the stripe lock, still held. */
+  current?: string
+  lock?: NativeLock
+  /** The code of an unreadable record that was treated as none. */
+  unreadable?: string
 }
 
 export interface NativePrivateDir {
@@ -100,6 +112,25 @@ export interface NativePrivateDir {
    */
   sweep(now: number): Promise<SweepResult>
   sweepSync(now: number): SweepResult
+  /**
+   * Compare-and-swap write of a store record in one pool job: under the flock of `<stripe>.lock`,
+   * opens `name` (an expired one is removed, an unreadable one counts as none), checks `mode`
+   * (0 any, 1 absent, 2 a live record whose trailing `"version":N` is `expected`), then seals and
+   * writes. On 'conflict' nothing is written and the lock is still held: write, then release it.
+   */
+  casSeal(
+    ring: NativeKeyRing,
+    name: string,
+    stripe: string,
+    plaintext: Buffer | string,
+    context: string,
+    createdAt: number,
+    expiresAt: number,
+    maxBytes: number,
+    now: number,
+    mode: 0 | 1 | 2,
+    expected: number,
+  ): Promise<CasSealResult>
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock

@@ -16,6 +16,7 @@
 #include "core/errors.h"
 #include "core/keys.h"
 #include "core/machine_id.h"
+#include "core/cas.h"
 #include "core/private_dir.h"
 
 namespace {
@@ -295,6 +296,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
                            InstanceMethod<&KeyRingWrap::Close>("close"),
                            InstanceMethod<&KeyRingWrap::Seal>("seal"),
                            InstanceMethod<&KeyRingWrap::Open>("open"),
+                           InstanceMethod<&KeyRingWrap::Mac>("mac"),
                        });
   }
 
@@ -310,7 +312,8 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
       return v.As<Napi::String>().Utf8Value();
     };
     std::string scope = *str("scope", true);
-    if (scope != "manager" && scope != "store") ThrowRange(env, "spec.scope must be 'manager' or 'store'");
+    if (scope != "manager" && scope != "store" && scope != "store-index")
+      ThrowRange(env, "spec.scope must be 'manager', 'store' or 'store-index'");
     std::string name = *str("name", true);
     if (name.empty() || name.size() > 255) ThrowRange(env, "spec.name must be 1 to 255 bytes");
     bool machine = spec.Get("machine").ToBoolean();
@@ -420,6 +423,19 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     return OpenedObject(env, o, as_string);
   }
 
+  // mac(message, keyIndex = 0): lowercase hex HMAC-SHA256 of the message's UTF-8 bytes.
+  Napi::Value Mac(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string msg = GetString(info, 0, "message");
+    uint64_t index = 0;
+    if (info.Length() > 1 && !info[1].IsUndefined()) index = GetUint(info, 1, "keyIndex", 16);
+    auto ring = Ring(env);
+    if (index >= ring->size()) ThrowRange(env, "keyIndex must name a key of the ring");
+    uint8_t out[sealed::kMacSize];
+    Guard(env, [&] { ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out); });
+    return Napi::String::New(env, Hex(out, sizeof out));
+  }
+
   std::shared_ptr<const sealed::KeyRing> ring_;
 };
 
@@ -470,6 +486,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                            InstanceMethod<&PrivateDirWrap::SweepSync>("sweepSync"),
                            InstanceMethod<&PrivateDirWrap::Lock>("lock"),
                            InstanceMethod<&PrivateDirWrap::LockSync>("lockSync"),
+                           InstanceMethod<&PrivateDirWrap::CasSeal>("casSeal"),
                        });
   }
 
@@ -643,6 +660,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
 
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value Lock(const Napi::CallbackInfo& info);
+  Napi::Value CasSeal(const Napi::CallbackInfo& info);
 
   std::string path_;
   std::shared_ptr<const sealed::PrivateDir> dir_;
@@ -858,3 +876,49 @@ Napi::Value PrivateDirWrap::Lock(const Napi::CallbackInfo& info) {
 }  // namespace
 
 NODE_API_ADDON(Addon)
+
+// casSeal(ring, name, stripe, plaintext, context, createdAt, expiresAt, maxBytes, now, mode, expected)
+// mode: 0 any, 1 absent, 2 version. Resolves { outcome, current?, lock?, unreadable? }.
+Napi::Value PrivateDirWrap::CasSeal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct Args {
+    std::shared_ptr<const sealed::KeyRing> ring;
+    std::string name, stripe, context;
+    Bytes plaintext;
+    uint64_t created_at, expires_at, max_bytes, now, expected;
+    sealed::CasMode mode;
+  };
+  auto a = std::make_shared<Args>();
+  KeyRingWrap* ring = KeyRingWrap::From(env, info[0], "ring");
+  a->name = GetString(info, 1, "name");
+  a->stripe = GetString(info, 2, "stripe");
+  a->plaintext = GetBytes(info, 3, "plaintext", true);
+  a->plaintext.Own();
+  a->context = GetString(info, 4, "context");
+  a->created_at = GetUint(info, 5, "createdAt");
+  a->expires_at = GetUint(info, 6, "expiresAt");
+  a->max_bytes = GetUint(info, 7, "maxBytes", uint64_t{1} << 31);
+  a->now = GetUint(info, 8, "now");
+  a->mode = static_cast<sealed::CasMode>(GetUint(info, 9, "mode", 2));
+  a->expected = GetUint(info, 10, "expected", (uint64_t{1} << 53) - 1);
+  a->ring = ring->Ring(env);
+  auto dir = Dir(env);
+  return PromiseWorker<std::shared_ptr<sealed::CasResult>>::Start(
+      env,
+      [dir, a] {
+        return std::make_shared<sealed::CasResult>(sealed::CasSeal(*dir, *a->ring, a->name, a->stripe, a->plaintext.data(),
+                                                                   a->plaintext.size(), a->context, a->created_at,
+                                                                   a->expires_at, a->max_bytes, a->now, a->mode, a->expected));
+      },
+      [](Napi::Env env, std::shared_ptr<sealed::CasResult>& r) -> Napi::Value {
+        static const char* kOutcomes[] = {"written", "missing", "conflict", "exists"};
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("outcome", Napi::String::New(env, kOutcomes[r->outcome]));
+        if (!r->unreadable.empty()) o.Set("unreadable", Napi::String::New(env, r->unreadable));
+        if (r->outcome == sealed::CasResult::kConflict) {
+          o.Set("current", Napi::String::New(env, r->current));
+          o.Set("lock", env.GetInstanceData<Addon>()->NewLock(env, r->lock));
+        }
+        return o;
+      });
+}

@@ -28,6 +28,7 @@ const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
   ['PrivateDir', (...a) => new (native.PrivateDir as unknown as new (...x: unknown[]) => unknown)(...a), [path.join(tmp, 'p'), true]],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
+  ['ring.mac', (...a) => (ring.mac as (...x: unknown[]) => unknown).apply(ring, a), ['alice', 0]],
   ['ring.open', (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a), [ring.seal('x', 'c', 1, 2), 'c', 1000]],
   ['dir.sealToFileSync', (...a) => (dir.sealToFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'pt', 'c', 1, 0]],
   ['dir.openFileSync', (...a) => (dir.openFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'c', 1000, 0, 0]],
@@ -42,6 +43,7 @@ const asyncEntries: Array<[string, (...a: unknown[]) => Promise<unknown>, unknow
   ['dir.peek', (...a) => (dir.peek as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
   ['dir.sweep', (...a) => (dir.sweep as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [0]],
   ['dir.lock', (...a) => (dir.lock as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
+  ['dir.casSeal', (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1]],
 ]
 
 // What a well-behaved failure looks like: an argument error, or a SessionError code.
@@ -84,6 +86,8 @@ describe('hostile arguments into every native function', () => {
           try {
             const r = await fn(...args)
             if (r && typeof (r as { release?: unknown }).release === 'function') (r as { release(): void }).release()
+            // casSeal's conflict hands back the stripe lock still held
+            ;(r as { lock?: { release(): void } } | null)?.lock?.release()
           } catch (err) {
             expectTypedFailure(err, `${name} arg ${i}`)
           }

@@ -164,16 +164,21 @@ describe('inline async reads', () => {
     d.sealToFileSync(ring, 'a', '{"x":3}', 'c', 1, Date.now() + HOUR)
     const file = path.join(tmp, 'a')
     // dd's nocache flag is posix_fadvise(POSIX_FADV_DONTNEED); tmpfs and some others ignore it.
-    execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
-    const resident = Number(execFileSync('fincore', ['--raw', '--noheadings', '--output', 'PAGES', file], { encoding: 'utf8' }).trim())
-    const before = native.inlineReads()
-    const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
-    expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":3}')
-    const after = native.inlineReads()
-    // Evicted (disk-backed file systems): the pool; still resident (tmpfs): inline.
-    expect({ inline: after.inline - before.inline, pool: after.pool - before.pool }).toEqual(
-      resident === 0 ? { inline: 0, pool: 1 } : { inline: 1, pool: 0 },
-    )
+    // Several tries: on a busy machine the page can come back between the check and the read.
+    const tries: Array<{ resident: number; inline: number; pool: number }> = []
+    for (let i = 0; i < 5; i++) {
+      execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+      const resident = Number(execFileSync('fincore', ['--raw', '--noheadings', '--output', 'PAGES', file], { encoding: 'utf8' }).trim())
+      const before = native.inlineReads()
+      const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
+      expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":3}')
+      const after = native.inlineReads()
+      tries.push({ resident, inline: after.inline - before.inline, pool: after.pool - before.pool })
+    }
+    // A resident file is never sent to the pool; an evicted one (disk-backed file systems) is.
+    for (const t of tries.filter((t) => t.resident > 0)) expect(t).toMatchObject({ inline: 1, pool: 0 })
+    const evicted = tries.filter((t) => t.resident === 0)
+    if (evicted.length > 0) expect(evicted.some((t) => t.pool === 1 && t.inline === 0), JSON.stringify(tries)).toBe(true)
   })
 
   it('an expired file to be removed goes to the pool, which removes it', async () => {

@@ -43,6 +43,7 @@ void PrivateDir::CheckName(const std::string&) { Unsupported(); }
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -161,6 +162,192 @@ void MakeDirs(const std::string& path) {
   }
 }
 
+// ----- Resolving a directory path without trusting what others can change -----------------
+//
+// The path is walked from '/' one component at a time with openat(O_NOFOLLOW), so each step is
+// checked on the directory actually held. A directory that someone other than us or root can
+// write ("shared") could have any entry swapped, so:
+//   - a shared directory without the sticky bit is refused outright;
+//   - in a shared sticky directory (like /tmp), an entry is used only when it belongs to us,
+//     root or that directory's owner (no one else can rename it), symlinks included: the rule
+//     of the kernel's fs.protected_symlinks;
+//   - elsewhere symlinks in parents are followed (macOS's /tmp -> /private/tmp); the last
+//     component must be a real directory (PrivateDir::Check then wants it ours and private).
+// A relative path is taken against the current directory as getcwd() spells it (a path without
+// symlinks) and that whole path is walked from '/'. ".." goes up from the directory the walk
+// is in, as the kernel does after a symlink.
+
+#ifdef O_PATH
+constexpr int kSearchFlags = O_PATH;  // passing through needs search (x) permission only
+#else
+constexpr int kSearchFlags = O_RDONLY;
+#endif
+constexpr int kMaxSymlinks = 40;  // as Linux's MAXSYMLINKS: a loop ends in ELOOP
+
+bool WritableByOthers(const struct stat& st) {
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return true;
+  return st.st_uid != geteuid() && st.st_uid != 0 && (st.st_mode & S_IWUSR);
+}
+
+bool OwnedByTrusted(const struct stat& entry, const struct stat& dir) {
+  return entry.st_uid == geteuid() || entry.st_uid == 0 || entry.st_uid == dir.st_uid;
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+// Components of p in order, without empty ones and ".".
+std::vector<std::string> Components(const std::string& p) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string part = p.substr(start, end - start);
+    if (!part.empty() && part != ".") out.push_back(part);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string CurrentDir() {
+  std::vector<char> buf(4096);
+  while (getcwd(buf.data(), buf.size()) == nullptr) {
+    if (errno != ERANGE || buf.size() > (1u << 20)) ThrowIo("getcwd", ".", errno);
+    buf.resize(buf.size() * 2);
+  }
+  return std::string(buf.data());
+}
+
+std::string ReadLinkAt(int dirfd, const std::string& name, const std::string& what) {
+  std::vector<char> buf(256);
+  for (;;) {
+    ssize_t n = readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+    if (n < 0) ThrowIo("readlink", what, errno);
+    if (static_cast<size_t>(n) < buf.size()) return std::string(buf.data(), static_cast<size_t>(n));
+    if (buf.size() >= 65536) ThrowIo("readlink", what, ENAMETOOLONG);
+    buf.resize(buf.size() * 2);
+  }
+}
+
+// One directory on the walk: its descriptor, what fstat said of it, and its path for messages.
+struct Step {
+  int fd;
+  struct stat st;
+  std::string where;
+};
+
+struct Walk {
+  std::vector<Step> steps;
+  Walk() = default;
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+  ~Walk() { PopTo(0); }
+  void PopTo(size_t n) {
+    while (steps.size() > n) {
+      CloseQuietly(steps.back().fd);
+      steps.pop_back();
+    }
+  }
+  // Takes fd (closing it on failure) with what fstat says of it.
+  void Push(int fd, const std::string& where) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      ThrowIo("fstat", where, err);
+    }
+    steps.push_back({fd, st, where});
+  }
+};
+
+// Opens path's last directory as described above, creating missing components 0700 when
+// create is set; *created tells whether the last one was made here. Returns an O_RDONLY fd.
+int OpenDirWalking(const std::string& path, bool create, bool* created) {
+  *created = false;
+  const std::string full = path[0] == '/' ? path : JoinPath(CurrentDir(), path);
+  std::vector<std::string> todo = Components(full);
+  std::reverse(todo.begin(), todo.end());  // a stack: the next component is at the back
+  Walk walk;
+  int root = RetryOpenAt(AT_FDCWD, "/", kSearchFlags | O_DIRECTORY);
+  if (root < 0) ThrowIo("open", "/", errno);
+  walk.Push(root, "/");
+  int links = 0;
+  bool last_created = false;
+  while (!todo.empty()) {
+    const std::string name = todo.back();
+    todo.pop_back();
+    const bool last = todo.empty();
+    last_created = false;
+    if (name == "..") {
+      walk.PopTo(std::max<size_t>(1, walk.steps.size() - 1));
+      continue;
+    }
+    const Step cur = walk.steps.back();
+    const bool shared = WritableByOthers(cur.st);
+    if (shared && !(cur.st.st_mode & S_ISVTX))
+      throw Error(code::kUnsafePath, "directory " + cur.where + " on the path of session directory " + path +
+                                         " is writable by others and not sticky: anyone could swap what it holds");
+    const std::string where = JoinPath(cur.where, name);
+    struct stat lst;
+    bool made = false;
+    if (fstatat(cur.fd, name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT || !create) ThrowIo("open", last ? path : where, errno);
+      if (mkdirat(cur.fd, name.c_str(), 0700) == 0) made = true;
+      else if (errno != EEXIST) ThrowIo("mkdir", where, errno);
+      if (fstatat(cur.fd, name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) ThrowIo("stat", where, errno);
+    }
+    if (S_ISLNK(lst.st_mode)) {
+      if (last) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
+      if (shared && !OwnedByTrusted(lst, cur.st))
+        throw Error(code::kUnsafePath, "symlink " + where + " in the shared directory " + cur.where + " belongs to uid " +
+                                           std::to_string(lst.st_uid) + ", not to us or root: not followed");
+      if (++links > kMaxSymlinks) ThrowIo("open", path, ELOOP);
+      const std::string target = ReadLinkAt(cur.fd, name, where);
+      if (target.empty()) ThrowIo("open", where, ENOENT);
+      if (target[0] == '/') walk.PopTo(1);
+      std::vector<std::string> more = Components(target);
+      for (auto it = more.rbegin(); it != more.rend(); ++it) todo.push_back(*it);
+      continue;
+    }
+    if (!S_ISDIR(lst.st_mode)) {
+      if (last) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
+      ThrowIo("open", where, ENOTDIR);
+    }
+    int fd = RetryOpenAt(cur.fd, name.c_str(), kSearchFlags | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0) {
+      int err = errno;
+      // Swapped for a symlink since the fstatat: O_NOFOLLOW refused it.
+      if (err == ELOOP || err == ENOTDIR)
+        throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
+      ThrowIo("open", where, err);
+    }
+    walk.Push(fd, where);
+    const struct stat& st = walk.steps.back().st;
+    // O_PATH|O_NOFOLLOW could hand back a link swapped in since the fstatat: only a directory goes on.
+    if (!S_ISDIR(st.st_mode))
+      throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
+    if (shared && !OwnedByTrusted(st, cur.st))
+      throw Error(code::kUnsafePath, "directory " + where + " in the shared directory " + cur.where + " belongs to uid " +
+                                         std::to_string(st.st_uid) + ", who could swap it: not used");
+    last_created = made;
+  }
+  // The last directory, readable (the walk holds search-only descriptors where it can).
+  const Step& end = walk.steps.back();
+  int fd = RetryOpenAt(end.fd, ".", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    int err = errno;
+    // Not even ours to read: say why it is refused rather than EACCES.
+    if (end.st.st_uid != geteuid())
+      throw Error(code::kUnsafePath, "session directory " + path + " is owned by uid " + std::to_string(end.st.st_uid) +
+                                         ", not by us");
+    ThrowIo("open", path, err);
+  }
+  *created = last_created;
+  return fd;
+}
+
 }  // namespace
 
 void FileLock::Release() {
@@ -184,32 +371,10 @@ void PrivateDir::CheckName(const std::string& name) {
 PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
-  // Without trailing slashes: "link/" would make open() follow a final symlink despite O_NOFOLLOW.
-  std::string trimmed = path;
-  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  // Walked from '/' component by component (OpenDirWalking): no parent that others could swap
+  // is trusted, and the last component is never a symlink, trailing slashes or not.
   bool created = false;
-  if (create) {
-    // Create the last component ourselves so we know whether to set its mode.
-    size_t slash = trimmed.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) MakeDirs(trimmed.substr(0, slash));
-    if (mkdir(trimmed.c_str(), 0700) == 0) {
-      created = true;
-    } else if (errno != EEXIST) {
-      ThrowIo("mkdir", path, errno);
-    }
-  }
-  do {
-    fd_ = open(trimmed.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  } while (fd_ < 0 && errno == EINTR);
-  if (fd_ < 0) {
-    int err = errno;
-    // O_NOFOLLOW on a symlink gives ELOOP (Linux) or ENOTDIR with O_DIRECTORY.
-    struct stat lst;
-    if ((err == ELOOP || err == ENOTDIR) && lstat(trimmed.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
-      throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
-    if (err == ENOTDIR) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
-    ThrowIo("open", path, err);
-  }
+  fd_ = OpenDirWalking(path, create, &created);
   try {
     // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
     if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);

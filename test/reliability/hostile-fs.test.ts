@@ -48,6 +48,9 @@ afterAll(() => {
   )
 })
 
+/** The session files of a store directory (its stripe lock and identity index files left out). */
+const sessionFiles = (dir: string) => fs.readdirSync(dir).filter((e) => /^[0-9a-f]{64}$/.test(e)).sort()
+
 /** Every path under dir with a content hash for files and the target for symlinks. */
 function tree(dir: string): string[] {
   const out: string[] = []
@@ -180,7 +183,7 @@ describe('symlinks', () => {
     expect(fs.readdirSync(elsewhere)).toEqual([])
     // The writes went to the directory that was opened (now at its new name), as the fd says.
     expect(fs.readdirSync(`${dir}-moved`)).toEqual(['session.enc'])
-    expect(fs.readdirSync(`${st.dir}-moved`).sort()).toEqual([storageName(st.id), storageName(created.id)].sort())
+    expect(sessionFiles(`${st.dir}-moved`)).toEqual([storageName(st.id), storageName(created.id)].sort())
     expect((await m.getSession())?.toJSON()).toEqual(next.toJSON())
     // A fresh manager on the path refuses the symlink.
     await expectTyped(() => manager(dir).getSession(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
@@ -390,7 +393,7 @@ describe('something else where the session file should be', () => {
     await expectGoodStore(st.dir, st.id)
   })
 
-  it('a directory: writes fail with ERR_SESSION_IO (EISDIR), reads with ERR_SESSION_UNSAFE_PATH; no temp file left', async () => {
+  it('a directory: manager writes fail with ERR_SESSION_IO (EISDIR), store writes and reads with ERR_SESSION_UNSAFE_PATH; no temp file left', async () => {
     cases += 2
     const dir = path.join(root, 'sessions')
     const m = manager(dir)
@@ -411,7 +414,9 @@ describe('something else where the session file should be', () => {
     const s = store(st.dir)
     const victim = new Session(generateSessionId(), { identity: 'v' }, 60_000)
     fs.mkdirSync(path.join(st.dir, storageName(victim.id)), { mode: 0o700 })
-    await expectTyped(() => s.save(victim), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
+    // A store write reads the current record first (compare-and-swap): the directory is refused there.
+    await expectTyped(() => s.save(victim), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+    await expectTyped(() => s.restore({ version: 1, sessions: [victim.toJSON()] }), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
     await expectTyped(() => s.get(victim.id), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(st.dir).filter((e) => TEMP.test(e))).toEqual([])
     await expectGoodStore(st.dir, st.id)
@@ -460,7 +465,8 @@ describe('a full disk', () => {
       typedErrors++
     }
     expect(out.after).toEqual({ identity: 'alice', data: { keep: true } })
-    expect(fs.readdirSync(st.dir)).toEqual([storageName(st.id)])
+    expect(sessionFiles(st.dir)).toEqual([storageName(st.id)])
+    expect(fs.readdirSync(st.dir).filter((e) => TEMP.test(e))).toEqual([])
     expectSameTree(outside(st.dir), before)
     await expectGoodStore(st.dir, st.id)
   })
@@ -527,7 +533,7 @@ describe('a full disk', () => {
       expect((await s.get(a.id))?.data.toJSON()).toEqual({ keep: true })
       expect(await s.get(fresh.id)).toBeNull()
       expect(fs.readdirSync(dir)).toEqual(['session.enc'])
-      expect(fs.readdirSync(path.join(mnt, 'store'))).toEqual([storageName(a.id)])
+      expect(sessionFiles(path.join(mnt, 'store'))).toEqual([storageName(a.id)])
       expectSameTree(outside(mnt), before)
 
       free()
