@@ -9,6 +9,7 @@
         "native/core/errors.cc",
         "native/core/keys.cc",
         "native/core/machine_id.cc",
+        "native/core/nowait.cc",
         "native/core/private_dir.cc",
         "native/core/private_dir_win.cc"
       ],

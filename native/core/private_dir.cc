@@ -50,10 +50,10 @@ struct FdGuard {
 };
 
 // Refuses what another user could have planted or could change under us.
-void CheckOwnedAndPrivate(const struct stat& st, const std::string& what) {
-  if (st.st_uid != geteuid())
+void CheckOwnedAndPrivate(const struct stat& st, uid_t euid, const std::string& what) {
+  if (st.st_uid != euid)
     throw Error(code::kUnsafePath, what + " is owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
-                                       std::to_string(geteuid()) + ")");
+                                       std::to_string(euid) + ")");
   if (st.st_mode & (S_IWGRP | S_IWOTH))
     throw Error(code::kUnsafePath, what + " is writable by group or others");
 }
@@ -102,6 +102,22 @@ std::vector<uint8_t> ReadCapped(int fd, const struct stat& st, size_t max_bytes,
   if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
   buf.resize(got);
   return buf;
+}
+
+// Never-expiring envelopes (0) and expiries past what file systems store get a far-future mtime
+// (the kernel clamps it further to the file system's range): the sweep then reads the header.
+constexpr int64_t kFarFutureSeconds = int64_t{1} << 34;  // year 2514
+
+struct timespec ExpiryAsTime(uint64_t expires_at_ms) {
+  const uint64_t sec = expires_at_ms / 1000;
+  if (expires_at_ms == 0 || sec >= static_cast<uint64_t>(kFarFutureSeconds)) return {kFarFutureSeconds, 0};
+  return {static_cast<time_t>(sec), static_cast<long>(expires_at_ms % 1000) * 1000000L};
+}
+
+// The mtime in ms, rounded down.
+uint64_t MtimeMs(const struct stat& st) {
+  if (st.st_mtim.tv_sec < 0) return 0;
+  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000 + static_cast<uint64_t>(st.st_mtim.tv_nsec) / 1000000;
 }
 
 void MakeDirs(const std::string& path) {
@@ -311,6 +327,8 @@ void FileLock::Release() {
   }
 }
 
+unsigned PrivateDir::EffectiveUid() { return static_cast<unsigned>(geteuid()); }
+
 void PrivateDir::CheckName(const std::string& name) {
   if (name.empty() || name.size() > 255) throw Error(code::kInvalidArg, "file name must be 1 to 255 bytes");
   if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
@@ -343,10 +361,11 @@ void PrivateDir::Check() const {
   struct stat st;
   if (fstat(fd_, &st) != 0) ThrowIo("fstat", path_, errno);
   if (!S_ISDIR(st.st_mode)) throw Error(code::kUnsafePath, "session directory " + path_ + " is not a directory");
-  CheckOwnedAndPrivate(st, "session directory " + path_);
+  CheckOwnedAndPrivate(st, euid_, "session directory " + path_);
 }
 
-bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only) const {
+bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
+                             std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
   uint8_t rnd[8];
@@ -363,15 +382,25 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     if (fchmod(fd, 0600) != 0) ThrowIo("chmod", what, errno);
     WriteAll(fd, data, len, what);
     if (fsync(fd) != 0) ThrowIo("fsync", what, errno);
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) ThrowIo("close", what, errno);
     struct stat st;
     if (existing_only && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+      close(fd);
+      fd = -1;
       unlinkat(fd_, tmp.c_str(), 0);
       return false;
     }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
+    // The expiry as the mtime, for the sweep (see Sweep), set through our descriptor once the
+    // file is in place: a temp file left by a crash keeps its write time, which the stale-temp
+    // rule reads. Best effort, and not fsynced: where it is missing or lost in a crash, the
+    // sweep reads the header instead.
+    if (expires_at) {
+      const struct timespec times[2] = {{0, UTIME_OMIT}, ExpiryAsTime(*expires_at)};
+      futimens(fd, times);
+    }
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0) ThrowIo("close", what, errno);
   } catch (...) {
     CloseQuietly(fd);
     unlinkat(fd_, tmp.c_str(), 0);
@@ -382,36 +411,37 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   return true;
 }
 
+// The refusals of a file opened for reading (fd open, st its fstat): not a regular file (a
+// FIFO, a directory), or not ours and private. Closes fd before throwing.
+void PrivateDir::CheckOpened(int fd, const struct stat& st, const std::string& name) const {
+  if (S_ISREG(st.st_mode) && st.st_uid == euid_ && !(st.st_mode & (S_IWGRP | S_IWOTH))) return;
+  close(fd);
+  const std::string what = "session file " + path_ + "/" + name;
+  if (!S_ISREG(st.st_mode)) throw Error(code::kUnsafePath, what + " is not a regular file");
+  CheckOwnedAndPrivate(st, euid_, what);
+}
+
 int PrivateDir::OpenForRead(const std::string& name, struct stat* st) const {
-  const std::string what = path_ + "/" + name;
   // O_NONBLOCK: a FIFO planted under our name must not hang the thread on open.
   int fd = RetryOpenAt(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return -1;
-    if (errno == ELOOP) throw Error(code::kUnsafePath, "session file " + what + " is a symlink");
-    ThrowIo("open", what, errno);
+    if (errno == ELOOP) throw Error(code::kUnsafePath, "session file " + path_ + "/" + name + " is a symlink");
+    ThrowIo("open", path_ + "/" + name, errno);
   }
   if (fstat(fd, st) != 0) {
     int err = errno;
     close(fd);
-    ThrowIo("fstat", what, err);
+    ThrowIo("fstat", path_ + "/" + name, err);
   }
-  if (!S_ISREG(st->st_mode)) {
-    close(fd);
-    throw Error(code::kUnsafePath, "session file " + what + " is not a regular file");
-  }
-  try {
-    CheckOwnedAndPrivate(*st, "session file " + what);
-  } catch (...) {
-    close(fd);
-    throw;
-  }
+  CheckOpened(fd, *st, name);
   return fd;
 }
 
+// Reads take the directory as it was checked when opened: the descriptor pins that directory,
+// and only its owner (us) or root can change its mode or owner afterwards.
 std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, size_t max_bytes) const {
   CheckName(name);
-  Check();
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return std::nullopt;
@@ -423,7 +453,7 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
                             bool existing_only) const {
   CheckName(name);
   std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only);
+  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
 void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
@@ -434,39 +464,96 @@ void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) co
   }
 }
 
+namespace {
+// After the bytes are read: expiry from the header before any decryption (a forged header
+// still fails the tag, so it can shorten nothing but its own life), then the record.
+void DecodeFile(const KeyRing& ring, const std::vector<uint8_t>& buf, std::string_view context, size_t max_bytes,
+                uint64_t now, OpenFileResult* r) {
+  r->opened.header = ParseHeader(buf.data(), buf.size(), kMinEnvelope);
+  if (r->opened.header.ExpiredAt(now)) {
+    r->status = OpenFileResult::kExpired;
+    return;
+  }
+  r->opened = Open(ring, buf.data(), buf.size(), context, max_bytes);
+  r->status = OpenFileResult::kOk;
+}
+
+// Whether OpenFile removes the file it failed on: with kRemoveInvalid, for what the file
+// holds (not for an I/O or crypto-library failure).
+bool RemovesOnError(const Error& e, unsigned flags) {
+  return (flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0;
+}
+}  // namespace
+
 OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
                                     size_t max_bytes, uint64_t now, unsigned flags) const {
   CheckName(name);
-  Check();
   OpenFileResult r;
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return r;
-  const std::string what = path_ + "/" + name;
   try {
-    std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, what);
-    const size_t got = buf.size();
-    // Expiry comes from the header before any decryption; a forged header still fails the
-    // tag below, so it can shorten nothing but its own life.
-    r.opened.header = ParseHeader(buf.data(), got, kMinEnvelope);
-    if (r.opened.header.ExpiredAt(now)) {
-      if (flags & kRemoveExpired) RemoveIfSame(name, st);
-      r.status = OpenFileResult::kExpired;
-      return r;
-    }
-    r.opened = Open(ring, buf.data(), got, context, max_bytes);
-    r.status = OpenFileResult::kOk;
+    std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
+    DecodeFile(ring, buf, context, max_bytes, now, &r);
+    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired)) RemoveIfSame(name, st);
     return r;
   } catch (const Error& e) {
-    if ((flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0)
-      RemoveIfSame(name, st);
+    if (RemovesOnError(e, flags)) RemoveIfSame(name, st);
     throw;
   }
 }
 
+InlineRead PrivateDir::TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context,
+                                         size_t max_bytes, uint64_t now, unsigned flags, nowait::Mode mode,
+                                         OpenFileResult* out) const {
+  CheckName(name);
+  *out = OpenFileResult{};
+  const int fd = nowait::OpenCached(fd_, name.c_str(), mode);
+  if (fd < 0) {
+    switch (-fd) {
+      case ENOENT:  // a cached negative lookup: the file is not there
+        return InlineRead::kDone;
+      case ELOOP:
+        throw Error(code::kUnsafePath, "session file " + path_ + "/" + name + " is a symlink");
+      case ENOSYS:  // no openat2 (Linux < 5.6)
+      case EPERM:   // a seccomp filter refuses it
+      case EINVAL:  // openat2 without RESOLVE_CACHED (Linux 5.6 to 5.11)
+      case E2BIG:
+        nowait::Disable();
+        return InlineRead::kWouldBlock;
+      default:  // EAGAIN (not cached), or an error the pool path reports as it always has
+        return InlineRead::kWouldBlock;
+    }
+  }
+  FdGuard g{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0) return InlineRead::kWouldBlock;
+  g.fd = -1;  // CheckOpened closes it when it throws
+  CheckOpened(fd, st, name);
+  g.fd = fd;
+  try {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+      throw Error(code::kTooLarge, "session file " + path_ + "/" + name + " is " + std::to_string(st.st_size) +
+                                       " bytes, over the cap of " + std::to_string(max_bytes));
+    const size_t size = static_cast<size_t>(st.st_size);
+    std::vector<uint8_t> buf(size + 1);
+    const ssize_t n = nowait::PreadNoWait(fd, buf.data(), buf.size(), 0, mode);
+    if (n == -ENOSYS || n == -EPERM) nowait::Disable();
+    // Not cached (EAGAIN), partly cached (short), grown meanwhile, or an error: the pool reads it.
+    if (n < 0 || static_cast<size_t>(n) != size) return InlineRead::kWouldBlock;
+    buf.resize(size);
+    DecodeFile(ring, buf, context, max_bytes, now, out);
+  } catch (const Error& e) {
+    // A removal is a blocking call: the pool path opens the file again and removes it.
+    if (RemovesOnError(e, flags)) return InlineRead::kWouldBlock;
+    throw;
+  }
+  if (out->status == OpenFileResult::kExpired && (flags & kRemoveExpired)) return InlineRead::kWouldBlock;
+  return InlineRead::kDone;
+}
+
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
   CheckName(name);
-  Check();
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return std::nullopt;
@@ -533,13 +620,20 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
       // A temp file left by a writer that died before its rename.
       struct stat st;
       if (EndsWith(name, kTempSuffix) && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISREG(st.st_mode) && st.st_uid == geteuid() && wall - st.st_mtime > kStaleTempSeconds) {
+          S_ISREG(st.st_mode) && st.st_uid == euid_ && wall - st.st_mtime > kStaleTempSeconds) {
         unlinkat(fd_, name.c_str(), 0);
       }
       return;
     }
     s.scanned++;
     struct stat st;
+    // SealToFile sets each envelope's mtime to its expiry: a file of ours whose mtime is still
+    // ahead is passed by on one fstatat. Anything else is judged by its header as before, so a
+    // forged mtime can delay a removal but never remove a live session (0.1 files, whose mtime
+    // is their write time, are read as before).
+    if (fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == euid_ &&
+        !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now)
+      return;
     int fd;
     try {
       fd = OpenForRead(name, &st);
@@ -577,7 +671,7 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
     ThrowIo("open", path_ + "/" + lock_name, errno);
   }
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != euid_) {
     close(fd);
     throw Error(code::kUnsafePath, "lock file " + path_ + "/" + lock_name + " is not a regular file of ours");
   }
