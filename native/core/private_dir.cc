@@ -120,16 +120,6 @@ uint64_t MtimeMs(const struct stat& st) {
   return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000 + static_cast<uint64_t>(st.st_mtim.tv_nsec) / 1000000;
 }
 
-void MakeDirs(const std::string& path) {
-  // mkdir -p, each created component 0700. Existing components are left as they are:
-  // only the final directory must be private (a parent may be /tmp, or a symlink like
-  // macOS's /tmp -> /private/tmp).
-  for (size_t pos = 1; pos <= path.size(); pos++) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir", part, errno);
-  }
-}
 
 // ----- Resolving a directory path without trusting what others can change -----------------
 //
