@@ -9,7 +9,9 @@
         "native/core/errors.cc",
         "native/core/keys.cc",
         "native/core/machine_id.cc",
-        "native/core/private_dir.cc"
+        "native/core/nowait.cc",
+        "native/core/private_dir.cc",
+        "native/core/private_dir_win.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -28,6 +28,7 @@ import {
   sessionRecordInput,
 } from './common.mjs'
 import { CONTENDERS, summarizeRun, writeReports, fmtOps, fmtNs, fmtRatio } from './report.mjs'
+import { runRedisBench, writeRedisReport } from './redis.mjs'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
@@ -155,6 +156,8 @@ function makeScaleFixtures(scaleRoot, sizes) {
       const name = ss.storageName(session.id)
       const env = ring.seal(JSON.stringify(session), `store:${NAMESPACE}:${name}`, session.meta.createdAt, session.expiresAt())
       fs.writeFileSync(path.join(dir, name), env, { mode: 0o600, flag: 'wx' })
+      // As sealToFile does: the expiry as the mtime, which the sweep reads instead of the header.
+      fs.utimesSync(path.join(dir, name), new Date(), new Date(session.expiresAt()))
       ids.push(session.id)
     }
     fs.writeFileSync(path.join(scaleRoot, `ids-${n}.json`), JSON.stringify(ids))
@@ -275,6 +278,14 @@ async function main() {
       httpBench = await runHttpBench({ pkg: PKG(), rounds: Math.min(ROUNDS, 3), quick: QUICK, log })
     }
 
+    // Issue #18.1: reading back a session whose avatar carries 1000 tags (ms per read).
+    let tags = null
+    if (!ONLY || ONLY.includes('tags')) {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], { encoding: 'utf8', timeout: 180_000 })
+      tags = r.status === 0 ? lastJsonLine(r.stdout) : null
+      log(tags ? '  tags: done' : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
+    }
+
     const run = {
       date: new Date().toISOString(),
       node: process.version,
@@ -285,11 +296,13 @@ async function main() {
       cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}`,
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       quick: QUICK,
+      note: process.env.BENCH_NOTE ?? null,
       rounds,
       names,
       scale,
       scaleSizes: SCALE_SIZES,
       rss,
+      tags,
       meta,
       elapsedS: (Date.now() - started) / 1000,
     }
@@ -304,6 +317,12 @@ async function main() {
     log(`raw results: ${saved}`)
     if (!ONLY) writeReports(run, path.join(ROOT, 'bench'))
     else log('(BENCH_ONLY: results files not written)')
+    // Redis rows (issue #13): their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
+    if (!ONLY || ONLY.includes('redis')) {
+      const redis = await runRedisBench(log)
+      console.log(`\n${redis.markdown}`)
+      if (!ONLY) writeRedisReport(redis.markdown)
+    }
   } finally {
     if (process.env.BENCH_KEEP === '1') log(`fixtures kept in ${tmp}`)
     else fs.rmSync(tmp, { recursive: true, force: true })
@@ -324,6 +343,10 @@ function printTable(run) {
     console.log(`${pad(r.label, 62).slice(0, 62)}${padl(fmtRatio(r.median), 10)}${padl(r.targetText ?? '', 10)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`)
   }
   for (const line of s.extraLines) console.log(line)
+  if (run.tags) {
+    const t = run.tags
+    console.log(`\ntags: Session.fromJSON of a record with 1000 tags ${t.tags1000FromJsonMs.toFixed(3)} ms, MemorySessionStore.get ${t.tags1000MemoryGetMs.toFixed(3)} ms; 60 000 tags (stored before the cap) ${t.tags60000FromJsonMs.toFixed(1)} ms`)
+  }
   console.log(`\n(${run.elapsedS.toFixed(0)} s)`)
 }
 

@@ -11,7 +11,9 @@
 //   `onChange`, which is how a Session learns it is dirty.
 // - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
 //   re-applies exactly those paths onto a newer copy of the session when two writers met.
-import { childPath, copyJson, isPlainObject, setOwn, type JsonValue } from './json'
+import { checkDepth, childPath, copyJson, freezeParsed, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from './json'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render } from './inspect'
 import { describe } from './validate'
 
 export type BagValue = JsonValue | Bag
@@ -30,6 +32,8 @@ interface JournalAccess {
 }
 // Filled by Bag's static block: package-internal access to a Bag's journal.
 let journal!: JournalAccess
+// Filled by Bag's static block: bagFromParsed (below) reaches the private builder.
+let buildParsed: (obj: Record<string, unknown>) => Bag
 
 /** `Shape` only types reads and writes of top-level keys (`Session<Data>`); nothing is checked
  *  at run time beyond JSON. */
@@ -53,7 +57,11 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
         bag.#journal = new Set(paths)
       },
     }
+    buildParsed = (obj) => Bag.#build(obj, '', new Set(), 0, true)
   }
+
+  /** How deep values may nest below a root Bag; deeper is a RangeError naming the path. */
+  static readonly MAX_DEPTH = MAX_DEPTH
 
   /** Called after every change to this Bag or any Bag below it. */
   onChange: (() => void) | null = null
@@ -61,7 +69,7 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
   /** Build a Bag from a plain object (as made by toJSON): plain objects become nested Bags. */
   static fromJSON(obj: unknown): Bag {
     if (!isPlainObject(obj)) throw new TypeError(`Bag.fromJSON expects a plain object, got ${describe(obj)}`)
-    return Bag.#build(obj, '', new Set())
+    return Bag.#build(obj, '', new Set(), 0)
   }
 
   /** Number of top-level keys. */
@@ -105,7 +113,10 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
       }
       existing = next
     }
-    const stored = Bag.#convert(value, path, new Set())
+    // The value sits as deep as this Bag is below its root, plus the path's segments.
+    const level = this.#level() + parts.length
+    checkDepth(level, path)
+    const stored = Bag.#convert(value, path, new Set(), level)
 
     let target = existing
     for (; depth < parts.length - 1; depth++) {
@@ -174,6 +185,11 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
     return out
   }
 
+  /** console.log shows the data as a plain tree. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render('Bag', this.toJSON(), depth, options, fn)
+  }
+
   /** The Bag holding the last segment of `parts`, or null when the path runs through a non-Bag. */
   #walk(parts: string[]): Bag | null {
     let bag: Bag = this
@@ -183,6 +199,13 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
       bag = next
     }
     return bag
+  }
+
+  /** How many Bags sit above this one (0 for a root). */
+  #level(): number {
+    let level = 0
+    for (let bag = this.#parent; bag !== null; bag = bag.#parent) level++
+    return level
   }
 
   /** After a change of `key` in this Bag (none: already journalled by the caller). */
@@ -224,20 +247,35 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
   }
 
   /** A value as the Bag stores it; `where` names it in error messages. */
-  static #convert(value: unknown, where: string, ancestors: Set<object>): BagValue {
-    if (value instanceof Bag) return value.#clone()
-    if (isPlainObject(value)) return Bag.#build(value, where, ancestors)
-    return copyJson(value, where, true)
+  static #convert(value: unknown, where: string, ancestors: Set<object>, level: number, parsed = false): BagValue {
+    if (value instanceof Bag) {
+      checkDepth(level + value.#height(), where)
+      return value.#clone()
+    }
+    if (isPlainObject(value)) return Bag.#build(value, where, ancestors, level, parsed)
+    // Fresh JSON.parse output is a JSON value by construction: frozen in place, not copied.
+    return parsed ? (freezeParsed(value, where, level) as BagValue) : copyJson(value, where, true, level)
   }
 
-  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>): Bag {
+  /** How many levels the values below this Bag take: 0 when empty, 1 when flat. */
+  #height(): number {
+    let height = 0
+    for (const value of this.#items.values()) {
+      height = Math.max(height, 1 + (value instanceof Bag ? value.#height() : jsonHeight(value)))
+    }
+    return height
+  }
+
+  /** `obj`, sitting at `level` (0: the root), becomes a Bag whose values sit at `level + 1`. */
+  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>, level: number, parsed = false): Bag {
+    checkDepth(level, where)
     if (ancestors.has(obj)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
     ancestors.add(obj)
     const bag = new Bag()
     for (const key of Object.keys(obj)) {
       const at = childPath(where, key)
       checkKey(key, at)
-      const value = Bag.#convert(obj[key], at, ancestors)
+      const value = Bag.#convert(obj[key], at, ancestors, level + 1, parsed)
       if (value instanceof Bag) {
         value.#parent = bag
         value.#key = key
@@ -247,6 +285,14 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
     ancestors.delete(obj)
     return bag
   }
+}
+
+/** How many levels the values inside a JSON value take: 0 for a primitive or an empty one. */
+function jsonHeight(value: BagValue): number {
+  if (typeof value !== 'object' || value === null) return 0
+  let height = 0
+  for (const v of Object.values(value as object)) height = Math.max(height, 1 + jsonHeight(v as BagValue))
+  return height
 }
 
 /** Internal (not exported from the package): start journalling the paths changed below `bag`. */
@@ -312,4 +358,13 @@ function checkKey(key: string, at: string): void {
   if (key === '' || key.includes('.')) {
     throw new RangeError(`key ${JSON.stringify(key)} at ${JSON.stringify(at)} cannot be a Bag key: keys are non-empty strings without '.'`)
   }
+}
+
+/**
+ * Internal (not exported from the package): a Bag adopting a plain object fresh from JSON.parse
+ * that nobody else holds. Keys and depth are checked as in fromJSON; values are frozen in place
+ * instead of validated and copied a second time (stores read every record this way).
+ */
+export function bagFromParsed(obj: Record<string, unknown>): Bag {
+  return buildParsed(obj)
 }

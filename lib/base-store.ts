@@ -18,6 +18,7 @@
 import { randomBytes, randomInt, createHmac } from 'node:crypto'
 import { SessionConflictError } from './errors'
 import { generateSessionId, isStoreSessionId, storageName } from './ids'
+import { checkRecordWritable } from './record-limits'
 import {
   isMetaExpired,
   markStored,
@@ -39,6 +40,8 @@ import {
   type SessionStore,
   type StoreTiming,
 } from './store'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render, storeView } from './inspect'
 import { describe } from './validate'
 
 /** How many times save() re-applies its changes onto a newer version before SessionConflictError. */
@@ -149,6 +152,11 @@ export abstract class BaseSessionStore implements SessionStore {
     return this.timing.touchAfter
   }
 
+  /** console.log shows the store's kind and options: never a key, a client or a session. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render(this.constructor.name, storeView(this), depth, options, fn)
+  }
+
   async create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session> {
     this.assertOpen()
     const args = checkCreateArgs(auth, options, this.timing.defaultTtl)
@@ -162,6 +170,7 @@ export abstract class BaseSessionStore implements SessionStore {
 
   async get(id: string): Promise<Session | null> {
     this.assertOpen()
+    checkIdArgument(id)
     if (!isStoreSessionId(id)) return null
     const now = Date.now()
     const name = storageName(id)
@@ -238,6 +247,7 @@ export abstract class BaseSessionStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     this.assertOpen()
+    checkIdArgument(id)
     if (!isStoreSessionId(id)) return false
     return this.#remove(storageName(id))
   }
@@ -247,11 +257,15 @@ export abstract class BaseSessionStore implements SessionStore {
     const sessions = parseDump(dump)
     const now = Date.now()
     const live = sessions.filter((s) => !s.isExpired(now))
+    // All or nothing: every record is prepared (and so checked as its write would check it)
+    // before the first write.
+    const writes = live.map((s, i) => checkRecordWritable(s, i, () => this.#prepare(s, freshVersion())))
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < live.length) {
-        const session = live[next++]
-        const write = this.#prepare(session, freshVersion())
+        const i = next++
+        const session = live[i]
+        const write = writes[i]
         const identity = identityOf(session)
         if (identity !== null) await this.#indexAdd(identity, write.name, write.expiresAt)
         await this.writeRecord(write, { kind: 'any' })
@@ -451,4 +465,9 @@ function checkRevokeOptions(options: unknown): string | null {
   if (except === undefined) return null
   if (!isStoreSessionId(except)) throw new TypeError(`options.except must be a session id, got ${describe(except)}`)
   return storageName(except)
+}
+
+/** A wrong-typed id is the caller's bug (TypeError); a malformed string is just no session. */
+function checkIdArgument(id: unknown): void {
+  if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`)
 }

@@ -94,7 +94,9 @@ export class FileSessionStore extends SealedStore {
         // One planted file (a symlink, another user's) must not hide every other session, as
         // the sweep also passes it by; get() on that id still refuses it loudly.
         if ((err as { code?: string }).code !== 'ERR_SESSION_UNSAFE_PATH') throw err
-        this.logger.warn('unsafe file left out of the dump', { name })
+        // The storage name stays at debug: it identifies a session, and info and up carry none.
+        this.logger.warn('unsafe file left out of the dump')
+        this.logger.debug('unsafe file left out of the dump', { name: `${name.slice(0, 8)}…` })
         continue
       }
       if (found && !found.session.isExpired(now)) records.push(found.session.toJSON())

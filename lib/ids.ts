@@ -2,6 +2,7 @@
 // bits; ids arriving from outside (cookies) are checked against this exact form before any store
 // I/O. A store also accepts ids an application chose itself (any well-formed string of at most
 // 256 characters): it never puts them where they can be listed, only their storage name.
+import * as crypto from 'node:crypto'
 import { createHash, randomBytes } from 'node:crypto'
 import { describe } from './validate'
 
@@ -35,8 +36,13 @@ export function isStoreSessionId(value: unknown): value is string {
 /** The name a store files a session under: lowercase hex SHA-256 of the id's UTF-8 bytes, so
  *  no listing or path ever holds a live id (for a generated id, UTF-8 and ASCII are the same). */
 export function storageName(id: string): string {
+  if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`)
   if (!isStoreSessionId(id)) {
     throw new RangeError(`id must be a session id (a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters), got ${describe(id)}`)
   }
-  return createHash('sha256').update(id, 'utf8').digest('hex')
+  return sha256Hex(id)
 }
+
+// crypto.hash (Node >= 20.12) is one call with no Hash object: a third of the cost on every read.
+const sha256Hex: (s: string) => string =
+  typeof crypto.hash === 'function' ? (s) => crypto.hash('sha256', s, 'hex') : (s) => createHash('sha256').update(s, 'utf8').digest('hex')

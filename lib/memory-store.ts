@@ -17,19 +17,45 @@ import {
 } from './base-store'
 import { SessionClosedError } from './errors'
 import { isPlainObject } from './json'
+import { assertFits, checkMaxBytes } from './limits'
 import { isMetaExpired, Session, type SessionRecord } from './session'
 import { makeDump, resolveTiming, TIMING_KEYS, type SessionDump, type StoreTimingOptions } from './store'
-import { checkOptionKeys, describe } from './validate'
+import { checkNonNegativeMs, checkOptionKeys, describe } from './validate'
 
-export type MemorySessionStoreOptions = StoreTimingOptions
+export interface MemorySessionStoreOptions extends StoreTimingOptions {
+  /** Most sessions held (default 100 000): past it the least recently used one is dropped. */
+  maxSessions?: number
+  /** How often expired sessions are dropped, in ms (default 5 min; 0 disables). */
+  sweepInterval?: number
+  /** Size cap of one session as the sealed stores count it (default 1 MiB): bigger is refused. */
+  maxBytes?: number
+}
 
-const MEMORY_KEYS = new Set(TIMING_KEYS)
+export const DEFAULT_MAX_SESSIONS = 100_000
+const DEFAULT_SWEEP_INTERVAL = 5 * 60_000
+
+function checkMaxSessions(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_SESSIONS
+  if (typeof value !== 'number') throw new TypeError(`options.maxSessions must be a number, got ${describe(value)}`)
+  if (!Number.isInteger(value) || value < 1 || value > 2 ** 32) {
+    throw new RangeError(`options.maxSessions must be an integer from 1 to 2^32, got ${describe(value)}`)
+  }
+  return value
+}
+
+const MEMORY_KEYS = new Set([...TIMING_KEYS, 'maxSessions', 'sweepInterval', 'maxBytes'])
 
 export class MemorySessionStore extends BaseSessionStore {
+  // A Map keeps insertion order: every read and write moves a record to the end, so the first
+  // entry is always the least recently used one, the one dropped past maxSessions.
   /** By storage name. */
   readonly #records = new Map<string, VersionedRecord>()
   /** Index name -> storage name -> expiry hint. */
   readonly #indexes = new Map<string, Map<string, number>>()
+  readonly maxSessions: number
+  readonly maxBytes: number
+  readonly sweepInterval: number
+  #timer: NodeJS.Timeout | null = null
   #closed = false
 
   /** A bare number is taken as ttl (ms), as in the seed. */
@@ -38,9 +64,18 @@ export class MemorySessionStore extends BaseSessionStore {
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
     checkOptionKeys(options, MEMORY_KEYS, 'MemorySessionStore')
     super(resolveTiming(options))
+    this.maxSessions = checkMaxSessions(options.maxSessions)
+    this.maxBytes = checkMaxBytes(options.maxBytes)
+    this.sweepInterval =
+      options.sweepInterval === undefined ? DEFAULT_SWEEP_INTERVAL : checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
+    if (this.sweepInterval > 0) {
+      this.#timer = setInterval(() => void this.purgeExpired().catch(() => {}), this.sweepInterval)
+      // Never keep a process alive just to sweep.
+      this.#timer.unref()
+    }
   }
 
-  /** Number of records held, expired ones included until they are read or purged. */
+  /** Number of records held, expired ones included until they are read, swept or purged. */
   get size(): number {
     return this.#records.size
   }
@@ -76,6 +111,8 @@ export class MemorySessionStore extends BaseSessionStore {
   }
 
   async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
     this.#records.clear()
     this.#indexes.clear()
     this.#closed = true
@@ -90,6 +127,8 @@ export class MemorySessionStore extends BaseSessionStore {
       this.#records.delete(name)
       return null
     }
+    this.#records.delete(name) // most recently used now
+    this.#records.set(name, record)
     return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0 }
   }
 
@@ -103,8 +142,25 @@ export class MemorySessionStore extends BaseSessionStore {
         write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0 })
       }
     }
+    this.#records.delete(write.name) // most recently used now
     this.#records.set(write.name, write.record)
+    this.#evict()
     return 'written'
+  }
+
+  /** Past maxSessions, drops the least recently used sessions (the first in the Map's order). */
+  #evict(): void {
+    for (const [name, record] of this.#records) {
+      if (this.#records.size <= this.maxSessions) break
+      this.#records.delete(name)
+      const identity = recordIdentity(record)
+      if (identity !== null) void this.indexRemove(this.indexNames(identity)[0], [name])
+    }
+  }
+
+  protected override checkRecordSize(json: string): void {
+    // Counted as a sealed store counts it, so a dump moves between stores with the same cap.
+    assertFits(json, this.maxBytes, 'session record')
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {

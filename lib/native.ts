@@ -64,7 +64,7 @@ export interface NativeKeyRing {
 export interface SweepResult {
   scanned: number
   removed: number
-  /** Files that are not envelopes (left alone). */
+  /** Files examined and left alone: not envelopes, or not ours (symlink, FIFO, foreign owner). */
   skipped: number
 }
 
@@ -93,7 +93,11 @@ export interface NativePrivateDir {
   /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */
   sealToFile(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): Promise<boolean>
   sealToFileSync(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): boolean
-  /** open, read (size-capped), check expiry from the header, decrypt, close: one call. */
+  /**
+   * open, read (size-capped), check expiry from the header, decrypt, close: one call. On Linux
+   * ≥ 5.12 served on the main thread when the kernel can do it without blocking (page cache,
+   * cached lookups), on the thread pool otherwise; the promise settles on a later tick either way.
+   */
   openFile(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): Promise<OpenFileResult>
   openFileSync(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): OpenFileResult
   remove(name: string): Promise<boolean>
@@ -101,7 +105,11 @@ export interface NativePrivateDir {
   peek(name: string): Promise<EnvelopeHeader | null>
   /** Names of regular files in the directory, temp and lock files excluded. */
   list(): Promise<string[]>
-  /** Remove envelopes whose header says they expired at or before `now`; reads 40 bytes of each. */
+  /**
+   * Remove envelopes that expired at or before `now`. A file of ours whose mtime (set to its
+   * expiry by sealToFile) is still ahead of `now` is passed by on one fstatat; any other file's
+   * 40-byte header decides, so a forged mtime can only delay a removal.
+   */
   sweep(now: number): Promise<SweepResult>
   sweepSync(now: number): SweepResult
   /**
@@ -128,10 +136,30 @@ export interface NativePrivateDir {
   lockSync(name: string): NativeLock
 }
 
+export interface InlineReadStats {
+  /** False once the kernel answered ENOSYS/EPERM (process-wide), and off Linux. */
+  available: boolean
+  /** Async openFile calls tried on the main thread. */
+  attempts: number
+  /** Of those, settled from the main thread without the pool. */
+  inline: number
+  /** Async openFile calls that ran on the thread pool. */
+  pool: number
+}
+
 export interface NativeBinding {
   KeyRing: new (spec: KeyRingSpec) => NativeKeyRing
   /** Opens (creating if asked) a private 0700 directory owned by the caller; refuses unsafe ones. */
   PrivateDir: new (dirPath: string, create: boolean) => NativePrivateDir
+  /** Opens (creating if asked) a private directory on the thread pool. */
+  openPrivateDir(dirPath: string, create: boolean): Promise<NativePrivateDir>
+  /** Whether non-blocking reads are still tried in this process, and how this instance's async reads went. */
+  inlineReads(): InlineReadStats
+  /**
+   * Test and bench switch (this addon instance): 0 normal, 1 every inline read answers EAGAIN
+   * (cold cache), 2 openat2 answers ENOSYS, 3 no inline attempt (every read on the pool, as 0.1).
+   */
+  setInlineReadMode(mode: 0 | 1 | 2 | 3): void
   peekHeader(envelope: Buffer): EnvelopeHeader
   machineId(): string
   bootId(): string

@@ -9,7 +9,7 @@ import { assertFits, checkMaxBytes } from './limits'
 import { checkLogger, type Logger } from './logger'
 import type { NativeKeyRing } from './native'
 import { checkNamespace } from './namespace'
-import { Session } from './session'
+import { sessionFromParsed, type Session } from './session'
 import { resolveTiming, TIMING_KEYS, type StoreTimingOptions } from './store'
 
 export type { StoredRecord } from './base-store'
@@ -78,7 +78,8 @@ export abstract class SealedStore extends BaseSessionStore {
   }
 
   protected override checkRecordSize(json: string, session: Session): void {
-    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
+    // No part of the id in the message: errors end up in logs, and an id is a credential.
+    assertFits(json, this.maxBytes, 'session record')
   }
 
   /**
@@ -98,7 +99,7 @@ export abstract class SealedStore extends BaseSessionStore {
       const record: unknown = JSON.parse(plaintext)
       const version = recordVersion(record)
       if (version === null) throw new TypeError('bad version')
-      return { session: Session.fromJSON(record), version, keyIndex }
+      return { session: sessionFromParsed(record), version, keyIndex }
     } catch {
       this.logger.warn('session envelope holds no valid record')
       return null

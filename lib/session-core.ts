@@ -50,7 +50,8 @@ export interface SessionMiddlewareOptions {
   trustProxy?: boolean
   /** Idle timeout of new sessions in ms. Default: the store's ttl, else 1 h. */
   ttl?: number
-  /** Where write-back failures are reported. Default console. */
+  /** Where write-back failures are reported. Default: silent, like the stores (no log line
+   *  unless you ask for one); a failure before the handler still reaches the framework. */
   logger?: Logger
 }
 
@@ -275,7 +276,7 @@ export function checkSessionOptions(options: SessionMiddlewareOptions, owner: st
     trustProxy: checkBoolean('options.trustProxy', options.trustProxy, false),
     ttl,
     maxAge,
-    logger: options.logger === undefined ? console : checkLogger(options.logger),
+    logger: checkLogger(options.logger),
   }
 }
 

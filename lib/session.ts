@@ -1,10 +1,12 @@
 // Session: one visitor's server-side state. The store persists it as a plain JSON record
 // (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
-import { Avatar, type AvatarRecord } from './avatar'
-import { applyPaths, Bag, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
-import { copyJson, isPlainObject, type JsonObject } from './json'
+import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
+import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
+import { copyJson, freezeParsed, isPlainObject, type JsonObject } from './json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, idPrefix, isoTime, render } from './inspect'
 import { checkOptionKeys, checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
@@ -41,6 +43,13 @@ const SESSION_OPTION_KEYS = new Set(['maxAge', 'now'])
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface SessionShape {}
 
+export interface AttachAvatarOptions {
+  /** Keep the data gathered before login (default true: a cart survives login). With false the
+   *  session's data is cleared, so nothing planted before login (a CSRF token, OAuth state)
+   *  reaches the logged-in session. */
+  keepData?: boolean
+}
+
 interface SessionInternals {
   version(s: Session): number
   storedIdentity(s: Session): string | null
@@ -48,9 +57,13 @@ interface SessionInternals {
   markStored(s: Session, version: number): void
   markTouched(s: Session, version: number): void
   rebase(s: Session, latest: Session, version: number): void
+  fromParsed(record: unknown): Session
 }
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
+
+// Set by fromJSON only while it builds a Session whose record carries an avatar.
+let recordAvatarFollows = false
 
 /** `Data` types `session.data` (see SessionShape); it is not checked at run time. */
 export class Session<Data extends object = SessionShape> {
@@ -94,6 +107,7 @@ export class Session<Data extends object = SessionShape> {
         s.#touchPersisted = true
       },
       rebase: (s, latest, version) => s.#rebase(latest, version),
+      fromParsed: (record) => readStored(() => Session.#fromRecord(record, true)),
     }
   }
 
@@ -118,11 +132,19 @@ export class Session<Data extends object = SessionShape> {
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
     trackChanges(this.#data)
-    this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+    // A record that carries its avatar gets it right after (fromJSON): building one from the
+    // auth snapshot first would only be thrown away (with many roles, most of a read's work).
+    if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
-  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. */
+  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
+   *  is never refused for the avatar caps (tags): a stored session always reads back. */
   static fromJSON(record: unknown): Session {
+    return readStored(() => Session.#fromRecord(record, false))
+  }
+
+  /** `parsed`: the record is fresh JSON.parse output nobody else holds (adopted, not copied). */
+  static #fromRecord(record: unknown, parsed: boolean): Session {
     if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
     const { id, meta, auth, data, avatar } = record
     if (!isStoreSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
@@ -136,15 +158,26 @@ export class Session<Data extends object = SessionShape> {
     }
     if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
 
-    const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    const storedAvatar = avatar === undefined ? null : Avatar.fromJSON(avatar)
+    recordAvatarFollows = storedAvatar !== null
+    let session: Session
+    try {
+      session = new Session(id, parsed ? null : auth, meta.ttl, { maxAge, now: createdAt })
+    } finally {
+      recordAvatarFollows = false
+    }
+    if (parsed && auth !== null) {
+      session.#auth = freezeParsed(auth, 'session record.auth') as JsonObject
+      if (storedAvatar === null) session.#setAvatar(new Avatar(undefined, undefined, session.#auth))
+    }
     session.#lastAccess = lastAccess
     // Adopt the Bag built from the record (it is ours alone): copying it entry by entry into
     // the constructor's empty Bag would validate and copy every value a second time.
-    session.#data = Bag.fromJSON(data)
+    session.#data = parsed ? bagFromParsed(data) : Bag.fromJSON(data)
     session.#data.onChange = () => session.markDirty()
     trackChanges(session.#data)
-    if (avatar !== undefined) {
-      session.#setAvatar(Avatar.fromJSON(avatar))
+    if (storedAvatar !== null) {
+      session.#setAvatar(storedAvatar)
       session.#avatarAttached = true
     }
     session.#dirty = false
@@ -220,9 +253,16 @@ export class Session<Data extends object = SessionShape> {
     return this.#invalidated
   }
 
-  /** The login event: the session now belongs to `avatar`. */
-  attachAvatar(avatar: Avatar): void {
+  /** The login event: the session now belongs to `avatar`. Rotate per-session secrets (a CSRF
+   *  token) here: with `keepData: false` everything stored before login is dropped. */
+  attachAvatar(avatar: Avatar, options: AttachAvatarOptions = {}): void {
     if (!(avatar instanceof Avatar)) throw new TypeError(`avatar must be an Avatar, got ${describe(avatar)}`)
+    if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    const keepData = options.keepData ?? true
+    if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
+    // An avatar rebuilt from a stored record skipped the caps; one attached at login may not.
+    checkTagCaps(avatar.tags, 'avatar.tags')
+    if (!keepData) this.#data.clear()
     this.#setAvatar(avatar)
     this.#avatarAttached = true
     this.#avatarReplaced = true
@@ -246,6 +286,29 @@ export class Session<Data extends object = SessionShape> {
     copy.#avatarAttached = this.#avatarAttached
     copy.#dirty = true
     return copy
+  }
+
+  /** console.log shows who, when and what: never the whole id (a bearer credential) nor the
+   *  auth snapshot (it may hold tokens). */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    const meta: Record<string, unknown> = {
+      createdAt: isoTime(this.#createdAt),
+      lastAccess: isoTime(this.#lastAccess),
+      expiresAt: isoTime(this.expiresAt()),
+      ttl: this.#ttl,
+    }
+    if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
+    const view: Record<string, unknown> = {
+      id: idPrefix(this.#id),
+      identity: this.#avatar.identity,
+      tags: [...this.#avatar.tags],
+      meta,
+      data: this.#data.toJSON(),
+    }
+    if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(Boolean)
+    if (flags.length > 0) view.flags = flags
+    return render('Session', view, depth, options, fn)
   }
 
   toJSON(): SessionRecord {
@@ -355,4 +418,10 @@ function checkId(name: string, value: unknown): asserts value is string {
   if (!isStoreSessionId(value)) {
     throw new RangeError(`${name} must be a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters, got ${describe(value)}`)
   }
+}
+
+/** For stores: Session.fromJSON of a record fresh from JSON.parse that nobody else holds (its
+ *  values are adopted and frozen in place, not validated and copied a second time). */
+export function sessionFromParsed(record: unknown): Session {
+  return internals.fromParsed(record)
 }

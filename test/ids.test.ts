@@ -103,6 +103,6 @@ describe('storageName', () => {
     expect(() => storageName('x'.repeat(257))).toThrow(RangeError)
     // Lone surrogates would encode to the same bytes (U+FFFD): two ids, one name.
     expect(() => storageName('\uD800')).toThrow(RangeError)
-    expect(() => storageName(5 as never)).toThrow(RangeError)
+    expect(() => storageName(5 as never)).toThrow(TypeError) // wrong type: TypeError, as everywhere
   })
 })

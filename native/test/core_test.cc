@@ -630,6 +630,112 @@ TEST(pdir_symlinked_dir_refused) {
   CHECK(!Exists(t / "nowhere"));
 }
 
+// ----- the path walk: parents others could swap (#18.2) -------------------------------------
+
+namespace {
+// The message of the sealed::Error that fn throws ("" when none).
+template <typename Fn>
+std::string ErrorMessage(Fn fn) {
+  try {
+    fn();
+  } catch (const sealed::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST(pdir_walk_shared_parent_not_sticky_refused) {
+  TempDir t;
+  // App A's private directory, and a world-writable, non-sticky directory another user controls.
+  mkdir((t / "appA").c_str(), 0700);
+  mkdir((t / "appA/sessions").c_str(), 0700);
+  WriteRaw(t / "appA/sessions/admin", "A's session");
+  mkdir((t / "shared").c_str(), 0700);
+  chmod((t / "shared").c_str(), 0777);
+  // The attack: app B's dir goes through shared/b, which the other user made a symlink to A.
+  CHECK_EQ(symlink((t / "appA").c_str(), (t / "shared/b").c_str()), 0);
+  CHECK_CODE(PrivateDir(t / "shared/b/sessions", false), code::kUnsafePath);
+  CHECK_CODE(PrivateDir(t / "shared/b/sessions", true), code::kUnsafePath);
+  std::string msg = ErrorMessage([&] { PrivateDir(t / "shared/b/sessions", false); });
+  CHECK_MSG(Contains(msg, "directory " + t / "shared" + " on the path of") && Contains(msg, "not sticky"), msg);
+  // A real directory there is refused as well: it could be swapped at any time.
+  unlink((t / "shared/b").c_str());
+  mkdir((t / "shared/b").c_str(), 0700);
+  CHECK_CODE(PrivateDir(t / "shared/b/new", true), code::kUnsafePath);
+  CHECK(!Exists(t / "shared/b/new"));  // nothing created past the refused parent
+  // Group-writable counts as writable by others.
+  chmod((t / "shared").c_str(), 0770);
+  CHECK_CODE(PrivateDir(t / "shared/b", false), code::kUnsafePath);
+  chmod((t / "shared").c_str(), 0755);
+  CHECK_NOTHROW(PrivateDir(t / "shared/b", false));
+  CHECK_EQ(ReadRaw(t / "appA/sessions/admin"), std::string("A's session"));
+}
+
+TEST(pdir_walk_sticky_parent_allowed) {
+  TempDir t;
+  mkdir((t / "tmp").c_str(), 0700);
+  chmod((t / "tmp").c_str(), 01777);  // like /tmp
+  CHECK_NOTHROW(PrivateDir(t / "tmp/mine/sessions", true));
+  CHECK_EQ(ModeOf(t / "tmp/mine"), mode_t{0700});
+  // A symlink of ours in a sticky directory is followed.
+  mkdir((t / "real").c_str(), 0700);
+  CHECK_EQ(symlink((t / "real").c_str(), (t / "tmp/alias").c_str()), 0);
+  CHECK_NOTHROW(PrivateDir(t / "tmp/alias/sessions", true));
+  CHECK(Exists(t / "real/sessions"));
+  // The real /tmp stays usable.
+  TempDir in_tmp;
+  CHECK_NOTHROW(PrivateDir(in_tmp / "sessions", true));
+  if (geteuid() != 0) {
+    std::printf("  skipped foreign-owner half: chown needs root (euid %u)\n", static_cast<unsigned>(geteuid()));
+    return;
+  }
+  // Another user's symlink or directory in a sticky shared directory is not trusted.
+  CHECK_EQ(symlink((t / "real").c_str(), (t / "tmp/theirs").c_str()), 0);
+  CHECK_EQ(lchown((t / "tmp/theirs").c_str(), 65534, 65534), 0);
+  std::string msg = ErrorMessage([&] { PrivateDir(t / "tmp/theirs/sessions", false); });
+  CHECK_MSG(Contains(msg, "symlink " + t / "tmp/theirs") && Contains(msg, "uid 65534"), msg);
+  mkdir((t / "tmp/theirdir").c_str(), 0700);
+  CHECK_EQ(chown((t / "tmp/theirdir").c_str(), 65534, 65534), 0);
+  CHECK_CODE(PrivateDir(t / "tmp/theirdir/x", true), code::kUnsafePath);
+  // A parent owned by another user (not root) is writable by them: refused unless sticky.
+  mkdir((t / "home").c_str(), 0755);
+  mkdir((t / "home/app").c_str(), 0700);
+  CHECK_EQ(chown((t / "home").c_str(), 65534, 65534), 0);
+  CHECK_CODE(PrivateDir(t / "home/app", false), code::kUnsafePath);
+}
+
+TEST(pdir_walk_private_parents) {
+  TempDir t;
+  // Symlinks in parents only we can write are followed; the last component still may not be one.
+  mkdir((t / "real").c_str(), 0700);
+  CHECK_EQ(symlink("real", (t / "rel-alias").c_str()), 0);  // relative target
+  CHECK_NOTHROW(PrivateDir(t / "rel-alias/a/b", true));
+  CHECK_EQ(ModeOf(t / "real/a"), mode_t{0700});
+  CHECK_EQ(ModeOf(t / "real/a/b"), mode_t{0700});
+  CHECK_CODE(PrivateDir(t / "rel-alias", false), code::kUnsafePath);
+  // ".." and "." go where the walk is.
+  CHECK_NOTHROW(PrivateDir(t / "real/a/../a/./b", false));
+  // A loop of symlinks ends in ELOOP, not a hang.
+  CHECK_EQ(symlink("loop2", (t / "loop1").c_str()), 0);
+  CHECK_EQ(symlink("loop1", (t / "loop2").c_str()), 0);
+  CHECK_CODE(PrivateDir(t / "loop1/x", true), code::kIo);
+  // A file where a parent should be.
+  WriteRaw(t / "file", "x");
+  CHECK_CODE(PrivateDir(t / "file/x", true), code::kIo);
+  // A relative path is taken against the current directory.
+  char old[4096];
+  CHECK(getcwd(old, sizeof old) != nullptr);
+  CHECK_EQ(chdir(t.path.c_str()), 0);
+  {
+    PrivateDir rel("made/here", true);
+    CHECK_EQ(rel.path(), std::string("made/here"));
+  }
+  CHECK_EQ(chdir(old), 0);
+  CHECK_EQ(ModeOf(t / "made/here"), mode_t{0700});
+}
+
 TEST(pdir_group_or_world_writable_refused) {
   TempDir t;
   for (mode_t m : {mode_t{0770}, mode_t{0720}, mode_t{0702}, mode_t{0777}}) {
@@ -644,14 +750,15 @@ TEST(pdir_group_or_world_writable_refused) {
   mkdir((t / "ro").c_str(), 0700);
   chmod((t / "ro").c_str(), 0750);
   CHECK_NOTHROW(PrivateDir(t / "ro", false));
-  // Loosened after opening: every operation re-checks, and nothing is written.
+  // Loosened after opening: writes re-check, and nothing is written. Reads go through the held
+  // descriptor without a re-check (#13): only the owner or root can change the mode.
   mkdir((t / "later").c_str(), 0700);
   PrivateDir d(t / "later", false);
   chmod((t / "later").c_str(), 0770);
   Bytes data = B("x");
   CHECK_CODE(d.Check(), code::kUnsafePath);
   CHECK_CODE(d.WriteAtomic("s", data.data(), data.size()), code::kUnsafePath);
-  CHECK_CODE(d.Read("s", 100), code::kUnsafePath);
+  CHECK(!d.Read("s", 100).has_value());
   CHECK(RawNames(t / "later").empty());
 }
 
@@ -891,6 +998,11 @@ TEST(pdir_sweep) {
   Bytes junk = B("not an envelope at all, though long enough for forty bytes of header");
   d.WriteAtomic("junk", junk.data(), junk.size());
   d.WriteAtomic("short", junk.data(), 12);
+  // Written without an expiry, their mtime is now: set it to the past so the sweep reads them
+  // (a file whose mtime is ahead is passed by on its metadata alone).
+  struct timespec past[2] = {{1, 0}, {1, 0}};
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "junk").c_str(), past, 0), 0);
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "short").c_str(), past, 0), 0);
   { auto lock = d.Lock("live"); }
   WriteRaw(t / ".old.0123456789abcdef.tmp", "stale");
   WriteRaw(t / ".new.0123456789abcdef.tmp", "fresh");

@@ -16,7 +16,9 @@ import { FileSessionStore, generateSessionId, Session, SessionManager, storageNa
 import { native } from '../../lib/native'
 import { FIXTURES, ROOT, SECRET, STORE_SECRET, prng, requireDist, rmTree, tmpRoot } from './helpers'
 
-const TOTAL_KILLS = 200
+// Fewer under emulators (scripts/platform-tests.mjs), where each child takes seconds to start.
+const TOTAL_KILLS = Number(process.env.RELIABILITY_KILLS ?? 200)
+const SLOW = Number(process.env.PLATFORM_TIMEOUT_SCALE ?? 1)
 const SLOTS = 4
 const SEED = Number(process.env.RELIABILITY_SEED ?? 0x5eed8)
 const TEMP = /^\..+\.[0-9a-f]{16}\.tmp$/
@@ -118,7 +120,7 @@ function killOne(slot: Slot, delay: number): Promise<number[]> {
     })
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
     // A child that never becomes ready is killed too (and reported below).
-    const guard = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    const guard = setTimeout(() => child.kill('SIGKILL'), 10_000 * SLOW)
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(guard)
