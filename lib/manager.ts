@@ -98,7 +98,8 @@ function checkAppName(appName: unknown): string {
   return appName
 }
 
-const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'cleanupInterval', 'logger', 'readCache'])
+// maxBytes and keySource are the desktop options of 0.2 (SPEC section 8), listed ahead of their code.
+const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'cleanupInterval', 'logger', 'readCache', 'maxBytes', 'keySource'])
 
 export class SessionManager implements AsyncDisposable {
   readonly appName: string
