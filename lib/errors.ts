@@ -38,6 +38,9 @@ export class SessionClosedError extends SessionError {}
 /** The backing store (Redis) cannot be reached right now. */
 export class SessionStoreUnavailableError extends SessionError {}
 
+/** keySource 'keychain': no OS secret store, or it is locked (ERR_KEYCHAIN_UNAVAILABLE). */
+export class KeychainUnavailableError extends SessionError {}
+
 const byCode: Record<string, new (message: string, code: string) => SessionError> = {
   ERR_SESSION_BAD_MAGIC: SessionFormatError,
   ERR_SESSION_BAD_VERSION: SessionFormatError,
@@ -50,6 +53,7 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_MACHINE_ID: MachineIdError,
   ERR_SESSION_CLOSED: SessionClosedError,
   ERR_SESSION_STORE_UNAVAILABLE: SessionStoreUnavailableError,
+  ERR_KEYCHAIN_UNAVAILABLE: KeychainUnavailableError,
 }
 
 /** Codes meaning "this envelope cannot be opened with what we have": callers treat them as no session. */

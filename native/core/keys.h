@@ -39,6 +39,10 @@ KeyId ComputeKeyId(const uint8_t key[kKeySize]);
 
 class KeyRing {
  public:
+  // Rings alive in this process (constructed and not yet destroyed, so not yet wiped): lets
+  // tests prove that an unclosed manager or store that was collected took its keys with it.
+  static int64_t LiveCount();
+
   // ikms: current first. Throws Error(kInvalidArg) on empty ikm list or over-long info.
   KeyRing(const std::vector<std::string>& ikms, std::string_view scope, std::string_view name, std::string_view uid,
           std::string_view boot_id);
