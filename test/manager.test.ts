@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, type SessionManagerOptions } from '../lib/index'
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
+import { needs } from './helpers/ci'
 import { requireDist } from './helpers/dist'
 
 const ROOT = path.join(__dirname, '..')
@@ -16,8 +17,12 @@ const FIXTURES = path.join(__dirname, 'fixtures')
 const SECRET = 'a shared test secret of more than thirty-two characters'
 const OTHER_SECRET = 'another test secret, also longer than thirty-two characters'
 const MACHINE_ID_FILE = '/etc/machine-id'
-const HAS_MACHINE_ID = fs.existsSync(MACHINE_ID_FILE)
+const HAS_MACHINE_ID = needs(fs.existsSync(MACHINE_ID_FILE), MACHINE_ID_FILE)
+const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id'
+const HAS_BOOT_ID = needs(fs.existsSync(BOOT_ID_FILE), 'the boot id')
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0
+const SHM = '/dev/shm'
+const HAS_SHM = needs(fs.existsSync(SHM) && fs.statfsSync(SHM).type === 0x01021994, 'a tmpfs at /dev/shm')
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -141,22 +146,91 @@ beforeAll(requireDist)
 
 // ---------------------------------------------------------------------------------------------
 
+/** Runs fn with XDG_RUNTIME_DIR set to value (undefined: unset), restoring it after. */
+function withRuntimeDir<T>(value: string | undefined, fn: () => T): T {
+  const saved = process.env.XDG_RUNTIME_DIR
+  if (value === undefined) delete process.env.XDG_RUNTIME_DIR
+  else process.env.XDG_RUNTIME_DIR = value
+  try {
+    return fn()
+  } finally {
+    if (saved === undefined) delete process.env.XDG_RUNTIME_DIR
+    else process.env.XDG_RUNTIME_DIR = saved
+  }
+}
+
+/** A private (0700) directory on a tmpfs, as XDG_RUNTIME_DIR is. */
+function tmpfsRoot(): string {
+  const dir = fs.mkdtempSync(path.join(SHM, 'ss-xdg-'))
+  fs.chmodSync(dir, 0o700)
+  tmpRoots.push(dir)
+  return dir
+}
+
 describe('SessionManager: defaults and readable properties', () => {
-  it('defaults to <os.tmpdir()>/.<appName>_session/session.enc, 8 h, and creates nothing when constructed', () => {
+  it('defaults to <os.tmpdir()>/.<appName>_session-<uid>/session.enc without XDG_RUNTIME_DIR, 8 h, and creates nothing when constructed', () => {
     const app = `ss-mgr-default-${process.pid}-${Date.now()}`
-    const m = new SessionManager(app)
+    const m = withRuntimeDir(undefined, () => new SessionManager(app))
     managers.push(m)
     expect(m.appName).toBe(app)
-    expect(m.sessionDir).toBe(path.join(os.tmpdir(), `.${app}_session`))
+    expect(m.sessionDir).toBe(path.join(os.tmpdir(), `.${app}_session-${process.getuid!()}`))
     expect(m.sessionFile).toBe(path.join(m.sessionDir, 'session.enc'))
     expect(m.sessionFile.endsWith('session.enc')).toBe(true)
     expect(m.ttl).toBe(8 * 3_600_000)
     expect(fs.existsSync(m.sessionDir)).toBe(false)
 
-    const d = new SessionManager()
+    const d = withRuntimeDir(undefined, () => new SessionManager())
     managers.push(d)
     expect(d.appName).toBe('sealed-session')
-    expect(d.sessionDir).toBe(path.join(os.tmpdir(), '.sealed-session_session'))
+    expect(d.sessionDir).toBe(path.join(os.tmpdir(), `.sealed-session_session-${process.getuid!()}`))
+  })
+
+  it.skipIf(!HAS_SHM)('uses $XDG_RUNTIME_DIR/<appName> when that directory is ours, 0700 and in memory', async () => {
+    const runtime = tmpfsRoot()
+    const m = withRuntimeDir(runtime, () => new SessionManager('xdg-app', { cleanupInterval: 0 }))
+    managers.push(m)
+    expect(m.sessionDir).toBe(path.join(runtime, 'xdg-app'))
+    await m.login('u', 'e')
+    expect(fs.existsSync(path.join(runtime, 'xdg-app', 'session.enc'))).toBe(true)
+  })
+
+  it('falls back to the temp directory when XDG_RUNTIME_DIR is not private, not in memory or not absolute', () => {
+    const fallback = path.join(os.tmpdir(), `.xdg-fallback_session-${process.getuid!()}`)
+    const open = HAS_SHM ? tmpfsRoot() : tmpRoot()
+    fs.chmodSync(open, 0o755)
+    const onDisk = tmpRoot() // /tmp here is not a tmpfs: a runtime dir must be cleared at reboot
+    fs.chmodSync(onDisk, 0o700)
+    const onDiskIsTmpfs = fs.statfsSync(onDisk).type === 0x01021994
+    for (const value of [open, 'relative/dir', '', ...(onDiskIsTmpfs ? [] : [onDisk])]) {
+      const m = withRuntimeDir(value, () => new SessionManager('xdg-fallback', { cleanupInterval: 0 }))
+      managers.push(m)
+      expect(m.sessionDir, `XDG_RUNTIME_DIR=${value}`).toBe(fallback)
+    }
+  })
+
+  it('a squatted default directory throws SessionSecurityError naming the path and both ways out', async () => {
+    const app = `ss-squat-${process.pid}-${Date.now()}`
+    const m = withRuntimeDir(undefined, () => new SessionManager(app, { cleanupInterval: 0 }))
+    managers.push(m)
+    // Another user got there first: as root, a directory of uid 65534; otherwise one that
+    // others can write (both are refused the same way).
+    fs.mkdirSync(m.sessionDir, { mode: 0o700 })
+    tmpRoots.push(m.sessionDir)
+    if (IS_ROOT) fs.chownSync(m.sessionDir, 65534, 65534)
+    else fs.chmodSync(m.sessionDir, 0o777)
+    const err = await m.login('u', 'e').then(() => null, (e: unknown) => e)
+    expect(err).toBeInstanceOf(SessionSecurityError)
+    const message = (err as Error).message
+    expect(message).toContain(m.sessionDir)
+    expect(message).toContain('option dir')
+    expect(message).toContain(`remove ${m.sessionDir}`)
+    expect(() => m.getSessionSync()).toThrow(SessionSecurityError)
+    expect(fs.readdirSync(m.sessionDir)).toEqual([])
+    // An explicit dir that is unsafe says nothing about the default.
+    const explicit = manager('squat-explicit', { dir: m.sessionDir })
+    const e2 = await explicit.login('u', 'e').then(() => null, (e: unknown) => e)
+    expect(e2).toBeInstanceOf(SessionSecurityError)
+    expect((e2 as Error).message).not.toContain('default session directory')
   })
 
   it('takes ttl and dir from options', () => {
@@ -495,13 +569,18 @@ describe('SessionManager: expiry and extension', () => {
   })
 
   it('the cleanup timer removes an expired file without any call', async () => {
+    // Wait for the event asserted (the sweep's report), not for the file to vanish: the file
+    // goes before the report is logged.
+    let reported!: (details: unknown) => void
+    const report = new Promise((resolve) => (reported = resolve))
     const logger = spyLogger()
+    logger.debug.mockImplementation((message: string, details: unknown) => {
+      if (message === 'expired session removed by cleanup') reported(details)
+    })
     const m = manager('sweep-app', { dir: sessionsDir(), cleanupInterval: 50, logger })
     await m.login('u', 'e', { ttl: 30 })
-    const start = Date.now()
-    while (fs.existsSync(m.sessionFile) && Date.now() - start < 5000) await sleep(10)
+    expect(await report).toEqual({ removed: 1 })
     expect(fs.existsSync(m.sessionFile)).toBe(false)
-    expect(logger.debug).toHaveBeenCalled()
   })
 
   it('close() stops the cleanup timer', async () => {
@@ -705,7 +784,7 @@ describe('SessionManager: unsafe directories are refused', () => {
     expect(mode(dir)).toBe(m) // not silently "fixed"
   })
 
-  it.skipIf(!IS_ROOT)('a directory owned by another user (uid 65534)', async () => {
+  it.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by another user (uid 65534)', async () => {
     const dir = path.join(tmpRoot(), 'nobody')
     fs.mkdirSync(dir, { mode: 0o700 })
     fs.chownSync(dir, 65534, 65534)
@@ -831,9 +910,8 @@ describe.skipIf(!HAS_MACHINE_ID)('SessionManager: keys as SPEC section 3 pins th
     expect(() => open(key, bytes, 'manager:other')).toThrow()
   })
 
-  it('bindToBoot appends the boot id to the HKDF info', async () => {
-    const bootFile = '/proc/sys/kernel/random/boot_id'
-    if (!fs.existsSync(bootFile)) return
+  it.skipIf(!HAS_BOOT_ID)('bindToBoot appends the boot id to the HKDF info', async () => {
+    const bootFile = BOOT_ID_FILE
     const app = 'spec-boot'
     const m = manager(app, { dir: sessionsDir(), bindToBoot: true })
     const s = await m.login('u', 'e')

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { native, OPEN_REMOVE_EXPIRED, OPEN_REMOVE_INVALID } from '../lib/native'
+import { needs } from './helpers/ci'
 import { holdFlock, requireFlock } from './helpers/flock-holder'
 
 // Skipped where flock(1) is missing, and a failure under CI=true (CI installs util-linux).
@@ -110,7 +111,7 @@ describe('PrivateDir', () => {
     expect(fs.readdirSync(dir)).toEqual([])
   })
 
-  it.skipIf(!isRoot)('refuses a directory owned by another user', () => {
+  it.skipIf(!needs(isRoot, 'root (to chown)'))('refuses a directory owned by another user', () => {
     const dir = path.join(tmp, 'theirs')
     fs.mkdirSync(dir, { mode: 0o700 })
     fs.chownSync(dir, NOBODY, NOBODY)

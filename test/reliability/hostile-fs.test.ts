@@ -21,6 +21,7 @@ import {
   storageName,
 } from '../../lib/index'
 import { FIXTURES, IS_ROOT, ROOT, SECRET, STORE_SECRET, lastJson, requireDist, rmTree, run, tmpRoot } from './helpers'
+import { needs } from '../helpers/ci'
 
 const NOBODY = 65534
 const TEMP = /^\..+\.[0-9a-f]{16}\.tmp$/
@@ -263,7 +264,7 @@ describe('symlinks', () => {
   })
 })
 
-describe.skipIf(!IS_ROOT)('a directory owned by another user', () => {
+describe.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by another user', () => {
   it('refused when opened and when changed after opening; the good session survives', async () => {
     cases += 2
     const { dir, record, bytes } = await goodManagerDir()
@@ -502,7 +503,7 @@ describe('a full disk', () => {
     }
 
     it('a login and a store save fail with ERR_SESSION_IO (ENOSPC); the good sessions survive and work again once space is freed', async (ctx) => {
-      if (!mounted) ctx.skip()
+      if (!needs(mounted, 'a tmpfs mount (mount -t tmpfs)')) ctx.skip()
       cases += 2
       const dir = path.join(mnt, 'sessions')
       const m = manager(dir)
@@ -536,7 +537,7 @@ describe('a full disk', () => {
     })
 
     it('remounted read-only: reads still work, writes fail with ERR_SESSION_IO (EROFS), nothing is lost', async (ctx) => {
-      if (!mounted) ctx.skip()
+      if (!needs(mounted, 'a tmpfs mount (mount -t tmpfs)')) ctx.skip()
       cases++
       const dir = path.join(mnt, 'sessions')
       const m = manager(dir)
