@@ -942,3 +942,71 @@ describe.skipIf(!HAS_MACHINE_ID)('SessionManager: keys as SPEC section 3 pins th
     expectDiscarded(logger, m.sessionFile)
   })
 })
+
+describe('SessionManager: maxBytes', () => {
+  it('caps the record at options.maxBytes, and the too-large error names the option', async () => {
+    const m = manager('max-app', { dir: sessionsDir(), maxBytes: 2048 })
+    expect(m.maxBytes).toBe(2048)
+    await m.login('u', 'e', { data: { s: 'x'.repeat(1500) } })
+    const err = await m.login('u', 'e', { data: { s: 'x'.repeat(3000) } }).then(() => null, (e: unknown) => e)
+    expect(err).toMatchObject({ name: 'SessionTooLargeError', code: 'ERR_SESSION_TOO_LARGE' })
+    expect((err as Error).message).toContain('maxBytes')
+    expect((err as Error).message).toContain('2048')
+    expect((await m.getSession())?.data).toEqual({ s: 'x'.repeat(1500) }) // the old one stays
+    // A larger cap takes it; the default is 1 MiB.
+    const big = manager('max-app-big', { dir: sessionsDir(), maxBytes: 8192 })
+    await big.login('u', 'e', { data: { s: 'x'.repeat(3000) } })
+    expect(manager('max-default', { dir: sessionsDir() }).maxBytes).toBe(1024 * 1024)
+  })
+
+  it('rejects a bad maxBytes naming the option', () => {
+    expect(() => new SessionManager('a', { maxBytes: '1' as never })).toThrow(/options\.maxBytes/)
+    expect(() => new SessionManager('a', { maxBytes: 10 })).toThrow(RangeError)
+  })
+})
+
+describe('SessionManager: discards are never silent', () => {
+  it('with no logger, a tampered file emits one process warning (SEALED_SESSION_DISCARDED) naming the file and why', async () => {
+    const dir = sessionsDir()
+    const writer = manager('warn-app', { dir })
+    await writer.login('u', 'e')
+    const bytes = fs.readFileSync(writer.sessionFile)
+    bytes[bytes.length - 1] ^= 1
+    fs.writeFileSync(writer.sessionFile, bytes)
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      const reader = manager('warn-app', { dir })
+      expect(await reader.getSession()).toBeNull()
+      // process warnings are emitted on the next tick
+      await new Promise((r) => setImmediate(r))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    const ours = warnings.filter((w) => (w as { code?: string }).code === 'SEALED_SESSION_DISCARDED')
+    expect(ours).toHaveLength(1)
+    expect(ours[0].message).toContain(writer.sessionFile)
+    expect(ours[0].message).toContain('ERR_SESSION_TAMPERED')
+    expect(fs.existsSync(writer.sessionFile)).toBe(false)
+  })
+
+  it('with a logger, the logger gets it and no process warning is emitted', async () => {
+    const dir = sessionsDir()
+    const writer = manager('warn-logger', { dir, secret: SECRET })
+    await writer.login('u', 'e')
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    const logger = spyLogger()
+    try {
+      const reader = manager('warn-logger', { dir, secret: OTHER_SECRET, logger })
+      expect(reader.getSessionSync()).toBeNull()
+      await new Promise((r) => setImmediate(r))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings.filter((w) => (w as { code?: string }).code === 'SEALED_SESSION_DISCARDED')).toEqual([])
+    expectDiscarded(logger, writer.sessionFile)
+  })
+})
