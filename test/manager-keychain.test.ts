@@ -115,6 +115,23 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     expect(snap.includes(Buffer.from('kc-user'))).toBe(true)
   }, 40_000)
 
+  it('the CLI: status reads a keychain session; doctor checks the keychain (ok here, FAIL without a bus)', async () => {
+    const dir = path.join(root, 'f')
+    await child('login', dir, keyring.env)
+    const bin = (args: string[], env: NodeJS.ProcessEnv) =>
+      spawnSync(process.execPath, [path.join(ROOT, 'bin/sealed-session.js'), ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 20_000 })
+    const status = bin(['status', '--app', APP, '--dir', dir, '--key-source', 'keychain'], keyring.env)
+    expect(status.status).toBe(0)
+    expect(status.stdout).toContain('logged in: kc-user')
+    const good = bin(['doctor', '--app', APP, '--dir', dir, '--key-source', 'keychain'], keyring.env)
+    expect(good.stdout).toContain('ok    keychain: the OS secret store is available and unlocked')
+    expect(good.stdout).toContain('ok    session file: opens with this key')
+    expect(good.status).toBe(0)
+    const bad = bin(['doctor', '--app', APP, '--dir', dir, '--key-source', 'keychain'], noBusEnv())
+    expect(bad.status).toBe(1)
+    expect(bad.stdout).toMatch(/FAIL {2}keychain: .*no D-Bus session bus.*fix: /)
+  })
+
   it('a locked keyring: ERR_KEYCHAIN_UNAVAILABLE saying so, never a silent fallback', async () => {
     const dir = path.join(root, 'e')
     await child('login', dir, keyring.env)
