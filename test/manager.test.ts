@@ -1010,3 +1010,13 @@ describe('SessionManager: discards are never silent', () => {
     expectDiscarded(logger, writer.sessionFile)
   })
 })
+
+describe('SessionManager: keySource', () => {
+  it("is 'machine' or 'keychain'; 'keychain' with a secret is a TypeError; neither touches the keychain when constructed", () => {
+    expect(() => new SessionManager('a', { keySource: 'tpm' as never })).toThrow(/options\.keySource/)
+    expect(() => new SessionManager('a', { keySource: 'keychain', secret: SECRET })).toThrow(TypeError)
+    expect(() => new SessionManager('a', { keySource: 'keychain', secrets: [SECRET] })).toThrow(/cannot be combined/)
+    expect(() => new SessionManager('a', { keySource: 'machine', secret: SECRET })).not.toThrow()
+    expect(() => new SessionManager('a', { keySource: 'keychain', cleanupInterval: 0 })).not.toThrow()
+  })
+})
