@@ -520,15 +520,22 @@ describe('SessionManager: expiry and extension', () => {
   it('an expired session reads as null, its file is removed and a debug line logged', async () => {
     const logger = spyLogger()
     const m = manager('expiry-app', { dir: sessionsDir(), logger })
-    await m.login('u', 'e', { ttl: 50 })
-    expect(await m.isLoggedIn()).toBe(true)
-    await sleep(80)
-    expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (cleanupInterval 0)
-    expect(await m.getSession()).toBeNull()
-    expect(fs.existsSync(m.sessionFile)).toBe(false)
-    expect(logger.debug).toHaveBeenCalled()
-    expect(logger.warn).not.toHaveBeenCalled()
-    expect(await m.extendSession(60_000)).toBe(false) // too late to extend
+    // Date frozen, then moved past the expiry: no dependence on how fast this machine is.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now())
+      const s = await m.login('u', 'e', { ttl: 50 })
+      expect(await m.isLoggedIn()).toBe(true)
+      vi.setSystemTime(s.expiresAtMs + 30)
+      expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (cleanupInterval 0)
+      expect(await m.getSession()).toBeNull()
+      expect(fs.existsSync(m.sessionFile)).toBe(false)
+      expect(logger.debug).toHaveBeenCalled()
+      expect(logger.warn).not.toHaveBeenCalled()
+      expect(await m.extendSession(60_000)).toBe(false) // too late to extend
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('the sync twin sees expiry too', async () => {
@@ -555,11 +562,19 @@ describe('SessionManager: expiry and extension', () => {
   })
 
   it('extendSession revives a short session past its original end', async () => {
-    const m = manager('extend-short', { dir: sessionsDir() })
-    await m.login('u', 'e', { ttl: 60 })
-    expect(await m.extendSession(60_000)).toBe(true)
-    await sleep(100)
-    expect(await m.getUserId()).toBe('u')
+    // The clock is frozen while the short session is extended (a loaded machine could let
+    // 60 ms pass first), then moved past its original end.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now())
+      const m = manager('extend-short', { dir: sessionsDir() })
+      const s = await m.login('u', 'e', { ttl: 60 })
+      expect(await m.extendSession(60_000)).toBe(true)
+      vi.setSystemTime(s.expiresAtMs + 1000)
+      expect(await m.getUserId()).toBe('u')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('extendSession with no session is false and writes nothing', async () => {
