@@ -4,12 +4,15 @@
       "target_name": "sealed_session",
       "sources": [
         "native/addon.cc",
+        "native/core/cas.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
         "native/core/keychain.cc",
         "native/core/keys.cc",
         "native/core/machine_id.cc",
-        "native/core/private_dir.cc"
+        "native/core/nowait.cc",
+        "native/core/private_dir.cc",
+        "native/core/private_dir_win.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

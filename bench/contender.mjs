@@ -136,11 +136,16 @@ async function runConcurrent(op, { warmupMs, measureMs, inFlight, eld }) {
   const lat = new Float64Array(MAX_SAMPLES)
   const h = eld ? monitorEventLoopDelay({ resolution: 1 }) : null
   h?.enable()
+  // CPU time of the whole process (main thread and thread pool) per op: on a shared machine the
+  // wall clock also measures how many threads got a share of the CPU; this does not.
+  const cpu0 = process.cpuUsage()
   const { n, elapsedNs } = await concurrently(op, inFlight, measureMs, lat)
+  const cpu = process.cpuUsage(cpu0)
   h?.disable()
-  const extra = h
-    ? { eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6, eldSamples: h.count }
-    : {}
+  const extra = {
+    cpuNsPerOp: ((cpu.user + cpu.system) * 1000) / n,
+    ...(h ? { eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6, eldSamples: h.count } : {}),
+  }
   return summarize(lat, Math.min(n, MAX_SAMPLES), elapsedNs, `async-${inFlight}`, extra)
 }
 
@@ -257,6 +262,12 @@ const CONTENDERS = {
   'ss-native-async-64'() {
     return { ...CONTENDERS['ss-native-async'](), run: runConcurrent }
   },
+  // 0.1's async read: straight to the thread pool, no inline attempt (same build otherwise).
+  'ss-native-async-64-pool'() {
+    const { native } = nativeBinding()
+    native.setInlineReadMode(3)
+    return { ...CONTENDERS['ss-native-async'](), run: runConcurrent }
+  },
   'ss-manager-async-64'() {
     return { ...CONTENDERS['ss-manager-async'](), run: runConcurrent }
   },
@@ -349,6 +360,40 @@ const CONTENDERS = {
     const session = await store.create({ userId: 'user-4f1c2a9e', name: options.userName, roles: options.data.roles })
     return { run: runAsync, op: () => store.save(session) }
   },
+  // The same op on the 0.1 build (run.mjs builds it from git into BENCH_BASELINE_PKG).
+  async 'ss-store-save-v01'() {
+    const { FileSessionStore } = require(path.join(process.env.BENCH_BASELINE_PKG, 'dist', 'index.js'))
+    const store = new FileSessionStore({ dir: path.join(P.writesDir, `store-v01-${process.pid}`), namespace: NAMESPACE, secret: SECRET, sweepInterval: 0, touchAfter: 86_400_000 })
+    const { options } = sessionRecordInput()
+    const session = await store.create({ userId: 'user-4f1c2a9e', name: options.userName, roles: options.data.roles })
+    return { run: runAsync, op: () => store.save(session) }
+  },
+  // 8 processes, each reading one shared session, changing a path of its own and saving, for
+  // measureMs x 2 after all of them are ready; every save is a compare-and-swap under the stripe lock.
+  async 'ss-store-save-8w'() {
+    const WRITERS = 8
+    const store = newStore(path.join(P.writesDir, `store-8w-${process.pid}`))
+    const session = await store.create({ userId: 'user-4f1c2a9e' })
+    await store.close()
+    const duration = Math.max(opts.measureMs * 2, 1000)
+    const { spawn } = await import('node:child_process')
+    const children = Array.from({ length: WRITERS }, (_, p) => {
+      const args = [path.join(ROOT, 'bench', 'cas-writer.mjs'), process.env.BENCH_PKG ?? ROOT, store.dir, SECRET, NAMESPACE, session.id, String(p), String(duration)]
+      const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+      let out = ''
+      const ready = new Promise((resolve) => child.stdout.on('data', (d) => ((out += d), out.includes('ready\n') && resolve())))
+      const done = new Promise((resolve, reject) =>
+        child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.slice(out.indexOf('\n') + 1))) : reject(new Error(`cas-writer exit ${code}`)))),
+      )
+      return { child, ready, done }
+    })
+    await Promise.all(children.map((c) => c.ready))
+    for (const c of children) c.child.stdin.end('go\n')
+    const runs = await Promise.all(children.map((c) => c.done))
+    if (runs.some((r) => r.lost > 0 || r.errors > 0)) throw new Error(`8 writers: ${JSON.stringify(runs.map((r) => [r.lost, r.errors]))}`)
+    const lat = Float64Array.from(runs.flatMap((r) => r.lat))
+    return summarize(lat, lat.length, duration * 1e6, `${WRITERS} processes`)
+  },
   'sfs-set-plain'() {
     return sfsWrites(false)
   },
@@ -426,7 +471,7 @@ async function runScale() {
   for (const d of dirs) {
     const { n, dir, store } = d
     const sorted = Array.from(d.lat).sort((a, b) => a - b)
-    // purgeExpired: a header-only sweep of every file (none has expired, so nothing is removed
+    // purgeExpired: one fstatat per file, the mtime being the expiry (none has expired, so nothing is removed
     // and every round sees the same directory). Repeated on small sizes to get above noise.
     const purgeReps = n <= 10_000 ? 3 : 1
     const purge = []

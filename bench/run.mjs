@@ -6,7 +6,7 @@
 //
 // Environment: BENCH_QUICK=1 short run (3 rounds, short windows, scale 1k/10k, 200k reads for
 // RSS); BENCH_ROUNDS=n; BENCH_ONLY=name,name (subset of contenders, no results files);
-// BENCH_KEEP=1 keeps the fixture directory; CC picks the C compiler for the floor (gcc);
+// BENCH_KEEP=1 keeps the fixture directory; BENCH_ONLY=http runs only the HTTP stacks (bench/http.mjs); CC picks the C compiler for the floor (gcc);
 // BENCH_ADDON=path measures that build of the addon instead of build/Release.
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -28,6 +28,7 @@ import {
   sessionRecordInput,
 } from './common.mjs'
 import { CONTENDERS, summarizeRun, writeReports, fmtOps, fmtNs, fmtRatio } from './report.mjs'
+import { runRedisBench, writeRedisReport } from './redis.mjs'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
@@ -55,6 +56,28 @@ function snapshotPackage(into) {
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(into, 'package.json'))
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'))
   require(path.join(into, 'dist', 'native.js')) // throws early if the addon does not load
+  return into
+}
+
+// The previous release built from git (BENCH_BASELINE_REF, default main) for the contenders
+// marked baseline, so that a change is measured against it in the same rounds. Null (logged)
+// when it cannot be built: those contenders are then left out.
+function snapshotBaseline(into) {
+  const ref = process.env.BENCH_BASELINE_REF ?? 'main'
+  fs.mkdirSync(into, { recursive: true })
+  const steps = [
+    ['sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', ROOT, ref, into]],
+    ['npm', ['run', '--silent', 'build']],
+  ]
+  for (const [i, [cmd, args]] of steps.entries()) {
+    if (i === 1) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'))
+    const r = spawnSync(cmd, args, { cwd: into, encoding: 'utf8', timeout: 600_000 })
+    if (r.status !== 0) {
+      log(`  baseline ${ref}: could not build (${cmd}): ${(r.stderr || String(r.error)).trim().split('\n').slice(-5).join('\n')}`)
+      return null
+    }
+  }
+  log(`  baseline: ${ref} built in ${into}`)
   return into
 }
 
@@ -133,6 +156,8 @@ function makeScaleFixtures(scaleRoot, sizes) {
       const name = ss.storageName(session.id)
       const env = ring.seal(JSON.stringify(session), `store:${NAMESPACE}:${name}`, session.meta.createdAt, session.expiresAt())
       fs.writeFileSync(path.join(dir, name), env, { mode: 0o600, flag: 'wx' })
+      // As sealToFile does: the expiry as the mtime, which the sweep reads instead of the header.
+      fs.utimesSync(path.join(dir, name), new Date(), new Date(session.expiresAt()))
       ids.push(session.id)
     }
     fs.writeFileSync(path.join(scaleRoot, `ids-${n}.json`), JSON.stringify(ids))
@@ -210,7 +235,11 @@ async function main() {
     log(`  record: ${meta.plaintextBytes}-byte JSON, envelope ${meta.envelopeBytes} bytes`)
     const floor = buildFloor(tmp)
 
-    const names = Object.keys(CONTENDERS).filter((n) => (!ONLY || ONLY.includes(n)) && (n !== 'floor' || floor))
+    const wantBaseline = Object.keys(CONTENDERS).some((n) => CONTENDERS[n].baseline && (!ONLY || ONLY.includes(n)))
+    if (wantBaseline) process.env.BENCH_BASELINE_PKG = snapshotBaseline(path.join(tmp, 'baseline')) ?? ''
+    const names = Object.keys(CONTENDERS).filter(
+      (n) => (!ONLY || ONLY.includes(n)) && (n !== 'floor' || floor) && (!CONTENDERS[n].baseline || process.env.BENCH_BASELINE_PKG),
+    )
     const rounds = [] // rounds[r][name] = result
     for (let r = 0; r < ROUNDS; r++) {
       const t0 = Date.now()
@@ -242,6 +271,21 @@ async function main() {
       log(`  rss: done`)
     }
 
+    // Whole HTTP requests per session stack (bench/http.mjs): its own table and results file.
+    let httpBench = null
+    if (!ONLY || ONLY.includes('http')) {
+      const { runHttpBench } = await import('./http.mjs')
+      httpBench = await runHttpBench({ pkg: PKG(), rounds: Math.min(ROUNDS, 3), quick: QUICK, log })
+    }
+
+    // Issue #18.1: reading back a session whose avatar carries 1000 tags (ms per read).
+    let tags = null
+    if (!ONLY || ONLY.includes('tags')) {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], { encoding: 'utf8', timeout: 180_000 })
+      tags = r.status === 0 ? lastJsonLine(r.stdout) : null
+      log(tags ? '  tags: done' : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
+    }
+
     const run = {
       date: new Date().toISOString(),
       node: process.version,
@@ -252,21 +296,33 @@ async function main() {
       cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}`,
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       quick: QUICK,
+      note: process.env.BENCH_NOTE ?? null,
       rounds,
       names,
       scale,
       scaleSizes: SCALE_SIZES,
       rss,
+      tags,
       meta,
       elapsedS: (Date.now() - started) / 1000,
     }
     printTable(run)
+    if (httpBench) {
+      console.log(`\n${httpBench.markdown}`)
+      if (!ONLY) fs.writeFileSync(path.join(ROOT, 'bench', 'results-http.md'), httpBench.markdown)
+    }
     // The raw run, to re-render the reports without running again (node bench/report.mjs <file>).
     const saved = path.join(os.tmpdir(), 'sealed-session-bench-last.json')
     fs.writeFileSync(saved, JSON.stringify(run))
     log(`raw results: ${saved}`)
     if (!ONLY) writeReports(run, path.join(ROOT, 'bench'))
     else log('(BENCH_ONLY: results files not written)')
+    // Redis rows (issue #13): their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
+    if (!ONLY || ONLY.includes('redis')) {
+      const redis = await runRedisBench(log)
+      console.log(`\n${redis.markdown}`)
+      if (!ONLY) writeRedisReport(redis.markdown)
+    }
   } finally {
     if (process.env.BENCH_KEEP === '1') log(`fixtures kept in ${tmp}`)
     else fs.rmSync(tmp, { recursive: true, force: true })
@@ -287,6 +343,10 @@ function printTable(run) {
     console.log(`${pad(r.label, 62).slice(0, 62)}${padl(fmtRatio(r.median), 10)}${padl(r.targetText ?? '', 10)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`)
   }
   for (const line of s.extraLines) console.log(line)
+  if (run.tags) {
+    const t = run.tags
+    console.log(`\ntags: Session.fromJSON of a record with 1000 tags ${t.tags1000FromJsonMs.toFixed(3)} ms, MemorySessionStore.get ${t.tags1000MemoryGetMs.toFixed(3)} ms; 60 000 tags (stored before the cap) ${t.tags60000FromJsonMs.toFixed(1)} ms`)
+  }
   console.log(`\n(${run.elapsedS.toFixed(0)} s)`)
 }
 

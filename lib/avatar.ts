@@ -3,6 +3,8 @@
 // claim names are read; explicit arguments are checked strictly since they come from our caller.
 import { Bag, type BagJSON } from './bag'
 import { isPlainObject } from './json'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render } from './inspect'
 import { describe } from './validate'
 
 export const ANONYMOUS = 'anonymous'
@@ -16,6 +18,27 @@ export interface AvatarRecord {
 
 // Claim names, in order of preference: ours, then OIDC/JWT `sub`, then common user fields.
 const IDENTITY_KEYS = ['identity', 'sub', 'user', 'username'] as const
+
+/** Caps on what an avatar may carry: every read of a session rebuilds its tags, so an auth with
+ *  tens of thousands of roles would cost every request. Checked where tags come in (new Avatar,
+ *  create, attachAvatar), never when a stored session is read back. */
+export const MAX_TAGS = 1000
+export const MAX_TAG_LENGTH = 256
+
+// Set only while a stored record is rebuilt (readStored): a session stored under other caps
+// must still read back.
+let storedRecord = false
+
+/** Runs `build` with the tag caps off: for records read back from a store or a dump. */
+export function readStored<T>(build: () => T): T {
+  const outer = storedRecord
+  storedRecord = true
+  try {
+    return build()
+  } finally {
+    storedRecord = outer
+  }
+}
 
 export class Avatar {
   readonly #identity: string
@@ -39,14 +62,18 @@ export class Avatar {
       this.#identity = identity
       this.#tags = Object.freeze(normaliseTags(tags))
     }
+    if (!storedRecord) checkTagCaps(this.#tags, auth ? 'auth tags' : 'tags')
   }
+
+  static readonly MAX_TAGS = MAX_TAGS
+  static readonly MAX_TAG_LENGTH = MAX_TAG_LENGTH
 
   static fromJSON(record: unknown): Avatar {
     if (!isPlainObject(record)) throw new TypeError(`avatar record must be a plain object, got ${describe(record)}`)
     const { identity, tags, data } = record
     if (typeof identity !== 'string') throw new TypeError(`avatar.identity must be a string, got ${describe(identity)}`)
     if (!Array.isArray(tags)) throw new TypeError(`avatar.tags must be an array of strings, got ${describe(tags)}`)
-    const avatar = new Avatar(identity, tags as unknown[] as string[])
+    const avatar = readStored(() => new Avatar(identity, tags as unknown[] as string[]))
     if (data !== undefined) {
       if (!isPlainObject(data)) throw new TypeError(`avatar.data must be a plain object, got ${describe(data)}`)
       avatar.#data = Bag.fromJSON(data)
@@ -74,6 +101,11 @@ export class Avatar {
   hasTag(tag: string): boolean {
     if (typeof tag !== 'string') throw new TypeError(`tag must be a string, got ${describe(tag)}`)
     return this.#tags.includes(tag)
+  }
+
+  /** console.log shows identity, tags and data. */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render('Avatar', { identity: this.#identity, tags: [...this.#tags], data: this.#data.toJSON() }, depth, options, fn)
   }
 
   toJSON(): AvatarRecord {
@@ -107,16 +139,32 @@ function own(obj: Readonly<Record<string, unknown>>, key: string): unknown {
  *  odd things in claims, so non-string entries are skipped rather than failing the login. */
 function parseTags(value: unknown): string[] | null {
   if (typeof value === 'string') return normaliseTags(value.split(','))
-  if (Array.isArray(value)) return normaliseTags(value.filter((t): t is string => typeof t === 'string'))
+  if (Array.isArray(value)) return normaliseTags(value)
   return null
 }
 
-/** Trimmed, non-empty, first occurrence only. */
-function normaliseTags(tags: readonly string[]): string[] {
-  const out: string[] = []
+/** Trimmed, non-empty, first occurrence only. A Set keeps it linear: a record with many roles
+ *  is rebuilt on every read. */
+function normaliseTags(tags: readonly unknown[]): string[] {
+  const seen = new Set<string>()
   for (const raw of tags) {
+    if (typeof raw !== 'string') continue // only claims from auth can hold other types
     const tag = raw.trim()
-    if (tag !== '' && !out.includes(tag)) out.push(tag)
+    if (tag !== '') seen.add(tag)
   }
-  return out
+  return [...seen]
+}
+
+/** RangeError naming the cap an avatar's tags go over (called where tags come in, not on reads). */
+export function checkTagCaps(tags: readonly string[], where: string): void {
+  if (tags.length > MAX_TAGS) {
+    throw new RangeError(`${where}: ${tags.length} tags, over the cap of ${MAX_TAGS} tags per avatar (Avatar.MAX_TAGS)`)
+  }
+  for (let i = 0; i < tags.length; i++) {
+    if (tags[i].length > MAX_TAG_LENGTH) {
+      throw new RangeError(
+        `${where}[${i}] is ${tags[i].length} characters, over the cap of ${MAX_TAG_LENGTH} characters per tag (Avatar.MAX_TAG_LENGTH)`,
+      )
+    }
+  }
 }

@@ -37,6 +37,9 @@ export class SessionIOError extends SessionError {
 export class SessionClosedError extends SessionError {}
 /** The backing store (Redis) cannot be reached right now. */
 export class SessionStoreUnavailableError extends SessionError {}
+/** save() met a newer version of the session too many times in a row (ERR_SESSION_CONFLICT):
+ *  other writers kept changing it. Nothing of this copy was written; retrying later is safe. */
+export class SessionConflictError extends SessionError {}
 
 /** keySource 'keychain': no OS secret store, or it is locked (ERR_KEYCHAIN_UNAVAILABLE). */
 export class KeychainUnavailableError extends SessionError {}
@@ -54,6 +57,7 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_SESSION_CLOSED: SessionClosedError,
   ERR_SESSION_STORE_UNAVAILABLE: SessionStoreUnavailableError,
   ERR_KEYCHAIN_UNAVAILABLE: KeychainUnavailableError,
+  ERR_SESSION_CONFLICT: SessionConflictError,
 }
 
 /** Codes meaning "this envelope cannot be opened with what we have": callers treat them as no session. */

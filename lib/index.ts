@@ -12,6 +12,7 @@ export {
   SessionClosedError,
   SessionStoreUnavailableError,
   KeychainUnavailableError,
+  SessionConflictError,
 } from './errors'
 export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager'
 export { SessionData, type SessionDataRecord } from './session-data'
@@ -19,9 +20,9 @@ export type { Logger } from './logger'
 export type { KeyOptions, KeySource, Secret } from './keys'
 export { Bag, type BagValue, type BagJSON } from './bag'
 export { Avatar, type AvatarRecord } from './avatar'
-export { Session, type SessionMeta, type SessionRecord, type SessionOptions } from './session'
+export { Session, type SessionMeta, type SessionRecord, type SessionOptions, type AttachAvatarOptions } from './session'
 export { generateSessionId, isValidSessionId, storageName } from './ids'
-export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions } from './store'
+export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions, SessionInfo, RevokeOptions } from './store'
 export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store'
 export { FileSessionStore, type FileSessionStoreOptions } from './file-store'
 export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './redis-store'

@@ -136,6 +136,8 @@ export class SessionManager implements AsyncDisposable {
   #cached: CachedRead | null = null
   #ring: NativeKeyRing | null = null
   #dir: NativePrivateDir | null = null
+  #opening: Promise<NativePrivateDir> | null = null
+  readonly #resealing = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | null = null
   #closed = false
 
@@ -173,7 +175,7 @@ export class SessionManager implements AsyncDisposable {
 
   /** Opens the private directory and derives the key. Other calls do this lazily. */
   async init(): Promise<void> {
-    this.#ready()
+    await this.#readyAsync()
   }
 
   /** Stops the cleanup timer and wipes the key. The session file stays for the next start. */
@@ -183,6 +185,7 @@ export class SessionManager implements AsyncDisposable {
     this.#cached = null
     this.#keyOptions = null
     if (this.#timer) clearInterval(this.#timer)
+    await Promise.all(this.#resealing)
     this.#timer = null
     this.#ring?.close()
     this.#dir?.close()
@@ -199,15 +202,15 @@ export class SessionManager implements AsyncDisposable {
     const record = this.#newRecord(userId, eid, options)
     // Refused before the lock: a too-large record never waits for another process.
     checkFits(JSON.stringify(record), this.maxBytes)
-    const { dir, ring } = this.#ready()
+    const { dir, ring } = await this.#readyAsync()
     await this.#locked(dir, () => this.#write(dir, ring, record))
-    this.#logger.info('session created', { eid, expiresAt: record.expiresAt })
+    this.#logger.info('session created', { expiresAt: record.expiresAt }) // no eid: ids stay out of logs
     return record
   }
 
   /** Removes the session; false when there was none. */
   async logout(): Promise<boolean> {
-    const { dir } = this.#ready()
+    const { dir } = await this.#readyAsync()
     this.#cached = null
     const removed = await this.#locked(dir, () => mapNative(() => dir.remove(FILE_NAME)))
     if (removed) this.#logger.info('session deleted (logout)')
@@ -215,8 +218,14 @@ export class SessionManager implements AsyncDisposable {
   }
 
   async getSession(): Promise<SessionData | null> {
-    const { dir, ring } = this.#ready()
-    return this.#interpret(await this.#read(dir, ring))
+    const { dir, ring } = await this.#readyAsync()
+    let unusable = false
+    const session = this.#interpret(await this.#read(dir, ring), () => {
+      unusable = true
+    })
+    // Removed on the pool, and awaited: a login right after must not race the removal.
+    if (unusable) await mapNative(() => dir.remove(FILE_NAME))
+    return session
   }
 
   /** Sync twin of getSession for start-up paths: one native call, no thread hop. */
@@ -267,7 +276,7 @@ export class SessionManager implements AsyncDisposable {
    */
   async extendSession(extraMs: number): Promise<boolean> {
     checkTtl('extraMs', extraMs)
-    const { dir, ring } = this.#ready()
+    const { dir, ring } = await this.#readyAsync()
     return this.#locked(dir, async () => {
       const current = await this.getSession()
       if (current === null) return false
@@ -342,7 +351,8 @@ export class SessionManager implements AsyncDisposable {
   }
 
   // Shared by getSession and its sync twin: what a read found, as the caller sees it.
-  #interpret(found: OpenFileResult | Error): SessionData | null {
+  // discard removes a file that holds no valid record (the async path removes it on the pool).
+  #interpret(found: OpenFileResult | Error, discard = () => void this.#dir?.removeSync(FILE_NAME)): SessionData | null {
     if (found instanceof Error) {
       const code = (found as { code?: string }).code
       // Tampered, foreign, rotated away, over the cap: the native call removed the file.
@@ -363,7 +373,7 @@ export class SessionManager implements AsyncDisposable {
     } catch (err) {
       // Authentic but not a record of ours (another program's key and context): unusable.
       this.#discarded('session file holds no valid record and was removed', { reason: String(err) })
-      this.#dir?.removeSync(FILE_NAME)
+      discard()
       return null
     }
     if (found.keyIndex > 0) this.#reseal(session)
@@ -388,10 +398,10 @@ export class SessionManager implements AsyncDisposable {
   // same lock as extendSession so a concurrent extension in another process is not undone.
   #reseal(session: SessionData): void {
     const { dir, ring } = this.#ready()
-    withFileMutex(this.sessionFile, async () => {
+    const resealing = withFileMutex(this.sessionFile, async () => {
       const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
-        const found = dir.openFileSync(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
+        const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
         // Only if the file still holds what we read (same expiry) and is still on an old key.
         if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
           await this.#write(dir, ring, session)
@@ -402,6 +412,9 @@ export class SessionManager implements AsyncDisposable {
     }).catch((err: unknown) =>
       this.#logger.warn('could not re-seal the session with the current key', { reason: String(err) }),
     )
+    // close() waits for it: no write may still be in flight once close has settled.
+    this.#resealing.add(resealing)
+    void resealing.finally(() => this.#resealing.delete(resealing))
   }
 
 
@@ -422,6 +435,33 @@ export class SessionManager implements AsyncDisposable {
       this.#startCleanup()
     }
     return { dir: this.#dir, ring: this.#ring }
+  }
+
+  // The async paths open the directory on the thread pool, never blocking the main thread.
+  async #readyAsync(): Promise<{ dir: NativePrivateDir; ring: NativeKeyRing }> {
+    if (this.#closed || this.#dir !== null) return this.#ready()
+    // Key first: a missing machine id should fail before a directory is created.
+    if (this.#ring === null) {
+      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
+      this.#keyOptions = null
+    }
+    this.#opening ??= native.openPrivateDir(this.sessionDir, true).finally(() => {
+      this.#opening = null
+    })
+    let dir: NativePrivateDir
+    try {
+      dir = await this.#opening
+    } catch (err) {
+      const e = toSessionError(err)
+      throw this.#defaultDir ? squattedDefault(e, this.sessionDir) : e
+    }
+    if (this.#dir === null && !this.#closed) {
+      this.#dir = dir
+      this.#startCleanup()
+    } else if (this.#dir !== dir) {
+      dir.close()
+    }
+    return this.#ready()
   }
 
   #startCleanup(): void {

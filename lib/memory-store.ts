@@ -1,17 +1,59 @@
 // The seed's in-process store. It keeps records (toJSON), never live Session objects, so it
 // behaves like the persistent stores: changes reach it only through save(), and every get()
 // returns a fresh Session. Nothing survives the process; use it for tests and single instances.
-import { BaseSessionStore, type Found } from './base-store'
+// Checks and writes run without an await in between, so each one is atomic within the process.
+import {
+  BaseSessionStore,
+  recordIdentity,
+  recordVersion,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type VersionedRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
 import { SessionClosedError } from './errors'
 import { isPlainObject } from './json'
+import { assertFits, checkMaxBytes } from './limits'
 import { isMetaExpired, Session, type SessionRecord } from './session'
 import { makeDump, resolveTiming, type SessionDump, type StoreTimingOptions } from './store'
-import { describe } from './validate'
+import { checkNonNegativeMs, describe } from './validate'
 
-export type MemorySessionStoreOptions = StoreTimingOptions
+export interface MemorySessionStoreOptions extends StoreTimingOptions {
+  /** Most sessions held (default 100 000): past it the least recently used one is dropped. */
+  maxSessions?: number
+  /** How often expired sessions are dropped, in ms (default 5 min; 0 disables). */
+  sweepInterval?: number
+  /** Size cap of one session as the sealed stores count it (default 1 MiB): bigger is refused. */
+  maxBytes?: number
+}
+
+export const DEFAULT_MAX_SESSIONS = 100_000
+const DEFAULT_SWEEP_INTERVAL = 5 * 60_000
+
+function checkMaxSessions(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_SESSIONS
+  if (typeof value !== 'number') throw new TypeError(`options.maxSessions must be a number, got ${describe(value)}`)
+  if (!Number.isInteger(value) || value < 1 || value > 2 ** 32) {
+    throw new RangeError(`options.maxSessions must be an integer from 1 to 2^32, got ${describe(value)}`)
+  }
+  return value
+}
 
 export class MemorySessionStore extends BaseSessionStore {
-  readonly #records = new Map<string, SessionRecord>()
+  // A Map keeps insertion order: every read and write moves a record to the end, so the first
+  // entry is always the least recently used one, the one dropped past maxSessions.
+  /** By storage name. */
+  readonly #records = new Map<string, VersionedRecord>()
+  /** Index name -> storage name -> expiry hint. */
+  readonly #indexes = new Map<string, Map<string, number>>()
+  readonly maxSessions: number
+  readonly maxBytes: number
+  readonly sweepInterval: number
+  #timer: NodeJS.Timeout | null = null
   #closed = false
 
   /** A bare number is taken as defaultTtl (ms), as in the seed. */
@@ -19,9 +61,18 @@ export class MemorySessionStore extends BaseSessionStore {
     if (typeof options === 'number') options = { defaultTtl: options }
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
     super(resolveTiming(options))
+    this.maxSessions = checkMaxSessions(options.maxSessions)
+    this.maxBytes = checkMaxBytes(options.maxBytes)
+    this.sweepInterval =
+      options.sweepInterval === undefined ? DEFAULT_SWEEP_INTERVAL : checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
+    if (this.sweepInterval > 0) {
+      this.#timer = setInterval(() => void this.purgeExpired().catch(() => {}), this.sweepInterval)
+      // Never keep a process alive just to sweep.
+      this.#timer.unref()
+    }
   }
 
-  /** Number of records held, expired ones included until they are read or purged. */
+  /** Number of records held, expired ones included until they are read, swept or purged. */
   get size(): number {
     return this.#records.size
   }
@@ -38,41 +89,108 @@ export class MemorySessionStore extends BaseSessionStore {
     return makeDump(records)
   }
 
+  /** Removes expired records, then index entries whose session is gone. */
   async purgeExpired(): Promise<number> {
     this.assertOpen()
     const now = Date.now()
     let removed = 0
-    for (const [id, record] of this.#records) {
+    for (const [name, record] of this.#records) {
       if (isMetaExpired(record.meta, now)) {
-        this.#records.delete(id)
+        this.#records.delete(name)
         removed++
       }
+    }
+    for (const [index, entries] of this.#indexes) {
+      for (const name of entries.keys()) if (!this.#records.has(name)) entries.delete(name)
+      if (entries.size === 0) this.#indexes.delete(index)
     }
     return removed
   }
 
   async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
     this.#records.clear()
+    this.#indexes.clear()
     this.#closed = true
   }
 
-  // Records, never live Session objects: every get() returns a fresh Session, as a persistent
-  // store would, and changes reach the store only through save().
-  protected async readSession(id: string): Promise<Found | null> {
-    const record = this.#records.get(id)
-    return record === undefined ? null : { session: Session.fromJSON(record), keyIndex: 0 }
+  // An expired record is removed by the read that finds it so (as the file store does); its
+  // index entry goes at the next purgeExpired or listSessions.
+  protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
+    const record = this.#records.get(name)
+    if (record === undefined) return null
+    if (isMetaExpired(record.meta, now)) {
+      this.#records.delete(name)
+      return null
+    }
+    this.#records.delete(name) // most recently used now
+    this.#records.set(name, record)
+    return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0 }
   }
 
-  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
-    if (existingOnly && !this.#records.has(session.id)) return
-    this.#records.set(session.id, session.toJSON())
+  protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
+    const current = this.#live(write.name, Date.now())
+    if (condition.kind === 'absent' && current !== null) return 'exists'
+    if (condition.kind === 'version') {
+      if (current === null) return 'missing'
+      if (current.version !== condition.version) {
+        if (rebuild === undefined) return 'conflict'
+        write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0 })
+      }
+    }
+    this.#records.delete(write.name) // most recently used now
+    this.#records.set(write.name, write.record)
+    this.#evict()
+    return 'written'
   }
 
-  protected async removeSession(id: string): Promise<boolean> {
-    return this.#records.delete(id)
+  /** Past maxSessions, drops the least recently used sessions (the first in the Map's order). */
+  #evict(): void {
+    for (const [name, record] of this.#records) {
+      if (this.#records.size <= this.maxSessions) break
+      this.#records.delete(name)
+      const identity = recordIdentity(record)
+      if (identity !== null) void this.indexRemove(this.indexNames(identity)[0], [name])
+    }
+  }
+
+  protected override checkRecordSize(json: string): void {
+    // Counted as a sealed store counts it, so a dump moves between stores with the same cap.
+    assertFits(json, this.maxBytes, 'session record')
+  }
+
+  protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    const record = this.#records.get(name)
+    if (record === undefined) return { removed: false, identity: null }
+    if (ifVersion !== undefined && record.version !== ifVersion) return { removed: false, identity: null }
+    this.#records.delete(name)
+    return { removed: true, identity: recordIdentity(record) }
+  }
+
+  protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    let entries = this.#indexes.get(index)
+    if (entries === undefined) this.#indexes.set(index, (entries = new Map()))
+    entries.set(entry.name, entry.expiresAt)
+  }
+
+  protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    const entries = this.#indexes.get(index)
+    if (entries === undefined) return
+    for (const name of names) entries.delete(name)
+    if (entries.size === 0) this.#indexes.delete(index)
+  }
+
+  protected async indexList(index: string): Promise<IndexEntry[]> {
+    return [...(this.#indexes.get(index) ?? [])].map(([name, expiresAt]) => ({ name, expiresAt }))
   }
 
   protected assertOpen(): void {
     if (this.#closed) throw new SessionClosedError('MemorySessionStore is closed', 'ERR_SESSION_CLOSED')
+  }
+
+  #live(name: string, now: number): VersionedRecord | null {
+    const record = this.#records.get(name)
+    return record === undefined || isMetaExpired(record.meta, now) ? null : record
   }
 }

@@ -11,12 +11,19 @@
 // carries the new id, so an id planted before login (fixation) is worthless. Afterwards
 // req.session points at the moved copy, for code that looks at it once the response is done.
 // Logout (session.invalidate): the store entry is deleted and the cookie cleared.
+//
+// Concurrency: the store's save is a compare-and-swap that re-applies this request's own changes
+// onto whatever other requests saved meanwhile, and resolves false when the session is gone. A
+// false means another request logged out (or the session expired): nothing was written, and this
+// response must not hand the cookie back, so the Set-Cookie it prepared is withdrawn.
+// The cookie's Max-Age is re-sent whenever the server-side expiry moves (a write-back, or a read
+// that persisted its touch), so the browser's copy lives exactly as long as the stored session.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from './ids'
 import { isPlainObject } from './json'
 import { checkLogger, type Logger } from './logger'
-import { Session } from './session'
+import { persistedTouch, Session } from './session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
 import { describe } from './validate'
 
@@ -39,13 +46,15 @@ export interface SessionMiddlewareOptions {
   cookie?: SessionCookieOptions
   /** Persist (and send a cookie for) new sessions nobody changed. Default false. */
   saveUninitialized?: boolean
-  /** Send the cookie on every response so its Max-Age restarts. Default false. */
+  /** Send the cookie on every response. Default false: it is sent when the session's server-side
+   *  expiry moves (every write-back and every touch the store persisted). */
   rolling?: boolean
   /** With secure 'auto', also believe `X-Forwarded-Proto: https` (only behind a proxy you run). */
   trustProxy?: boolean
   /** Idle timeout of new sessions in ms. Default: the store's defaultTtl, else 1 h. */
   ttl?: number
-  /** Where write-back failures are reported. Default console. */
+  /** Where write-back failures are reported. Default: silent, like the stores (no log line
+   *  unless you ask for one); a failure before the handler still reaches next(err). */
   logger?: Logger
 }
 
@@ -137,7 +146,9 @@ function watch(config: Config, req: SessionRequest, res: ServerResponse, session
       const persist = session.dirty || config.saveUninitialized
       plan = persist ? { kind: 'keep', cookie: setCookie(config, session.id, session, secure) } : { kind: 'none' }
     } else {
-      plan = { kind: 'keep', cookie: config.rolling ? setCookie(config, session.id, session, secure) : null }
+      // The stored expiry moves on a write-back and on a persisted touch: the cookie follows it.
+      const moves = config.rolling || session.dirty || persistedTouch(session)
+      plan = { kind: 'keep', cookie: moves ? setCookie(config, session.id, session, secure) : null }
     }
     if (plan.kind !== 'none' && plan.cookie !== null && !res.headersSent) {
       ourCookie = plan.cookie
@@ -182,45 +193,67 @@ function watch(config: Config, req: SessionRequest, res: ServerResponse, session
       finish()
       return this
     }
-    persist(decided).then(finish, (err: unknown) => {
-      config.logger.error('session write-back failed', { reason: String(err) })
-      // Do not hand out an id the store does not hold: the client keeps its old cookie.
+    // Do not hand out an id the store does not hold: the client keeps the cookie it has.
+    const withdraw = (): void => {
       if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
-      finish()
-    })
+    }
+    persist(decided).then(
+      (stored) => {
+        if (!stored) withdraw()
+        finish()
+      },
+      (err: unknown) => {
+        config.logger.error('session write-back failed', { reason: String(err) })
+        withdraw()
+        finish()
+      },
+    )
     return this
   } as ServerResponse['end']
 
-  async function persist(plan: Plan): Promise<void> {
+  /** False when the session is gone from the store (another request logged out, or it expired):
+   *  then nothing of this request was written and its cookie must not go out. */
+  async function persist(plan: Plan): Promise<boolean> {
     const { store, logger } = config
     // Logout wins over everything (a 'drop' plan always ends here), even when it came after the
     // headers went out: the id is then useless, whatever the cookie still says.
     if (session.invalidated) {
       if (!isNew) await store.delete(session.id)
-      return
+      return true
     }
     if (session.needsNewId && plan.kind !== 'move') {
       // Login after the headers went out: the new id cannot reach the client, and saving the
       // login under the old id would reward a fixed id. Refuse it.
       logger.warn('session login after the response headers were sent was not saved')
-      return
+      return true
     }
     if (plan.kind === 'move') {
       // Copy at the end, not at decide time: it carries every change the handler made.
       const moved = session.withId(plan.newId)
-      await store.save(moved)
-      if (!isNew) await store.delete(session.id)
+      if (!isSaved(await store.save(moved))) return false
+      // The old id gone already: another request logged out meanwhile. The login must not
+      // bring the session back under a new id.
+      if (!isNew && !(await store.delete(session.id))) {
+        await store.delete(plan.newId)
+        return false
+      }
       session.clearDirty()
       req.session = moved
-      return
+      return true
     }
     if (plan.kind === 'none') {
       // Changed only after the headers went out: no cookie names it, so storing it would orphan it.
       if (session.dirty) logger.warn('new session changed after the response headers were sent was not saved')
-      return
+      return true
     }
-    if (session.dirty || (isNew && config.saveUninitialized)) await store.save(session)
+    if (session.dirty || (isNew && config.saveUninitialized)) return isSaved(await store.save(session))
+    return true
   }
+}
+
+/** save() resolves true or false; a store written for 0.1 resolves undefined once it wrote. */
+function isSaved(result: boolean | void): boolean {
+  return result !== false
 }
 
 /** HTTPS as seen by this server, or by the proxy in front of it when trustProxy is set. */
@@ -238,8 +271,8 @@ function baseAttributes(config: Config, secure: boolean): SerializeOptions {
   return attrs
 }
 
-/** Max-Age in whole seconds: the idle timeout (restarted by this request), capped by what is left
- *  of the absolute lifetime. Rounded down so the cookie never outlives the session. */
+/** Max-Age in whole seconds: the idle timeout (restarted by this request's touch), capped by what
+ *  is left of the absolute lifetime. Rounded down so the cookie never outlives the session. */
 function setCookie(config: Config, id: string, session: Session, secure: boolean): string {
   const { createdAt, ttl, maxAge } = session.meta
   const left = maxAge === undefined ? ttl : Math.min(ttl, createdAt + maxAge - Date.now())
@@ -340,7 +373,7 @@ function checkOptions(options: SessionMiddlewareOptions): Config {
     trustProxy: checkBoolean('options.trustProxy', options.trustProxy, false),
     ttl,
     maxAge,
-    logger: options.logger === undefined ? console : checkLogger(options.logger),
+    logger: checkLogger(options.logger),
   }
 }
 

@@ -30,7 +30,8 @@ export interface OpenedFile extends EnvelopeHeader {
 export type OpenFileResult = OpenedFile | { expired: true; createdAt: number; expiresAt: number } | null
 
 export interface KeyRingSpec {
-  scope: 'manager' | 'store'
+  /** 'store-index': the key that names identity indexes (HMAC), apart from the sealing key. */
+  scope: 'manager' | 'store' | 'store-index'
   name: string
   /** Read the machine id and the OS uid natively (the default, machine-bound key). */
   machine?: boolean
@@ -58,12 +59,14 @@ export interface NativeKeyRing {
   open(envelope: Buffer, context: string, maxBytes: number, asString?: false): OpenedEnvelope
   /** The plaintext decoded as UTF-8 natively (no Buffer): the Redis store's read path. */
   open(envelope: Buffer, context: string, maxBytes: number, asString: true): OpenedFile
+  /** Lowercase hex HMAC-SHA256 of the message's UTF-8 bytes under key `keyIndex` (default 0, the current one). */
+  mac(message: string, keyIndex?: number): string
 }
 
 export interface SweepResult {
   scanned: number
   removed: number
-  /** Files that are not envelopes (left alone). */
+  /** Files examined and left alone: not envelopes, or not ours (symlink, FIFO, foreign owner). */
   skipped: number
 }
 
@@ -76,6 +79,15 @@ export interface NativeLock {
   release(): void
 }
 
+export interface CasSealResult {
+  outcome: 'written' | 'missing' | 'conflict' | 'exists'
+  /** On 'conflict': the live record's plaintext, and the stripe lock, still held. */
+  current?: string
+  lock?: NativeLock
+  /** The code of an unreadable record that was treated as none. */
+  unreadable?: string
+}
+
 export interface NativePrivateDir {
   readonly path: string
   readonly closed: boolean
@@ -83,7 +95,11 @@ export interface NativePrivateDir {
   /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */
   sealToFile(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): Promise<boolean>
   sealToFileSync(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): boolean
-  /** open, read (size-capped), check expiry from the header, decrypt, close: one call. */
+  /**
+   * open, read (size-capped), check expiry from the header, decrypt, close: one call. On Linux
+   * ≥ 5.12 served on the main thread when the kernel can do it without blocking (page cache,
+   * cached lookups), on the thread pool otherwise; the promise settles on a later tick either way.
+   */
   openFile(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): Promise<OpenFileResult>
   openFileSync(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): OpenFileResult
   remove(name: string): Promise<boolean>
@@ -91,18 +107,61 @@ export interface NativePrivateDir {
   peek(name: string): Promise<EnvelopeHeader | null>
   /** Names of regular files in the directory, temp and lock files excluded. */
   list(): Promise<string[]>
-  /** Remove envelopes whose header says they expired at or before `now`; reads 40 bytes of each. */
+  /**
+   * Remove envelopes that expired at or before `now`. A file of ours whose mtime (set to its
+   * expiry by sealToFile) is still ahead of `now` is passed by on one fstatat; any other file's
+   * 40-byte header decides, so a forged mtime can only delay a removal.
+   */
   sweep(now: number): Promise<SweepResult>
   sweepSync(now: number): SweepResult
+  /**
+   * Compare-and-swap write of a store record in one pool job: under the flock of `<stripe>.lock`,
+   * opens `name` (an expired one is removed, an unreadable one counts as none), checks `mode`
+   * (0 any, 1 absent, 2 a live record whose trailing `"version":N` is `expected`), then seals and
+   * writes. On 'conflict' nothing is written and the lock is still held: write, then release it.
+   */
+  casSeal(
+    ring: NativeKeyRing,
+    name: string,
+    stripe: string,
+    plaintext: Buffer | string,
+    context: string,
+    createdAt: number,
+    expiresAt: number,
+    maxBytes: number,
+    now: number,
+    mode: 0 | 1 | 2,
+    expected: number,
+  ): Promise<CasSealResult>
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock
+}
+
+export interface InlineReadStats {
+  /** False once the kernel answered ENOSYS/EPERM (process-wide), and off Linux. */
+  available: boolean
+  /** Async openFile calls tried on the main thread. */
+  attempts: number
+  /** Of those, settled from the main thread without the pool. */
+  inline: number
+  /** Async openFile calls that ran on the thread pool. */
+  pool: number
 }
 
 export interface NativeBinding {
   KeyRing: new (spec: KeyRingSpec) => NativeKeyRing
   /** Opens (creating if asked) a private 0700 directory owned by the caller; refuses unsafe ones. */
   PrivateDir: new (dirPath: string, create: boolean) => NativePrivateDir
+  /** Opens (creating if asked) a private directory on the thread pool. */
+  openPrivateDir(dirPath: string, create: boolean): Promise<NativePrivateDir>
+  /** Whether non-blocking reads are still tried in this process, and how this instance's async reads went. */
+  inlineReads(): InlineReadStats
+  /**
+   * Test and bench switch (this addon instance): 0 normal, 1 every inline read answers EAGAIN
+   * (cold cache), 2 openat2 answers ENOSYS, 3 no inline attempt (every read on the pool, as 0.1).
+   */
+  setInlineReadMode(mode: 0 | 1 | 2 | 3): void
   peekHeader(envelope: Buffer): EnvelopeHeader
   machineId(): string
   bootId(): string

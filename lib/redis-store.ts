@@ -1,48 +1,55 @@
-// Sessions shared by many app servers through Redis. Each value is one sealed envelope (sealed
-// and opened in memory by the native key ring), stored under `prefix + storageName(id)` with a PX
-// expiry equal to the session's own expiry, so Redis does the sweeping. No session id ever
-// reaches Redis in clear: the key holds its SHA-256, the value is ciphertext.
+// Sessions shared by many app servers through Redis. Each value is a version header and one
+// sealed envelope (sealed and opened in memory by the native key ring), stored under
+// `prefix + storageName(id)` with a PX expiry equal to the session's own expiry, so Redis does the
+// sweeping. No session id ever reaches Redis in clear: the key holds its SHA-256, the value is
+// ciphertext.
 //
-// The client is the user's own node-redis client (v5; v4 is handled where the APIs differ), typed
-// structurally so that `redis` stays an optional peer. Every command is a single-key command
-// (GET, SET, DEL) or SCAN, so the store works unchanged on Redis Cluster.
-import { SessionStoreUnavailableError, toSessionError } from './errors'
+// The client is the user's own node-redis v5 or ioredis client, reached through one adapter
+// (redis-client.ts). Every command names one key, so the store works unchanged on a single
+// server, behind Sentinel and on Redis Cluster.
+import { Avatar } from './avatar'
+import {
+  MAX_SAVE_ATTEMPTS,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
+import { toSessionError } from './errors'
 import { isPlainObject } from './json'
 import type { KeyOptions } from './keys'
-import { SealedStore, type Found, type SealedStoreOptions } from './sealed-store'
-import type { Session, SessionRecord } from './session'
+import { linkRedis, type RedisArg, type RedisLink } from './redis-client'
+import { CommandDeadlines } from './redis-deadlines'
+import { notReady } from './redis-errors'
+import { INDEX_ADD, INDEX_LIST, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
+import { HEADER_BYTES, parseValue, versionHeader } from './redis-value'
+import { SealedStore, type SealedStoreOptions } from './sealed-store'
+import type { SessionRecord } from './session'
 import { makeDump, type SessionDump } from './store'
 import { checkTtl, describe } from './validate'
 
-/**
- * The part of a node-redis client (v4 or v5, single node or cluster) this store uses. A client
- * from `createClient()` / `createCluster()` fits as is; nothing is imported from `redis`.
- */
-export interface RedisClientLike {
-  /** node-redis: true once connected and ready; false while (re)connecting or closed. */
-  readonly isReady?: boolean
-  /** Cluster clients of node-redis v5 have only isOpen. */
-  readonly isOpen?: boolean
-  get(key: string): Promise<unknown>
-  set(key: string, value: Buffer, options: Record<string, unknown>): Promise<unknown>
-  del(key: string): Promise<unknown>
-  scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<unknown>
-  /** node-redis v5: a view of the client whose GET replies are Buffers. */
-  withTypeMapping?(mapping: Record<number, unknown>): { get(key: string): Promise<unknown> }
-  /** node-redis v4: command options (`returnBuffers`) passed as a command's first argument. */
-  commandOptions?(options: { returnBuffers: boolean }): unknown
-  listenerCount?(event: string): number
-  /** Cluster clients: the masters, and a connected client for one of them (SCAN runs per master). */
-  readonly masters?: readonly unknown[]
-  getMasters?(): readonly unknown[]
-  nodeClient?(node: unknown): Promise<unknown> | unknown
+/** A node-redis v5 client or cluster (`createClient()`, `createCluster()` from 'redis'). */
+export interface NodeRedisClientLike {
+  sendCommand(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
+  withTypeMapping(...args: any[]): unknown // eslint-disable-line @typescript-eslint/no-explicit-any
 }
+/** An ioredis client or cluster (`new Redis()`, `new Redis.Cluster()`, Sentinel through Redis options). */
+export interface IoRedisClientLike {
+  readonly status: string
+  call(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
+  callBuffer(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+/** The clients RedisSessionStore accepts; nothing is imported from either package. */
+export type RedisClientLike = NodeRedisClientLike | IoRedisClientLike
 
 export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bindToBoot'> {
   /**
-   * A node-redis client you created and connected; it stays yours (close() leaves it open). Give
-   * it an 'error' listener (`client.on('error', ...)`): without one, a lost connection makes the
-   * client emit an unhandled 'error' event, which ends the process.
+   * A node-redis v5 or ioredis client you created and connected; it stays yours (close() leaves
+   * it open). Give it an 'error' listener (`client.on('error', ...)`): without one, a lost
+   * connection makes the client emit an unhandled 'error' event, which ends the process.
    */
   client: RedisClientLike
   /** Required (this or `secrets`): every app server must derive the same key, so a machine-bound key is refused. */
@@ -53,98 +60,72 @@ export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bind
   commandTimeout?: number
 }
 
-const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 const STORAGE_NAME = /^[0-9a-f]{64}$/
 const SCAN_COUNT = 500
-// node-redis pipelines concurrent commands on one connection: this many in flight at once.
+// Clients pipeline concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
-// RESP3 type byte of a bulk string ('$'), node-redis v5's RESP_TYPES.BLOB_STRING.
-const RESP_BLOB_STRING = 36
-
-// Errors of node-redis (by class name: v4's classes do not set `name`) and of the socket that mean
-// "the server cannot be reached right now", plus server replies meaning "not serving yet".
-const CONNECTION_ERRORS = new Set([
-  'AbortError',
-  'ClientClosedError',
-  'ClientOfflineError',
-  'ConnectionTimeoutError',
-  'DisconnectsClientError',
-  'ReconnectStrategyError',
-  'RootNodesUnavailableError',
-  'SocketClosedUnexpectedlyError',
-  'SocketTimeoutError',
-  'TimeoutError',
-  'SocketTimeoutDuringMaintenanceError',
-  'CommandTimeoutDuringMaintenanceError',
-])
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-])
-const UNAVAILABLE_REPLY = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY) /
+const WRONG_TYPE = /^WRONGTYPE /
+const ANONYMOUS = 'anonymous'
 
 /**
  * Encrypted sessions in Redis, shared by every app server that has the same `secret`.
  *
  * - `purgeExpired()` returns 0: each key carries a PX expiry, so Redis removes expired sessions
- *   itself. A read-only `get` within `touchAfter` does not rewrite the key, so Redis may drop a
- *   session up to `touchAfter` ms before its in-memory lastAccess says (as with the file store).
- * - While Redis is unreachable, calls reject at once (client not ready) or after `commandTimeout`
- *   with SessionStoreUnavailableError instead of waiting in the client's offline queue; they work
- *   again as soon as the client has reconnected.
- * - Redis Cluster: only single-key commands are used. `dump()` runs SCAN on every master (SCAN
- *   only sees the keys of the node it is sent to).
+ *   itself.
+ * - While Redis is unreachable (or failing over), calls reject at once (client not ready) or
+ *   after `commandTimeout` with SessionStoreUnavailableError instead of waiting in the client's
+ *   offline queue; they work again as soon as the client has reconnected.
+ * - A read fetches at most `maxBytes` + 1 bytes of the envelope: a value planted under a
+ *   session's key that is too big or not a string reads as no session (one warning).
+ * - Redis Cluster: every command names one key. `dump()` runs SCAN on every master.
  */
 export class RedisSessionStore extends SealedStore {
   readonly prefix: string
   readonly commandTimeout: number
-  // node-redis pipelines concurrent commands on one connection.
   protected override get restoreConcurrency(): number {
     return BATCH
   }
-  readonly #client: RedisClientLike
-  readonly #getBuffer: (key: string) => Promise<unknown>
-  readonly #v5: boolean
+  readonly #link: RedisLink
+  readonly #deadlines: CommandDeadlines
+  // GETRANGE's inclusive end: the header and maxBytes + 1 bytes of envelope at most.
+  readonly #readEnd: string
 
   constructor(options: RedisSessionStoreOptions) {
-    const { client, getBuffer, v5 } = checkClient(checkKeyOptions(options))
+    const link = linkRedis(checkKeyOptions(options).client)
     super({ ...options, bindToBoot: false })
-    this.#client = client
-    this.#getBuffer = getBuffer
-    this.#v5 = v5
+    this.#link = link
     this.prefix = checkPrefix(options.prefix)
     this.commandTimeout = options.commandTimeout === undefined ? 2_000 : checkTtl('options.commandTimeout', options.commandTimeout)
-    if (typeof client.listenerCount === 'function' && client.listenerCount('error') === 0) {
+    this.#deadlines = new CommandDeadlines(this.commandTimeout)
+    this.#readEnd = String(HEADER_BYTES + this.maxBytes)
+    if (!link.hasErrorListener()) {
       this.logger.warn("the Redis client has no 'error' listener: a lost connection will end the process; add client.on('error', ...)")
     }
+  }
+
+  /** Which client the store talks through ('node-redis', 'ioredis cluster', ...). */
+  get clientKind(): RedisLink['kind'] {
+    return this.#link.kind
   }
 
   async dump(): Promise<SessionDump> {
     this.ring()
     const now = Date.now()
     const records: SessionRecord[] = []
-    // On a cluster, SCAN sees only the node it is sent to: scan each master, then GET through
-    // the cluster client, which routes each key to its slot's master.
-    for (const scanner of await this.#scanners()) {
+    const match = `${globEscape(this.prefix)}*`
+    // SCAN sees only the node it is sent to: scan every master, then read each key through the
+    // client, which routes it to its slot's master.
+    for (const scan of await this.#command('SCAN', this.#link.scanners())) {
       let cursor = '0'
       do {
-        const reply = await this.#command('SCAN', () => scanner.scan(cursor, { MATCH: `${globEscape(this.prefix)}*`, COUNT: SCAN_COUNT }))
-        const { next, keys } = parseScanReply(reply)
+        const [next, keys] = await this.#command('SCAN', scan(cursor, match, SCAN_COUNT))
         cursor = next
         const names = keys
           .filter((k) => k.startsWith(this.prefix))
           .map((k) => k.slice(this.prefix.length))
           .filter((n) => STORAGE_NAME.test(n))
         for (let i = 0; i < names.length; i += BATCH) {
-          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readName(n)))
+          const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readRecord(n)))
           for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toJSON())
         }
       } while (cursor !== '0')
@@ -163,93 +144,200 @@ export class RedisSessionStore extends SealedStore {
     this.closeRing()
   }
 
-  #key(name: string): string {
-    return this.prefix + name
+  // ---- Records: one key each, value = version header + envelope --------------------------------
+
+  protected async readRecord(name: string): Promise<StoredRecord | null> {
+    let value: unknown
+    try {
+      value = await this.#send('GETRANGE', ['GETRANGE', this.prefix + name, '0', this.#readEnd], true)
+    } catch (err) {
+      // A list, hash, ... under a session's key (a shared or hostile Redis): not a session.
+      if (err instanceof Error && WRONG_TYPE.test(err.message)) return this.#notOurs('holds a value that is not a string')
+      throw err
+    }
+    return this.#open(name, value)
   }
 
-  /** SET with PX until the session's expiry; `existingOnly` adds XX, so a touch or re-seal
-   *  cannot bring back a session another server deleted meanwhile (logout). */
-  protected async writeSession(session: Session, existingOnly: boolean): Promise<void> {
-    const { name, context, json } = this.sealable(session)
-    const expiresAt = session.expiresAt()
+  /**
+   * One SWAP script per attempt: it compares the version header beside the envelope and writes
+   * only when the condition holds. On a conflict the script answers with the current value, so a
+   * save re-applies its changes (rebuild) and tries again without a separate read.
+   */
+  protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
+    if (condition.kind === 'any') {
+      // (restore: the caller has indexed it already)
+      await this.#send('SET', ['SET', this.prefix + write.name, this.#value(write), 'PX', px(write.expiresAt)], false)
+      return 'written'
+    }
+    // Keep the identity's index entry as long-lived as the session (touches move its expiry):
+    // sent with the write, on the same connection, so it costs no extra round trip.
+    const index = condition.kind === 'version' ? this.#indexOf(write.record) : null
+    const refresh = index !== null ? this.#indexAdd(index, write) : null
+    refresh?.catch(() => {})
+    let expected: RedisArg = condition.kind === 'version' ? expectedHeader(condition.version) : ''
+    let legacy = condition.kind === 'version' && condition.version === 1 ? 'SEAL' : ''
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const reply = await this.#script(SWAP, this.prefix + write.name, [expected, this.#value(write), px(write.expiresAt), this.#readEnd, legacy])
+        if (reply === 1) return 'written'
+        if (reply === 0) return condition.kind === 'absent' ? 'exists' : 'missing'
+        const current = await this.#open(write.name, reply)
+        if (condition.kind === 'absent') {
+          if (current !== null) return 'exists'
+          // Expired or unreadable counts as absent: replace exactly the value seen (once more at most).
+          if (attempt > 0 || !Buffer.isBuffer(reply)) return 'exists'
+          expected = reply.subarray(0, Math.min(reply.length, HEADER_BYTES)) // bytes, not a string: compared byte for byte
+          legacy = ''
+          continue
+        }
+        if (current === null || current.session.id !== write.id) return 'missing'
+        if (rebuild === undefined || attempt + 1 >= MAX_SAVE_ATTEMPTS) return 'conflict'
+        write = rebuild(current)
+        expected = expectedHeader(current.version)
+        legacy = current.version === 1 ? 'SEAL' : ''
+      }
+    } finally {
+      if (refresh !== null) await refresh.catch(() => {})
+    }
+  }
+
+  /** DEL (or, with ifVersion, delete only that version) in one script that returns what it removed. */
+  protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
+    const expected = ifVersion === undefined ? '' : expectedHeader(ifVersion)
+    const legacy = ifVersion === 1 ? 'SEAL' : ''
+    const reply = await this.#script(REMOVE, this.prefix + name, [expected, legacy, this.#readEnd])
+    if (reply === 0) return { removed: false, identity: null }
+    const found = Buffer.isBuffer(reply) ? await this.#open(name, reply) : null
+    if (ifVersion !== undefined && found !== null && found.version !== ifVersion) {
+      // The header matched but the sealed record says otherwise (a forged header): already gone.
+      this.logger.warn('a session key held a version header that did not match its record')
+    }
+    const avatar = found?.session.avatar
+    return { removed: true, identity: avatar === undefined || avatar.isAnonymous ? null : avatar.identity }
+  }
+
+  // ---- Identity index: a sorted set per identity (member: storage name, score: expiry) ---------
+
+  protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
+    await this.#script(INDEX_ADD, this.#indexKey(index), [entry.name, String(entry.expiresAt), String(Date.now())])
+  }
+
+  protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
+    if (names.length === 0) return
+    const key = this.#indexKey(index)
+    try {
+      await this.#send('ZREM', ['ZREM', key, ...names], false, key)
+    } catch (err) {
+      if (!(err instanceof Error && WRONG_TYPE.test(err.message))) throw err
+    }
+  }
+
+  protected async indexList(index: string): Promise<IndexEntry[]> {
+    const reply = await this.#script(INDEX_LIST, this.#indexKey(index), [String(Date.now())])
+    const flat = Array.isArray(reply) ? reply.map(String) : []
+    const out: IndexEntry[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      if (STORAGE_NAME.test(flat[i])) out.push({ name: flat[i], expiresAt: Number(flat[i + 1]) })
+    }
+    return out
+  }
+
+  #indexKey(index: string): string {
+    return `${this.prefix}idx:${index}`
+  }
+
+  #indexAdd(index: string, write: RecordWrite): Promise<void> {
+    return this.indexAdd(index, { name: write.name, expiresAt: write.expiresAt })
+  }
+
+  /** The current index name of the identity a record is stored under; null when anonymous. */
+  #indexOf(record: RecordWrite['record']): string | null {
+    const identity = record.avatar !== undefined ? record.avatar.identity : record.auth !== null ? new Avatar(undefined, undefined, record.auth).identity : null
+    if (identity === null || identity === ANONYMOUS) return null
+    return this.indexNames(identity)[0]
+  }
+
+  /** The version header and the sealed record: what a session's key holds. */
+  #value(write: RecordWrite): Buffer {
     let envelope: Buffer
     try {
-      envelope = this.ring().seal(json, context, session.meta.createdAt, expiresAt)
+      envelope = this.ring().seal(JSON.stringify(write.record), this.context(write.name), write.createdAt, write.expiresAt)
     } catch (err) {
       throw toSessionError(err)
     }
-    const ttl = expiresAt - Date.now()
-    if (ttl <= 0) {
-      await this.removeName(name)
-      return
-    }
-    const options: Record<string, unknown> = this.#v5
-      ? { expiration: { type: 'PX', value: ttl }, ...(existingOnly ? { condition: 'XX' } : {}) }
-      : { PX: ttl, ...(existingOnly ? { XX: true } : {}) }
-    const client = this.#client
-    await this.#command('SET', () => client.set(this.#key(name), envelope, options))
+    const value = Buffer.allocUnsafe(HEADER_BYTES + envelope.length)
+    value.write(versionHeader(write.version), 0, 'latin1')
+    envelope.copy(value, HEADER_BYTES)
+    return value
   }
 
-  protected async readName(name: string): Promise<Found | null> {
+  /** A value read back (bounded) as a stored record; null when missing, too big or not ours. */
+  #open(name: string, value: unknown): StoredRecord | null {
     const ring = this.ring()
-    const value = await this.#command('GET', () => this.#getBuffer(this.#key(name)))
-    if (value === null || value === undefined) return null
     if (!Buffer.isBuffer(value)) {
-      throw new TypeError(`Redis GET returned ${describe(value)}, not a Buffer: the client must be a node-redis v4 or v5 client`)
+      if (value === null || value === undefined || value === '') return null
+      throw new TypeError(`Redis returned ${describe(value)} for a session value, not a Buffer`)
     }
+    if (value.length === 0) return null // GETRANGE of a missing key
+    // The read stopped at header + maxBytes + 1: anything that long is over the cap.
+    if (value.length > HEADER_BYTES + this.maxBytes) return this.#notOurs(`holds more than maxBytes (${this.maxBytes})`)
+    const stored = parseValue(value)
+    if (stored === null) return this.#notOurs('holds a value that is not a sealed session')
+    if (stored.envelope.length > this.maxBytes) return this.#notOurs(`holds more than maxBytes (${this.maxBytes})`)
     let opened: { plaintext: Buffer | string; keyIndex: number }
     try {
-      opened = ring.open(value, this.context(name), this.maxBytes, true)
+      opened = ring.open(stored.envelope, this.context(name), this.maxBytes, true)
     } catch (err) {
       return this.unreadable(err)
     }
     return this.decode(opened.plaintext as string, opened.keyIndex)
   }
 
-  protected async removeName(name: string): Promise<boolean> {
-    const client = this.#client
-    const removed = await this.#command('DEL', () => client.del(this.#key(name)))
-    return Number(removed) > 0
-  }
-
-  /** The clients to run SCAN on: each master of a cluster, else the client itself. */
-  async #scanners(): Promise<Array<Pick<RedisClientLike, 'scan'>>> {
-    const c = this.#client
-    const masters = Array.isArray(c.masters) ? c.masters : typeof c.getMasters === 'function' ? c.getMasters() : null
-    if (masters === null || typeof c.nodeClient !== 'function') return [c]
-    const nodeClient = c.nodeClient.bind(c)
-    return Promise.all(
-      masters.map((m) => this.#command('SCAN', async () => (await nodeClient(m)) as Pick<RedisClientLike, 'scan'>)),
-    )
-  }
-
-  /**
-   * One Redis command, failing fast: not sent at all while the client is not ready (it would wait
-   * in the offline queue), and given up after commandTimeout. Connection errors become
-   * SessionStoreUnavailableError; anything else (a server error reply) passes through.
-   */
-  async #command<T>(what: string, send: () => Promise<T>): Promise<T> {
-    const c = this.#client
-    const ready = typeof c.isReady === 'boolean' ? c.isReady : c.isOpen !== false
-    if (!ready) throw new SessionStoreUnavailableError(`Redis is not reachable (client not ready): ${what} not sent`, UNAVAILABLE)
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new SessionStoreUnavailableError(`Redis did not answer ${what} within ${this.commandTimeout} ms`, UNAVAILABLE)),
-        this.commandTimeout,
-      )
-      timer.unref()
-    })
+  /** EVALSHA, and EVAL once when the server does not have the script yet. */
+  async #script(script: RedisScript, key: string, argv: RedisArg[]): Promise<unknown> {
     try {
-      const reply = Promise.resolve().then(send)
-      reply.catch(() => {}) // when the timeout wins, a late rejection must not go unhandled
-      return await Promise.race([reply, timeout])
+      return await this.#send('EVALSHA', evalArgs(script, key, argv), true, key)
     } catch (err) {
-      throw unavailable(err, what)
-    } finally {
-      clearTimeout(timer)
+      if (!isNoScript(err)) throw err
+      return this.#send('EVAL', evalArgs(script, key, argv, true), true, key)
     }
   }
+
+  #notOurs(why: string): null {
+    this.logger.warn(`a session key ${why}: read as no session`)
+    return null
+  }
+
+  /** One command on `key`'s slot (default args[1]), refused at once while the client is not ready. */
+  #send(what: string, args: RedisArg[], binary: boolean, key = args[1] as string): Promise<unknown> {
+    if (!this.#link.ready()) return Promise.reject(notReady(what))
+    let reply: Promise<unknown>
+    try {
+      reply = this.#link.send(key, args, binary)
+    } catch (err) {
+      reply = Promise.reject(err)
+    }
+    return this.#deadlines.watch(what, reply)
+  }
+
+  /** A promise from the client, given up after commandTimeout; refused while not ready. */
+  #command<T>(what: string, reply: Promise<T>): Promise<T> {
+    if (!this.#link.ready()) {
+      reply.catch(() => {})
+      return Promise.reject(notReady(what))
+    }
+    return this.#deadlines.watch(what, reply)
+  }
+}
+
+/** The header a value of `version` starts with. */
+function expectedHeader(version: number): string {
+  return versionHeader(version)
+}
+
+/** PX for a record expiring at `expiresAt` (at least 1: an already expired write vanishes at once). */
+function px(expiresAt: number): string {
+  return String(Math.max(1, expiresAt - Date.now()))
 }
 
 /** Checked before any key is derived: a machine-bound or boot-bound key cannot be shared. */
@@ -264,50 +352,6 @@ function checkKeyOptions(options: RedisSessionStoreOptions): RedisSessionStoreOp
     throw new TypeError("RedisSessionStore does not take options.bindToBoot: a key bound to one machine's boot cannot be shared by several servers")
   }
   return options
-}
-
-/** The client, and how to GET a binary value through it (v5: a type-mapped view; v4: commandOptions). */
-function checkClient(options: RedisSessionStoreOptions): { client: RedisClientLike; getBuffer: (key: string) => Promise<unknown>; v5: boolean } {
-  const client = options.client as unknown as RedisClientLike
-  if (typeof client !== 'object' || client === null || !['get', 'set', 'del', 'scan'].every((m) => typeof (client as unknown as Record<string, unknown>)[m] === 'function')) {
-    throw new TypeError(`options.client must be a node-redis client (createClient() from 'redis'), got ${describe(client)}`)
-  }
-  if (typeof client.withTypeMapping === 'function') {
-    // v5: a view of the same client (same connection) whose bulk-string replies are Buffers.
-    const binary = client.withTypeMapping({ [RESP_BLOB_STRING]: Buffer })
-    return { client, getBuffer: (key) => binary.get(key), v5: true }
-  }
-  if (typeof client.commandOptions === 'function') {
-    const returnBuffers = client.commandOptions({ returnBuffers: true })
-    const get = client.get as unknown as (opts: unknown, key: string) => Promise<unknown>
-    return { client, getBuffer: (key) => get.call(client, returnBuffers, key), v5: false }
-  }
-  throw new TypeError('options.client must be a node-redis v4 or v5 client: it has neither withTypeMapping (v5) nor commandOptions (v4)')
-}
-
-/** A connection-level error as SessionStoreUnavailableError (cause kept); others unchanged. */
-function unavailable(err: unknown, what: string): unknown {
-  if (err instanceof SessionStoreUnavailableError || !(err instanceof Error)) return err
-  const e = err as Error & { code?: unknown }
-  const className = (e.constructor as { name?: unknown } | undefined)?.name
-  if (
-    CONNECTION_ERRORS.has(e.name) ||
-    (typeof className === 'string' && CONNECTION_ERRORS.has(className)) ||
-    (typeof e.code === 'string' && SOCKET_CODES.has(e.code)) ||
-    UNAVAILABLE_REPLY.test(e.message)
-  ) {
-    return new SessionStoreUnavailableError(`Redis is not reachable: ${what} failed (${e.message})`, UNAVAILABLE, { cause: err })
-  }
-  return err
-}
-
-/** node-redis v5 replies `{ cursor: string, keys }`, v4 `{ cursor: number, keys }`. */
-function parseScanReply(reply: unknown): { next: string; keys: string[] } {
-  const r = reply as { cursor?: unknown; keys?: unknown } | null
-  if (typeof r !== 'object' || r === null || !Array.isArray(r.keys) || (typeof r.cursor !== 'string' && typeof r.cursor !== 'number')) {
-    throw new TypeError(`unexpected SCAN reply from the Redis client: ${describe(reply)}`)
-  }
-  return { next: String(r.cursor), keys: r.keys.map((k: unknown) => (Buffer.isBuffer(k) ? k.toString('utf8') : String(k))) }
 }
 
 /** A literal string inside a SCAN MATCH pattern. */

@@ -1,19 +1,18 @@
 // What the stores that keep sealed envelopes (files, Redis) share on top of BaseSessionStore:
-// option checks, the key ring, a session's storage name and context, the size cap, and how an
-// unreadable envelope is reported. A subclass supplies only where an envelope lives: readName,
-// writeSession, removeName, dump, purgeExpired, close.
-import { BaseSessionStore, type Found } from './base-store'
+// option checks, the key rings (sealing, and naming identity indexes), a session's context, the
+// size cap, and how an unreadable envelope is reported. A subclass supplies where envelopes live:
+// the record and index primitives of BaseSessionStore, dump, purgeExpired, close.
+import { BaseSessionStore, recordVersion, type StoredRecord } from './base-store'
 import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
-import { storageName } from './ids'
 import { makeKeyRing, type KeyOptions } from './keys'
 import { assertFits, checkMaxBytes } from './limits'
 import { checkLogger, type Logger } from './logger'
 import type { NativeKeyRing } from './native'
 import { checkNamespace } from './namespace'
-import { Session } from './session'
+import { sessionFromParsed, type Session } from './session'
 import { resolveTiming, type StoreTimingOptions } from './store'
 
-export type { Found } from './base-store'
+export type { StoredRecord } from './base-store'
 
 export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
   /** Part of the key derivation and of each envelope's context (default 'default'). */
@@ -23,18 +22,13 @@ export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
   logger?: Logger
 }
 
-/** A session sealed for writing: its storage name, context and JSON record. */
-export interface Sealable {
-  name: string
-  context: string
-  json: string
-}
-
 export abstract class SealedStore extends BaseSessionStore {
   readonly namespace: string
   readonly maxBytes: number
   protected readonly logger: Logger
   #ring: NativeKeyRing | null
+  // Derived like the sealing key with scope 'store-index': index names are HMACs under it.
+  #indexRing: NativeKeyRing | null
 
   protected constructor(options: SealedStoreOptions) {
     super(resolveTiming(options))
@@ -42,24 +36,17 @@ export abstract class SealedStore extends BaseSessionStore {
     this.maxBytes = checkMaxBytes(options.maxBytes)
     this.logger = checkLogger(options.logger)
     this.#ring = makeKeyRing('store', this.namespace, options)
-  }
-
-  // Sessions live under their storage name (hex SHA-256 of the id), never under the id.
-  protected readSession(id: string, now: number): Promise<Found | null> {
-    return this.readName(storageName(id), now)
-  }
-
-  protected removeSession(id: string): Promise<boolean> {
-    return this.removeName(storageName(id))
+    try {
+      this.#indexRing = makeKeyRing('store-index', this.namespace, options)
+    } catch (err) {
+      this.#ring.close()
+      throw err
+    }
   }
 
   protected assertOpen(): void {
     this.ring()
   }
-
-  /** The session sealed under `name`, or null when missing, expired or unreadable. */
-  protected abstract readName(name: string, now: number): Promise<Found | null>
-  protected abstract removeName(name: string): Promise<boolean>
 
   /** The key ring, or SessionClosedError once closed. */
   protected ring(): NativeKeyRing {
@@ -67,22 +54,29 @@ export abstract class SealedStore extends BaseSessionStore {
     return this.#ring
   }
 
-  /** Wipes the key; later calls reject with SessionClosedError. */
+  /** Wipes the keys; later calls reject with SessionClosedError. */
   protected closeRing(): void {
     this.#ring?.close()
     this.#ring = null
+    this.#indexRing?.close()
+    this.#indexRing = null
   }
 
+  /** One name per key while keys rotate (current first): entries written under an older key stay findable. */
+  protected override indexNames(identity: string): string[] {
+    this.ring()
+    const ring = this.#indexRing as NativeKeyRing
+    return ring.keyIds.map((_, i) => ring.mac(identity, i))
+  }
+
+  /** The AAD context of the envelope stored under `name` (a storage name, or an index's file/key name). */
   protected context(name: string): string {
     return `store:${this.namespace}:${name}`
   }
 
-  /** The session as it will be sealed, refused here when over the size cap. */
-  protected sealable(session: Session): Sealable {
-    const json = JSON.stringify(session)
-    assertFits(json, this.maxBytes, `session ${session.id.slice(0, 6)}…`)
-    const name = storageName(session.id)
-    return { name, context: this.context(name), json }
+  protected override checkRecordSize(json: string, session: Session): void {
+    // No part of the id in the message: errors end up in logs, and an id is a credential.
+    assertFits(json, this.maxBytes, 'session record')
   }
 
   /**
@@ -96,10 +90,13 @@ export abstract class SealedStore extends BaseSessionStore {
     return null
   }
 
-  /** The opened record as a Session, or null (logged) when it is not one. */
-  protected decode(plaintext: string, keyIndex: number): Found | null {
+  /** The opened record as a stored session, or null (logged) when it is not one. */
+  protected decode(plaintext: string, keyIndex: number): StoredRecord | null {
     try {
-      return { session: Session.fromJSON(JSON.parse(plaintext)), keyIndex }
+      const record: unknown = JSON.parse(plaintext)
+      const version = recordVersion(record)
+      if (version === null) throw new TypeError('bad version')
+      return { session: sessionFromParsed(record), version, keyIndex }
     } catch {
       this.logger.warn('session envelope holds no valid record')
       return null

@@ -1,5 +1,7 @@
 // The record SessionManager keeps: one login. Times are ISO-8601 strings, as in the seed.
 import { copyJson, isPlainObject, type JsonObject } from './json'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, render } from './inspect'
 import { describe } from './validate'
 
 export interface SessionDataRecord {
@@ -48,6 +50,11 @@ export class SessionData implements SessionDataRecord {
   /** Expiry as ms since the epoch. */
   get expiresAtMs(): number {
     return Date.parse(this.expiresAt)
+  }
+
+  /** console.log shows the record (times are ISO strings already). */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    return render('SessionData', this.toJSON(), depth, options, fn)
   }
 
   toJSON(): SessionDataRecord {

@@ -1,10 +1,12 @@
 // Session: one visitor's server-side state. The store persists it as a plain JSON record
 // (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
-import { Avatar, type AvatarRecord } from './avatar'
-import { Bag, type BagJSON } from './bag'
-import { copyJson, isPlainObject, type JsonObject } from './json'
-import { isValidSessionId } from './ids'
+import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
+import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
+import { copyJson, freezeParsed, isPlainObject, type JsonObject } from './json'
+import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
+import type { inspect, InspectOptionsStylized } from 'node:util'
+import { custom, idPrefix, isoTime, render } from './inspect'
 import { checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
@@ -31,9 +33,31 @@ export interface SessionOptions {
   now?: number
 }
 
+export interface AttachAvatarOptions {
+  /** Keep the data gathered before login (default true: a cart survives login). With false the
+   *  session's data is cleared, so nothing planted before login (a CSRF token, OAuth state)
+   *  reaches the logged-in session. */
+  keepData?: boolean
+}
+
+interface SessionInternals {
+  version(s: Session): number
+  storedIdentity(s: Session): string | null
+  touchPersisted(s: Session): boolean
+  markStored(s: Session, version: number): void
+  markTouched(s: Session, version: number): void
+  rebase(s: Session, latest: Session, version: number): void
+  fromParsed(record: unknown): Session
+}
+// Filled by Session's static block: package-internal access for stores and the middleware.
+let internals!: SessionInternals
+
+// Set by fromJSON only while it builds a Session whose record carries an avatar.
+let recordAvatarFollows = false
+
 export class Session {
   readonly #id: string
-  readonly #auth: JsonObject | null
+  #auth: JsonObject | null
   #data = new Bag()
   #avatar!: Avatar
   /** Set by attachAvatar or a record that carried an avatar: the avatar is then persisted. */
@@ -45,6 +69,36 @@ export class Session {
   #dirty = false
   #needsNewId = false
   #invalidated = false
+  /** The store version this copy was read at or last written as; 0: never stored (built by hand). */
+  #version = 0
+  /** The identity the stored record at #version is indexed under (null: anonymous or never stored). */
+  #storedIdentity: string | null = null
+  /** attachAvatar since the last save: on a re-apply, this copy's avatar replaces the stored one. */
+  #avatarReplaced = false
+  /** The store.get that returned this copy persisted a touch (its server-side expiry moved). */
+  #touchPersisted = false
+
+  static {
+    internals = {
+      version: (s) => s.#version,
+      storedIdentity: (s) => s.#storedIdentity,
+      touchPersisted: (s) => s.#touchPersisted,
+      markStored: (s, version) => {
+        s.#version = version
+        s.#storedIdentity = s.#avatar.isAnonymous ? null : s.#avatar.identity
+        s.#avatarReplaced = false
+        s.#dirty = false
+        resetChanges(s.#data)
+        resetChanges(s.#avatar.data)
+      },
+      markTouched: (s, version) => {
+        s.#version = version
+        s.#touchPersisted = true
+      },
+      rebase: (s, latest, version) => s.#rebase(latest, version),
+      fromParsed: (record) => readStored(() => Session.#fromRecord(record, true)),
+    }
+  }
 
   /** `ttl` is the idle timeout in ms; a ttl <= 0 makes the session expired from the start. */
   constructor(sessionId: string, auth: Readonly<Record<string, unknown>> | null, ttl: number, options: SessionOptions = {}) {
@@ -65,14 +119,23 @@ export class Session {
     this.#createdAt = now
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
-    this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+    trackChanges(this.#data)
+    // A record that carries its avatar gets it right after (fromJSON): building one from the
+    // auth snapshot first would only be thrown away (with many roles, most of a read's work).
+    if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
-  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. */
+  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
+   *  is never refused for the avatar caps (tags): a stored session always reads back. */
   static fromJSON(record: unknown): Session {
+    return readStored(() => Session.#fromRecord(record, false))
+  }
+
+  /** `parsed`: the record is fresh JSON.parse output nobody else holds (adopted, not copied). */
+  static #fromRecord(record: unknown, parsed: boolean): Session {
     if (!isPlainObject(record)) throw new TypeError(`session record must be a plain object, got ${describe(record)}`)
     const { id, meta, auth, data, avatar } = record
-    if (!isValidSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
+    if (!isStoreSessionId(id)) throw new TypeError(`session record.id must be a session id, got ${describe(id)}`)
     if (!isPlainObject(meta)) throw new TypeError(`session record.meta must be a plain object, got ${describe(meta)}`)
     const createdAt = checkTimestamp('session record.meta.createdAt', meta.createdAt)
     const lastAccess = checkTimestamp('session record.meta.lastAccess', meta.lastAccess)
@@ -83,14 +146,26 @@ export class Session {
     }
     if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
 
-    const session = new Session(id, auth, meta.ttl, { maxAge, now: createdAt })
+    const storedAvatar = avatar === undefined ? null : Avatar.fromJSON(avatar)
+    recordAvatarFollows = storedAvatar !== null
+    let session: Session
+    try {
+      session = new Session(id, parsed ? null : auth, meta.ttl, { maxAge, now: createdAt })
+    } finally {
+      recordAvatarFollows = false
+    }
+    if (parsed && auth !== null) {
+      session.#auth = freezeParsed(auth, 'session record.auth') as JsonObject
+      if (storedAvatar === null) session.#setAvatar(new Avatar(undefined, undefined, session.#auth))
+    }
     session.#lastAccess = lastAccess
     // Adopt the Bag built from the record (it is ours alone): copying it entry by entry into
     // the constructor's empty Bag would validate and copy every value a second time.
-    session.#data = Bag.fromJSON(data)
+    session.#data = parsed ? bagFromParsed(data) : Bag.fromJSON(data)
     session.#data.onChange = () => session.markDirty()
-    if (avatar !== undefined) {
-      session.#setAvatar(Avatar.fromJSON(avatar))
+    trackChanges(session.#data)
+    if (storedAvatar !== null) {
+      session.#setAvatar(storedAvatar)
       session.#avatarAttached = true
     }
     session.#dirty = false
@@ -166,11 +241,19 @@ export class Session {
     return this.#invalidated
   }
 
-  /** The login event: the session now belongs to `avatar`. */
-  attachAvatar(avatar: Avatar): void {
+  /** The login event: the session now belongs to `avatar`. Rotate per-session secrets (a CSRF
+   *  token) here: with `keepData: false` everything stored before login is dropped. */
+  attachAvatar(avatar: Avatar, options: AttachAvatarOptions = {}): void {
     if (!(avatar instanceof Avatar)) throw new TypeError(`avatar must be an Avatar, got ${describe(avatar)}`)
+    if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    const keepData = options.keepData ?? true
+    if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
+    // An avatar rebuilt from a stored record skipped the caps; one attached at login may not.
+    checkTagCaps(avatar.tags, 'avatar.tags')
+    if (!keepData) this.#data.clear()
     this.#setAvatar(avatar)
     this.#avatarAttached = true
+    this.#avatarReplaced = true
     this.#needsNewId = true
     this.markDirty()
   }
@@ -193,6 +276,29 @@ export class Session {
     return copy
   }
 
+  /** console.log shows who, when and what: never the whole id (a bearer credential) nor the
+   *  auth snapshot (it may hold tokens). */
+  [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
+    const meta: Record<string, unknown> = {
+      createdAt: isoTime(this.#createdAt),
+      lastAccess: isoTime(this.#lastAccess),
+      expiresAt: isoTime(this.expiresAt()),
+      ttl: this.#ttl,
+    }
+    if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
+    const view: Record<string, unknown> = {
+      id: idPrefix(this.#id),
+      identity: this.#avatar.identity,
+      tags: [...this.#avatar.tags],
+      meta,
+      data: this.#data.toJSON(),
+    }
+    if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(Boolean)
+    if (flags.length > 0) view.flags = flags
+    return render('Session', view, depth, options, fn)
+  }
+
   toJSON(): SessionRecord {
     const record: SessionRecord = {
       id: this.#id,
@@ -210,7 +316,72 @@ export class Session {
     this.#avatar = avatar
     // Avatar data is part of the record, so changing it must also mark the session dirty.
     avatar.data.onChange = () => this.markDirty()
+    trackChanges(avatar.data)
   }
+
+  /**
+   * Becomes `latest` (a newer stored version of this session) with this copy's own changes
+   * re-applied path by path: data paths set or deleted, avatar data paths, and the avatar itself
+   * when attachAvatar was called. The journals are kept, so a second re-apply gives the same.
+   */
+  #rebase(latest: Session, version: number): void {
+    if (latest.#id !== this.#id) throw new Error('internal: rebase onto another session')
+    const dataPaths = changedPaths(this.#data)
+    const data = latest.#data
+    applyPaths(this.#data, data, dataPaths)
+    setChangedPaths(data, dataPaths)
+    this.#data.onChange = null
+    data.onChange = () => this.markDirty()
+    this.#data = data
+
+    if (!this.#avatarReplaced) {
+      const avatarPaths = changedPaths(this.#avatar.data)
+      const avatar = latest.#avatar
+      applyPaths(this.#avatar.data, avatar.data, avatarPaths)
+      this.#setAvatar(avatar)
+      setChangedPaths(avatar.data, avatarPaths)
+      this.#avatarAttached = latest.#avatarAttached
+    }
+    this.#auth = latest.#auth
+    this.#lastAccess = Math.max(this.#lastAccess, latest.#lastAccess)
+    this.#version = version
+    this.#storedIdentity = latest.#avatar.isAnonymous ? null : latest.#avatar.identity
+  }
+}
+
+// Internal to the package (stores and middleware): none of these is exported from lib/index.ts.
+
+/** The store version `session` was read at or last written as; 0 when it was never stored. */
+export function sessionVersion(session: Session): number {
+  return internals.version(session)
+}
+
+/** The identity the stored version of `session` is indexed under; null when anonymous or never stored. */
+export function storedIdentity(session: Session): string | null {
+  return internals.storedIdentity(session)
+}
+
+/**
+ * For the middleware: true when the `store.get` that returned `session` persisted a touch, so
+ * the session's server-side expiry moved and the cookie's Max-Age should be sent again.
+ */
+export function persistedTouch(session: Session): boolean {
+  return internals.touchPersisted(session)
+}
+
+/** For stores: `session` is now stored as `version` (clears dirty and the change journals). */
+export function markStored(session: Session, version: number): void {
+  internals.markStored(session, version)
+}
+
+/** For stores: a get persisted the touch of `session` as `version`. */
+export function markTouched(session: Session, version: number): void {
+  internals.markTouched(session, version)
+}
+
+/** For stores: re-apply `session`'s own changes onto `latest`, stored as `version` (in place). */
+export function rebaseSession(session: Session, latest: Session, version: number): void {
+  internals.rebase(session, latest, version)
 }
 
 /** The expiry rule on its own, so a store can check a stored record without rebuilding the
@@ -232,7 +403,13 @@ function checkSessionTtl(name: string, value: unknown): asserts value is number 
 
 function checkId(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`)
-  if (!isValidSessionId(value)) {
-    throw new RangeError(`${name} must be a session id (43 base64url characters, 256 bits), got ${describe(value)}`)
+  if (!isStoreSessionId(value)) {
+    throw new RangeError(`${name} must be a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters, got ${describe(value)}`)
   }
+}
+
+/** For stores: Session.fromJSON of a record fresh from JSON.parse that nobody else holds (its
+ *  values are adopted and frozen in place, not validated and copied a second time). */
+export function sessionFromParsed(record: unknown): Session {
+  return internals.fromParsed(record)
 }

@@ -24,14 +24,37 @@ export interface CreateOptions {
   ttl?: number
 }
 
+/** One live session of an identity, as listSessions reports it (times in ms since the epoch). */
+export interface SessionInfo {
+  id: string
+  createdAt: number
+  lastAccess: number
+  expiresAt: number
+}
+
+export interface RevokeOptions {
+  /** A session id to keep ("log out my other devices"). */
+  except?: string
+}
+
 export interface SessionStore {
   /** A new session with a fresh id, persisted before the promise resolves. */
   create(auth?: Readonly<Record<string, unknown>> | null, options?: CreateOptions): Promise<Session>
   /** A fresh Session, or null for an invalid id (checked before any I/O), a missing, expired
-   *  (removed as a side effect) or unreadable session. Touches the session. */
+   *  (removed as a side effect) or unreadable session. Touches the session: the new lastAccess
+   *  is persisted (on the current version only) once the stored one is older than
+   *  min(touchAfter, ttl / 2). */
   get(id: string): Promise<Session | null>
-  /** Persist the session (insert or replace) and clear its dirty flag. */
-  save(session: Session): Promise<void>
+  /**
+   * Persist the session's changes and clear its dirty flag. True when written; false when the
+   * session no longer exists in the store (deleted, revoked or expired since it was read): then
+   * nothing is written. A session read from or created by this store is saved as a compare-and-
+   * swap on the version it was read at; when another writer saved in between, this copy's own
+   * changes (Bag paths set or deleted, avatar changes) are re-applied onto the latest version
+   * and the write is tried again (bounded: SessionConflictError). A session built by hand (never
+   * stored) is inserted only if no session with its id exists (false otherwise).
+   */
+  save(session: Session): Promise<boolean>
   /** True when a session was removed. */
   delete(id: string): Promise<boolean>
   dump(): Promise<SessionDump>
@@ -40,6 +63,10 @@ export interface SessionStore {
   restore(dump: SessionDump): Promise<number>
   /** Remove expired sessions; the number removed. */
   purgeExpired(): Promise<number>
+  /** The live sessions stored with this avatar identity (login), in no particular order. */
+  listSessions(identity: string): Promise<SessionInfo[]>
+  /** Remove every session of this identity but `except`; the number removed. */
+  revokeSessions(identity: string, options?: RevokeOptions): Promise<number>
   /** Release resources; later calls reject with SessionClosedError. */
   close(): Promise<void>
 }

@@ -17,6 +17,7 @@
 #include "core/keychain.h"
 #include "core/keys.h"
 #include "core/machine_id.h"
+#include "core/cas.h"
 #include "core/private_dir.h"
 
 namespace {
@@ -296,6 +297,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
                            InstanceMethod<&KeyRingWrap::Close>("close"),
                            InstanceMethod<&KeyRingWrap::Seal>("seal"),
                            InstanceMethod<&KeyRingWrap::Open>("open"),
+                           InstanceMethod<&KeyRingWrap::Mac>("mac"),
                        });
   }
 
@@ -311,7 +313,8 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
       return v.As<Napi::String>().Utf8Value();
     };
     std::string scope = *str("scope", true);
-    if (scope != "manager" && scope != "store") ThrowRange(env, "spec.scope must be 'manager' or 'store'");
+    if (scope != "manager" && scope != "store" && scope != "store-index")
+      ThrowRange(env, "spec.scope must be 'manager', 'store' or 'store-index'");
     std::string name = *str("name", true);
     if (name.empty() || name.size() > 255) ThrowRange(env, "spec.name must be 1 to 255 bytes");
     bool machine = spec.Get("machine").ToBoolean();
@@ -431,6 +434,19 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     return OpenedObject(env, o, as_string);
   }
 
+  // mac(message, keyIndex = 0): lowercase hex HMAC-SHA256 of the message's UTF-8 bytes.
+  Napi::Value Mac(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string msg = GetString(info, 0, "message");
+    uint64_t index = 0;
+    if (info.Length() > 1 && !info[1].IsUndefined()) index = GetUint(info, 1, "keyIndex", 16);
+    auto ring = Ring(env);
+    if (index >= ring->size()) ThrowRange(env, "keyIndex must name a key of the ring");
+    uint8_t out[sealed::kMacSize];
+    Guard(env, [&] { ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out); });
+    return Napi::String::New(env, Hex(out, sizeof out));
+  }
+
   std::shared_ptr<const sealed::KeyRing> ring_;
 };
 
@@ -481,16 +497,22 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                            InstanceMethod<&PrivateDirWrap::SweepSync>("sweepSync"),
                            InstanceMethod<&PrivateDirWrap::Lock>("lock"),
                            InstanceMethod<&PrivateDirWrap::LockSync>("lockSync"),
+                           InstanceMethod<&PrivateDirWrap::CasSeal>("casSeal"),
                        });
   }
 
-  // new PrivateDir(path, create)
+  // new PrivateDir(path, create), or (from openPrivateDir) new PrivateDir(External<opened dir>)
   explicit PrivateDirWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrivateDirWrap>(info) {
     Napi::Env env = info.Env();
-    path_ = GetString(info, 0, "path");
-    if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
-    bool create = info[1].As<Napi::Boolean>().Value();
-    dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      dir_ = *info[0].As<Napi::External<std::shared_ptr<const sealed::PrivateDir>>>().Data();
+      path_ = dir_->path();
+    } else {
+      path_ = GetString(info, 0, "path");
+      if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
+      bool create = info[1].As<Napi::Boolean>().Value();
+      dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+    }
     info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);
   }
 
@@ -561,10 +583,27 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     uint64_t max_bytes, now;
     unsigned flags;
   };
+  // The ring argument, unwrapped. The store and the manager pass the same ring on every read:
+  // the last one is remembered (weakly) and recognised by identity, saving the unwrap and
+  // type-tag lookups (two private-symbol property reads, a fifth of a read's instructions).
+  KeyRingWrap* RingArg(Napi::Env env, Napi::Value v) {
+    if (last_ring_ptr_ != nullptr) {
+      Napi::Object cached = last_ring_.Value();
+      bool same = false;
+      if (!cached.IsEmpty() && napi_strict_equals(env, cached, v, &same) == napi_ok && same) return last_ring_ptr_;
+    }
+    KeyRingWrap* ring = KeyRingWrap::From(env, v, "ring");
+    last_ring_ = Napi::Weak(v.As<Napi::Object>());
+    last_ring_ptr_ = ring;
+    return ring;
+  }
+  Napi::ObjectReference last_ring_;
+  KeyRingWrap* last_ring_ptr_ = nullptr;
+
   OpenArgs GetOpenArgs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     OpenArgs a;
-    KeyRingWrap* ring = KeyRingWrap::From(env, info[0], "ring");
+    KeyRingWrap* ring = RingArg(env, info[0]);
     a.name = GetString(info, 1, "name");
     a.context = GetString(info, 2, "context");
     a.max_bytes = GetUint(info, 3, "maxBytes", uint64_t{1} << 31);
@@ -580,13 +619,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
         Guard(info.Env(), [&] { return dir->OpenFile(*a.ring, a.name, a.context, a.max_bytes, a.now, a.flags); });
     return OpenFileResultValue(info.Env(), r, a.flags & kOpenAsString);
   }
-  Napi::Value OpenFile(const Napi::CallbackInfo& info) {
-    auto a = std::make_shared<OpenArgs>(GetOpenArgs(info));
-    auto dir = Dir(info.Env());
-    return PromiseWorker<sealed::OpenFileResult>::Start(
-        info.Env(), [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
-        [a](Napi::Env env, sealed::OpenFileResult& r) { return OpenFileResultValue(env, r, a->flags & kOpenAsString); });
-  }
+  Napi::Value OpenFile(const Napi::CallbackInfo& info);
 
   Napi::Value RemoveSync(const Napi::CallbackInfo& info) {
     std::string name = GetString(info, 0, "name");
@@ -638,6 +671,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
 
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value Lock(const Napi::CallbackInfo& info);
+  Napi::Value CasSeal(const Napi::CallbackInfo& info);
 
   std::string path_;
   std::shared_ptr<const sealed::PrivateDir> dir_;
@@ -652,11 +686,17 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Function private_dir = PrivateDirWrap::Define(env);
     Napi::Function lock = LockWrap::Define(env);
     lock_ctor_ = Napi::Persistent(lock);
+    private_dir_ctor_ = Napi::Persistent(private_dir);
+    set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    flush_ = Napi::Persistent(Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { Flush(info); }, "flushInlineReads"));
     opened_factory_ = Napi::Persistent(env.RunScript(kOpenedFactorySource).As<Napi::Function>());
     DefineAddon(exports, {
                              InstanceValue("KeyRing", key_ring, napi_enumerable),
                              InstanceValue("PrivateDir", private_dir, napi_enumerable),
                              InstanceMethod<&Addon::PeekHeader>("peekHeader", napi_enumerable),
+                             InstanceMethod<&Addon::OpenPrivateDir>("openPrivateDir", napi_enumerable),
+                             InstanceMethod<&Addon::InlineReads>("inlineReads", napi_enumerable),
+                             InstanceMethod<&Addon::SetInlineReadMode>("setInlineReadMode", napi_enumerable),
                              InstanceMethod<&Addon::MachineId>("machineId", napi_enumerable),
                              InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
                              InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
@@ -696,16 +736,146 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::KeychainStatus(); }));
   }
 
+  // openPrivateDir(path, create) → Promise<PrivateDir>: the directory opened (and created) on
+  // the thread pool, for async paths that must not block the main thread.
+  Napi::Value OpenPrivateDir(const Napi::CallbackInfo& info) {
+    std::string path = GetString(info, 0, "path");
+    if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(info.Env(), "create must be a boolean");
+    bool create = info[1].As<Napi::Boolean>().Value();
+    using Dir = std::shared_ptr<const sealed::PrivateDir>;
+    return PromiseWorker<Dir>::Start(
+        info.Env(), [path, create] { return std::make_shared<const sealed::PrivateDir>(path, create); },
+        [](Napi::Env env, Dir& dir) -> Napi::Value {
+          auto ext = Napi::External<Dir>::New(env, &dir);
+          return env.GetInstanceData<Addon>()->private_dir_ctor_.New({ext});
+        });
+  }
+
+  // inlineReads() → { available, attempts, inline, pool }: whether the kernel still serves
+  // non-blocking reads in this process, and how this instance's async file reads went.
+  Napi::Value InlineReads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("available", Napi::Boolean::New(env, sealed::nowait::Available()));
+    o.Set("attempts", Napi::Number::New(env, static_cast<double>(reads.attempts)));
+    o.Set("inline", Napi::Number::New(env, static_cast<double>(reads.served_inline)));
+    o.Set("pool", Napi::Number::New(env, static_cast<double>(reads.pool)));
+    return o;
+  }
+
+  // setInlineReadMode(0 | 1 | 2 | 3): normal, or the switches of nowait::Mode (force the pool
+  // fallback as on a cold page cache; answer ENOSYS as a kernel without openat2; no attempt).
+  Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info) {
+    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 3));
+    return info.Env().Undefined();
+  }
+
   Napi::FunctionReference lock_ctor_;
+  Napi::FunctionReference private_dir_ctor_;
 
  public:
   Napi::Function OpenedFactory() const { return opened_factory_.Value(); }
+
+  // An inline read's promise is settled from a setImmediate callback, on a later turn of the
+  // event loop, as a pool read would be: a caller that starts a new read from each settlement
+  // (64 in flight) still lets timers and I/O run between batches, instead of chaining
+  // microtasks for as long as reads are cached. One immediate serves every read of a turn.
+  Napi::Value SettleLater(Napi::Env env, sealed::OpenFileResult r, std::optional<ErrorInfo> error, bool as_string) {
+    napi_deferred deferred;
+    napi_value promise;
+    if (napi_create_promise(env, &deferred, &promise) != napi_ok) throw Napi::Error::New(env, "could not create a promise");
+    pending_.push_back(Pending{deferred, std::move(r), std::move(error), as_string});
+    if (!flush_scheduled_) {
+      set_immediate_.Call(env.Global(), {flush_.Value()});
+      flush_scheduled_ = true;
+    }
+    return Napi::Value(env, promise);
+  }
+
+ private:
+  struct Pending {
+    napi_deferred deferred;
+    sealed::OpenFileResult result;
+    std::optional<ErrorInfo> error;
+    bool as_string;
+  };
+
+  void Flush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    flush_scheduled_ = false;
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    for (Pending& p : batch) {
+      Napi::HandleScope scope(env);
+      napi_value value;
+      bool ok = !p.error;
+      if (ok) {
+        try {
+          value = OpenFileResultValue(env, p.result, p.as_string);
+        } catch (const Napi::Error& e) {
+          value = e.Value();
+          ok = false;
+        }
+      } else {
+        value = MakeError(env, *p.error).Value();
+      }
+      if (ok) napi_resolve_deferred(env, p.deferred, value);
+      else napi_reject_deferred(env, p.deferred, value);
+    }
+  }
+
+  std::vector<Pending> pending_;
+  bool flush_scheduled_ = false;
+  Napi::FunctionReference set_immediate_;
+  Napi::FunctionReference flush_;
+
+ public:
+  // Per instance (main thread only): the test switch and counters of inline reads.
+  sealed::nowait::Mode inline_mode = sealed::nowait::Mode::kNormal;
+  struct {
+    uint64_t attempts = 0, served_inline = 0, pool = 0;
+  } reads;
 
  private:
   Napi::FunctionReference opened_factory_;
 };
 
 Napi::Function OpenedFactory(Napi::Env env) { return env.GetInstanceData<Addon>()->OpenedFactory(); }
+
+// An async read tries first on the main thread, where the kernel can serve it without waiting
+// (page cache, cached lookups: see nowait.h), and goes to the pool otherwise. An inline result
+// still settles the promise on a later tick: promise reactions never run synchronously.
+Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto a = std::make_shared<OpenArgs>(GetOpenArgs(info));
+  auto dir = Dir(env);
+  Addon* addon = env.GetInstanceData<Addon>();
+  const bool as_string = a->flags & kOpenAsString;
+  if (sealed::nowait::Available() && addon->inline_mode != sealed::nowait::Mode::kOff) {
+    addon->reads.attempts++;
+    sealed::OpenFileResult r;
+    std::optional<ErrorInfo> error;
+    sealed::InlineRead st;
+    try {
+      st = dir->TryOpenFileInline(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags, addon->inline_mode,
+                                  &r);
+    } catch (const Error& e) {
+      error = Capture(e);
+      st = sealed::InlineRead::kDone;
+    } catch (const std::bad_alloc&) {
+      error = ErrorInfo{"ERR_SESSION_NO_MEMORY", "out of memory", 0, ""};
+      st = sealed::InlineRead::kDone;
+    }
+    if (st == sealed::InlineRead::kDone) {
+      addon->reads.served_inline++;
+      return addon->SettleLater(env, std::move(r), std::move(error), as_string);
+    }
+  }
+  addon->reads.pool++;
+  return PromiseWorker<sealed::OpenFileResult>::Start(
+      env, [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
+      [as_string](Napi::Env env, sealed::OpenFileResult& r) { return OpenFileResultValue(env, r, as_string); });
+}
 
 Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
   std::string name = GetString(info, 0, "name");
@@ -728,3 +898,49 @@ Napi::Value PrivateDirWrap::Lock(const Napi::CallbackInfo& info) {
 }  // namespace
 
 NODE_API_ADDON(Addon)
+
+// casSeal(ring, name, stripe, plaintext, context, createdAt, expiresAt, maxBytes, now, mode, expected)
+// mode: 0 any, 1 absent, 2 version. Resolves { outcome, current?, lock?, unreadable? }.
+Napi::Value PrivateDirWrap::CasSeal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct Args {
+    std::shared_ptr<const sealed::KeyRing> ring;
+    std::string name, stripe, context;
+    Bytes plaintext;
+    uint64_t created_at, expires_at, max_bytes, now, expected;
+    sealed::CasMode mode;
+  };
+  auto a = std::make_shared<Args>();
+  KeyRingWrap* ring = KeyRingWrap::From(env, info[0], "ring");
+  a->name = GetString(info, 1, "name");
+  a->stripe = GetString(info, 2, "stripe");
+  a->plaintext = GetBytes(info, 3, "plaintext", true);
+  a->plaintext.Own();
+  a->context = GetString(info, 4, "context");
+  a->created_at = GetUint(info, 5, "createdAt");
+  a->expires_at = GetUint(info, 6, "expiresAt");
+  a->max_bytes = GetUint(info, 7, "maxBytes", uint64_t{1} << 31);
+  a->now = GetUint(info, 8, "now");
+  a->mode = static_cast<sealed::CasMode>(GetUint(info, 9, "mode", 2));
+  a->expected = GetUint(info, 10, "expected", (uint64_t{1} << 53) - 1);
+  a->ring = ring->Ring(env);
+  auto dir = Dir(env);
+  return PromiseWorker<std::shared_ptr<sealed::CasResult>>::Start(
+      env,
+      [dir, a] {
+        return std::make_shared<sealed::CasResult>(sealed::CasSeal(*dir, *a->ring, a->name, a->stripe, a->plaintext.data(),
+                                                                   a->plaintext.size(), a->context, a->created_at,
+                                                                   a->expires_at, a->max_bytes, a->now, a->mode, a->expected));
+      },
+      [](Napi::Env env, std::shared_ptr<sealed::CasResult>& r) -> Napi::Value {
+        static const char* kOutcomes[] = {"written", "missing", "conflict", "exists"};
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("outcome", Napi::String::New(env, kOutcomes[r->outcome]));
+        if (!r->unreadable.empty()) o.Set("unreadable", Napi::String::New(env, r->unreadable));
+        if (r->outcome == sealed::CasResult::kConflict) {
+          o.Set("current", Napi::String::New(env, r->current));
+          o.Set("lock", env.GetInstanceData<Addon>()->NewLock(env, r->lock));
+        }
+        return o;
+      });
+}

@@ -4,7 +4,9 @@
 #   2. installs with --ignore-scripts and no compiler on PATH, and loads its prebuild from
 #      both `require` and `import`, with a working login/getSession round trip;
 #   3. without prebuilds/, compiles from source with node-gyp on install and does the same;
-#   4. passes publint and are-the-types-wrong.
+#   4. passes publint and are-the-types-wrong;
+#   5. carries the cross-built win32-x64 and linux-arm64 prebuilds (scripts/cross-build.mjs,
+#      built here if missing), which node-gyp-build picks on those platforms.
 # Works in a scratch copy so the developer's build/ and prebuilds/ are left alone.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +21,11 @@ ln -s "$repo/node_modules" "$work/src/node_modules"
 cd "$work/src"
 npx prebuildify --napi --strip --tag-libc >/dev/null 2>&1
 npm run --silent build:ts
+# Windows x64 and Linux arm64: cross-built from the same sources (ci-platforms.sh tests them).
+for target in win32-x64 linux-arm64; do
+  [ -d "$repo/prebuilds/$target" ] || (cd "$repo" && node scripts/cross-build.mjs "$target" >/dev/null)
+  cp -r "$repo/prebuilds/$target" prebuilds/
+done
 ls prebuilds/*/
 
 say "npm pack"
@@ -30,6 +37,9 @@ if grep -Eq '^(test|bench|build|examples|scripts|\.ci)/' "$work/files.txt"; then
   echo "FAIL: the tarball carries development files"; exit 1
 fi
 grep -q '^prebuilds/linux-x64/' "$work/files.txt" || { echo "FAIL: no linux-x64 prebuild in the tarball"; exit 1; }
+for f in prebuilds/win32-x64/sealed-session.node prebuilds/linux-arm64/sealed-session.glibc.node; do
+  grep -qx "$f" "$work/files.txt" || { echo "FAIL: no $f in the tarball"; exit 1; }
+done
 
 # The round trip both consumers run: a login written, read back, then removed.
 cat > "$work/roundtrip.cjs" <<'EOF'
@@ -75,6 +85,16 @@ for tool in node npm npx sh bash env; do ln -s "$(command -v $tool)" "$nocc/$too
 if PATH="$nocc" command -v g++ c++ cc make >/dev/null 2>&1; then echo "FAIL: a compiler is on the restricted PATH"; exit 1; fi
 (consumer "$nocc" "$work/prebuilt" "$work/src/$tarball" --ignore-scripts)
 test ! -e "$work/prebuilt/node_modules/sealed-session/build" || { echo "FAIL: something was compiled"; exit 1; }
+# What node-gyp-build would load on Windows x64 and on Linux arm64 (glibc), from the installed package.
+for want in win32:x64:prebuilds/win32-x64/sealed-session.node linux:arm64:prebuilds/linux-arm64/sealed-session.glibc.node; do
+  IFS=: read -r plat arch file <<<"$want"
+  got=$(cd "$work/prebuilt" && npm_config_platform=$plat npm_config_arch=$arch node -p \
+    "require('node-gyp-build').path(require('path').dirname(require.resolve('sealed-session/package.json')))")
+  case "$got" in
+    */node_modules/sealed-session/$file) echo "node-gyp-build on $plat-$arch: $file" ;;
+    *) echo "FAIL: node-gyp-build on $plat-$arch picks $got"; exit 1 ;;
+  esac
+done
 
 say "the same tarball without prebuilds/: compiled from source on install"
 mkdir "$work/noprebuild" && tar -xzf "$work/src/$tarball" -C "$work/noprebuild"

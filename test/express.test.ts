@@ -167,18 +167,24 @@ describe('ExpressSessionStore callbacks', () => {
     expect(await call((cb) => store.get('soon', cb))).toBeNull()
   })
 
-  it('get goes by cookie.expires even when reads kept the record alive', async () => {
-    const inner = new MemorySessionStore({ touchAfter: 0 }) // every read moves lastAccess
-    cleanups.push(() => inner.close())
-    const store = new ExpressSessionStore({ store: inner })
-    await call((cb) => store.set('k', { cookie: cookie(150) } as never, cb))
-    for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 60))
-      expect(await inner.get(expressId('k'))).not.toBeNull()
+  it('the record holds the expiry: reads keep an active session, get reports it as cookie.expires', async () => {
+    const { inner, store } = make()
+    await call((cb) => store.set('k', { cookie: cookie(600) } as never, cb))
+    let last = 0
+    for (let i = 0; i < 4; i++) {
+      // Four reads 200 ms apart outlast the cookie's first expiry (600 ms): each read moves it.
+      await new Promise((r) => setTimeout(r, 200))
+      const before = Date.now()
+      const got = (await call<unknown>((cb) => store.get('k', cb))) as { cookie: { expires: string } }
+      const expires = Date.parse(got.cookie.expires)
+      expect(expires).toBeGreaterThan(last)
+      expect(expires).toBeGreaterThanOrEqual(before + 600)
+      expect(expires).toBeLessThanOrEqual(Date.now() + 600)
+      last = expires
     }
-    // 180 ms: the cookie has expired though the record, read 60 ms ago, has not.
+    await new Promise((r) => setTimeout(r, 650)) // idle longer than the maxAge
     expect(await call((cb) => store.get('k', cb))).toBeNull()
-    expect(await inner.get(expressId('k'))).toBeNull() // and it was removed
+    expect(await inner.get(expressId('k'))).toBeNull()
   })
 
   it('a session cookie without expiry gets the ttl option', async () => {
@@ -189,19 +195,74 @@ describe('ExpressSessionStore callbacks', () => {
     expect((await inner.get(expressId('s')))!.meta.ttl).toBe(5_000)
   })
 
-  it('touch moves the expiry, keeps the stored data, and skips moves within touchAfter', async () => {
-    const { inner, store } = make({ touchAfter: 10_000 })
+  it('touch after a get reads nothing again and writes only a changed cookie, never the data', async () => {
+    const { inner, store } = make()
     await call((cb) => store.set('t', { cookie: cookie(60_000), n: 1 } as never, cb))
+    const get = vi.spyOn(inner, 'get')
     const save = vi.spyOn(inner, 'save')
-    await call((cb) => store.touch('t', { cookie: cookie(60_000), n: 99 } as never, cb))
-    expect(save).not.toHaveBeenCalled() // moved by ms only
-    await call((cb) => store.touch('t', { cookie: cookie(600_000), n: 99 } as never, cb))
+    const read = await call<any>((cb) => store.get('t', cb))
+    await call((cb) => store.touch('t', { ...read, cookie: cookie(60_000), n: 99 } as never, cb))
+    expect(get).toHaveBeenCalledTimes(1) // the get; touch reused its copy
+    expect(save).not.toHaveBeenCalled() // the expiry moved with the read; nothing else changed
+
+    // "Remember me": a new maxAge is written (ttl and cookie), the stored data is kept.
+    await call((cb) => store.touch('t', { ...read, cookie: cookie(600_000), n: 99 } as never, cb))
     expect(save).toHaveBeenCalledTimes(1)
-    const got = (await call<unknown>((cb) => store.get('t', cb))) as { n: number; cookie: { originalMaxAge: number } }
-    expect(got.n).toBe(1) // touch does not write the caller's data
+    expect(get).toHaveBeenCalledTimes(1)
+    const stored = (await inner.get(expressId('t')))!
+    expect(stored.meta.ttl).toBe(600_000)
+    const got = (await call<any>((cb) => store.get('t', cb))) as { n: number; cookie: { originalMaxAge: number } }
+    expect(got.n).toBe(1)
     expect(got.cookie.originalMaxAge).toBe(600_000)
+
     await call((cb) => store.touch('missing', { cookie: cookie(60_000) } as never, cb)) // no-op, no error
     expect(save).toHaveBeenCalledTimes(1)
+    expect(await inner.get(expressId('missing'))).toBeNull()
+  })
+
+  it('a touch that comes long after its read persists the moved expiry (min(touchAfter, ttl / 2))', async () => {
+    const { inner, store } = make({ touchAfter: 60_000 })
+    await call((cb) => store.set('slow', { cookie: cookie(400) } as never, cb))
+    const read = await call<any>((cb) => store.get('slow', cb))
+    const save = vi.spyOn(inner, 'save')
+    await new Promise((r) => setTimeout(r, 250)) // a request that outlasts half the lifetime
+    await call((cb) => store.touch('slow', read, cb))
+    expect(save).toHaveBeenCalledTimes(1)
+    await new Promise((r) => setTimeout(r, 200)) // 450 ms after the read, 200 ms after the touch
+    expect(await call((cb) => store.get('slow', cb))).not.toBeNull()
+  })
+
+  it('set keeps createdAt, so the store maxAge ends a session however active', async () => {
+    const inner = new MemorySessionStore({ maxAge: 1_000 })
+    cleanups.push(() => inner.close())
+    const store = new ExpressSessionStore({ store: inner })
+    await call((cb) => store.set('m', { cookie: cookie(60_000), n: 0 } as never, cb))
+    const createdAt = (await inner.get(expressId('m')))!.meta.createdAt
+    for (let i = 1; i <= 3; i++) {
+      await new Promise((r) => setTimeout(r, 150))
+      const read = await call<any>((cb) => store.get('m', cb))
+      await call((cb) => store.set('m', { ...read, n: i } as never, cb))
+    }
+    const stored = (await inner.get(expressId('m')))!
+    expect(stored.meta.createdAt).toBe(createdAt)
+    expect(stored.meta.maxAge).toBe(1_000)
+    expect(JSON.parse(stored.data.get('expressSession') as string).n).toBe(3)
+    await new Promise((r) => setTimeout(r, Math.max(0, createdAt + 1_000 - Date.now())))
+    expect(await call((cb) => store.get('m', cb))).toBeNull()
+  })
+
+  it('set and touch after a destroy never bring the session back (20 of 20)', async () => {
+    const { inner, store } = make()
+    for (let i = 0; i < 20; i++) {
+      const sid = `gone-${i}`
+      await call((cb) => store.set(sid, { cookie: cookie(60_000), n: 1 } as never, cb))
+      const read = await call<any>((cb) => store.get(sid, cb)) // the request that is still running
+      await call((cb) => store.destroy(sid, cb)) // logout in another request
+      if (i % 2 === 0) await call((cb) => store.set(sid, { ...read, n: 2 } as never, cb))
+      else await call((cb) => store.touch(sid, { ...read, cookie: cookie(600_000) } as never, cb))
+      expect(await inner.get(expressId(sid)), sid).toBeNull()
+    }
+    expect((await inner.dump()).sessions).toEqual([])
   })
 
   it('reports store failures and bad arguments through the callback', async () => {
@@ -230,4 +291,129 @@ describe('ExpressSessionStore callbacks', () => {
     expect(expressId('a')).not.toBe(expressId('b'))
     expect(() => expressId('')).toThrow(TypeError)
   })
+})
+
+// ---- express-session + ExpressSessionStore over real HTTP: reads, logout races, expiry -------
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+/** connect.sid as a browser keeps it: set by responses, dropped at its Expires. */
+class Jar {
+  #header: string | null = null
+  #expiresAt = Infinity
+  take(res: Response): void {
+    const raw = res.headers.getSetCookie().find((c) => c.startsWith('connect.sid='))
+    if (raw === undefined) return
+    const expires = raw.split(';').map((s) => s.trim()).find((a) => a.toLowerCase().startsWith('expires='))
+    this.#header = raw.split(';')[0]
+    this.#expiresAt = expires === undefined ? Infinity : Date.parse(expires.slice('expires='.length))
+  }
+  get header(): string | undefined {
+    if (this.#header !== null && Date.now() >= this.#expiresAt) this.#header = null
+    return this.#header ?? undefined
+  }
+  async request(url: string, method = 'GET'): Promise<{ res: Response; body: any }> {
+    const out = await get(url, this.header, method)
+    this.take(out.res)
+    return out
+  }
+}
+
+const inners = [
+  { name: 'MemorySessionStore', make: () => new MemorySessionStore() },
+  { name: 'FileSessionStore', make: () => new FileSessionStore({ dir: tempDir(), secret: SECRET, sweepInterval: 0 }) },
+]
+
+async function adapterApp(inner: MemorySessionStore | FileSessionStore, options: Partial<session.SessionOptions>, gate?: { inside: () => void; release: Promise<void> }) {
+  cleanups.push(() => inner.close())
+  const app = express()
+  app.use(session({ secret: 'cookie signing secret', resave: false, saveUninitialized: false, store: new ExpressSessionStore({ store: inner }), ...options }))
+  app.get('/count', (req, res) => {
+    req.session.n = (req.session.n ?? 0) + 1
+    res.json({ n: req.session.n })
+  })
+  app.get('/peek', (req, res) => res.json({ n: req.session.n ?? null }))
+  app.get('/slow', async (req, res) => {
+    req.session.note = 'changed by the slow request'
+    gate!.inside()
+    await gate!.release
+    res.json({ ok: true })
+  })
+  app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))))
+  const server = http.createServer(app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanups.push(async () => {
+    const done = new Promise((resolve) => server.close(resolve))
+    server.closeAllConnections()
+    await done
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+for (const flavour of inners) {
+  describe(`express-session + ExpressSessionStore over ${flavour.name}, over HTTP`, () => {
+    it("with express-session's default cookie, read-only requests read once and write nothing", async () => {
+      const inner = flavour.make()
+      const url = await adapterApp(inner, {}) // no cookie.maxAge: a browser-session cookie
+      const jar = new Jar()
+      await jar.request(`${url}/count`)
+      const get = vi.spyOn(inner, 'get')
+      const save = vi.spyOn(inner, 'save')
+      for (let i = 0; i < 10; i++) expect((await jar.request(`${url}/peek`)).body.n).toBe(1)
+      expect(get).toHaveBeenCalledTimes(10) // one read per request: touch reads nothing again
+      expect(save).not.toHaveBeenCalled()
+      expect((await jar.request(`${url}/count`)).body.n).toBe(2)
+      expect(save).toHaveBeenCalledTimes(1)
+    })
+
+    it('logout while a slower request changes the session: logged out for the store and for the client', async () => {
+      const inner = flavour.make()
+      const entered = deferred()
+      const release = deferred()
+      const url = await adapterApp(inner, { cookie: { maxAge: 60_000 } }, { inside: entered.resolve, release: release.promise })
+      const jar = new Jar()
+      await jar.request(`${url}/count`)
+      const before = jar.header
+      const slow = jar.request(`${url}/slow`)
+      await entered.promise
+      expect((await jar.request(`${url}/logout`, 'POST')).body).toEqual({ ok: true })
+      release.resolve()
+      expect((await slow).res.status).toBe(200)
+      expect((await inner.dump()).sessions).toEqual([]) // the slow save did not bring it back
+      // Whatever cookie the client holds now (express-session sets one on the slow response), it
+      // names no session: the next request starts empty.
+      expect((await get(`${url}/peek`, before)).body.n).toBeNull()
+      expect((await jar.request(`${url}/peek`)).body.n).toBeNull()
+    })
+  })
+}
+
+describe('express-session + ExpressSessionStore expiry as the browser sees it', () => {
+  // Real time: cookie maxAge 2 s (rolling, so express-session re-sends it), a read every 0.5 s for 6 s.
+  it('an active client keeps one session past several lifetimes; an idle one loses it, on both ends', async () => {
+    const run = async (flavour: (typeof inners)[number]) => {
+      const inner = flavour.make()
+      const url = await adapterApp(inner, { rolling: true, cookie: { maxAge: 2_000 } })
+      const active = new Jar()
+      const idle = new Jar()
+      await active.request(`${url}/count`)
+      await idle.request(`${url}/count`)
+      const activeCookie = active.header
+      const idleSid = decodeURIComponent(idle.header!.slice('connect.sid='.length)).slice(2).split('.')[0]
+      const start = Date.now()
+      for (let i = 1; i <= 12; i++) {
+        await new Promise((r) => setTimeout(r, Math.max(0, start + i * 500 - Date.now())))
+        expect((await active.request(`${url}/peek`)).body.n, `${flavour.name}, request ${i}`).toBe(1)
+        expect(active.header).toBe(activeCookie)
+      }
+      expect((await active.request(`${url}/count`)).body.n).toBe(2)
+      expect(idle.header).toBeUndefined()
+      expect(await inner.get(expressId(idleSid))).toBeNull()
+    }
+    await Promise.all(inners.map(run))
+  }, 20_000)
 })

@@ -13,8 +13,14 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 let n = 0
 const freshDir = () => path.join(root, `d${n++}`)
 const SECRET = 'a file-store test secret, 32+ chars long'
+// Stripe lock files (at most 256, reused forever) are not sessions.
+function entries(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => !/^stripe-[0-9a-f]{2}\.lock$/.test(n))
+}
 
-describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }))
+describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }), {
+  exposedNames: async (store) => entries((store as FileSessionStore).dir),
+})
 
 describe('FileSessionStore on disk', () => {
   const stores: FileSessionStore[] = []
@@ -33,12 +39,18 @@ describe('FileSessionStore on disk', () => {
     s.data.set('cart.items', ['книга', '本'])
     await a.save(s)
     await a.close()
-    const files = fs.readdirSync(a.dir)
-    expect(files).toEqual([storageName(s.id)])
-    const raw = fs.readFileSync(path.join(a.dir, files[0]))
-    expect(raw.subarray(0, 4).toString()).toBe('SEAL')
-    for (const secret of [s.id, 'alice@example.com', 'admin', 'книга', '本', 'cart']) {
-      expect(raw.includes(Buffer.from(secret))).toBe(false)
+    // The session and alice's identity index, both sealed, neither named after the id or identity.
+    const files = entries(a.dir).sort()
+    expect(files).toHaveLength(2)
+    expect(files).toContain(storageName(s.id))
+    expect(files.find((f) => f !== storageName(s.id))).toMatch(/^index-[0-9a-f]{64}$/)
+    for (const file of files) {
+      const raw = fs.readFileSync(path.join(a.dir, file))
+      expect(raw.subarray(0, 4).toString()).toBe('SEAL')
+      for (const secret of [s.id, 'alice@example.com', 'alice', 'admin', 'книга', '本', 'cart']) {
+        expect(raw.includes(Buffer.from(secret))).toBe(false)
+        expect(file).not.toContain(secret)
+      }
     }
     expect(fs.statSync(path.join(a.dir, files[0])).mode & 0o777).toBe(0o600)
     const b = make({ dir: a.dir })
@@ -94,7 +106,7 @@ describe('FileSessionStore on disk', () => {
       expect(await store.delete(id)).toBe(false)
     }
     expect(fs.readFileSync(outside, 'utf8')).toBe('keep me')
-    expect(fs.readdirSync(store.dir)).toEqual([])
+    expect(entries(store.dir)).toEqual([])
   })
 
   it('10 000 sessions with half expired: purgeExpired removes exactly the expired half', async () => {
@@ -116,7 +128,7 @@ describe('FileSessionStore on disk', () => {
     } finally {
       vi.useRealTimers()
     }
-    const left = new Set(fs.readdirSync(store.dir))
+    const left = new Set(entries(store.dir))
     expect(left.size).toBe(5_000)
     records.forEach((r, i) => expect(left.has(storageName(r.id))).toBe(i % 2 === 1))
   }, 60_000)
@@ -151,15 +163,19 @@ describe('FileSessionStore on disk', () => {
     const s = await a.create({ identity: 'gone' })
     await new Promise((r) => setTimeout(r, 5)) // lastAccess now stale: b's get will write back
     // b's get reads the file, then a deletes it before b's touch writes back.
-    const files = (b as unknown as { readName(n: string, now: number): Promise<unknown> })
-    const readName = files.readName.bind(b)
-    files.readName = async (n: string, now: number) => {
-      const found = await readName(n, now)
-      await a.delete(s.id)
+    const files = b as unknown as { readRecord(n: string, now: number): Promise<unknown> }
+    const readRecord = files.readRecord.bind(b)
+    let raced = false
+    files.readRecord = async (n: string, now: number) => {
+      const found = await readRecord(n, now)
+      if (!raced) {
+        raced = true
+        await a.delete(s.id)
+      }
       return found
     }
-    await b.get(s.id)
-    expect(fs.readdirSync(a.dir)).toEqual([])
+    expect(await b.get(s.id)).toBeNull()
+    expect(entries(a.dir)).toEqual([])
     expect(await a.get(s.id)).toBeNull()
   })
 
@@ -180,9 +196,9 @@ describe('FileSessionStore on disk', () => {
   it('the periodic sweep removes expired files by itself', async () => {
     const store = make({ sweepInterval: 50, defaultTtl: 30 })
     await store.create()
-    expect(fs.readdirSync(store.dir)).toHaveLength(1)
+    expect(entries(store.dir)).toHaveLength(1)
     const deadline = Date.now() + 5000
-    while (fs.readdirSync(store.dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-    expect(fs.readdirSync(store.dir)).toHaveLength(0)
+    while (entries(store.dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(entries(store.dir)).toHaveLength(0)
   })
 })

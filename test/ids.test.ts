@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -90,8 +91,18 @@ describe('storageName', () => {
     expect(storageName(a)).not.toContain(a)
   })
 
-  it('refuses strings that are not session ids', () => {
-    expect(() => storageName('../x')).toThrow(RangeError)
-    expect(() => storageName(5 as never)).toThrow(RangeError)
+  it('hashes the UTF-8 bytes of any id up to 256 characters', () => {
+    const sha = (s: string) => createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex')
+    for (const id of ['sid-1', '../x', 'é'.repeat(256), '本😀']) expect(storageName(id)).toBe(sha(id))
+    // Two ids that differ only beyond ASCII never share a name.
+    expect(storageName('é')).not.toBe(storageName('è'))
+  })
+
+  it('refuses strings that are not store ids', () => {
+    expect(() => storageName('')).toThrow(RangeError)
+    expect(() => storageName('x'.repeat(257))).toThrow(RangeError)
+    // Lone surrogates would encode to the same bytes (U+FFFD): two ids, one name.
+    expect(() => storageName('\uD800')).toThrow(RangeError)
+    expect(() => storageName(5 as never)).toThrow(TypeError) // wrong type: TypeError, as everywhere
   })
 })

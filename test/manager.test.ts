@@ -11,15 +11,18 @@ import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, 
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
 import { needs } from './helpers/ci'
 import { requireDist } from './helpers/dist'
+import { windowsMachineGuid, windowsUserSid } from './helpers/windows-ids'
 
 const ROOT = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const SECRET = 'a shared test secret of more than thirty-two characters'
 const OTHER_SECRET = 'another test secret, also longer than thirty-two characters'
 const MACHINE_ID_FILE = '/etc/machine-id'
-const HAS_MACHINE_ID = needs(fs.existsSync(MACHINE_ID_FILE), MACHINE_ID_FILE)
+const IS_WINDOWS = process.platform === 'win32'
+const HAS_MACHINE_ID = needs(IS_WINDOWS || fs.existsSync(MACHINE_ID_FILE), MACHINE_ID_FILE)
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id'
-const HAS_BOOT_ID = needs(fs.existsSync(BOOT_ID_FILE), 'the boot id')
+// Windows has no boot id file (bindToBoot's Windows source is tested where it is read).
+const HAS_BOOT_ID = !IS_WINDOWS && needs(fs.existsSync(BOOT_ID_FILE), 'the boot id')
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0
 const SHM = '/dev/shm'
 const HAS_SHM = needs(fs.existsSync(SHM) && fs.statfsSync(SHM).type === 0x01021994, 'a tmpfs at /dev/shm')
@@ -74,7 +77,11 @@ interface RunResult {
 }
 
 /** Runs `node <fixture> ...args`; kills it (and reports signal SIGKILL) after timeoutMs. */
+// Under an emulator (scripts/platform-tests.mjs: wine, qemu) a child takes seconds to start.
+const SLOW = Number(process.env.PLATFORM_TIMEOUT_SCALE ?? 1)
+
 function runFixture(fixture: string, args: string[], timeoutMs = 10_000): Promise<RunResult> {
+  timeoutMs *= SLOW
   const started = Date.now()
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(FIXTURES, fixture), ...args], {
@@ -105,6 +112,8 @@ const HEADER = 40
 const TAG = 16
 
 function machineKey(appName: string, bootId = ''): Buffer {
+  // Windows: MachineGuid, and the user's SID as the uid.
+  if (IS_WINDOWS) return hkdfKey(windowsMachineGuid(), 'manager', appName, windowsUserSid(), bootId)
   const machineId = fs.readFileSync(MACHINE_ID_FILE, 'ascii').trim()
   return hkdfKey(machineId, 'manager', appName, String(process.getuid!()), bootId)
 }
@@ -362,7 +371,7 @@ describe('SessionManager: across processes', () => {
     expect(r.code).toBe(0)
     expect(r.stderr).toBe('')
     expect(JSON.parse(r.stdout).userId).toBe('child-user')
-    expect(r.ms).toBeLessThan(5_000)
+    expect(r.ms).toBeLessThan(5_000 * SLOW)
     const m = manager('unref-app', { dir })
     expect((await m.getSession())?.userId).toBe('child-user')
   })

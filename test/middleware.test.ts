@@ -157,8 +157,12 @@ for (const flavour of flavours) {
       const id = sid(first.res)!.value
       const second = await get(`${url}/count`, `other=1; sid=${id}`)
       expect(second.body.n).toBe(2)
-      expect(sid(second.res)).toBeNull() // the cookie is already right: not re-sent
+      // A write-back moves the stored expiry: the cookie follows it, same id, fresh Max-Age.
+      expect(sid(second.res)!.value).toBe(id)
+      expect(sid(second.res)!.attrs).toContain('Max-Age=3600')
       expect((await store.get(id))!.data.get('n')).toBe(2)
+      // A read whose touch is not persisted (touchAfter) moves nothing: no cookie.
+      expect(sid((await get(`${url}/peek`, `sid=${id}`)).res)).toBeNull()
 
       const rolling = await serve(store, { rolling: true })
       const third = await get(`${rolling}/peek`, `sid=${id}`)
@@ -284,20 +288,20 @@ for (const flavour of flavours) {
       expect((await store.dump()).sessions.map((r) => r.id)).toEqual([id])
     })
 
-    it('50 concurrent requests of one client neither crash nor corrupt the store', async () => {
+    it('50 concurrent requests of one client that each change their own path keep all 50 changes', async () => {
       const store = make()
-      const url = await serve(store)
+      let inside = 0
+      const allIn = deferred()
+      const url = await hosts[0].serve(store, gatedApp({ arrived: () => ++inside === 50 && allIn.resolve(), release: allIn.promise }))
       const id = sid((await get(`${url}/count`)).res)!.value
-      const results = await Promise.all(Array.from({ length: 50 }, () => get(`${url}/count`, `sid=${id}`)))
-      for (const { res, body } of results) {
-        expect(res.status).toBe(200)
-        expect(body.n).toBeGreaterThanOrEqual(2)
-      }
-      // Last writer wins (no lock across requests), but every write is whole.
-      const n = (await store.get(id))!.data.get('n') as number
-      expect(n).toBeGreaterThanOrEqual(2)
-      expect(n).toBeLessThanOrEqual(51)
-      expect((await get(`${url}/count`, `sid=${id}`)).body.n).toBe(n + 1)
+      // Every request has read the session and changed its own path before any of them writes:
+      // a last-writer-wins store keeps one mark, a compare-and-swap that re-applies each
+      // request's own path keeps all 50.
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`${url}/slow?k=r${i}`, `sid=${id}`)))
+      for (const { res } of results) expect(res.status).toBe(200)
+      const stored = (await store.get(id))!
+      expect(Object.keys(stored.data.toJSON().changes as object).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`).sort())
+      expect(stored.data.get('n')).toBe(1) // untouched by the marks
       expect((await store.dump()).sessions).toHaveLength(1)
     })
 
@@ -425,3 +429,202 @@ describe('sessionMiddleware failures and hosts', () => {
     ).not.toThrow()
   })
 })
+
+// ---- concurrency and expiry over real HTTP, as a browser sees it -----------------------------
+
+/** A one-cookie browser: keeps `sid` as the responses set it, honours Max-Age, forgets it once expired. */
+class Jar {
+  #value: string | null = null
+  #expiresAt = Infinity
+  take(res: Response): void {
+    const cookie = sid(res)
+    if (cookie === null) return
+    const maxAge = cookie.attrs.find((a) => a.startsWith('Max-Age='))
+    const seconds = maxAge === undefined ? Infinity : Number(maxAge.slice('Max-Age='.length))
+    if (cookie.value === '' || seconds <= 0) {
+      this.#value = null
+      return
+    }
+    this.#value = cookie.value
+    this.#expiresAt = Date.now() + seconds * 1000
+  }
+  get value(): string | null {
+    if (this.#value !== null && Date.now() >= this.#expiresAt) this.#value = null
+    return this.#value
+  }
+  async request(url: string, init: RequestInit = {}): Promise<{ res: Response; body: any }> {
+    const value = this.value
+    const out = await get(url, value === null ? undefined : `sid=${value}`, init)
+    this.take(out.res)
+    return out
+  }
+}
+
+/** A promise with its resolve outside, for the points a test waits on. */
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+/** Requests that wait inside the handler, after reading and changing the session, until released. */
+function gatedApp(gates: { arrived: (name: string) => void; release: Promise<void> }) {
+  return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url!, 'http://x')
+    if (url.pathname === '/slow') {
+      const session = (req as SessionRequest).session!
+      session.data.set(`changes.${url.searchParams.get('k')}`, true)
+      gates.arrived(url.searchParams.get('k')!)
+      await gates.release
+      res.setHeader('content-type', 'application/json')
+      return void res.end(JSON.stringify({ ok: true }))
+    }
+    return app(req, res)
+  }
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>
+
+const hosts: Array<{ name: string; serve(store: SessionStore, handler: Handler, options?: Partial<SessionMiddlewareOptions>): Promise<string> }> = [
+  {
+    name: 'node:http',
+    async serve(store, handler, options = {}) {
+      const mw = sessionMiddleware({ store, logger: quietLogger(), ...options })
+      return listen(
+        http.createServer(async (req, res) => {
+          await mw(req, res)
+          await handler(req, res)
+        }),
+      )
+    },
+  },
+  {
+    name: 'Express',
+    async serve(store, handler, options = {}) {
+      const web = express()
+      web.use(sessionMiddleware({ store, logger: quietLogger(), ...options }))
+      web.use((req, res, next) => void handler(req, res).catch(next))
+      return listen(http.createServer(web))
+    },
+  },
+]
+
+for (const host of hosts) {
+  for (const flavour of flavours) {
+    describe(`sessionMiddleware under concurrent requests (${host.name}, ${flavour.name})`, () => {
+      const make = () => {
+        const store = flavour.make()
+        cleanups.push(() => store.close())
+        return store
+      }
+
+      it('two concurrent requests that change different paths: both changes are kept', async () => {
+        const store = make()
+        const arrivals: string[] = []
+        const bothIn = deferred()
+        const release = deferred()
+        const url = await host.serve(
+          store,
+          gatedApp({
+            arrived: (k) => arrivals.push(k) === 2 && bothIn.resolve(),
+            release: release.promise,
+          }),
+        )
+        const jar = new Jar()
+        await jar.request(`${url}/count`)
+        const id = jar.value!
+        // Both requests have read the session and changed it before either writes.
+        const a = jar.request(`${url}/slow?k=a`)
+        const b = jar.request(`${url}/slow?k=b`)
+        await bothIn.promise
+        release.resolve()
+        expect((await a).res.status).toBe(200)
+        expect((await b).res.status).toBe(200)
+        const stored = (await store.get(id))!
+        expect(stored.data.toJSON()).toEqual({ n: 1, changes: { a: true, b: true } })
+        expect(jar.value).toBe(id)
+      })
+
+      it('logout while a slower request changes data: logged out for the store and for the client', async () => {
+        const store = make()
+        const inside = deferred()
+        const release = deferred()
+        const url = await host.serve(store, gatedApp({ arrived: () => inside.resolve(), release: release.promise }))
+        const jar = new Jar()
+        await jar.request(`${url}/login`, { method: 'POST' })
+        const id = jar.value!
+        expect((await store.get(id))!.avatar.identity).toBe('alice')
+
+        const slow = jar.request(`${url}/slow?k=late`)
+        await inside.promise // the slow request holds the session, changed
+        const logout = await jar.request(`${url}/logout`, { method: 'POST' })
+        expect(sid(logout.res)!.value).toBe('')
+        expect(jar.value).toBeNull()
+        release.resolve()
+        const late = await slow
+        expect(late.res.status).toBe(200)
+        expect(sid(late.res)).toBeNull() // the slow response does not hand the cookie back
+        expect(jar.value).toBeNull()
+        expect(await store.get(id)).toBeNull()
+        expect((await store.dump()).sessions).toEqual([])
+        expect((await get(`${url}/peek`, `sid=${id}`)).body).toEqual({ n: null, user: 'anonymous' })
+      })
+
+      it('logout while a slower request logs in: the login does not come back under a new id', async () => {
+        const store = make()
+        const inside = deferred()
+        const release = deferred()
+        const url = await host.serve(store, async (req, res) => {
+          if (req.url === '/slow-login') {
+            ;(req as SessionRequest).session!.attachAvatar(new Avatar('mallory'))
+            inside.resolve()
+            await release.promise
+            return void res.end('ok')
+          }
+          return app(req, res)
+        })
+        const jar = new Jar()
+        await jar.request(`${url}/count`)
+        const slow = jar.request(`${url}/slow-login`, { method: 'POST' })
+        await inside.promise
+        await jar.request(`${url}/logout`, { method: 'POST' })
+        release.resolve()
+        expect(sid((await slow).res)).toBeNull()
+        expect(jar.value).toBeNull()
+        expect((await store.dump()).sessions).toEqual([])
+      })
+    })
+  }
+
+  describe(`sessionMiddleware expiry as the browser sees it (${host.name})`, () => {
+    // Real time: a 2 s session, read every 0.5 s for 6 s. The pacing is the scenario itself.
+    it('an active client keeps one session past several lifetimes; an idle one loses it, on both ends', async () => {
+      const run = async (flavour: Flavour) => {
+        const store = flavour.make()
+        cleanups.push(() => store.close())
+        const url = await host.serve(store, app, { ttl: 2_000 })
+        const active = new Jar()
+        const idle = new Jar()
+        await active.request(`${url}/count`)
+        await idle.request(`${url}/count`)
+        const activeId = active.value!
+        const idleId = idle.value!
+        const start = Date.now()
+        for (let i = 1; i <= 12; i++) {
+          await new Promise((r) => setTimeout(r, Math.max(0, start + i * 500 - Date.now())))
+          // Read-only requests: only the touch moves the expiry, and the cookie must follow it.
+          const { body } = await active.request(`${url}/peek`)
+          expect(body.n, `${flavour.name}, request ${i}`).toBe(1)
+          expect(active.value).toBe(activeId)
+        }
+        expect((await active.request(`${url}/count`)).body.n).toBe(2)
+        expect(active.value).toBe(activeId)
+        // The idle client made no request for 6 s: the browser forgot the cookie, the store the session.
+        expect(idle.value).toBeNull()
+        expect(await store.get(idleId)).toBeNull()
+        expect((await get(`${url}/peek`, `sid=${idleId}`)).body.n).toBeNull()
+      }
+      await Promise.all(flavours.map(run))
+    }, 20_000)
+  })
+}

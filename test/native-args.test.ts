@@ -9,7 +9,13 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { native } from '../lib/native'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-args-'))
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+// The addon file the package loads (a prebuild or build/Release), for the fresh processes below.
+const ADDON: string = require('node-gyp-build').path(path.join(__dirname, '..'))
+// Closed first: Windows refuses to remove a directory we hold open.
+afterAll(() => {
+  dir.close()
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
 
 const ring = new native.KeyRing({ scope: 'store', name: 'args', ikms: [Buffer.alloc(32, 9)] })
 const dir = new native.PrivateDir(path.join(tmp, 'd'), true)
@@ -25,9 +31,15 @@ const hostile: unknown[] = [
 // Each native entry point and a valid argument list; one argument at a time is replaced.
 const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
   ['KeyRing', (...a) => new (native.KeyRing as unknown as new (...x: unknown[]) => unknown)(...a), [{ scope: 'store', name: 'n', ikms: [Buffer.alloc(32)] }]],
-  ['PrivateDir', (...a) => new (native.PrivateDir as unknown as new (...x: unknown[]) => unknown)(...a), [path.join(tmp, 'p'), true]],
+  // Closed at once: an open directory cannot be removed afterwards on Windows.
+  ['PrivateDir', (...a) => {
+    const d = new (native.PrivateDir as unknown as new (...x: unknown[]) => { close(): void })(...a)
+    d.close()
+    return d
+  }, [path.join(tmp, 'p'), true]],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
+  ['ring.mac', (...a) => (ring.mac as (...x: unknown[]) => unknown).apply(ring, a), ['alice', 0]],
   ['ring.open', (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a), [ring.seal('x', 'c', 1, 2), 'c', 1000]],
   ['dir.sealToFileSync', (...a) => (dir.sealToFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'pt', 'c', 1, 0]],
   ['dir.openFileSync', (...a) => (dir.openFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'c', 1000, 0, 0]],
@@ -42,6 +54,7 @@ const asyncEntries: Array<[string, (...a: unknown[]) => Promise<unknown>, unknow
   ['dir.peek', (...a) => (dir.peek as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
   ['dir.sweep', (...a) => (dir.sweep as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [0]],
   ['dir.lock', (...a) => (dir.lock as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
+  ['dir.casSeal', (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1]],
 ]
 
 // What a well-behaved failure looks like: an argument error, or a SessionError code.
@@ -84,6 +97,8 @@ describe('hostile arguments into every native function', () => {
           try {
             const r = await fn(...args)
             if (r && typeof (r as { release?: unknown }).release === 'function') (r as { release(): void }).release()
+            // casSeal's conflict hands back the stripe lock still held
+            ;(r as { lock?: { release(): void } } | null)?.lock?.release()
           } catch (err) {
             expectTypedFailure(err, `${name} arg ${i}`)
           }
@@ -108,7 +123,7 @@ describe('hostile arguments into every native function', () => {
 describe('lifetime', () => {
   it('rings, dirs and locks dropped without close are collected without harm, in a fresh process', () => {
     const script = `
-      const native = require(${JSON.stringify(path.join(__dirname, '..', 'build', 'Release', 'sealed_session.node'))});
+      const native = require(${JSON.stringify(ADDON)});
       const dir = ${JSON.stringify(path.join(tmp, 'gc'))};
       for (let i = 0; i < 2000; i++) {
         const r = new native.KeyRing({ scope: 'store', name: 'n' + i, ikms: [Buffer.alloc(32, i & 255)] });
@@ -137,7 +152,7 @@ describe('lifetime', () => {
   it('loads in worker threads and unloads with them', () => {
     const script = `
       const { Worker } = require('node:worker_threads');
-      const addon = ${JSON.stringify(path.join(__dirname, '..', 'build', 'Release', 'sealed_session.node'))};
+      const addon = ${JSON.stringify(ADDON)};
       let done = 0;
       for (let i = 0; i < 4; i++) {
         const w = new Worker(\`

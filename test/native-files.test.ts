@@ -20,7 +20,16 @@ let tmp: string
 beforeEach(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-files-'))
 })
+// Every PrivateDir a test opens is closed before its tree is removed: Windows refuses to
+// remove a directory we hold open (that is what keeps it from being swapped under us).
+const opened: Array<{ close(): void }> = []
+const openDir = (p: string, create: boolean) => {
+  const d = new native.PrivateDir(p, create)
+  opened.push(d)
+  return d
+}
 afterEach(() => {
+  for (const d of opened.splice(0)) d.close()
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -47,7 +56,7 @@ describe('PrivateDir', () => {
   it.each([0o000, 0o022, 0o077, 0o277])('creates 0700 dirs and 0600 files whatever the umask (%o)', (mask) => {
     const dir = path.join(tmp, 'a', 'b')
     withUmask(mask, () => {
-      const d = new native.PrivateDir(dir, true)
+      const d = openDir(dir, true)
       d.sealToFileSync(ring, 'f', 'x', 'c', 1, 0)
     })
     expect(mode(dir)).toBe(0o700)
@@ -55,7 +64,7 @@ describe('PrivateDir', () => {
   })
 
   it('writes atomically: the envelope round-trips and no temp file is left', async () => {
-    const d = new native.PrivateDir(tmp + '/s', true)
+    const d = openDir(tmp + '/s', true)
     await d.sealToFile(ring, 'one', '{"a":1}', 'ctx', 10, 0)
     d.sealToFileSync(ring, 'one', '{"a":2}', 'ctx', 11, 0)
     expect(fs.readdirSync(tmp + '/s')).toEqual(['one'])
@@ -65,7 +74,7 @@ describe('PrivateDir', () => {
   })
 
   it('existingOnly replaces a file that is there and never re-creates one that is gone', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     expect(d.sealToFileSync(ring, 'f', 'one', 'c', 1, 0)).toBe(true)
     expect(d.sealToFileSync(ring, 'f', 'two', 'c', 1, 0, true)).toBe(true)
     const r = d.openFileSync(ring, 'f', 'c', MAX, 0, 0)
@@ -77,7 +86,7 @@ describe('PrivateDir', () => {
   })
 
   it('missing files read as null and remove as false', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     expect(await d.openFile(ring, 'nope', 'c', MAX, 0, 0)).toBeNull()
     expect(d.openFileSync(ring, 'nope', 'c', MAX, 0, 0)).toBeNull()
     expect(await d.remove('nope')).toBe(false)
@@ -88,9 +97,9 @@ describe('PrivateDir', () => {
     const real = path.join(tmp, 'real')
     fs.mkdirSync(real, { mode: 0o700 })
     fs.symlinkSync(real, path.join(tmp, 'link'))
-    expect(codeOf(() => new native.PrivateDir(path.join(tmp, 'link'), true))).toBe('ERR_SESSION_UNSAFE_PATH')
+    expect(codeOf(() => openDir(path.join(tmp, 'link'), true))).toBe('ERR_SESSION_UNSAFE_PATH')
     // a trailing slash would make open() follow the final link despite O_NOFOLLOW
-    expect(codeOf(() => new native.PrivateDir(path.join(tmp, 'link') + '//', true))).toBe('ERR_SESSION_UNSAFE_PATH')
+    expect(codeOf(() => openDir(path.join(tmp, 'link') + '//', true))).toBe('ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(real)).toEqual([])
   })
 
@@ -99,13 +108,13 @@ describe('PrivateDir', () => {
       const dir = path.join(tmp, `w${m.toString(8)}`)
       fs.mkdirSync(dir)
       fs.chmodSync(dir, m)
-      expect(codeOf(() => new native.PrivateDir(dir, true))).toBe('ERR_SESSION_UNSAFE_PATH')
+      expect(codeOf(() => openDir(dir, true))).toBe('ERR_SESSION_UNSAFE_PATH')
     }
   })
 
   it('notices a directory made group-writable after it was opened, before writing', () => {
     const dir = path.join(tmp, 'later')
-    const d = new native.PrivateDir(dir, true)
+    const d = openDir(dir, true)
     fs.chmodSync(dir, 0o770)
     expect(codeOf(() => d.sealToFileSync(ring, 'f', 'x', 'c', 1, 0))).toBe('ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(dir)).toEqual([])
@@ -115,12 +124,12 @@ describe('PrivateDir', () => {
     const dir = path.join(tmp, 'theirs')
     fs.mkdirSync(dir, { mode: 0o700 })
     fs.chownSync(dir, NOBODY, NOBODY)
-    expect(codeOf(() => new native.PrivateDir(dir, true))).toBe('ERR_SESSION_UNSAFE_PATH')
+    expect(codeOf(() => openDir(dir, true))).toBe('ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(dir)).toEqual([])
   })
 
   it('refuses a symlinked file, a FIFO and a foreign file on read, without hanging', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     fs.writeFileSync(path.join(tmp, 'target'), 'x')
     fs.symlinkSync(path.join(tmp, 'target'), path.join(tmp, 'link'))
     expect(codeOf(() => d.openFileSync(ring, 'link', 'c', MAX, 0, 0))).toBe('ERR_SESSION_UNSAFE_PATH')
@@ -134,7 +143,7 @@ describe('PrivateDir', () => {
   })
 
   it('a directory where the file should be: a typed I/O error, old state intact, no temp left', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     fs.mkdirSync(path.join(tmp, 'occupied'))
     const err = (() => {
       try {
@@ -150,7 +159,7 @@ describe('PrivateDir', () => {
   })
 
   it('refuses names that are not plain file names', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     for (const name of ['', '.', '..', '../x', 'a/b', '/etc/passwd', '.hidden', 'x.lock', 'a\0b', 'x'.repeat(256)]) {
       expect(codeOf(() => d.sealToFileSync(ring, name, 'x', 'c', 1, 0))).toBe('ERR_INVALID_ARG_VALUE')
       expect(codeOf(() => d.openFileSync(ring, name, 'c', MAX, 0, 0))).toBe('ERR_INVALID_ARG_VALUE')
@@ -159,13 +168,13 @@ describe('PrivateDir', () => {
   })
 
   it('reads with a size cap, before decrypting', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     d.sealToFileSync(ring, 'big', 'x'.repeat(1000), 'c', 1, 0)
     expect(codeOf(() => d.openFileSync(ring, 'big', 'c', 500, 0, 0))).toBe('ERR_SESSION_TOO_LARGE')
   })
 
   it('checks expiry from the header and removes expired or invalid files when asked', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     d.sealToFileSync(ring, 'old', 'x', 'c', 1, 1000)
     expect(d.openFileSync(ring, 'old', 'c', MAX, 999, 0)).toMatchObject({ keyIndex: 0 })
     expect(d.openFileSync(ring, 'old', 'c', MAX, 1000, 0)).toEqual({ expired: true, createdAt: 1, expiresAt: 1000 })
@@ -181,9 +190,11 @@ describe('PrivateDir', () => {
   })
 
   it('sweeps exactly the expired envelopes by header, leaving other files alone', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     for (let i = 0; i < 20; i++) d.sealToFileSync(ring, `s${i}`, 'x', 'c', 1, i % 2 === 0 ? 500 : 0)
     fs.writeFileSync(path.join(tmp, 'notes'), 'not an envelope', { mode: 0o600 })
+    // An mtime ahead of `now` passes a file by unread (see the mtime tests); this one is read.
+    fs.utimesSync(path.join(tmp, 'notes'), 0, 0)
     const lock = d.lockSync('s1')
     lock.release()
     const r = await d.sweep(1000)
@@ -202,13 +213,19 @@ describe('PrivateDir', () => {
     fs.writeFileSync(dead, 'torn', { mode: 0o600 }) // written a moment ago: no age threshold
     const writer = await holdFlock(live)
     try {
-      const d = new native.PrivateDir(tmp, true)
+      const d = openDir(tmp, true)
       expect(fs.existsSync(dead)).toBe(false) // removed when the directory was opened
       expect(fs.existsSync(live)).toBe(true) // its writer holds the lock
       fs.writeFileSync(dead, 'torn again', { mode: 0o600 })
       d.sweepSync(Date.now())
       expect(fs.existsSync(dead)).toBe(false)
       expect(fs.existsSync(live)).toBe(true)
+      // The async paths open the directory on the pool: that open removes them too.
+      fs.writeFileSync(dead, 'torn a third time', { mode: 0o600 })
+      const pooled = await native.openPrivateDir(tmp, false)
+      expect(fs.existsSync(dead)).toBe(false)
+      expect(fs.existsSync(live)).toBe(true)
+      pooled.close()
       await writer.release()
       await d.sweep(Date.now())
       expect(fs.existsSync(live)).toBe(false) // its writer is gone now
@@ -218,14 +235,14 @@ describe('PrivateDir', () => {
   })
 
   it('a closed handle refuses further work', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     d.close()
     expect(d.closed).toBe(true)
     expect(codeOf(() => d.openFileSync(ring, 'x', 'c', MAX, 0, 0))).toBe('ERR_SESSION_CLOSED')
   })
 
   it('the lock excludes another process until released', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp, true)
     const lock = await d.lock('shared')
     // flock(1) exits 42 when the lock is held elsewhere, 0 when it got it.
     const tryLock = (): number => {

@@ -1,15 +1,18 @@
-// RedisSessionStore against a real redis-server on loopback: the shared contract, then what only
-// a shared, encrypted Redis store must show (sharing across servers, nothing in clear, Redis-side
-// expiry, touchAfter, rotation, and outages). Needs Debian's redis-server: in CI (CI=true) its
-// absence fails the suite; locally the suite is skipped with a message.
+// RedisSessionStore against a real redis-server on loopback, through each supported client
+// (node-redis v5 and ioredis): the shared contract, then what only a shared, encrypted Redis store
+// must show (sharing across servers, nothing in clear, Redis-side expiry, touchAfter, rotation,
+// and outages). Inspection goes through a separate raw node-redis client. Needs Debian's
+// redis-server: in CI (CI=true) its absence fails the suite; locally the suite is skipped with a message.
 import { execFileSync } from 'node:child_process'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { SessionStoreUnavailableError } from '../lib/errors'
 import { generateSessionId, storageName } from '../lib/ids'
+import { makeKeyRing } from '../lib/keys'
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../lib/redis-store'
 import { Session } from '../lib/session'
+import { CLIENT_KINDS, connectClient, unconnectedClient, type TestClient } from './helpers/redis-clients'
 import { findRedisServer, startRedisServer, type RedisServer } from './helpers/redis-server'
 import { describeStoreContract } from './store-contract'
 
@@ -45,14 +48,15 @@ if (!installed) {
     console.warn('[redis-store.test] redis-server is not installed: skipping (apt-get install redis-server to run it)')
     it.skip('RedisSessionStore (redis-server not installed)', () => {})
   }
-} else {
+} else for (const kind of CLIENT_KINDS) describe(`through ${kind}`, () => {
   let server: RedisServer
-  let client: Client
-  let client2: Client
+  let client: Client // raw node-redis: plants and inspects values
+  let tc: TestClient // the client under test
+  let tc2: TestClient
   let n = 0
   const prefix = () => `t${process.pid}-${n++}:`
   const stores: RedisSessionStore[] = []
-  const make = (o: Partial<RedisSessionStoreOptions> = {}, c: Client = client) => {
+  const make = (o: Partial<RedisSessionStoreOptions> = {}, c: RedisSessionStoreOptions['client'] = tc.client) => {
     const secret = o.secrets === undefined ? SECRET : undefined
     const s = new RedisSessionStore({ client: c, secret, prefix: prefix(), ...o } as RedisSessionStoreOptions)
     stores.push(s)
@@ -64,18 +68,26 @@ if (!installed) {
   beforeAll(async () => {
     server = await startRedisServer()
     client = newClient(server.url)
-    client2 = newClient(server.url)
-    await Promise.all([client.connect(), client2.connect()])
+    await client.connect()
+    ;[tc, tc2] = await Promise.all([connectClient(kind, server.port), connectClient(kind, server.port)])
   })
   afterAll(async () => {
-    await Promise.allSettled([client?.close(), client2?.close()])
+    await Promise.allSettled([client?.close(), tc?.close(), tc2?.close()])
     await server?.stop()
   })
   afterEach(async () => {
     await Promise.all(stores.splice(0).map((s) => s.close()))
   })
 
-  describeStoreContract('RedisSessionStore', async (opts) => make(opts), { expiresByItself: true })
+  describeStoreContract(`RedisSessionStore (${kind})`, async (opts) => make(opts), {
+    expiresByItself: true,
+    // every key under the store's prefix, as anyone with access to Redis sees them
+    exposedNames: async (store) => {
+      const found: string[] = []
+      for await (const page of client.scanIterator({ MATCH: `${(store as RedisSessionStore).prefix}*`, COUNT: 1000 })) found.push(...page)
+      return found
+    },
+  })
 
   describe('RedisSessionStore options', () => {
     it('refuses a machine-bound key: secret or secrets is required', () => {
@@ -87,7 +99,10 @@ if (!installed) {
     })
 
     it('checks the client and the other options', () => {
-      expect(() => new RedisSessionStore({ client: {} as never, secret: SECRET })).toThrow(/node-redis/)
+      expect(() => new RedisSessionStore({ client: {} as never, secret: SECRET })).toThrow(/node-redis v5.*ioredis/)
+      // node-redis v4's shape (commandOptions, no withTypeMapping) is named as unsupported
+      const v4 = { get() {}, set() {}, del() {}, scan() {}, commandOptions() {} }
+      expect(() => new RedisSessionStore({ client: v4 as never, secret: SECRET })).toThrow(/v4.*not supported/)
       expect(() => new RedisSessionStore({ client: null as never, secret: SECRET })).toThrow(TypeError)
       expect(() => new RedisSessionStore(null as never)).toThrow(TypeError)
       expect(() => make({ prefix: 3 as never })).toThrow(TypeError)
@@ -98,38 +113,38 @@ if (!installed) {
       expect(() => make({ defaultTtl: -1 })).toThrow(RangeError)
       const s = make()
       expect(s.prefix).toMatch(/^t\d+-\d+:$/)
-      expect(new RedisSessionStore({ client, secret: SECRET }).prefix).toBe('sess:')
+      expect(new RedisSessionStore({ client: tc.client, secret: SECRET }).prefix).toBe('sess:')
       expect(s.commandTimeout).toBe(2_000)
+      expect(s.clientKind).toBe(kind)
     })
 
     it('warns when the client has no error listener, and rejects at once while it is not connected', async () => {
       const warnings: string[] = []
       const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} }
-      const bare = createClient({ url: server.url }) // never connected
-      const store = make({ logger }, bare)
+      const bare = unconnectedClient(kind, server.port)
+      const store = make({ logger }, bare.client)
       expect(warnings.join('\n')).toMatch(/'error' listener/)
       const t = Date.now()
       await expect(store.get(generateSessionId())).rejects.toMatchObject({ code: 'ERR_SESSION_STORE_UNAVAILABLE' })
       await expect(store.create()).rejects.toBeInstanceOf(SessionStoreUnavailableError)
       expect(Date.now() - t).toBeLessThan(500)
       // the store never connects or closes the user's client
-      expect(bare.isOpen).toBe(false)
+      expect(bare.isOpen()).toBe(false)
     })
 
     it('close() wipes the store but leaves the client open', async () => {
       const store = make()
       await store.create()
       await store.close()
-      expect(client.isReady).toBe(true)
-      expect(await client.ping()).toBe('PONG')
+      expect(tc.ready()).toBe(true)
     })
   })
 
   describe('RedisSessionStore on a real redis-server', () => {
     it('two servers (two clients) with the same secret share sessions; another secret or namespace reads null', async () => {
       const p = prefix()
-      const a = make({ prefix: p }, client)
-      const b = make({ prefix: p }, client2)
+      const a = make({ prefix: p }, tc.client)
+      const b = make({ prefix: p }, tc2.client)
       const s = await a.create({ identity: 'alice' })
       s.data.set('cart', [1, 2])
       await a.save(s)
@@ -141,8 +156,8 @@ if (!installed) {
       expect((await a.get(s.id))!.data.get('cart')).toEqual([3])
       expect((await b.dump()).sessions.map((r) => r.id)).toEqual([s.id])
 
-      expect(await make({ prefix: p, secret: OTHER }, client2).get(s.id)).toBeNull()
-      expect(await make({ prefix: p, namespace: 'other' }, client2).get(s.id)).toBeNull()
+      expect(await make({ prefix: p, secret: OTHER }, tc2.client).get(s.id)).toBeNull()
+      expect(await make({ prefix: p, namespace: 'other' }, tc2.client).get(s.id)).toBeNull()
       expect((await make({ prefix: p, secret: OTHER }).dump()).sessions).toEqual([])
       // a failed read does not remove the session for the servers that can read it
       expect((await a.get(s.id))?.id).toBe(s.id)
@@ -160,11 +175,11 @@ if (!installed) {
       const key = store.prefix + storageName(s.id)
 
       const cli = execFileSync('redis-cli', ['-p', String(server.port), '--no-raw', 'GET', key], { encoding: 'latin1' })
-      expect(cli.startsWith('"SEAL\\x01')).toBe(true)
+      expect(cli).toMatch(/^"sv[0-9a-f]{14}SEAL\\x01/) // version header, then the envelope
 
       const value = (await raw(key))!
-      expect(value.subarray(0, 4).toString()).toBe('SEAL')
-      expect(value[4]).toBe(1)
+      expect(value.subarray(16, 20).toString()).toBe('SEAL')
+      expect(value[20]).toBe(1)
       for (const secret of [s.id, 'alice@example.com', 'admin', 'книга', 'plaintext-marker', 'cart', 'identity']) {
         expect(value.includes(Buffer.from(secret)), secret).toBe(false)
       }
@@ -210,29 +225,53 @@ if (!installed) {
       const late = (await store.get(s.id))!
       const after = (await raw(key))!
       expect(after.equals(before)).toBe(false)
-      expect(after.readBigUInt64BE(20)).toBe(BigInt(late.meta.lastAccess + 60_000))
+      expect(after.readBigUInt64BE(16 + 20)).toBe(BigInt(late.meta.lastAccess + 60_000))
       expect(await client.pTTL(key)).toBeGreaterThan(59_000)
     })
 
     it('a touch does not bring back a session another server deleted meanwhile', async () => {
       const store = make({ touchAfter: 0 })
-      const s = await store.create()
+      // Last accessed a second ago, so the read below must persist a touch (a session created in
+      // the same millisecond as the read would not be stale yet).
+      const s = new Session(generateSessionId(), null, 60_000, { now: Date.now() - 1000 })
+      expect(await store.save(s)).toBe(true)
       const key = store.prefix + storageName(s.id)
       // Simulate the race: the envelope is read, then deleted elsewhere before the touch lands.
-      const spied = Object.create(client) as Client
-      spied.withTypeMapping = ((m: never) => {
-        const binary = client.withTypeMapping(m)
-        return Object.assign(Object.create(binary), {
-          get: async (k: string) => {
-            const v = await binary.get(k)
-            await client.del(k)
-            return v
-          },
-        })
-      }) as never
+      const spied = tc.intercept('GETRANGE', async (args) => {
+        await client.del(String(args[1]))
+      })
       const racing = make({ prefix: store.prefix, touchAfter: 0 }, spied)
-      expect(await racing.get(s.id)).not.toBeNull()
+      // The touch finds the record gone: the session stays deleted and the read reports it so.
+      expect(await racing.get(s.id)).toBeNull()
       expect(await client.exists(key)).toBe(0)
+    })
+
+    it('a value written by 0.1 (a bare envelope, no version) reads, and the next save upgrades it in place', async () => {
+      const store = make({ touchAfter: 60_000 })
+      const legacy = new Session(generateSessionId(), { identity: 'old' }, 60_000)
+      legacy.data.set('cart', [7])
+      const name = storageName(legacy.id)
+      const ring = makeKeyRing('store', 'default', { secret: SECRET })
+      const envelope = ring.seal(JSON.stringify(legacy.toJSON()), `store:default:${name}`, legacy.meta.createdAt, legacy.expiresAt())
+      ring.close()
+      await client.set(store.prefix + name, envelope, { PX: 60_000 })
+
+      const got = (await store.get(legacy.id))!
+      expect(got.data.get('cart')).toEqual([7])
+      got.data.set('cart', [8])
+      expect(await store.save(got)).toBe(true) // compare-and-swap accepts the 0.1 value as version 1
+      const value = (await raw(store.prefix + name))!
+      expect(value.subarray(0, 2).toString()).toBe('sv')
+      expect((await store.get(legacy.id))!.data.get('cart')).toEqual([8])
+      // a stale copy of the 0.1 value no longer matches
+      await client.set(store.prefix + name, envelope, { PX: 60_000 })
+      const stale = (await store.get(legacy.id))!
+      await client.set(store.prefix + name, value, { PX: 60_000 })
+      stale.data.set('other', 1)
+      expect(await store.save(stale)).toBe(true) // re-applied onto the current version
+      const final = (await store.get(legacy.id))!
+      expect(final.data.get('cart')).toEqual([8])
+      expect(final.data.get('other')).toBe(1)
     })
 
     it('rotation: an envelope sealed with an older secret opens, and get re-seals it with the current one', async () => {
@@ -240,12 +279,12 @@ if (!installed) {
       const old = make({ prefix: p, secret: OTHER })
       const s = await old.create({ identity: 'r' })
       const key = p + storageName(s.id)
-      const oldKid = (await raw(key))!.subarray(8, 12).toString('hex')
+      const oldKid = (await raw(key))!.subarray(16 + 8, 16 + 12).toString('hex')
 
       expect(await make({ prefix: p, secret: SECRET }).get(s.id)).toBeNull() // new key alone: unreadable
       const rotated = make({ prefix: p, secrets: [SECRET, OTHER], touchAfter: 60_000 })
       expect((await rotated.get(s.id))?.avatar.identity).toBe('r')
-      const newKid = (await raw(key))!.subarray(8, 12).toString('hex')
+      const newKid = (await raw(key))!.subarray(16 + 8, 16 + 12).toString('hex')
       expect(newKid).not.toBe(oldKid)
       // now the current key alone opens it, and the old one no longer does
       expect((await make({ prefix: p, secret: SECRET }).get(s.id))?.avatar.identity).toBe('r')
@@ -255,7 +294,7 @@ if (!installed) {
       const got = (await rotated.get(s2.id))!
       got.data.set('x', 1)
       await rotated.save(got)
-      expect((await raw(p + storageName(s2.id)))!.subarray(8, 12).toString('hex')).toBe(newKid)
+      expect((await raw(p + storageName(s2.id)))!.subarray(16 + 8, 16 + 12).toString('hex')).toBe(newKid)
     })
 
     it('a value under another session\'s key, or with a flipped bit, reads as null', async () => {
@@ -301,14 +340,13 @@ if (!installed) {
 
   describe('RedisSessionStore while Redis is down', () => {
     let own: RedisServer
-    let c: Client
+    let c: TestClient
     beforeAll(async () => {
       own = await startRedisServer()
-      c = newClient(own.url)
-      await c.connect()
+      c = await connectClient(kind, own.port)
     })
     afterAll(async () => {
-      await c?.close().catch(() => {})
+      await c?.close()
       await own?.stop()
     })
 
@@ -317,7 +355,7 @@ if (!installed) {
       const onUnhandled = (reason: unknown) => unhandled.push(reason)
       process.on('unhandledRejection', onUnhandled)
       try {
-        const store = make({ commandTimeout: 1_000 }, c)
+        const store = make({ commandTimeout: 1_000 }, c.client)
         const s = await store.create({ identity: 'x' })
         expect(await store.get(s.id)).not.toBeNull()
 
@@ -335,7 +373,7 @@ if (!installed) {
         t = Date.now()
         await expect(inFlight).rejects.toBeInstanceOf(SessionStoreUnavailableError)
         expect(Date.now() - t).toBeLessThan(3_000)
-        await until(() => !c.isReady, 2_000)
+        await until(() => !c.ready(), 2_000)
 
         // Server gone: every call fails at once (well before commandTimeout) instead of waiting
         // in the offline queue.
@@ -354,12 +392,12 @@ if (!installed) {
         }
         expect(Date.now() - t).toBeLessThan(500)
         // argument checks still come first, and an invalid id needs no Redis at all
-        expect(await store.get('not-an-id')).toBeNull()
+        expect(await store.get('x'.repeat(257))).toBeNull()
         expect(await store.purgeExpired()).toBe(0)
 
         // Back on the same port: once the client has reconnected, the store works again.
         await own.restart()
-        await until(() => c.isReady, 5_000)
+        await until(() => c.ready(), 5_000)
         expect(await store.get(s.id)).toBeNull() // no persistence: the old session is gone
         const again = await store.create({ identity: 'y' })
         expect((await store.get(again.id))?.avatar.identity).toBe('y')
@@ -371,4 +409,4 @@ if (!installed) {
       }
     })
   })
-}
+})

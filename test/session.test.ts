@@ -81,7 +81,9 @@ describe('Session record format', () => {
       null,
       'x',
       [],
-      { ...good, id: 'short' },
+      { ...good, id: '' },
+      { ...good, id: 'x'.repeat(257) },
+      { ...good, id: '\uD800' },
       { ...good, id: 5 },
       { ...good, meta: undefined },
       { ...good, meta: [] },
@@ -139,8 +141,12 @@ describe('Session construction', () => {
 
   it('validates its arguments, naming them', () => {
     expect(() => new Session(5 as never, null, 1)).toThrow(TypeError)
-    expect(() => new Session('abc', null, 1)).toThrow(RangeError)
-    expect(() => new Session('../' + id().slice(3), null, 1)).toThrow(/sessionId/)
+    // Any non-empty well-formed string of at most 256 characters (the seed's 'sid-1' included).
+    expect(new Session('sid-1', null, 1).id).toBe('sid-1')
+    expect(new Session('é'.repeat(256), null, 1).id).toHaveLength(256)
+    expect(() => new Session('', null, 1)).toThrow(RangeError)
+    expect(() => new Session('x'.repeat(257), null, 1)).toThrow(/sessionId/)
+    expect(() => new Session('a\uDC00b', null, 1)).toThrow(/sessionId/)
     expect(() => new Session(id(), 'alice' as never, 1)).toThrow(/auth/)
     expect(() => new Session(id(), new Map() as never, 1)).toThrow(TypeError)
     expect(() => new Session(id(), { when: new Date() }, 1)).toThrow(/auth\.when/)
@@ -272,6 +278,6 @@ describe('Session events', () => {
     expect(s.needsNewId).toBe(true)
     copy.data.set('cart.items', 5)
     expect(s.data.get('cart.items')).toBe(2)
-    expect(() => s.withId('nope')).toThrow(RangeError)
+    expect(() => s.withId('')).toThrow(RangeError)
   })
 })

@@ -6,13 +6,16 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/avatar'
 import { generateSessionId } from '../lib/ids'
+import { SessionTooLargeError } from '../lib/errors'
 import { Session, type SessionRecord } from '../lib/session'
 import type { SessionDump, SessionStore } from '../lib/store'
+import { describeConcurrencyContract } from './store-contract-concurrency'
 
 export interface StoreFactoryOptions {
   defaultTtl?: number
   maxAge?: number
   touchAfter?: number
+  maxBytes?: number
 }
 
 export type StoreFactory = (opts: StoreFactoryOptions) => Promise<SessionStore>
@@ -32,6 +35,8 @@ const byId = (a: SessionRecord, b: SessionRecord) => (a.id < b.id ? -1 : 1)
 export interface StoreContractOptions {
   /** The backend expires sessions by itself (Redis PX): purgeExpired finds nothing left and returns 0. */
   expiresByItself?: boolean
+  /** Every name an observer of the backend sees (file names, Redis keys): checked to hold no identity. */
+  exposedNames?: (store: SessionStore) => Promise<string[]>
 }
 
 export function describeStoreContract(name: string, makeStore: StoreFactory, contract: StoreContractOptions = {}): void {
@@ -45,6 +50,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
     afterEach(async () => {
       await Promise.allSettled(open.splice(0).map((s) => s.close()))
     })
+
+    describeConcurrencyContract(make, { exposedNames: contract.exposedNames })
 
     describe('create', () => {
       it('persists the new session at once, under a fresh valid id', async () => {
@@ -126,7 +133,7 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
         expect(await store.get(generateSessionId())).toBeNull()
       })
 
-      it('returns null for ids that are not session ids, without throwing', async () => {
+      it('returns null for strings that are not session ids, without throwing', async () => {
         const store = await make()
         const real = (await store.create()).id
         const hostile: unknown[] = [
@@ -141,14 +148,19 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           real + 'A',
           real.slice(0, 42) + 'B',
           real.replace(/^./, '+'),
-          null,
-          undefined,
-          42,
-          {},
-          [real],
         ]
         for (const id of hostile) expect(await store.get(id as string), String(id).slice(0, 40)).toBeNull()
+        for (const id of hostile) expect(await store.delete(id as string), String(id).slice(0, 40)).toBe(false)
         expect(await store.get(real)).not.toBeNull()
+      })
+
+      it('get and delete reject a non-string id with a TypeError naming it', async () => {
+        const store = await make()
+        for (const id of [null, undefined, 42, {}, [generateSessionId()]]) {
+          await expect(store.get(id as never), String(id)).rejects.toThrow(TypeError)
+          await expect(store.get(id as never), String(id)).rejects.toThrow(/^id must be a string/)
+          await expect(store.delete(id as never), String(id)).rejects.toThrow(TypeError)
+        }
       })
 
       it('returns a fresh Session each time', async () => {
@@ -172,6 +184,25 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
         expect(await store.purgeExpired()).toBe(0)
         expect(await store.get(s.id)).toBeNull()
         expect(await store.get(keep.id)).not.toBeNull()
+      })
+    })
+
+    describe('maxBytes', () => {
+      it('a record over maxBytes is refused with SessionTooLargeError naming the option and no part of the id', async () => {
+        const store = await make({ maxBytes: 4096 })
+        const s = await store.create()
+        s.data.set('note', 'kept')
+        await store.save(s)
+        s.data.set('blob', 'x'.repeat(5000))
+        const err = await store.save(s).catch((e: unknown) => e)
+        expect(err).toBeInstanceOf(SessionTooLargeError)
+        expect((err as SessionTooLargeError).code).toBe('ERR_SESSION_TOO_LARGE')
+        expect((err as Error).message).toMatch(/4096-byte cap \(options\.maxBytes\)/)
+        for (let i = 0; i + 6 <= s.id.length; i++) expect((err as Error).message).not.toContain(s.id.slice(i, i + 6))
+        expect((await store.get(s.id))!.data.toJSON()).toEqual({ note: 'kept' })
+        // create with an auth over the cap: nothing stored.
+        await expect(store.create({ sub: 'big', claim: 'y'.repeat(5000) })).rejects.toThrow(SessionTooLargeError)
+        expect((await store.dump()).sessions.map((r) => r.id)).toEqual([s.id])
       })
     })
 
@@ -278,11 +309,34 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           { sessions: [good] },
           { version: 2, sessions: [good] },
           { version: 1, sessions: {} },
-          { version: 1, sessions: [good, { ...good, id: '../x' }] },
+          { version: 1, sessions: [good, { ...good, id: 'x'.repeat(257) }] },
+          { version: 1, sessions: [good, { ...good, id: '' }] },
           { version: 1, sessions: [good, { ...good, id: generateSessionId(), data: 'x' }] },
         ]
         for (const dump of bad) await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)
         expect((await store.dump()).sessions).toEqual([])
+      })
+
+      it('restore checks every record as a write would before the first write: all or nothing', async () => {
+        const store = await make({ maxBytes: 8192 })
+        const good = () => record({ createdAgo: 0, accessedAgo: 0, ttl: 60_000 }, { n: 1 })
+        // Each passes Session.fromJSON but would fail when written (sealed), after the good ones.
+        const far = { ...good(), meta: { createdAt: 0, lastAccess: 8e15, ttl: 8e15 } } // lastAccess + ttl > 2^53
+        const fraction = { ...good(), meta: { createdAt: Date.now(), lastAccess: Date.now(), ttl: 60_000.5 } }
+        const big = record({ createdAgo: 0, accessedAgo: 0, ttl: 60_000 }, { blob: 'x'.repeat(9000) })
+        const cases: Array<[SessionRecord, RegExp, ErrorConstructor]> = [
+          [far, /dump\.sessions\[2\]: lastAccess \+ ttl .* up to 2\^53/, RangeError],
+          [fraction, /dump\.sessions\[2\]: lastAccess \+ ttl/, RangeError],
+          [big, /dump\.sessions\[2\]: session record is over the 8192-byte cap \(options\.maxBytes\)/, SessionTooLargeError as unknown as ErrorConstructor],
+        ]
+        for (const [bad, message, Cls] of cases) {
+          const dump: SessionDump = { version: 1, sessions: [good(), good(), bad, good()] }
+          const err = await store.restore(dump).catch((e: unknown) => e)
+          expect(err, message.source).toBeInstanceOf(Cls)
+          expect((err as Error).message).toMatch(message)
+          expect((await store.dump()).sessions).toEqual([])
+          for (const r of dump.sessions) expect(await store.get(r.id)).toBeNull()
+        }
       })
 
       it('dump leaves out expired sessions', async () => {

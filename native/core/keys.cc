@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
 #include <atomic>
@@ -64,6 +65,21 @@ KeyId ComputeKeyId(const uint8_t key[kKeySize]) {
   KeyId id;
   memcpy(id.data(), digest, kKeyIdSize);
   return id;
+}
+
+void HmacSha256(const uint8_t* key, size_t key_len, const uint8_t* msg, size_t msg_len, uint8_t out[kMacSize]) {
+  unsigned int out_len = 0;
+  // HMAC() takes a non-null data pointer even for an empty message.
+  static const uint8_t kEmpty = 0;
+  if (HMAC(EVP_sha256(), key, static_cast<int>(key_len), msg_len == 0 ? &kEmpty : msg, msg_len, out, &out_len) == nullptr ||
+      out_len != kMacSize) {
+    throw Error(code::kCrypto, "HMAC-SHA256 failed");
+  }
+}
+
+void KeyRing::Mac(size_t i, const uint8_t* msg, size_t len, uint8_t out[kMacSize]) const {
+  if (i >= keys_.size()) throw Error(code::kInvalidArg, "no key at that index");
+  HmacSha256(keys_[i].bytes, kKeySize, msg, len, out);
 }
 
 KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, std::string_view name,

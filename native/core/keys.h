@@ -37,6 +37,10 @@ void DeriveKey(std::string_view ikm, std::string_view scope, std::string_view na
 // First 4 bytes of SHA-256("sealed-session kid" || key).
 KeyId ComputeKeyId(const uint8_t key[kKeySize]);
 
+inline constexpr size_t kMacSize = 32;
+// HMAC-SHA256(key, msg) -> 32 bytes into out.
+void HmacSha256(const uint8_t* key, size_t key_len, const uint8_t* msg, size_t msg_len, uint8_t out[kMacSize]);
+
 class KeyRing {
  public:
   // Rings alive in this process (constructed and not yet destroyed, so not yet wiped): lets
@@ -55,6 +59,9 @@ class KeyRing {
   // Index of the key with this id, or -1.
   int Find(const uint8_t id[kKeyIdSize]) const;
   uint8_t flags() const { return flags_; }
+  // HMAC-SHA256 of msg under key i: names an identity's index without holding the identity
+  // (a ring derived with scope "store-index" keeps these keys apart from the sealing keys).
+  void Mac(size_t i, const uint8_t* msg, size_t len, uint8_t out[kMacSize]) const;
 
   // A reusable AES-256-GCM decryption context for one key: keyed once (envelope.cc does
   // that on first use), then only the IV is reset per open, which saves the context

@@ -2,31 +2,8 @@
 
 #include "errors.h"
 
-#ifdef _WIN32
-// Private files rely on POSIX ownership, modes and *at() calls. A Windows port (ACLs,
-// ReplaceFileW) is planned; until then every operation says so instead of doing less.
-namespace sealed {
-namespace {
-[[noreturn]] void Unsupported() { throw Error(code::kIo, "private session files are not supported on Windows yet"); }
-}  // namespace
-void FileLock::Release() {}
-PrivateDir::PrivateDir(const std::string&, bool) { Unsupported(); }
-PrivateDir::~PrivateDir() {}
-void PrivateDir::Check() const { Unsupported(); }
-bool PrivateDir::WriteAtomic(const std::string&, const uint8_t*, size_t, bool) const { Unsupported(); }
-std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string&, size_t) const { Unsupported(); }
-bool PrivateDir::SealToFile(const KeyRing&, const std::string&, const uint8_t*, size_t, std::string_view, uint64_t,
-                            uint64_t, bool) const { Unsupported(); }
-OpenFileResult PrivateDir::OpenFile(const KeyRing&, const std::string&, std::string_view, size_t, uint64_t,
-                                    unsigned) const { Unsupported(); }
-std::optional<Header> PrivateDir::Peek(const std::string&) const { Unsupported(); }
-bool PrivateDir::Remove(const std::string&) const { Unsupported(); }
-std::vector<std::string> PrivateDir::List() const { Unsupported(); }
-SweepStats PrivateDir::Sweep(uint64_t) const { Unsupported(); }
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string&) const { Unsupported(); }
-void PrivateDir::CheckName(const std::string&) { Unsupported(); }
-}  // namespace sealed
-#else
+// POSIX. Windows: private_dir_win.cc (same interface).
+#ifndef _WIN32
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -35,6 +12,7 @@ void PrivateDir::CheckName(const std::string&) { Unsupported(); }
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -70,10 +48,10 @@ struct FdGuard {
 };
 
 // Refuses what another user could have planted or could change under us.
-void CheckOwnedAndPrivate(const struct stat& st, const std::string& what) {
-  if (st.st_uid != geteuid())
+void CheckOwnedAndPrivate(const struct stat& st, uid_t euid, const std::string& what) {
+  if (st.st_uid != euid)
     throw Error(code::kUnsafePath, what + " is owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
-                                       std::to_string(geteuid()) + ")");
+                                       std::to_string(euid) + ")");
   if (st.st_mode & (S_IWGRP | S_IWOTH))
     throw Error(code::kUnsafePath, what + " is writable by group or others");
 }
@@ -124,15 +102,207 @@ std::vector<uint8_t> ReadCapped(int fd, const struct stat& st, size_t max_bytes,
   return buf;
 }
 
-void MakeDirs(const std::string& path) {
-  // mkdir -p, each created component 0700. Existing components are left as they are:
-  // only the final directory must be private (a parent may be /tmp, or a symlink like
-  // macOS's /tmp -> /private/tmp).
-  for (size_t pos = 1; pos <= path.size(); pos++) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir", part, errno);
+// Never-expiring envelopes (0) and expiries past what file systems store get a far-future mtime
+// (the kernel clamps it further to the file system's range): the sweep then reads the header.
+constexpr int64_t kFarFutureSeconds = int64_t{1} << 34;  // year 2514
+
+struct timespec ExpiryAsTime(uint64_t expires_at_ms) {
+  const uint64_t sec = expires_at_ms / 1000;
+  if (expires_at_ms == 0 || sec >= static_cast<uint64_t>(kFarFutureSeconds)) return {kFarFutureSeconds, 0};
+  return {static_cast<time_t>(sec), static_cast<long>(expires_at_ms % 1000) * 1000000L};
+}
+
+// The mtime in ms, rounded down.
+uint64_t MtimeMs(const struct stat& st) {
+  if (st.st_mtim.tv_sec < 0) return 0;
+  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000 + static_cast<uint64_t>(st.st_mtim.tv_nsec) / 1000000;
+}
+
+
+// ----- Resolving a directory path without trusting what others can change -----------------
+//
+// The path is walked from '/' one component at a time with openat(O_NOFOLLOW), so each step is
+// checked on the directory actually held. A directory that someone other than us or root can
+// write ("shared") could have any entry swapped, so:
+//   - a shared directory without the sticky bit is refused outright;
+//   - in a shared sticky directory (like /tmp), an entry is used only when it belongs to us,
+//     root or that directory's owner (no one else can rename it), symlinks included: the rule
+//     of the kernel's fs.protected_symlinks;
+//   - elsewhere symlinks in parents are followed (macOS's /tmp -> /private/tmp); the last
+//     component must be a real directory (PrivateDir::Check then wants it ours and private).
+// A relative path is taken against the current directory as getcwd() spells it (a path without
+// symlinks) and that whole path is walked from '/'. ".." goes up from the directory the walk
+// is in, as the kernel does after a symlink.
+
+#ifdef O_PATH
+constexpr int kSearchFlags = O_PATH;  // passing through needs search (x) permission only
+#else
+constexpr int kSearchFlags = O_RDONLY;
+#endif
+constexpr int kMaxSymlinks = 40;  // as Linux's MAXSYMLINKS: a loop ends in ELOOP
+
+bool WritableByOthers(const struct stat& st) {
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return true;
+  return st.st_uid != geteuid() && st.st_uid != 0 && (st.st_mode & S_IWUSR);
+}
+
+bool OwnedByTrusted(const struct stat& entry, const struct stat& dir) {
+  return entry.st_uid == geteuid() || entry.st_uid == 0 || entry.st_uid == dir.st_uid;
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+// Components of p in order, without empty ones and ".".
+std::vector<std::string> Components(const std::string& p) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string part = p.substr(start, end - start);
+    if (!part.empty() && part != ".") out.push_back(part);
+    start = end + 1;
   }
+  return out;
+}
+
+std::string CurrentDir() {
+  std::vector<char> buf(4096);
+  while (getcwd(buf.data(), buf.size()) == nullptr) {
+    if (errno != ERANGE || buf.size() > (1u << 20)) ThrowIo("getcwd", ".", errno);
+    buf.resize(buf.size() * 2);
+  }
+  return std::string(buf.data());
+}
+
+std::string ReadLinkAt(int dirfd, const std::string& name, const std::string& what) {
+  std::vector<char> buf(256);
+  for (;;) {
+    ssize_t n = readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+    if (n < 0) ThrowIo("readlink", what, errno);
+    if (static_cast<size_t>(n) < buf.size()) return std::string(buf.data(), static_cast<size_t>(n));
+    if (buf.size() >= 65536) ThrowIo("readlink", what, ENAMETOOLONG);
+    buf.resize(buf.size() * 2);
+  }
+}
+
+// One directory on the walk: its descriptor, what fstat said of it, and its path for messages.
+struct Step {
+  int fd;
+  struct stat st;
+  std::string where;
+};
+
+struct Walk {
+  std::vector<Step> steps;
+  Walk() = default;
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+  ~Walk() { PopTo(0); }
+  void PopTo(size_t n) {
+    while (steps.size() > n) {
+      CloseQuietly(steps.back().fd);
+      steps.pop_back();
+    }
+  }
+  // Takes fd (closing it on failure) with what fstat says of it.
+  void Push(int fd, const std::string& where) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      ThrowIo("fstat", where, err);
+    }
+    steps.push_back({fd, st, where});
+  }
+};
+
+// Opens path's last directory as described above, creating missing components 0700 when
+// create is set; *created tells whether the last one was made here. Returns an O_RDONLY fd.
+int OpenDirWalking(const std::string& path, bool create, bool* created) {
+  *created = false;
+  const std::string full = path[0] == '/' ? path : JoinPath(CurrentDir(), path);
+  std::vector<std::string> todo = Components(full);
+  std::reverse(todo.begin(), todo.end());  // a stack: the next component is at the back
+  Walk walk;
+  int root = RetryOpenAt(AT_FDCWD, "/", kSearchFlags | O_DIRECTORY);
+  if (root < 0) ThrowIo("open", "/", errno);
+  walk.Push(root, "/");
+  int links = 0;
+  bool last_created = false;
+  while (!todo.empty()) {
+    const std::string name = todo.back();
+    todo.pop_back();
+    const bool last = todo.empty();
+    last_created = false;
+    if (name == "..") {
+      walk.PopTo(std::max<size_t>(1, walk.steps.size() - 1));
+      continue;
+    }
+    const Step cur = walk.steps.back();
+    const bool shared = WritableByOthers(cur.st);
+    if (shared && !(cur.st.st_mode & S_ISVTX))
+      throw Error(code::kUnsafePath, "directory " + cur.where + " on the path of session directory " + path +
+                                         " is writable by others and not sticky: anyone could swap what it holds");
+    const std::string where = JoinPath(cur.where, name);
+    struct stat lst;
+    bool made = false;
+    if (fstatat(cur.fd, name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT || !create) ThrowIo("open", last ? path : where, errno);
+      if (mkdirat(cur.fd, name.c_str(), 0700) == 0) made = true;
+      else if (errno != EEXIST) ThrowIo("mkdir", where, errno);
+      if (fstatat(cur.fd, name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) ThrowIo("stat", where, errno);
+    }
+    if (S_ISLNK(lst.st_mode)) {
+      if (last) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
+      if (shared && !OwnedByTrusted(lst, cur.st))
+        throw Error(code::kUnsafePath, "symlink " + where + " in the shared directory " + cur.where + " belongs to uid " +
+                                           std::to_string(lst.st_uid) + ", not to us or root: not followed");
+      if (++links > kMaxSymlinks) ThrowIo("open", path, ELOOP);
+      const std::string target = ReadLinkAt(cur.fd, name, where);
+      if (target.empty()) ThrowIo("open", where, ENOENT);
+      if (target[0] == '/') walk.PopTo(1);
+      std::vector<std::string> more = Components(target);
+      for (auto it = more.rbegin(); it != more.rend(); ++it) todo.push_back(*it);
+      continue;
+    }
+    if (!S_ISDIR(lst.st_mode)) {
+      if (last) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
+      ThrowIo("open", where, ENOTDIR);
+    }
+    int fd = RetryOpenAt(cur.fd, name.c_str(), kSearchFlags | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0) {
+      int err = errno;
+      // Swapped for a symlink since the fstatat: O_NOFOLLOW refused it.
+      if (err == ELOOP || err == ENOTDIR)
+        throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
+      ThrowIo("open", where, err);
+    }
+    walk.Push(fd, where);
+    const struct stat& st = walk.steps.back().st;
+    // O_PATH|O_NOFOLLOW could hand back a link swapped in since the fstatat: only a directory goes on.
+    if (!S_ISDIR(st.st_mode))
+      throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
+    if (shared && !OwnedByTrusted(st, cur.st))
+      throw Error(code::kUnsafePath, "directory " + where + " in the shared directory " + cur.where + " belongs to uid " +
+                                         std::to_string(st.st_uid) + ", who could swap it: not used");
+    last_created = made;
+  }
+  // The last directory, readable (the walk holds search-only descriptors where it can).
+  const Step& end = walk.steps.back();
+  int fd = RetryOpenAt(end.fd, ".", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    int err = errno;
+    // Not even ours to read: say why it is refused rather than EACCES.
+    if (end.st.st_uid != geteuid())
+      throw Error(code::kUnsafePath, "session directory " + path + " is owned by uid " + std::to_string(end.st.st_uid) +
+                                         ", not by us");
+    ThrowIo("open", path, err);
+  }
+  *created = last_created;
+  return fd;
 }
 
 }  // namespace
@@ -145,6 +315,8 @@ void FileLock::Release() {
   }
 }
 
+unsigned PrivateDir::EffectiveUid() { return static_cast<unsigned>(geteuid()); }
+
 void PrivateDir::CheckName(const std::string& name) {
   if (name.empty() || name.size() > 255) throw Error(code::kInvalidArg, "file name must be 1 to 255 bytes");
   if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
@@ -156,32 +328,10 @@ void PrivateDir::CheckName(const std::string& name) {
 PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
-  // Without trailing slashes: "link/" would make open() follow a final symlink despite O_NOFOLLOW.
-  std::string trimmed = path;
-  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  // Walked from '/' component by component (OpenDirWalking): no parent that others could swap
+  // is trusted, and the last component is never a symlink, trailing slashes or not.
   bool created = false;
-  if (create) {
-    // Create the last component ourselves so we know whether to set its mode.
-    size_t slash = trimmed.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) MakeDirs(trimmed.substr(0, slash));
-    if (mkdir(trimmed.c_str(), 0700) == 0) {
-      created = true;
-    } else if (errno != EEXIST) {
-      ThrowIo("mkdir", path, errno);
-    }
-  }
-  do {
-    fd_ = open(trimmed.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  } while (fd_ < 0 && errno == EINTR);
-  if (fd_ < 0) {
-    int err = errno;
-    // O_NOFOLLOW on a symlink gives ELOOP (Linux) or ENOTDIR with O_DIRECTORY.
-    struct stat lst;
-    if ((err == ELOOP || err == ENOTDIR) && lstat(trimmed.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
-      throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
-    if (err == ENOTDIR) throw Error(code::kUnsafePath, "session directory " + path + " is not a directory");
-    ThrowIo("open", path, err);
-  }
+  fd_ = OpenDirWalking(path, create, &created);
   try {
     // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
     if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);
@@ -200,7 +350,7 @@ void PrivateDir::Check() const {
   struct stat st;
   if (fstat(fd_, &st) != 0) ThrowIo("fstat", path_, errno);
   if (!S_ISDIR(st.st_mode)) throw Error(code::kUnsafePath, "session directory " + path_ + " is not a directory");
-  CheckOwnedAndPrivate(st, "session directory " + path_);
+  CheckOwnedAndPrivate(st, euid_, "session directory " + path_);
 }
 
 // A fresh temp file for name, created and flock()ed by us. The lock is what tells a live
@@ -229,7 +379,8 @@ int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) cons
   throw Error(code::kIo, "could not create a locked temp file in " + path_);
 }
 
-bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only) const {
+bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
+                             std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
   std::string tmp;
@@ -242,11 +393,20 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     if (fsync(fd) != 0) ThrowIo("fsync", what, errno);
     struct stat st;
     if (existing_only && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
+      close(fd);
+      fd = -1;
       unlinkat(fd_, tmp.c_str(), 0);
       CloseQuietly(fd);
       return false;
     }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
+    // The expiry as the mtime, for the sweep (see Sweep), set through our descriptor once the
+    // file is in place. Best effort, and not fsynced: where it is missing or lost in a crash,
+    // the sweep reads the header instead.
+    if (expires_at) {
+      const struct timespec times[2] = {{0, UTIME_OMIT}, ExpiryAsTime(*expires_at)};
+      futimens(fd, times);
+    }
     // Closed (and so unlocked) only after the rename: until then the temp file is ours.
     int rc = close(fd);
     fd = -1;
@@ -261,36 +421,37 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   return true;
 }
 
+// The refusals of a file opened for reading (fd open, st its fstat): not a regular file (a
+// FIFO, a directory), or not ours and private. Closes fd before throwing.
+void PrivateDir::CheckOpened(int fd, const struct stat& st, const std::string& name) const {
+  if (S_ISREG(st.st_mode) && st.st_uid == euid_ && !(st.st_mode & (S_IWGRP | S_IWOTH))) return;
+  close(fd);
+  const std::string what = "session file " + path_ + "/" + name;
+  if (!S_ISREG(st.st_mode)) throw Error(code::kUnsafePath, what + " is not a regular file");
+  CheckOwnedAndPrivate(st, euid_, what);
+}
+
 int PrivateDir::OpenForRead(const std::string& name, struct stat* st) const {
-  const std::string what = path_ + "/" + name;
   // O_NONBLOCK: a FIFO planted under our name must not hang the thread on open.
   int fd = RetryOpenAt(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return -1;
-    if (errno == ELOOP) throw Error(code::kUnsafePath, "session file " + what + " is a symlink");
-    ThrowIo("open", what, errno);
+    if (errno == ELOOP) throw Error(code::kUnsafePath, "session file " + path_ + "/" + name + " is a symlink");
+    ThrowIo("open", path_ + "/" + name, errno);
   }
   if (fstat(fd, st) != 0) {
     int err = errno;
     close(fd);
-    ThrowIo("fstat", what, err);
+    ThrowIo("fstat", path_ + "/" + name, err);
   }
-  if (!S_ISREG(st->st_mode)) {
-    close(fd);
-    throw Error(code::kUnsafePath, "session file " + what + " is not a regular file");
-  }
-  try {
-    CheckOwnedAndPrivate(*st, "session file " + what);
-  } catch (...) {
-    close(fd);
-    throw;
-  }
+  CheckOpened(fd, *st, name);
   return fd;
 }
 
+// Reads take the directory as it was checked when opened: the descriptor pins that directory,
+// and only its owner (us) or root can change its mode or owner afterwards.
 std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, size_t max_bytes) const {
   CheckName(name);
-  Check();
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return std::nullopt;
@@ -302,7 +463,7 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
                             bool existing_only) const {
   CheckName(name);
   std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only);
+  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
 void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
@@ -313,39 +474,96 @@ void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) co
   }
 }
 
+namespace {
+// After the bytes are read: expiry from the header before any decryption (a forged header
+// still fails the tag, so it can shorten nothing but its own life), then the record.
+void DecodeFile(const KeyRing& ring, const std::vector<uint8_t>& buf, std::string_view context, size_t max_bytes,
+                uint64_t now, OpenFileResult* r) {
+  r->opened.header = ParseHeader(buf.data(), buf.size(), kMinEnvelope);
+  if (r->opened.header.ExpiredAt(now)) {
+    r->status = OpenFileResult::kExpired;
+    return;
+  }
+  r->opened = Open(ring, buf.data(), buf.size(), context, max_bytes);
+  r->status = OpenFileResult::kOk;
+}
+
+// Whether OpenFile removes the file it failed on: with kRemoveInvalid, for what the file
+// holds (not for an I/O or crypto-library failure).
+bool RemovesOnError(const Error& e, unsigned flags) {
+  return (flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0;
+}
+}  // namespace
+
 OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
                                     size_t max_bytes, uint64_t now, unsigned flags) const {
   CheckName(name);
-  Check();
   OpenFileResult r;
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return r;
-  const std::string what = path_ + "/" + name;
   try {
-    std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, what);
-    const size_t got = buf.size();
-    // Expiry comes from the header before any decryption; a forged header still fails the
-    // tag below, so it can shorten nothing but its own life.
-    r.opened.header = ParseHeader(buf.data(), got, kMinEnvelope);
-    if (r.opened.header.ExpiredAt(now)) {
-      if (flags & kRemoveExpired) RemoveIfSame(name, st);
-      r.status = OpenFileResult::kExpired;
-      return r;
-    }
-    r.opened = Open(ring, buf.data(), got, context, max_bytes);
-    r.status = OpenFileResult::kOk;
+    std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
+    DecodeFile(ring, buf, context, max_bytes, now, &r);
+    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired)) RemoveIfSame(name, st);
     return r;
   } catch (const Error& e) {
-    if ((flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0)
-      RemoveIfSame(name, st);
+    if (RemovesOnError(e, flags)) RemoveIfSame(name, st);
     throw;
   }
 }
 
+InlineRead PrivateDir::TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context,
+                                         size_t max_bytes, uint64_t now, unsigned flags, nowait::Mode mode,
+                                         OpenFileResult* out) const {
+  CheckName(name);
+  *out = OpenFileResult{};
+  const int fd = nowait::OpenCached(fd_, name.c_str(), mode);
+  if (fd < 0) {
+    switch (-fd) {
+      case ENOENT:  // a cached negative lookup: the file is not there
+        return InlineRead::kDone;
+      case ELOOP:
+        throw Error(code::kUnsafePath, "session file " + path_ + "/" + name + " is a symlink");
+      case ENOSYS:  // no openat2 (Linux < 5.6)
+      case EPERM:   // a seccomp filter refuses it
+      case EINVAL:  // openat2 without RESOLVE_CACHED (Linux 5.6 to 5.11)
+      case E2BIG:
+        nowait::Disable();
+        return InlineRead::kWouldBlock;
+      default:  // EAGAIN (not cached), or an error the pool path reports as it always has
+        return InlineRead::kWouldBlock;
+    }
+  }
+  FdGuard g{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0) return InlineRead::kWouldBlock;
+  g.fd = -1;  // CheckOpened closes it when it throws
+  CheckOpened(fd, st, name);
+  g.fd = fd;
+  try {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+      throw Error(code::kTooLarge, "session file " + path_ + "/" + name + " is " + std::to_string(st.st_size) +
+                                       " bytes, over the cap of " + std::to_string(max_bytes));
+    const size_t size = static_cast<size_t>(st.st_size);
+    std::vector<uint8_t> buf(size + 1);
+    const ssize_t n = nowait::PreadNoWait(fd, buf.data(), buf.size(), 0, mode);
+    if (n == -ENOSYS || n == -EPERM) nowait::Disable();
+    // Not cached (EAGAIN), partly cached (short), grown meanwhile, or an error: the pool reads it.
+    if (n < 0 || static_cast<size_t>(n) != size) return InlineRead::kWouldBlock;
+    buf.resize(size);
+    DecodeFile(ring, buf, context, max_bytes, now, out);
+  } catch (const Error& e) {
+    // A removal is a blocking call: the pool path opens the file again and removes it.
+    if (RemovesOnError(e, flags)) return InlineRead::kWouldBlock;
+    throw;
+  }
+  if (out->status == OpenFileResult::kExpired && (flags & kRemoveExpired)) return InlineRead::kWouldBlock;
+  return InlineRead::kDone;
+}
+
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
   CheckName(name);
-  Check();
   struct stat st;
   FdGuard g{OpenForRead(name, &st)};
   if (g.fd < 0) return std::nullopt;
@@ -441,6 +659,13 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
     }
     s.scanned++;
     struct stat st;
+    // SealToFile sets each envelope's mtime to its expiry: a file of ours whose mtime is still
+    // ahead is passed by on one fstatat. Anything else is judged by its header as before, so a
+    // forged mtime can delay a removal but never remove a live session (0.1 files, whose mtime
+    // is their write time, are read as before).
+    if (fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == euid_ &&
+        !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now)
+      return;
     int fd;
     try {
       fd = OpenForRead(name, &st);
@@ -478,7 +703,7 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
     ThrowIo("open", path_ + "/" + lock_name, errno);
   }
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != euid_) {
     close(fd);
     throw Error(code::kUnsafePath, "lock file " + path_ + "/" + lock_name + " is not a regular file of ours");
   }
@@ -492,4 +717,4 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
 }
 
 }  // namespace sealed
-#endif
+#endif  // !_WIN32

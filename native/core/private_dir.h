@@ -2,7 +2,8 @@
 // writable by group or others. It is opened once and every file operation goes through
 // its descriptor (openat/renameat/unlinkat), so swapping the path afterwards changes
 // nothing we touch. Files are written atomically: temp (O_CREAT|O_EXCL|O_NOFOLLOW, 0600),
-// write, fsync, rename, fsync the directory. POSIX only.
+// write, fsync, rename, fsync the directory. POSIX: private_dir.cc; Windows (DACLs, reparse
+// points refused, MoveFileExW, LockFileEx; handles kept as CRT descriptors): private_dir_win.cc.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "envelope.h"
+#include "nowait.h"
 
 namespace sealed {
 
@@ -26,6 +28,10 @@ enum OpenFlags : unsigned {
   kRemoveExpired = 1,
   kRemoveInvalid = 2,
 };
+
+// What an attempt to read without blocking came to: done (result set, or the error thrown), or
+// the kernel would have had to wait (or the outcome needs a removal): read on the pool instead.
+enum class InlineRead { kDone, kWouldBlock };
 
 struct OpenFileResult {
   enum Status { kMissing, kExpired, kOk } status = kMissing;
@@ -60,13 +66,22 @@ class PrivateDir {
 
   // Replaces name atomically. With existing_only, writes nothing (and returns false) when name
   // is gone just before the rename: a touch must not bring back a session deleted meanwhile.
-  bool WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only = false) const;
+  // With expires_at, the file's mtime is set to it (ms; 0 = never) just after the rename,
+  // through the written descriptor: the sweep passes by live files on their metadata alone.
+  bool WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only = false,
+                   std::optional<uint64_t> expires_at = std::nullopt) const;
   // Reads a whole regular file of ours, refusing more than max_bytes. nullopt when missing.
   std::optional<std::vector<uint8_t>> Read(const std::string& name, size_t max_bytes) const;
   bool SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
                   std::string_view context, uint64_t created_at, uint64_t expires_at, bool existing_only = false) const;
   OpenFileResult OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
                           size_t max_bytes, uint64_t now, unsigned flags) const;
+  // OpenFile without blocking the calling thread (see nowait.h): kDone with *out set, or throws
+  // what OpenFile would throw; kWouldBlock where OpenFile must run on the pool (never touched
+  // the disk, or the file is to be removed). Disables the fast path process-wide on ENOSYS/EPERM.
+  InlineRead TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context,
+                               size_t max_bytes, uint64_t now, unsigned flags, nowait::Mode mode,
+                               OpenFileResult* out) const;
   std::optional<Header> Peek(const std::string& name) const;
   bool Remove(const std::string& name) const;
   std::vector<std::string> List() const;
@@ -86,11 +101,17 @@ class PrivateDir {
   int OpenForRead(const std::string& name, struct stat* st) const;
   int CreateLockedTemp(const std::string& name, std::string* tmp) const;
   bool RemoveIfStaleTemp(const std::string& name) const;
+  void CheckOpened(int fd, const struct stat& st, const std::string& name) const;
   // Unlinks name only if it is still the file we looked at (same device and inode).
   void RemoveIfSame(const std::string& name, const struct stat& st) const;
 
+  // The effective uid, taken once: every file we read must be owned by it. A later seteuid()
+  // in this process does not change whose files this directory holds.
+  static unsigned EffectiveUid();
+
   std::string path_;
   int fd_ = -1;
+  unsigned euid_ = EffectiveUid();
 };
 
 }  // namespace sealed

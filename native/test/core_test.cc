@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cas.h"
 #include "check.h"
 #include "envelope.h"
 #include "errors.h"
@@ -212,6 +213,37 @@ TEST(keys_rejects_bad_input) {
   // A key derived with a 1024-byte info is a real HKDF output, not all zeros.
   DeriveKey("ikm", "store", std::string(1024 - 8, 'n'), "", "", key);
   CHECK(Hex(key, kKeySize) != std::string(64, '0'));
+}
+
+TEST(keys_hmac_sha256_rfc4231) {
+  // RFC 4231 test cases 1 and 2 (HMAC-SHA-256).
+  Bytes key1(20, 0x0b);
+  const std::string msg1 = "Hi There";
+  uint8_t out[kMacSize];
+  HmacSha256(key1.data(), key1.size(), reinterpret_cast<const uint8_t*>(msg1.data()), msg1.size(), out);
+  CHECK_EQ(Hex(out, kMacSize), std::string("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"));
+  const std::string key2 = "Jefe", msg2 = "what do ya want for nothing?";
+  HmacSha256(reinterpret_cast<const uint8_t*>(key2.data()), key2.size(), reinterpret_cast<const uint8_t*>(msg2.data()),
+             msg2.size(), out);
+  CHECK_EQ(Hex(out, kMacSize), std::string("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+}
+
+TEST(keys_ring_mac_per_key_and_scope) {
+  KeyRing index({"ikm-a", "ikm-b"}, "store-index", "default", "", "");
+  KeyRing store({"ikm-a"}, "store", "default", "", "");
+  const std::string who = "alice@example.com";
+  const auto* msg = reinterpret_cast<const uint8_t*>(who.data());
+  uint8_t m0[kMacSize], m1[kMacSize], direct[kMacSize], other[kMacSize];
+  index.Mac(0, msg, who.size(), m0);
+  index.Mac(1, msg, who.size(), m1);
+  HmacSha256(index.key(0).bytes, kKeySize, msg, who.size(), direct);
+  store.Mac(0, msg, who.size(), other);
+  CHECK_EQ(Hex(m0, kMacSize), Hex(direct, kMacSize));
+  CHECK(Hex(m0, kMacSize) != Hex(m1, kMacSize));     // one name per key while keys rotate
+  CHECK(Hex(m0, kMacSize) != Hex(other, kMacSize));  // scope store-index is not the sealing key
+  uint8_t empty[kMacSize];
+  CHECK_NOTHROW(index.Mac(0, msg, 0, empty));
+  CHECK_CODE(index.Mac(2, msg, who.size(), m0), code::kInvalidArg);
 }
 
 // ===== envelopes ==========================================================================
@@ -598,6 +630,112 @@ TEST(pdir_symlinked_dir_refused) {
   CHECK(!Exists(t / "nowhere"));
 }
 
+// ----- the path walk: parents others could swap (#18.2) -------------------------------------
+
+namespace {
+// The message of the sealed::Error that fn throws ("" when none).
+template <typename Fn>
+std::string ErrorMessage(Fn fn) {
+  try {
+    fn();
+  } catch (const sealed::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST(pdir_walk_shared_parent_not_sticky_refused) {
+  TempDir t;
+  // App A's private directory, and a world-writable, non-sticky directory another user controls.
+  mkdir((t / "appA").c_str(), 0700);
+  mkdir((t / "appA/sessions").c_str(), 0700);
+  WriteRaw(t / "appA/sessions/admin", "A's session");
+  mkdir((t / "shared").c_str(), 0700);
+  chmod((t / "shared").c_str(), 0777);
+  // The attack: app B's dir goes through shared/b, which the other user made a symlink to A.
+  CHECK_EQ(symlink((t / "appA").c_str(), (t / "shared/b").c_str()), 0);
+  CHECK_CODE(PrivateDir(t / "shared/b/sessions", false), code::kUnsafePath);
+  CHECK_CODE(PrivateDir(t / "shared/b/sessions", true), code::kUnsafePath);
+  std::string msg = ErrorMessage([&] { PrivateDir(t / "shared/b/sessions", false); });
+  CHECK_MSG(Contains(msg, "directory " + t / "shared" + " on the path of") && Contains(msg, "not sticky"), msg);
+  // A real directory there is refused as well: it could be swapped at any time.
+  unlink((t / "shared/b").c_str());
+  mkdir((t / "shared/b").c_str(), 0700);
+  CHECK_CODE(PrivateDir(t / "shared/b/new", true), code::kUnsafePath);
+  CHECK(!Exists(t / "shared/b/new"));  // nothing created past the refused parent
+  // Group-writable counts as writable by others.
+  chmod((t / "shared").c_str(), 0770);
+  CHECK_CODE(PrivateDir(t / "shared/b", false), code::kUnsafePath);
+  chmod((t / "shared").c_str(), 0755);
+  CHECK_NOTHROW(PrivateDir(t / "shared/b", false));
+  CHECK_EQ(ReadRaw(t / "appA/sessions/admin"), std::string("A's session"));
+}
+
+TEST(pdir_walk_sticky_parent_allowed) {
+  TempDir t;
+  mkdir((t / "tmp").c_str(), 0700);
+  chmod((t / "tmp").c_str(), 01777);  // like /tmp
+  CHECK_NOTHROW(PrivateDir(t / "tmp/mine/sessions", true));
+  CHECK_EQ(ModeOf(t / "tmp/mine"), mode_t{0700});
+  // A symlink of ours in a sticky directory is followed.
+  mkdir((t / "real").c_str(), 0700);
+  CHECK_EQ(symlink((t / "real").c_str(), (t / "tmp/alias").c_str()), 0);
+  CHECK_NOTHROW(PrivateDir(t / "tmp/alias/sessions", true));
+  CHECK(Exists(t / "real/sessions"));
+  // The real /tmp stays usable.
+  TempDir in_tmp;
+  CHECK_NOTHROW(PrivateDir(in_tmp / "sessions", true));
+  if (geteuid() != 0) {
+    std::printf("  skipped foreign-owner half: chown needs root (euid %u)\n", static_cast<unsigned>(geteuid()));
+    return;
+  }
+  // Another user's symlink or directory in a sticky shared directory is not trusted.
+  CHECK_EQ(symlink((t / "real").c_str(), (t / "tmp/theirs").c_str()), 0);
+  CHECK_EQ(lchown((t / "tmp/theirs").c_str(), 65534, 65534), 0);
+  std::string msg = ErrorMessage([&] { PrivateDir(t / "tmp/theirs/sessions", false); });
+  CHECK_MSG(Contains(msg, "symlink " + t / "tmp/theirs") && Contains(msg, "uid 65534"), msg);
+  mkdir((t / "tmp/theirdir").c_str(), 0700);
+  CHECK_EQ(chown((t / "tmp/theirdir").c_str(), 65534, 65534), 0);
+  CHECK_CODE(PrivateDir(t / "tmp/theirdir/x", true), code::kUnsafePath);
+  // A parent owned by another user (not root) is writable by them: refused unless sticky.
+  mkdir((t / "home").c_str(), 0755);
+  mkdir((t / "home/app").c_str(), 0700);
+  CHECK_EQ(chown((t / "home").c_str(), 65534, 65534), 0);
+  CHECK_CODE(PrivateDir(t / "home/app", false), code::kUnsafePath);
+}
+
+TEST(pdir_walk_private_parents) {
+  TempDir t;
+  // Symlinks in parents only we can write are followed; the last component still may not be one.
+  mkdir((t / "real").c_str(), 0700);
+  CHECK_EQ(symlink("real", (t / "rel-alias").c_str()), 0);  // relative target
+  CHECK_NOTHROW(PrivateDir(t / "rel-alias/a/b", true));
+  CHECK_EQ(ModeOf(t / "real/a"), mode_t{0700});
+  CHECK_EQ(ModeOf(t / "real/a/b"), mode_t{0700});
+  CHECK_CODE(PrivateDir(t / "rel-alias", false), code::kUnsafePath);
+  // ".." and "." go where the walk is.
+  CHECK_NOTHROW(PrivateDir(t / "real/a/../a/./b", false));
+  // A loop of symlinks ends in ELOOP, not a hang.
+  CHECK_EQ(symlink("loop2", (t / "loop1").c_str()), 0);
+  CHECK_EQ(symlink("loop1", (t / "loop2").c_str()), 0);
+  CHECK_CODE(PrivateDir(t / "loop1/x", true), code::kIo);
+  // A file where a parent should be.
+  WriteRaw(t / "file", "x");
+  CHECK_CODE(PrivateDir(t / "file/x", true), code::kIo);
+  // A relative path is taken against the current directory.
+  char old[4096];
+  CHECK(getcwd(old, sizeof old) != nullptr);
+  CHECK_EQ(chdir(t.path.c_str()), 0);
+  {
+    PrivateDir rel("made/here", true);
+    CHECK_EQ(rel.path(), std::string("made/here"));
+  }
+  CHECK_EQ(chdir(old), 0);
+  CHECK_EQ(ModeOf(t / "made/here"), mode_t{0700});
+}
+
 TEST(pdir_group_or_world_writable_refused) {
   TempDir t;
   for (mode_t m : {mode_t{0770}, mode_t{0720}, mode_t{0702}, mode_t{0777}}) {
@@ -612,14 +750,15 @@ TEST(pdir_group_or_world_writable_refused) {
   mkdir((t / "ro").c_str(), 0700);
   chmod((t / "ro").c_str(), 0750);
   CHECK_NOTHROW(PrivateDir(t / "ro", false));
-  // Loosened after opening: every operation re-checks, and nothing is written.
+  // Loosened after opening: writes re-check, and nothing is written. Reads go through the held
+  // descriptor without a re-check (#13): only the owner or root can change the mode.
   mkdir((t / "later").c_str(), 0700);
   PrivateDir d(t / "later", false);
   chmod((t / "later").c_str(), 0770);
   Bytes data = B("x");
   CHECK_CODE(d.Check(), code::kUnsafePath);
   CHECK_CODE(d.WriteAtomic("s", data.data(), data.size()), code::kUnsafePath);
-  CHECK_CODE(d.Read("s", 100), code::kUnsafePath);
+  CHECK(!d.Read("s", 100).has_value());
   CHECK(RawNames(t / "later").empty());
 }
 
@@ -859,6 +998,11 @@ TEST(pdir_sweep) {
   Bytes junk = B("not an envelope at all, though long enough for forty bytes of header");
   d.WriteAtomic("junk", junk.data(), junk.size());
   d.WriteAtomic("short", junk.data(), 12);
+  // Written without an expiry, their mtime is now: set it to the past so the sweep reads them
+  // (a file whose mtime is ahead is passed by on its metadata alone).
+  struct timespec past[2] = {{1, 0}, {1, 0}};
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "junk").c_str(), past, 0), 0);
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "short").c_str(), past, 0), 0);
   { auto lock = d.Lock("live"); }
   // Temp files nobody holds a lock on: their writer is gone, whatever their age.
   WriteRaw(t / ".old.0123456789abcdef.tmp", "stale");
@@ -902,6 +1046,64 @@ TEST(pdir_stale_temps_go_live_ones_stay) {
   Bytes data = B("payload");
   CHECK(d.WriteAtomic("f", data.data(), data.size()));
   CHECK_EQ(Join(RawNames(t.path)), std::string(".notatemp,f"));
+}
+
+TEST(cas_record_version) {
+  CHECK_EQ(RecordVersion("{\"id\":\"x\",\"data\":{},\"version\":42}"), uint64_t{42});
+  CHECK_EQ(RecordVersion("{\"version\":7}"), uint64_t{0});  // only after a comma, as we write it
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":9007199254740991}"), uint64_t{9007199254740991});
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":9007199254740992}"), uint64_t{0});  // above 2^53 - 1
+  CHECK_EQ(RecordVersion("{\"a\":1,\"version\":012}"), uint64_t{0});
+  CHECK_EQ(RecordVersion("{\"a\":1,\"other\":12}"), uint64_t{0});
+  // A 0.1 record (no version) ends in "}}": version 1. A nested "version" is not the record's.
+  CHECK_EQ(RecordVersion("{\"id\":\"x\",\"data\":{\"version\":5}}"), uint64_t{1});
+  CHECK_EQ(RecordVersion(""), uint64_t{0});
+  CHECK_EQ(RecordVersion("}"), uint64_t{0});
+}
+
+TEST(cas_seal_modes) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  auto seal = [&](const std::string& json, CasMode mode, uint64_t expected, uint64_t now = 1000, uint64_t expires = 0) {
+    Bytes pt = B(json);
+    return CasSeal(d, *ring, "s", "stripe-ab", pt.data(), pt.size(), kCtx, 1, expires, kDefaultMaxBytes, now, mode, expected);
+  };
+  auto stored = [&]() {
+    auto r = d.OpenFile(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0);
+    return std::string(r.opened.plaintext.begin(), r.opened.plaintext.end());
+  };
+  CHECK(seal("{\"n\":0,\"version\":5}", CasMode::kVersion, 5).outcome == CasResult::kMissing);
+  CHECK(!Exists(t / "s"));
+  CHECK(seal("{\"n\":1,\"version\":5}", CasMode::kAbsent, 0).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":2,\"version\":9}", CasMode::kAbsent, 0).outcome == CasResult::kExists);
+  CHECK(seal("{\"n\":3,\"version\":6}", CasMode::kVersion, 5).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":3,\"version\":6}"));
+  {
+    CasResult c = seal("{\"n\":4,\"version\":6}", CasMode::kVersion, 5);
+    CHECK(c.outcome == CasResult::kConflict);
+    CHECK_EQ(c.current, std::string("{\"n\":3,\"version\":6}"));
+    CHECK(c.lock != nullptr);  // still held for the caller's rebuilt write
+    CHECK_EQ(stored(), std::string("{\"n\":3,\"version\":6}"));
+  }
+  CHECK(seal("{\"n\":5,\"version\":1}", CasMode::kAny, 0).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":5,\"version\":1}"));
+  // An expired record is no record: missing for a version write (and removed), absent for an insert.
+  CHECK(seal("{\"n\":6,\"version\":2}", CasMode::kAny, 0, 1000, 2000).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":7,\"version\":3}", CasMode::kVersion, 2, 3000).outcome == CasResult::kMissing);
+  CHECK(!Exists(t / "s"));
+  CHECK(seal("{\"n\":8,\"version\":4}", CasMode::kAny, 0, 1000, 2000).outcome == CasResult::kWritten);
+  CHECK(seal("{\"n\":9,\"version\":9}", CasMode::kAbsent, 0, 3000).outcome == CasResult::kWritten);
+  // An unreadable record (flipped bit) counts as none and is reported.
+  std::string raw = ReadRaw(t / "s");
+  raw[raw.size() - 1] ^= 1;
+  WriteRaw(t / "s", raw);
+  CasResult u = seal("{\"n\":10,\"version\":1}", CasMode::kVersion, 9);
+  CHECK(u.outcome == CasResult::kMissing);
+  CHECK_EQ(u.unreadable, std::string(code::kTampered));
+  CHECK(seal("{\"n\":11,\"version\":1}", CasMode::kAbsent, 0).outcome == CasResult::kWritten);
+  CHECK_EQ(stored(), std::string("{\"n\":11,\"version\":1}"));
+  CHECK(Exists(t / "stripe-ab.lock"));
 }
 
 TEST(pdir_lock_excludes_other_process) {

@@ -9,6 +9,8 @@ import * as path from 'node:path'
 
 export interface RedisServer {
   port: number
+  /** The server's process id while it runs. */
+  readonly pid: number | undefined
   url: string
   /** Stops the server (SIGTERM, SIGKILL after 2 s), waits for it to exit, removes its temp dir. */
   stop(): Promise<void>
@@ -23,9 +25,14 @@ export interface RedisServer {
 
 /** The redis-server binary, or null when it is not installed. */
 export function findRedisServer(): string | null {
+  return findBinary('redis-server')
+}
+
+/** An executable on PATH (redis-server, redis-cli, redis-sentinel), or null. */
+export function findBinary(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir === '') continue
-    const bin = path.join(dir, 'redis-server')
+    const bin = path.join(dir, name)
     try {
       fs.accessSync(bin, fs.constants.X_OK)
       return bin
@@ -36,7 +43,7 @@ export function findRedisServer(): string | null {
   return null
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.unref()
@@ -49,7 +56,7 @@ async function freePort(): Promise<number> {
 }
 
 /** True once the server answers PING with +PONG. */
-function ping(port: number): Promise<boolean> {
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ port, host: '127.0.0.1' })
     let buf = ''
@@ -69,7 +76,8 @@ function ping(port: number): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** `extraArgs` go after the defaults (e.g. `--cluster-enabled yes`, `--replicaof 127.0.0.1 6379`). */
+export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
   const bin = findRedisServer()
   if (bin === null) throw new Error('redis-server is not installed (Debian: apt-get install redis-server)')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-redis-'))
@@ -81,7 +89,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) // stop() removed it
     const proc = spawn(
       bin,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()))
@@ -122,6 +130,9 @@ export async function startRedisServer(): Promise<RedisServer> {
 
   const server: RedisServer = {
     port,
+    get pid() {
+      return child?.pid
+    },
     url: `redis://127.0.0.1:${port}`,
     stop: async () => {
       await stop()

