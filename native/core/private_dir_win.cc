@@ -573,7 +573,10 @@ void PrivateDir::Check() const {
   CheckOwnedAndPrivate(H(fd_), "session directory " + path_);
 }
 
-bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only) const {
+// expires_at: the POSIX build sets it as the mtime for its sweep's fast path; the Windows sweep
+// judges every file by its header, so it is not needed here.
+bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
+                             std::optional<uint64_t> /*expires_at*/) const {
   CheckName(name);
   Check();
   uint8_t rnd[8];
