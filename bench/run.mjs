@@ -45,7 +45,7 @@ const log = (...a) => console.error(...a)
 // A snapshot of the build under test (dist/ and the addon), so that a rebuild in the working
 // tree during the run cannot change or break what later rounds measure.
 function snapshotPackage(into) {
-  for (const f of ['dist/index.js', 'dist/native.js', 'build/Release/sealed_session.node']) {
+  for (const f of ['dist/index.js', 'dist/core/native.js', 'build/Release/sealed_session.node']) {
     if (!fs.existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing: run \`npm run build\` first`)
   }
   fs.mkdirSync(path.join(into, 'build', 'Release'), { recursive: true })

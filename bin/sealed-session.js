@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npx sealed-session status|logout|doctor [--app NAME] [--dir DIR]`: see dist/cli.js.
+// `npx sealed-session status|logout|doctor [--app NAME] [--dir DIR]`: see lib/manager/cli.ts.
 'use strict'
-require('../dist/cli.js')
+require('../dist/manager/cli.js')
   .main(process.argv.slice(2))
   .then((code) => {
     process.exitCode = code

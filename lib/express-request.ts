@@ -5,7 +5,7 @@
 // @types/express-session augments: two declarations of one global property must be identical,
 // so declaring ours there would clash whenever @types/express-session is in the program. Here,
 // when it is, req.session is our Session together with express-session's own type.
-import type { Session, SessionShape } from './session'
+import type { Session, SessionShape } from './session/session'
 
 export {
   sessionMiddleware,
@@ -14,7 +14,7 @@ export {
   type SessionCookieOptions,
   type SessionRequest,
   type NextFunction,
-} from './middleware'
+} from './http/middleware'
 
 /** req.session's type in Express routes: our Session, and express-session's when its types are
  *  in the program too. */

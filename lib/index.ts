@@ -13,19 +13,19 @@ export {
   SessionStoreUnavailableError,
   KeychainUnavailableError,
   SessionConflictError,
-} from './errors'
-export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager'
-export { SessionData, type SessionDataRecord } from './session-data'
-export type { Logger } from './logger'
-export type { KeyOptions, KeySource, Secret } from './keys'
-export { Bag, type BagValue, type BagJSON, type Stored } from './bag'
-export { Avatar, type AvatarRecord } from './avatar'
-export { Session, type SessionMeta, type SessionRecord, type SessionOptions, type SessionShape, type AttachAvatarOptions } from './session'
-export { generateSessionId, isValidSessionId, storageName } from './ids'
-export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions, SessionInfo, RevokeOptions } from './store'
-export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store'
-export { FileSessionStore, type FileSessionStoreOptions } from './file-store'
-export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './redis-store'
+} from './core/errors'
+export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager/manager'
+export { SessionData, type SessionDataRecord } from './manager/session-data'
+export type { Logger } from './core/logger'
+export type { KeyOptions, KeySource, Secret } from './core/keys'
+export { Bag, type BagValue, type BagJSON, type Stored } from './session/bag'
+export { Avatar, type AvatarRecord } from './session/avatar'
+export { Session, type SessionMeta, type SessionRecord, type SessionOptions, type SessionShape, type AttachAvatarOptions } from './session/session'
+export { generateSessionId, isValidSessionId, storageName } from './core/ids'
+export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions, SessionInfo, RevokeOptions } from './stores/store'
+export { MemorySessionStore, type MemorySessionStoreOptions } from './stores/memory-store'
+export { FileSessionStore, type FileSessionStoreOptions } from './stores/file-store'
+export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './stores/redis-store'
 export {
   sessionMiddleware,
   type SessionMiddleware,
@@ -33,5 +33,5 @@ export {
   type SessionCookieOptions,
   type SessionRequest,
   type NextFunction,
-} from './middleware'
-export type { JsonValue, JsonObject } from './json'
+} from './http/middleware'
+export type { JsonValue, JsonObject } from './core/json'

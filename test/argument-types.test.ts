@@ -2,11 +2,11 @@
 // stores included (store.get(42) used to resolve null); a malformed string stays a quiet null
 // where an id could be anything.
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { Bag } from '../lib/bag'
-import { generateSessionId, storageName } from '../lib/ids'
-import { MemorySessionStore } from '../lib/memory-store'
-import { Session } from '../lib/session'
+import { Avatar } from '../lib/session/avatar'
+import { Bag } from '../lib/session/bag'
+import { generateSessionId, storageName } from '../lib/core/ids'
+import { MemorySessionStore } from '../lib/stores/memory-store'
+import { Session } from '../lib/session/session'
 
 const WRONG: unknown[] = [42, null, undefined, {}, [], Symbol('x'), 1n, () => 'id']
 

@@ -1,10 +1,10 @@
 // #18.1: an avatar's tags are capped where they come in (new Avatar, create, attachAvatar) and
 // never where a stored session is read back; de-duplication is linear (timed in the bench).
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { generateSessionId } from '../lib/ids'
-import { MemorySessionStore } from '../lib/memory-store'
-import { Session } from '../lib/session'
+import { Avatar } from '../lib/session/avatar'
+import { generateSessionId } from '../lib/core/ids'
+import { MemorySessionStore } from '../lib/stores/memory-store'
+import { Session } from '../lib/session/session'
 
 const many = (n: number, prefix = 'role') => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { Bag } from '../lib/bag'
+import { Avatar } from '../lib/session/avatar'
+import { Bag } from '../lib/session/bag'
 
 describe('Avatar from arguments', () => {
   it('defaults to an anonymous avatar with no tags', () => {

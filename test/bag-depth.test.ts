@@ -1,8 +1,8 @@
 // #16.2: nesting is limited (32 levels); deeper is a RangeError naming the path, never a stack overflow.
 import { describe, expect, it } from 'vitest'
-import { Bag } from '../lib/bag'
-import { generateSessionId } from '../lib/ids'
-import { Session } from '../lib/session'
+import { Bag } from '../lib/session/bag'
+import { generateSessionId } from '../lib/core/ids'
+import { Session } from '../lib/session/session'
 
 /** { k: { k: ... { k: leaf } } } with `levels` levels of values (1: { k: leaf }). */
 function nested(levels: number, leaf: unknown = 1): Record<string, unknown> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Bag } from '../lib/bag'
+import { Bag } from '../lib/session/bag'
 
 describe('Bag paths', () => {
   it('sets and gets top-level and dotted paths, creating intermediate Bags', () => {

@@ -9,10 +9,10 @@ import { promisify } from 'node:util'
 import express from 'express'
 import session from 'express-session'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ExpressSessionStore, expressId } from '../lib/express'
-import { FileSessionStore } from '../lib/file-store'
-import { isValidSessionId, storageName } from '../lib/ids'
-import { MemorySessionStore } from '../lib/memory-store'
+import { ExpressSessionStore, expressId } from '../lib/http/express'
+import { FileSessionStore } from '../lib/stores/file-store'
+import { isValidSessionId, storageName } from '../lib/core/ids'
+import { MemorySessionStore } from '../lib/stores/memory-store'
 
 declare module 'express-session' {
   interface SessionData {

@@ -2,10 +2,10 @@
 // suite, then what is Fastify's own (registration, encapsulation, hooks, option errors).
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import sealedSession, { sealedSession as named } from '../lib/fastify'
-import { MemorySessionStore } from '../lib/memory-store'
-import type { SessionMiddlewareOptions } from '../lib/session-core'
+import { Avatar } from '../lib/session/avatar'
+import sealedSession, { sealedSession as named } from '../lib/http/fastify'
+import { MemorySessionStore } from '../lib/stores/memory-store'
+import type { SessionMiddlewareOptions } from '../lib/http/session-core'
 import { Client, quietLogger, sessionHttpSuite } from './helpers/session-http-suite'
 
 function routes(app: FastifyInstance): void {

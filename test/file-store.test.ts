@@ -4,8 +4,8 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 
-import { FileSessionStore } from '../lib/file-store'
-import { generateSessionId, storageName } from '../lib/ids'
+import { FileSessionStore } from '../lib/stores/file-store'
+import { generateSessionId, storageName } from '../lib/core/ids'
 import { describeStoreContract } from './store-contract'
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-filestore-'))

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { generateSessionId, isValidSessionId, storageName } from '../lib/ids'
+import { generateSessionId, isValidSessionId, storageName } from '../lib/core/ids'
 
 interface StoreVector {
   storageId: string

@@ -1,8 +1,8 @@
 // #18.5: login may drop what was stored before it (attachAvatar keepData: false).
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { generateSessionId } from '../lib/ids'
-import { Session } from '../lib/session'
+import { Avatar } from '../lib/session/avatar'
+import { generateSessionId } from '../lib/core/ids'
+import { Session } from '../lib/session/session'
 
 describe('attachAvatar keepData', () => {
   const planted = () => {

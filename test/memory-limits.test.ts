@@ -1,8 +1,8 @@
 // #18.3 and #16.2: the memory store holds at most maxSessions (least recently used dropped first),
 // sweeps expired sessions on an unref'd timer, and refuses a session over maxBytes.
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { SessionTooLargeError } from '../lib/errors'
-import { MemorySessionStore } from '../lib/memory-store'
+import { SessionTooLargeError } from '../lib/core/errors'
+import { MemorySessionStore } from '../lib/stores/memory-store'
 
 afterEach(() => {
   vi.useRealTimers()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MemorySessionStore } from '../lib/memory-store'
+import { MemorySessionStore } from '../lib/stores/memory-store'
 import { describeStoreContract } from './store-contract'
 
 describeStoreContract('MemorySessionStore', async (opts) => new MemorySessionStore(opts))

@@ -6,7 +6,7 @@ import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { native } from '../lib/native'
+import { native } from '../lib/core/native'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-args-'))
 // The addon file the package loads (a prebuild or build/Release), for the fresh processes below.

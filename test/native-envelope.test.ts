@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { native, type NativeKeyRing } from '../lib/native'
+import { native, type NativeKeyRing } from '../lib/core/native'
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
 import { needs } from './helpers/ci'
 

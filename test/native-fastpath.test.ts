@@ -8,7 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED } from '../lib/native'
+import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED } from '../lib/core/native'
 
 const MAX = native.DEFAULT_MAX_BYTES
 const isRoot = process.getuid?.() === 0

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { native, OPEN_REMOVE_EXPIRED, OPEN_REMOVE_INVALID } from '../lib/native'
+import { native, OPEN_REMOVE_EXPIRED, OPEN_REMOVE_INVALID } from '../lib/core/native'
 import { needs } from './helpers/ci'
 import { holdFlock, requireFlock } from './helpers/flock-holder'
 

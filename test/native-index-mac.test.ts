@@ -4,7 +4,7 @@
 import { createHmac, hkdfSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 
-import { native } from '../lib/native'
+import { native } from '../lib/core/native'
 
 const SECRET = 'an index-mac test secret of 32+ chars'
 const OLDER = 'an older index-mac secret of 32+ chars'

@@ -5,9 +5,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { SessionSecurityError } from '../lib/errors'
-import { FileSessionStore } from '../lib/file-store'
-import { SessionManager } from '../lib/manager'
+import { SessionSecurityError } from '../lib/core/errors'
+import { FileSessionStore } from '../lib/stores/file-store'
+import { SessionManager } from '../lib/manager/manager'
 
 const SECRET = 'path walk test secret, 32 characters ok'
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-walk-'))

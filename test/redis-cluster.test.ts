@@ -6,9 +6,9 @@
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { SessionStoreUnavailableError } from '../lib/errors'
-import { generateSessionId, storageName } from '../lib/ids'
-import { RedisSessionStore } from '../lib/redis-store'
+import { SessionStoreUnavailableError } from '../lib/core/errors'
+import { generateSessionId, storageName } from '../lib/core/ids'
+import { RedisSessionStore } from '../lib/stores/redis-store'
 import { CLIENT_KINDS, connectClient, connectCluster, type TestClient } from './helpers/redis-clients'
 import { startRedisCluster, waitForClusterState, type RedisClusterServers } from './helpers/redis-cluster'
 import { haveRedisBinaries } from './helpers/redis-suite'

@@ -3,8 +3,8 @@
 // SessionStoreUnavailableError, answers keep their order-independent values, and a failure that
 // arrives after the deadline goes nowhere (no unhandled rejection).
 import { describe, expect, it, vi } from 'vitest'
-import { SessionStoreUnavailableError } from '../lib/errors'
-import { CommandDeadlines } from '../lib/redis-deadlines'
+import { SessionStoreUnavailableError } from '../lib/core/errors'
+import { CommandDeadlines } from '../lib/stores/redis-deadlines'
 
 function deferred<T>() {
   let resolve!: (v: T) => void

@@ -5,8 +5,8 @@
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { generateSessionId, storageName } from '../lib/ids'
-import { RedisSessionStore } from '../lib/redis-store'
+import { generateSessionId, storageName } from '../lib/core/ids'
+import { RedisSessionStore } from '../lib/stores/redis-store'
 import { CLIENT_KINDS, connectClient, type TestClient } from './helpers/redis-clients'
 import { startRedisServer, type RedisServer } from './helpers/redis-server'
 import { haveRedisBinaries } from './helpers/redis-suite'

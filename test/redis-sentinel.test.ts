@@ -6,8 +6,8 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { SessionStoreUnavailableError } from '../lib/errors'
-import { RedisSessionStore } from '../lib/redis-store'
+import { SessionStoreUnavailableError } from '../lib/core/errors'
+import { RedisSessionStore } from '../lib/stores/redis-store'
 import { CLIENT_KINDS, connectClient } from './helpers/redis-clients'
 import { MASTER_NAME, startSentinelTopology, type SentinelTopology } from './helpers/redis-sentinel'
 import { haveRedisBinaries } from './helpers/redis-suite'

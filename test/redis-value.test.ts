@@ -1,7 +1,7 @@
 // The Redis value layout: a 16-byte version header before the envelope, read without strings or
 // regexes; a 0.1 value (bare envelope) reads as version 0; anything else is not ours.
 import { describe, expect, it } from 'vitest'
-import { HEADER_BYTES, expectedPrefix, parseValue, versionHeader } from '../lib/redis-value'
+import { HEADER_BYTES, expectedPrefix, parseValue, versionHeader } from '../lib/stores/redis-value'
 
 const envelope = Buffer.concat([Buffer.from('SEAL'), Buffer.alloc(60, 7)])
 

@@ -2,8 +2,8 @@
 // (frozen in place) instead of validated and copied a second time. It must build exactly what
 // Session.fromJSON builds, keep every value frozen, and still refuse what fromJSON refuses.
 import { describe, expect, it } from 'vitest'
-import { generateSessionId } from '../lib/ids'
-import { Session, sessionFromParsed } from '../lib/session'
+import { generateSessionId } from '../lib/core/ids'
+import { Session, sessionFromParsed } from '../lib/session/session'
 
 function record(): string {
   const s = new Session(generateSessionId(), { identity: 'ada', roles: ['admin', 'editor'], nested: { a: [1, { b: 2 }] } }, 60_000)

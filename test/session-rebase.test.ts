@@ -1,10 +1,10 @@
 // A stale copy re-applied onto a newer stored version (what a store's save does on a conflict):
 // exactly this copy's own paths move over, whatever Bag they were changed through.
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { type Bag, changedPaths } from '../lib/bag'
-import { generateSessionId } from '../lib/ids'
-import { markStored, rebaseSession, Session, sessionVersion, storedIdentity } from '../lib/session'
+import { Avatar } from '../lib/session/avatar'
+import { type Bag, changedPaths } from '../lib/session/bag'
+import { generateSessionId } from '../lib/core/ids'
+import { markStored, rebaseSession, Session, sessionVersion, storedIdentity } from '../lib/session/session'
 
 const T0 = 1_763_769_600_000
 

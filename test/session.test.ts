@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { Bag } from '../lib/bag'
-import { generateSessionId } from '../lib/ids'
-import { Session } from '../lib/session'
+import { Avatar } from '../lib/session/avatar'
+import { Bag } from '../lib/session/bag'
+import { generateSessionId } from '../lib/core/ids'
+import { Session } from '../lib/session/session'
 
 const vectors = JSON.parse(readFileSync(path.join(__dirname, 'vectors', 'envelope-v1.json'), 'utf8')) as {
   envelopes: Array<{ storageId?: string; plaintext: string; createdAt: number; expiresAt: number }>

@@ -3,12 +3,12 @@
 // and the identity index behind listSessions/revokeSessions. describeStoreContract runs it for
 // every store (memory, files, Redis).
 import { describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { MAX_SAVE_ATTEMPTS, type Rebuild, type RecordWrite, type WriteCondition, type WriteOutcome } from '../lib/base-store'
-import { SessionConflictError } from '../lib/errors'
-import { generateSessionId } from '../lib/ids'
-import { persistedTouch, Session } from '../lib/session'
-import type { SessionStore } from '../lib/store'
+import { Avatar } from '../lib/session/avatar'
+import { MAX_SAVE_ATTEMPTS, type Rebuild, type RecordWrite, type WriteCondition, type WriteOutcome } from '../lib/stores/base-store'
+import { SessionConflictError } from '../lib/core/errors'
+import { generateSessionId } from '../lib/core/ids'
+import { persistedTouch, Session } from '../lib/session/session'
+import type { SessionStore } from '../lib/stores/store'
 import type { StoreFactoryOptions } from './store-contract'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

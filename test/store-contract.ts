@@ -4,11 +4,11 @@
 // Timing tests use real short ttls: margins are wide where a session must still be alive,
 // and sleeps only ever lengthen the wait where it must be gone.
 import { afterEach, describe, expect, it } from 'vitest'
-import { Avatar } from '../lib/avatar'
-import { generateSessionId } from '../lib/ids'
-import { SessionTooLargeError } from '../lib/errors'
-import { Session, type SessionRecord } from '../lib/session'
-import type { SessionDump, SessionStore } from '../lib/store'
+import { Avatar } from '../lib/session/avatar'
+import { generateSessionId } from '../lib/core/ids'
+import { SessionTooLargeError } from '../lib/core/errors'
+import { Session, type SessionRecord } from '../lib/session/session'
+import type { SessionDump, SessionStore } from '../lib/stores/store'
 import { describeConcurrencyContract } from './store-contract-concurrency'
 
 export interface StoreFactoryOptions {

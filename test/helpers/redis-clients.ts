@@ -3,7 +3,7 @@
 // connection must not end the test process), and a way to hook one command's reply.
 import { Redis, Cluster } from 'ioredis'
 import { createClient, createCluster } from 'redis'
-import type { RedisClientLike } from '../../lib/redis-store'
+import type { RedisClientLike } from '../../lib/stores/redis-store'
 
 export const CLIENT_KINDS = ['node-redis', 'ioredis'] as const
 export type ClientKind = (typeof CLIENT_KINDS)[number]

@@ -6,10 +6,10 @@
 //   POST /login   attachAvatar(alice), answers { ok }
 //   POST /logout  invalidate(), answers { ok }
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { generateSessionId, isValidSessionId } from '../../lib/ids'
-import { MemorySessionStore } from '../../lib/memory-store'
-import type { SessionMiddlewareOptions } from '../../lib/session-core'
-import type { SessionStore } from '../../lib/store'
+import { generateSessionId, isValidSessionId } from '../../lib/core/ids'
+import { MemorySessionStore } from '../../lib/stores/memory-store'
+import type { SessionMiddlewareOptions } from '../../lib/http/session-core'
+import type { SessionStore } from '../../lib/stores/store'
 
 export interface Served {
   url: string

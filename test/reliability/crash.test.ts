@@ -13,7 +13,7 @@ import * as path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { FileSessionStore, generateSessionId, Session, SessionManager, storageName } from '../../lib/index'
-import { native } from '../../lib/native'
+import { native } from '../../lib/core/native'
 import { FIXTURES, ROOT, SECRET, STORE_SECRET, prng, requireDist, rmTree, tmpRoot } from './helpers'
 
 // Fewer under emulators (scripts/platform-tests.mjs), where each child takes seconds to start.

@@ -15,12 +15,12 @@ import {
   type WriteCondition,
   type WriteOutcome,
 } from './base-store'
-import { SessionClosedError } from './errors'
-import { isPlainObject } from './json'
-import { assertFits, checkMaxBytes } from './limits'
-import { isMetaExpired, Session, type SessionRecord } from './session'
+import { SessionClosedError } from '../core/errors'
+import { isPlainObject } from '../core/json'
+import { assertFits, checkMaxBytes } from '../core/limits'
+import { isMetaExpired, Session, type SessionRecord } from '../session/session'
 import { makeDump, resolveTiming, TIMING_KEYS, type SessionDump, type StoreTimingOptions } from './store'
-import { checkNonNegativeMs, checkOptionKeys, describe } from './validate'
+import { checkNonNegativeMs, checkOptionKeys, describe } from '../core/validate'
 
 export interface MemorySessionStoreOptions extends StoreTimingOptions {
   /** Most sessions held (default 100 000): past it the least recently used one is dropped. */

@@ -6,7 +6,7 @@
 // on the store holding what the handler did. After a login's write-back, req.session points at
 // the moved copy, for code that looks at it once the response is done.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Session } from './session'
+import type { Session } from '../session/session'
 import {
   SessionExchange,
   checkSessionOptions,

@@ -8,14 +8,14 @@
 // storage names of its sessions with an expiry hint.
 import { type IndexEntry, type Rebuild, type RecordWrite, type Removed, type StoredRecord, type WriteCondition, type WriteOutcome } from './base-store'
 import { recordIdentity } from './base-store'
-import { mapNative, toSessionError } from './errors'
-import { withFileMutex } from './file-mutex'
-import { isPlainObject } from './json'
-import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from './native'
+import { mapNative, toSessionError } from '../core/errors'
+import { withFileMutex } from '../core/file-mutex'
+import { isPlainObject } from '../core/json'
+import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
 import { makeDump, type SessionDump } from './store'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
-import type { SessionRecord } from './session'
-import { checkDirPath, checkNonNegativeMs, checkOptionKeys, describe } from './validate'
+import type { SessionRecord } from '../session/session'
+import { checkDirPath, checkNonNegativeMs, checkOptionKeys, describe } from '../core/validate'
 
 export interface FileSessionStoreOptions extends SealedStoreOptions {
   /** The private directory (created 0700 if missing; refused if unsafe). */

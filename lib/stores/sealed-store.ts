@@ -3,13 +3,13 @@
 // size cap, and how an unreadable envelope is reported. A subclass supplies where envelopes live:
 // the record and index primitives of BaseSessionStore, dump, purgeExpired, close.
 import { BaseSessionStore, recordVersion, type StoredRecord } from './base-store'
-import { SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
-import { makeKeyRing, type KeyOptions } from './keys'
-import { assertFits, checkMaxBytes } from './limits'
-import { checkLogger, type Logger } from './logger'
-import type { NativeKeyRing } from './native'
-import { checkNamespace } from './namespace'
-import { sessionFromParsed, type Session } from './session'
+import { SessionClosedError, UNREADABLE_CODES, toSessionError } from '../core/errors'
+import { makeKeyRing, type KeyOptions } from '../core/keys'
+import { assertFits, checkMaxBytes } from '../core/limits'
+import { checkLogger, type Logger } from '../core/logger'
+import type { NativeKeyRing } from '../core/native'
+import { checkNamespace } from '../core/namespace'
+import { sessionFromParsed, type Session } from '../session/session'
 import { resolveTiming, TIMING_KEYS, type StoreTimingOptions } from './store'
 
 export type { StoredRecord } from './base-store'

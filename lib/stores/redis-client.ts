@@ -3,7 +3,7 @@
 // only through it: raw commands that touch one key (or keys sharing its hash slot), so the same
 // code runs on one server, a Sentinel-managed master and a Redis Cluster. Nothing is imported from
 // either client package: both stay optional peers, and the objects are checked structurally.
-import { describe } from './validate'
+import { describe } from '../core/validate'
 
 export type RedisArg = string | Buffer
 

@@ -6,10 +6,10 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { defaultSessionDir, privateRuntimeDir } from './default-dir'
-import { toSessionError, UNREADABLE_CODES } from './errors'
-import { checkKeySource, makeKeyRing, type KeySource } from './keys'
+import { toSessionError, UNREADABLE_CODES } from '../core/errors'
+import { checkKeySource, makeKeyRing, type KeySource } from '../core/keys'
 import { SessionManager } from './manager'
-import { native, OPEN_AS_STRING, type NativeKeyRing, type OpenFileResult } from './native'
+import { native, OPEN_AS_STRING, type NativeKeyRing, type OpenFileResult } from '../core/native'
 import { SessionData } from './session-data'
 
 const USAGE = `Usage: sealed-session <command> [--app NAME] [--dir DIR] [--key-source machine|keychain]
@@ -227,7 +227,7 @@ async function doctor(args: Args, io: Out): Promise<number> {
   let addon = 'unknown'
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = require('node-gyp-build').resolve(path.join(__dirname, '..')) as string
+    addon = require('node-gyp-build').resolve(path.join(__dirname, '..', '..')) as string
   } catch {
     /* reported as unknown */
   }

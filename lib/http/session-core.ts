@@ -16,12 +16,12 @@
 // The cookie's Max-Age is re-sent whenever the server-side expiry moves (a write-back, or a read
 // that persisted its touch), so the browser's copy lives exactly as long as the stored session.
 import { parse, serialize, type SerializeOptions } from 'cookie'
-import { generateSessionId, isValidSessionId } from './ids'
-import { isPlainObject } from './json'
-import { checkLogger, type Logger } from './logger'
-import { Session, persistedTouch } from './session'
-import { DEFAULT_TTL, checkTtl, type SessionStore } from './store'
-import { checkOptionKeys, describe } from './validate'
+import { generateSessionId, isValidSessionId } from '../core/ids'
+import { isPlainObject } from '../core/json'
+import { checkLogger, type Logger } from '../core/logger'
+import { Session, persistedTouch } from '../session/session'
+import { DEFAULT_TTL, checkTtl, type SessionStore } from '../stores/store'
+import { checkOptionKeys, describe } from '../core/validate'
 
 export interface SessionCookieOptions {
   /** Default true: page scripts cannot read the cookie. */

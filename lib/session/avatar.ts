@@ -2,10 +2,10 @@
 // Built from an auth snapshot, whose shape depends on the identity provider, so several common
 // claim names are read; explicit arguments are checked strictly since they come from our caller.
 import { Bag, type BagJSON } from './bag'
-import { isPlainObject } from './json'
+import { isPlainObject } from '../core/json'
 import type { inspect, InspectOptionsStylized } from 'node:util'
-import { custom, render } from './inspect'
-import { describe } from './validate'
+import { custom, render } from '../core/inspect'
+import { describe } from '../core/validate'
 
 export const ANONYMOUS = 'anonymous'
 

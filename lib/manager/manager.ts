@@ -6,12 +6,12 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { defaultSessionDir, squattedDefault } from './default-dir'
-import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
-import { checkMaxBytes } from './limits'
-import { withFileMutex } from './file-mutex'
-import { copyJson, isPlainObject, type JsonObject } from './json'
-import { checkBindToBoot, checkKeySource, makeKeyRing, secretsFrom, type KeyOptions, type KeySource } from './keys'
-import { checkLogger, type Logger } from './logger'
+import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from '../core/errors'
+import { checkMaxBytes } from '../core/limits'
+import { withFileMutex } from '../core/file-mutex'
+import { copyJson, isPlainObject, type JsonObject } from '../core/json'
+import { checkBindToBoot, checkKeySource, makeKeyRing, secretsFrom, type KeyOptions, type KeySource } from '../core/keys'
+import { checkLogger, type Logger } from '../core/logger'
 import {
   native,
   OPEN_REMOVE_EXPIRED,
@@ -20,9 +20,9 @@ import {
   type NativeKeyRing,
   type NativePrivateDir,
   type OpenFileResult,
-} from './native'
+} from '../core/native'
 import { SessionData } from './session-data'
-import { checkDirPath, checkOptionKeys, checkTtl, describe, MAX_MS } from './validate'
+import { checkDirPath, checkOptionKeys, checkTtl, describe, MAX_MS } from '../core/validate'
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'

@@ -11,10 +11,10 @@
 //   `onChange`, which is how a Session learns it is dirty.
 // - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
 //   re-applies exactly those paths onto a newer copy of the session when two writers met.
-import { checkDepth, childPath, copyJson, freezeParsed, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from './json'
+import { checkDepth, childPath, copyJson, freezeParsed, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from '../core/json'
 import type { inspect, InspectOptionsStylized } from 'node:util'
-import { custom, render } from './inspect'
-import { describe } from './validate'
+import { custom, render } from '../core/inspect'
+import { describe } from '../core/validate'
 
 export type BagValue = JsonValue | Bag
 

@@ -3,11 +3,11 @@
 // to decide whether to write, regenerate the id, or delete it at the end of a request.
 import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
-import { copyJson, freezeParsed, isPlainObject, type JsonObject } from './json'
-import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from './ids'
+import { copyJson, freezeParsed, isPlainObject, type JsonObject } from '../core/json'
+import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from '../core/ids'
 import type { inspect, InspectOptionsStylized } from 'node:util'
-import { custom, idPrefix, isoTime, render } from './inspect'
-import { checkOptionKeys, checkTimestamp, checkTtl, describe, MAX_MS } from './validate'
+import { custom, idPrefix, isoTime, render } from '../core/inspect'
+import { checkOptionKeys, checkTimestamp, checkTtl, describe, MAX_MS } from '../core/validate'
 
 /** Server-managed times, all in ms. `maxAge` is the optional absolute lifetime. */
 export interface SessionMeta {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { SessionSecurityError } from './errors'
+import { SessionSecurityError } from '../core/errors'
 
 // statfs f_type of file systems that start empty at every boot (like the seed's temp dir).
 const TMPFS_MAGIC = 0x01021994

@@ -16,9 +16,9 @@
 // holds); every later write is the previous version + 1. A record stored before versions existed
 // (0.1) reads as version 1.
 import { randomBytes, randomInt, createHmac } from 'node:crypto'
-import { SessionConflictError } from './errors'
-import { generateSessionId, isStoreSessionId, storageName } from './ids'
-import { checkRecordWritable } from './record-limits'
+import { SessionConflictError } from '../core/errors'
+import { generateSessionId, isStoreSessionId, storageName } from '../core/ids'
+import { checkRecordWritable } from '../core/record-limits'
 import {
   isMetaExpired,
   markStored,
@@ -28,7 +28,7 @@ import {
   sessionVersion,
   storedIdentity,
   type SessionRecord,
-} from './session'
+} from '../session/session'
 import {
   checkCreateArgs,
   checkSession,
@@ -41,8 +41,8 @@ import {
   type StoreTiming,
 } from './store'
 import type { inspect, InspectOptionsStylized } from 'node:util'
-import { custom, render, storeView } from './inspect'
-import { describe } from './validate'
+import { custom, render, storeView } from '../core/inspect'
+import { describe } from '../core/validate'
 
 /** How many times save() re-applies its changes onto a newer version before SessionConflictError. */
 export const MAX_SAVE_ATTEMPTS = 8

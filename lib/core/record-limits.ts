@@ -1,7 +1,7 @@
 // What every store checks before it writes a record, gathered so restore() can check a whole
 // dump before its first write (all or nothing). The envelope header keeps times as integers up
 // to 2^53, so a record whose expiry lies beyond that could be read but never sealed.
-import type { Session } from './session'
+import type { Session } from '../session/session'
 
 const MAX_SEAL_TIME = Number.MAX_SAFE_INTEGER
 

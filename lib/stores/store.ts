@@ -1,10 +1,10 @@
 // The contract every session store keeps (memory, files, Redis), and the option and dump
 // checks they share so that all of them accept and reject exactly the same inputs.
-import { isPlainObject } from './json'
-import { Session, type SessionRecord } from './session'
-import { checkNonNegativeMs, checkTtl, describe } from './validate'
+import { isPlainObject } from '../core/json'
+import { Session, type SessionRecord } from '../session/session'
+import { checkNonNegativeMs, checkTtl, describe } from '../core/validate'
 
-export { checkNonNegativeMs, checkTtl } from './validate'
+export { checkNonNegativeMs, checkTtl } from '../core/validate'
 
 export const DEFAULT_TTL = 3_600_000
 export const DEFAULT_TOUCH_AFTER = 60_000

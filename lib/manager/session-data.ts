@@ -1,8 +1,8 @@
 // The record SessionManager keeps: one login. Times are ISO-8601 strings, as in the seed.
-import { copyJson, isPlainObject, type JsonObject } from './json'
+import { copyJson, isPlainObject, type JsonObject } from '../core/json'
 import type { inspect, InspectOptionsStylized } from 'node:util'
-import { custom, render } from './inspect'
-import { describe } from './validate'
+import { custom, render } from '../core/inspect'
+import { describe } from '../core/validate'
 
 export interface SessionDataRecord {
   userId: string

@@ -7,7 +7,7 @@
 // The client is the user's own node-redis v5 or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
-import { Avatar } from './avatar'
+import { Avatar } from '../session/avatar'
 import {
   MAX_SAVE_ATTEMPTS,
   type IndexEntry,
@@ -18,18 +18,18 @@ import {
   type WriteCondition,
   type WriteOutcome,
 } from './base-store'
-import { toSessionError } from './errors'
-import { isPlainObject } from './json'
-import type { KeyOptions } from './keys'
+import { toSessionError } from '../core/errors'
+import { isPlainObject } from '../core/json'
+import type { KeyOptions } from '../core/keys'
 import { linkRedis, type RedisArg, type RedisLink } from './redis-client'
 import { CommandDeadlines } from './redis-deadlines'
 import { notReady } from './redis-errors'
 import { INDEX_ADD, INDEX_LIST, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
 import { HEADER_BYTES, parseValue, versionHeader } from './redis-value'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
-import type { SessionRecord } from './session'
+import type { SessionRecord } from '../session/session'
 import { makeDump, type SessionDump } from './store'
-import { checkOptionKeys, checkTtl, describe } from './validate'
+import { checkOptionKeys, checkTtl, describe } from '../core/validate'
 
 /** A node-redis v5 client or cluster (`createClient()`, `createCluster()` from 'redis'). */
 export interface NodeRedisClientLike {

@@ -1,7 +1,7 @@
 // Which Redis client errors mean "the store cannot serve right now" (SessionStoreUnavailableError):
 // a lost or refused connection, a client giving up, and the server replies a failover or a
 // resharding produces. Anything else (a bug, a script error) passes through unchanged.
-import { SessionStoreUnavailableError } from './errors'
+import { SessionStoreUnavailableError } from '../core/errors'
 
 export const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 

@@ -1,0 +1,74 @@
+// `sealed-session/fastify`: the Fastify 5 adapter of the shared session core.
+//
+//   app.register(sealedSession, { store })            then request.session in every route
+//
+// onRequest reconnects to the cookie's session (or starts a fresh one); onSend, which runs before
+// the headers leave, decides the cookie and persists what the handler did, so a client that sees
+// the response can rely on the store. The plugin is not encapsulated (as fastify-plugin would
+// mark it): its hooks cover the routes of the instance it is registered on. A reply taken over
+// with reply.hijack() skips onSend and so is not written back.
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { Session, SessionShape } from '../session/session'
+import { SessionExchange, checkSessionOptions, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
+
+export type SealedSessionOptions = SessionMiddlewareOptions
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the sealed-session plugin for every request of the instance it is registered on. */
+    session: Session<SessionShape>
+  }
+}
+
+const EXCHANGE = Symbol('sealed-session.exchange')
+type WithExchange = FastifyRequest & { [EXCHANGE]?: SessionExchange }
+
+async function plugin(app: FastifyInstance, options: SealedSessionOptions): Promise<void> {
+  // Fastify hands the plugin a copy of the options object it was given; check that copy.
+  const config = checkSessionOptions(options, 'sealedSession')
+  app.decorateRequest('session', null as unknown as Session<SessionShape>)
+
+  app.addHook('onRequest', async (request: WithExchange) => {
+    if (request[EXCHANGE] !== undefined) return
+    const exchange = await SessionExchange.open(config, request.headers.cookie)
+    request[EXCHANGE] = exchange
+    request.session = exchange.session
+  })
+
+  app.addHook('onSend', async (request: WithExchange, reply: FastifyReply, payload: unknown) => {
+    const exchange = request[EXCHANGE]
+    if (exchange === undefined || exchange.plan !== null) return payload
+    await writeBack(config, request, reply, exchange)
+    return payload
+  })
+}
+
+async function writeBack(config: SessionConfig, request: WithExchange, reply: FastifyReply, exchange: SessionExchange): Promise<void> {
+  let cookie: string | null
+  try {
+    const encrypted = (request.raw.socket as { encrypted?: boolean } | null)?.encrypted === true
+    cookie = exchange.cookie(isSecureRequest(config, encrypted, request.headers['x-forwarded-proto']))
+  } catch (err) {
+    config.logger.error('session cookie could not be set', { reason: String(err) })
+    return
+  }
+  try {
+    const stored = await exchange.persist()
+    // Only an id the store holds goes out: a failed or refused write leaves the client the
+    // cookie it has.
+    if (cookie !== null && stored) reply.header('set-cookie', cookie)
+    request.session = exchange.session
+  } catch (err) {
+    config.logger.error('session write-back failed', { reason: String(err) })
+  }
+}
+
+// What fastify-plugin would set: no encapsulation, and a name in Fastify's plugin tree.
+const meta = plugin as unknown as Record<symbol, unknown>
+meta[Symbol.for('skip-override')] = true
+meta[Symbol.for('fastify.display-name')] = 'sealed-session'
+meta[Symbol.for('plugin-meta')] = { name: 'sealed-session', fastify: '5.x' }
+
+/** The Fastify 5 plugin: `app.register(sealedSession, { store, ...middleware options })`. */
+export const sealedSession: FastifyPluginAsync<SealedSessionOptions> = plugin
+export default sealedSession

@@ -1,0 +1,69 @@
+// `sealed-session/fetch`: the Web-standard adapter of the shared session core, for anything that
+// maps a Request to a Response (Hono, Next.js route handlers, Bun.serve, Deno.serve).
+//
+//   export const GET = withSession({ store }, async (request, session) => new Response('hi'))
+//
+// The wrapper reads the Cookie header, hands the handler its session, persists what the handler
+// did once it returned its Response, and only then adds Set-Cookie to that Response. Nothing is
+// written when the handler throws: the error goes to the caller unchanged.
+import type { Session, SessionShape } from '../session/session'
+import { SessionExchange, checkSessionOptions, isSecureRequest, type SessionMiddlewareOptions } from './session-core'
+import { describe } from '../core/validate'
+
+export type WithSessionOptions = SessionMiddlewareOptions
+
+export type SessionHandler<Data extends object = SessionShape> = (request: Request, session: Session<Data>) => Response | Promise<Response>
+
+export function withSession<Data extends object = SessionShape>(
+  options: WithSessionOptions,
+  handler: SessionHandler<Data>,
+): (request: Request) => Promise<Response> {
+  const config = checkSessionOptions(options, 'withSession')
+  if (typeof handler !== 'function') throw new TypeError(`handler must be a function, got ${describe(handler)}`)
+
+  return async (request: Request): Promise<Response> => {
+    if (!isRequest(request)) throw new TypeError(`request must be a Request, got ${describe(request)}`)
+    const exchange = await SessionExchange.open(config, request.headers.get('cookie'))
+    const response = await handler(request, exchange.session as Session<Data>)
+    if (!isResponse(response)) throw new TypeError(`the handler must return a Response, got ${describe(response)}`)
+    // The URL's scheme is what the server saw (or what the platform was told by its proxy).
+    const encrypted = new URL(request.url).protocol === 'https:'
+    let cookie: string | null
+    try {
+      cookie = exchange.cookie(isSecureRequest(config, encrypted, request.headers.get('x-forwarded-proto')))
+      // Not stored (the session is gone: another request logged out): no cookie for it.
+      if (!(await exchange.persist())) cookie = null
+    } catch (err) {
+      // Do not hand out an id the store does not hold: the client keeps its old cookie.
+      config.logger.error('session write-back failed', { reason: String(err) })
+      return response
+    }
+    if (cookie === null) return response
+    return withSetCookie(response, cookie)
+  }
+}
+
+/** The response with one more Set-Cookie. Responses from Response.redirect() or fetch() have
+ *  immutable headers: those are copied into a new Response around the same body. */
+function withSetCookie(response: Response, cookie: string): Response {
+  try {
+    response.headers.append('set-cookie', cookie)
+    return response
+  } catch {
+    const copy = new Response(response.body, { status: response.status, statusText: response.statusText, headers: new Headers(response.headers) })
+    copy.headers.append('set-cookie', cookie)
+    return copy
+  }
+}
+
+// By shape, not instanceof: platforms and servers (@hono/node-server, edge runtimes) bring their
+// own Request and Response classes.
+function isRequest(value: unknown): value is Request {
+  const r = value as Partial<Request> | null
+  return typeof r === 'object' && r !== null && typeof r.url === 'string' && typeof r.headers?.get === 'function'
+}
+
+function isResponse(value: unknown): value is Response {
+  const r = value as Partial<Response> | null
+  return typeof r === 'object' && r !== null && typeof r.status === 'number' && typeof r.headers?.append === 'function'
+}
