@@ -55,7 +55,7 @@ function snapshotPackage(into) {
   fs.copyFileSync(addon, path.join(into, 'build', 'Release', 'sealed_session.node'))
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(into, 'package.json'))
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'))
-  require(path.join(into, 'dist', 'native.js')) // throws early if the addon does not load
+  require(path.join(into, 'dist', 'core', 'native.js')) // throws early if the addon does not load
   return into
 }
 
@@ -140,7 +140,7 @@ async function makeFixtures(fixtureDir) {
 // fsync: these are fixtures, not the code under test). Same envelope and names as the store.
 function makeScaleFixtures(scaleRoot, sizes) {
   const ss = require(path.join(PKG(), 'dist', 'index.js'))
-  const { native } = require(path.join(PKG(), 'dist', 'native.js'))
+  const { native } = require(path.join(PKG(), 'dist', 'core', 'native.js'))
   const ring = new native.KeyRing({ scope: 'store', name: NAMESPACE, ikms: [Buffer.from(SECRET)] })
   const { userId, options } = sessionRecordInput()
   const auth = { userId, name: options.userName, roles: options.data.roles }

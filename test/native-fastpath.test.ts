@@ -68,7 +68,7 @@ function tracedCalls(script: string): string[] {
 // A child script using the built addon through lib/native.js's loader (node-gyp-build).
 const prelude = (dir: string) => `
 const path = require('node:path'), fs = require('node:fs')
-const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'native.js'))})
+const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'core', 'native.js'))})
 const ring = new native.KeyRing({ scope: 'store', name: 'fast', ikms: [Buffer.alloc(32, 5)] })
 const dir = ${JSON.stringify(path.join(dir, "d"))}
 const d = new native.PrivateDir(dir, true)
@@ -192,7 +192,7 @@ describe('inline async reads', () => {
   it('a kernel without openat2 (simulated ENOSYS) stops the attempts for the whole process', () => {
     // In a child process: the capability flag is process-wide by design.
     const script = `
-const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'native.js'))})
+const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'core', 'native.js'))})
 const fs = require('node:fs')
 const ring = new native.KeyRing({ scope: 'store', name: 'fast', ikms: [Buffer.alloc(32, 5)] })
 const d = new native.PrivateDir(${JSON.stringify(tmp)}, true)
