@@ -1,6 +1,5 @@
 // Issue 15 point 5: the `sealed-session` bin, run for real (node bin/sealed-session.js) in
 // child processes. Exit codes as SPEC section 8 pins them: 0 success, 1 negative, 2 usage.
-import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -8,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { SessionManager } from '../lib/index'
 import { requireDist } from './helpers/dist'
+import { ROOT, runNode, type Ran } from './helpers/run-node'
 
-const ROOT = path.join(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'sealed-session.js')
 let root: string
 
@@ -19,26 +18,8 @@ beforeAll(() => {
 })
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
-interface Ran {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    const guard = setTimeout(() => p.kill('SIGKILL'), 20_000)
-    p.on('error', reject)
-    p.on('close', (code) => {
-      clearTimeout(guard)
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return runNode([BIN, ...args], { env, timeoutMs: 20_000 })
 }
 
 let n = 0

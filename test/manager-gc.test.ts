@@ -7,12 +7,11 @@ import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { requireDist } from './helpers/dist'
+import { lastJsonLine, ROOT, runNode } from './helpers/run-node'
 
-const ROOT = path.join(__dirname, '..')
 let root: string
 
 beforeAll(() => {
@@ -21,24 +20,10 @@ beforeAll(() => {
 })
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
-function child(args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', path.join(ROOT, 'test/fixtures/manager-gc.mjs'), ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-    const guard = setTimeout(() => p.kill('SIGKILL'), 30_000)
-    p.on('error', reject)
-    p.on('close', (code) => {
-      clearTimeout(guard)
-      if (code !== 0 || err !== '') reject(new Error(`child failed (${code}): ${err}`))
-      else resolve(JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>)
-    })
-  })
+async function child(args: string[]): Promise<Record<string, unknown>> {
+  const ran = await runNode(['--expose-gc', path.join(ROOT, 'test/fixtures/manager-gc.mjs'), ...args])
+  if (ran.code !== 0 || ran.stderr !== '') throw new Error(`child failed (${ran.code}): ${ran.stderr}`)
+  return lastJsonLine(ran)
 }
 
 describe('key hygiene: collection and secrets', () => {

@@ -4,7 +4,7 @@
 // app's 32-byte seed (kept hex-encoded in the Secret Service, schema
 // org.sealed-session.KeySeed, attribute app = <appName>) followed by the machine id; salt
 // and info exactly as for the machine-bound key (uid included).
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { requireDist } from './helpers/dist'
 import { hkdfKey, keyId } from './helpers/envelope-js'
 import { HAS_KEYRING_TOOLS, startKeyring, type KeyringSession } from './helpers/keyring-daemon'
+import { lastJsonLine, ROOT, runNode } from './helpers/run-node'
 
-const ROOT = path.join(__dirname, '..')
 const APP = 'kc-app'
 
 interface Seen {
@@ -24,25 +24,10 @@ interface Seen {
   error?: { name: string; code: string; message: string }
 }
 
-function child(mode: string, dir: string, env: NodeJS.ProcessEnv, extra: string[] = [], nodeArgs: string[] = []): Promise<Seen> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), mode, dir, APP, ...extra], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-    const guard = setTimeout(() => p.kill('SIGKILL'), 30_000)
-    p.on('error', reject)
-    p.on('close', (code) => {
-      clearTimeout(guard)
-      if (code !== 0) reject(new Error(`child ${mode} failed (${code}): ${err}`))
-      else resolve(JSON.parse(out.trim().split('\n').pop()!) as Seen)
-    })
-  })
+async function child(mode: string, dir: string, env: NodeJS.ProcessEnv, extra: string[] = [], nodeArgs: string[] = []): Promise<Seen> {
+  const ran = await runNode([...nodeArgs, path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), mode, dir, APP, ...extra], { env })
+  if (ran.code !== 0) throw new Error(`child ${mode} failed (${ran.code}): ${ran.stderr}`)
+  return lastJsonLine<Seen>(ran)
 }
 
 /** The environment of a machine with no Secret Service at all. */
