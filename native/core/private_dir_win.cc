@@ -345,6 +345,11 @@ std::wstring Child(const std::string& dir, const std::string& name) { return Nor
 // Where the first component we may create starts: after "C:\", "\\server\share\" or "\\?\C:\".
 size_t RootLength(const std::wstring& p) {
   if (p.size() >= 2 && p[1] == L':') return p.size() >= 3 && IsSep(p[2]) ? 3 : 2;
+  if (p.rfind(L"\\\\?\\UNC\\", 0) == 0) {  // the long UNC form: after its server and share
+    size_t server_end = p.find(L'\\', 8);
+    size_t share_end = server_end == std::wstring::npos ? std::wstring::npos : p.find(L'\\', server_end + 1);
+    return share_end == std::wstring::npos ? p.size() : share_end + 1;
+  }
   if (p.rfind(L"\\\\?\\", 0) == 0) return p.size() >= 6 && p[5] == L':' ? 7 : 4;
   if (p.size() >= 2 && IsSep(p[0]) && IsSep(p[1])) {
     size_t server_end = p.find(L'\\', 2);
@@ -352,20 +357,6 @@ size_t RootLength(const std::wstring& p) {
     return share_end == std::wstring::npos ? p.size() : share_end + 1;
   }
   return IsSep(p[0]) ? 1 : 0;
-}
-
-// mkdir -p for the parents: each directory we create is private. Existing ones are left as
-// they are (only the final directory must be private).
-void MakeParents(const std::wstring& dir, const std::string& what) {
-  PrivateSd sd(true);
-  for (size_t pos = RootLength(dir); pos < dir.size(); pos++) {
-    if (dir[pos] != L'\\') continue;
-    std::wstring part = dir.substr(0, pos);
-    if (!CreateDirectoryW(part.c_str(), sd.attrs())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) ThrowWin("CreateDirectory", what, err);
-    }
-  }
 }
 
 // ---- files ------------------------------------------------------------------------------
@@ -462,6 +453,27 @@ int64_t UnixSeconds(const FILETIME& ft) {
   return static_cast<int64_t>(t / 10000000ULL) - 11644473600LL;
 }
 
+// 100 ns ticks from 1601 to 1970.
+constexpr uint64_t kEpochTicks = 116444736000000000ULL;
+// Never-expiring envelopes (0) and expiries past year 2514 get that far-future time, as on
+// POSIX: the sweep then reads the header.
+constexpr uint64_t kFarFutureMs = (uint64_t{1} << 34) * 1000;
+
+FILETIME ExpiryAsFileTime(uint64_t expires_at_ms) {
+  const uint64_t ms = expires_at_ms == 0 || expires_at_ms >= kFarFutureMs ? kFarFutureMs : expires_at_ms;
+  const uint64_t t = kEpochTicks + ms * 10000;
+  FILETIME ft;
+  ft.dwLowDateTime = static_cast<DWORD>(t);
+  ft.dwHighDateTime = static_cast<DWORD>(t >> 32);
+  return ft;
+}
+
+// The time in ms since 1970, rounded down (0 before 1970).
+uint64_t UnixMs(const FILETIME& ft) {
+  const uint64_t t = (static_cast<uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
+  return t < kEpochTicks ? 0 : (t - kEpochTicks) / 10000;
+}
+
 // Calls fn(name, find data) for each entry of dir except "." and "..".
 template <typename Fn>
 void ForEachEntry(const std::string& dir, Fn fn) {
@@ -501,6 +513,76 @@ bool ReservedDeviceName(const std::string& name) {
          base[3] <= '9';
 }
 
+
+// ---- resolving the directory path -------------------------------------------------------
+//
+// The path is walked from its root one component at a time (as POSIX does from '/'); each
+// existing component is opened without following a reparse point and held without
+// FILE_SHARE_DELETE until the next one is open, so none can be renamed or swapped for a link
+// while the walk passes. A symlink or junction anywhere on the path is refused: POSIX follows
+// symlinks in parents nobody else can change, but which user may retarget a reparse point is
+// not told by its parent's DACL, and refusing them all keeps the rule simple. Missing
+// components are created private when create is set. Returns the last directory's handle
+// (FILE_LIST_DIRECTORY | READ_CONTROL, no FILE_SHARE_DELETE: the path keeps naming it).
+Handle OpenDirWalking(const std::string& path, bool create) {
+  const std::wstring given = NormalDir(path);
+  DWORD n = GetFullPathNameW(given.c_str(), 0, nullptr, nullptr);
+  std::wstring dir(n ? n : 1, L'\0');
+  n = n ? GetFullPathNameW(given.c_str(), n, dir.data(), nullptr) : 0;
+  if (n == 0) ThrowWin("GetFullPathName", path, GetLastError());
+  dir.resize(n);
+  while (dir.size() > 1 && IsSep(dir.back()) && !(dir.size() == 3 && dir[1] == L':')) dir.pop_back();
+  PrivateSd sd(true);
+  Handle held;
+  for (size_t pos = RootLength(dir), end; pos < dir.size(); pos = end + 1) {
+    end = dir.find(L'\\', pos);
+    if (end == std::wstring::npos) end = dir.size();
+    if (end == pos) continue;  // a doubled separator
+    const bool last = end == dir.size();
+    const std::wstring part = dir.substr(0, end);
+    const std::string where = last ? "session directory " + path
+                                   : "directory " + Narrow(part.data(), part.size()) + " on the path of session directory " + path;
+    if (create && !CreateDirectoryW(part.c_str(), sd.attrs())) {
+      DWORD err = GetLastError();
+      if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) ThrowWin("CreateFile", where, err);
+    }
+    const DWORD access = FILE_READ_ATTRIBUTES | SYNCHRONIZE | (last ? FILE_LIST_DIRECTORY | READ_CONTROL : 0);
+    Handle h(CreateFileW(part.c_str(), access, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
+                         FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+    const DWORD by_path = PathAttributes(part);
+    if (IsReparse(by_path)) throw Error(code::kUnsafePath, where + " is a symlink or junction");
+    DWORD attrs;
+    if (h.ok()) {
+      BY_HANDLE_FILE_INFORMATION bi;
+      if (!GetFileInformationByHandle(h.h, &bi)) ThrowWin("GetFileInformationByHandle", where, GetLastError());
+      attrs = bi.dwFileAttributes;
+    } else {
+      DWORD err = GetLastError();
+      // A parent we may not open (another user's, or held without sharing by someone): judged
+      // by what its listing says. The last directory must open.
+      if (last || by_path == INVALID_FILE_ATTRIBUTES || (err != ERROR_ACCESS_DENIED && err != ERROR_SHARING_VIOLATION))
+        ThrowWin("CreateFile", last ? path : Narrow(part.data(), part.size()), err);
+      attrs = by_path;
+    }
+    if (attrs & FILE_ATTRIBUTE_REPARSE_POINT) throw Error(code::kUnsafePath, where + " is a symlink or junction");
+    if (!(attrs & FILE_ATTRIBUTE_DIRECTORY)) {
+      if (last) throw Error(code::kUnsafePath, where + " is not a directory");
+      ThrowWin("CreateFile", Narrow(part.data(), part.size()), ERROR_DIRECTORY);
+    }
+    // The next one is open: the one before may go (NTFS refuses to rename a directory with a
+    // handle open beneath it, so an open child pins its parents' names).
+    if (h.ok()) held = std::move(h);
+  }
+  if (!held.ok()) {
+    // The path is a root ("C:\\"): nothing to walk.
+    held = Handle(CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE,
+                              FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
+                              FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+    if (!held.ok()) ThrowWin("CreateFile", path, GetLastError());
+  }
+  return held;
+}
+
 }  // namespace
 
 // ---- the interface ----------------------------------------------------------------------
@@ -513,6 +595,9 @@ void FileLock::Release() {
     fd_ = -1;
   }
 }
+
+// Windows has no uid: ownership is the token's user SID (see Me()); euid_ goes unused.
+unsigned PrivateDir::EffectiveUid() { return 0; }
 
 void PrivateDir::CheckName(const std::string& name) {
   if (name.empty() || name.size() > 255) throw Error(code::kInvalidArg, "file name must be 1 to 255 bytes");
@@ -530,25 +615,7 @@ void PrivateDir::CheckName(const std::string& name) {
 PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
-  const std::wstring dir = NormalDir(path);
-  if (create) {
-    MakeParents(dir, path);
-    PrivateSd sd(true);
-    if (!CreateDirectoryW(dir.c_str(), sd.attrs())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_ALREADY_EXISTS) ThrowWin("CreateDirectory", path, err);
-    }
-  }
-  // No FILE_SHARE_DELETE: while we hold it, the directory cannot be renamed, deleted or
-  // replaced by a link, so the path keeps naming what we checked.
-  Handle h(CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE,
-                       FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
-                       FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
-  if (!h.ok()) {
-    DWORD err = GetLastError();
-    if (IsReparse(PathAttributes(dir))) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink or junction");
-    ThrowWin("CreateFile", path, err);
-  }
+  Handle h = OpenDirWalking(path, create);
   fd_ = ToFd(h, path);
   try {
     Check();
@@ -573,7 +640,8 @@ void PrivateDir::Check() const {
   CheckOwnedAndPrivate(H(fd_), "session directory " + path_);
 }
 
-bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only) const {
+bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
+                             std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
   uint8_t rnd[8];
@@ -585,8 +653,11 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   const std::string what = path_ + "\\" + name;
 
   PrivateSd sd(false);
-  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL).
-  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, 0, sd.attrs(), CREATE_NEW, FILE_ATTRIBUTE_NORMAL, nullptr));
+  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL). Shared for
+  // delete only: the handle stays open across the rename (MoveFileExW needs that share) so the
+  // expiry is set on the very file we wrote.
+  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, FILE_SHARE_DELETE, sd.attrs(), CREATE_NEW, FILE_ATTRIBUTE_NORMAL,
+                       nullptr));
   if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + tmp, GetLastError());
   try {
     while (len > 0) {
@@ -597,10 +668,9 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
       len -= n;
     }
     if (!FlushFileBuffers(h.h)) ThrowWin("FlushFileBuffers", what, GetLastError());
-    HANDLE raw = h.release();
-    if (!CloseHandle(raw)) ThrowWin("CloseHandle", what, GetLastError());
     if (existing_only && GetFileAttributesW(wname.c_str()) == INVALID_FILE_ATTRIBUTES &&
         (GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)) {
+      h = Handle();
       DeleteFileW(wtmp.c_str());
       return false;
     }
@@ -609,8 +679,18 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
           return MoveFileExW(wtmp.c_str(), wname.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
         }))
       ThrowWin("MoveFileEx", what, GetLastError());
+    // The expiry as the last-write time, for the sweep, set through our handle once the file is
+    // in place: a temp left by a crash keeps its write time (the stale-temp rule reads it). Best
+    // effort, as on POSIX: where it is missing the sweep reads the header.
+    if (expires_at) {
+      const FILETIME ft = ExpiryAsFileTime(*expires_at);
+      SetFileTime(h.h, nullptr, nullptr, &ft);
+    }
+    HANDLE raw = h.release();
+    if (!CloseHandle(raw)) ThrowWin("CloseHandle", what, GetLastError());
   } catch (...) {
     DWORD err = GetLastError();
+    h = Handle();
     DeleteFileW(wtmp.c_str());
     SetLastError(err);
     throw;
@@ -632,7 +712,7 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
                             bool existing_only) const {
   CheckName(name);
   std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only);
+  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
 OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
@@ -664,6 +744,15 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
     }
     throw;
   }
+}
+
+// No read on Windows is known not to wait for the disk (nowait::Available() is false there):
+// every async read goes to the pool.
+InlineRead PrivateDir::TryOpenFileInline(const KeyRing&, const std::string& name, std::string_view, size_t, uint64_t,
+                                         unsigned, nowait::Mode, OpenFileResult* out) const {
+  CheckName(name);
+  *out = OpenFileResult{};
+  return InlineRead::kWouldBlock;
 }
 
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
@@ -717,6 +806,10 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
       return;
     }
     s.scanned++;
+    // WriteAtomic sets each envelope's last-write time to its expiry: a file still ahead is
+    // passed by on the listing alone. Anything else is judged by its header before removal, so
+    // a forged time can delay a removal but never remove a live session.
+    if (UnixMs(fd.ftLastWriteTime) > now) return;
     FileInfo info;
     Header hdr;
     try {

@@ -160,6 +160,23 @@ void SetOld(const std::string& path, int64_t seconds_ago) {
   CloseHandle(h);
 }
 
+// The last-write time in ms since 1970, and setting it (what the sweep reads from the listing).
+constexpr uint64_t kEpochTicks = 116444736000000000ULL;
+uint64_t WriteTimeMs(const std::string& path) {
+  WIN32_FILE_ATTRIBUTE_DATA a;
+  if (!GetFileAttributesExA(path.c_str(), GetFileExInfoStandard, &a)) return 0;
+  uint64_t t = static_cast<uint64_t>(a.ftLastWriteTime.dwHighDateTime) << 32 | a.ftLastWriteTime.dwLowDateTime;
+  return (t - kEpochTicks) / 10000;
+}
+void SetWriteTimeMs(const std::string& path, uint64_t ms) {
+  HANDLE h = CreateFileA(path.c_str(), FILE_WRITE_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         nullptr, OPEN_EXISTING, 0, nullptr);
+  uint64_t t = kEpochTicks + ms * 10000;
+  FILETIME ft{static_cast<DWORD>(t), static_cast<DWORD>(t >> 32)};
+  SetFileTime(h, nullptr, nullptr, &ft);
+  CloseHandle(h);
+}
+
 // Tries an exclusive, non-blocking lock through a handle of its own (LockFileEx locks belong to
 // a handle: this is what another process sees). true if it got the lock (and released it).
 bool OtherHandleGetsLock(const std::string& path) {
@@ -353,6 +370,12 @@ TEST(win_reparse_points_refused) {
     CHECK(GetFileAttributesA((t / "link").c_str()) & FILE_ATTRIBUTE_REPARSE_POINT);
     CHECK_CODE(PrivateDir(t / "link", false), code::kUnsafePath);
     CHECK_CODE(PrivateDir(t / "link", true), code::kUnsafePath);
+    // A link among the parents is refused too (the path is walked from its root), with or
+    // without creating what is below it.
+    CHECK_CODE(PrivateDir(t / "link\\inner", true), code::kUnsafePath);
+    CreateDirectoryA((t / "real\\there").c_str(), nullptr);
+    CHECK_CODE(PrivateDir(t / "link\\there", false), code::kUnsafePath);
+    RemoveDirectoryA((t / "real\\there").c_str());
     CHECK(RawNames(t / "real").empty());
   }
   PrivateDir d(t / "s", true);
@@ -475,6 +498,9 @@ TEST(win_list_and_sweep) {
   WriteRaw(t / ".live.8899aabbccddeeff.tmp", "stale temp");
   SetOld(t / ".live.8899aabbccddeeff.tmp", 2 * 3600);
   WriteRaw(t / "junk", "not an envelope");
+  // Written without an expiry, its write time is now: set to the past so the sweep reads it (a
+  // file whose write time is ahead is passed by on the listing alone).
+  SetWriteTimeMs(t / "junk", 1);
   CreateDirectoryA((t / "subdir").c_str(), nullptr);
   std::vector<std::string> names = d.List();
   std::sort(names.begin(), names.end());
@@ -486,6 +512,80 @@ TEST(win_list_and_sweep) {
   CHECK_EQ(Join(RawNames(t.path)), std::string(".live.0011223344556677.tmp,junk,live,live.lock,never,subdir"));
   CHECK_EQ(d.Sweep(UINT64_MAX).removed, uint64_t{1});
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
+}
+
+TEST(win_expiry_is_the_write_time) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  const uint64_t far_future = (uint64_t{1} << 34) * 1000;  // year 2514, as on POSIX
+  d.SealToFile(*ring, "live", pt.data(), pt.size(), kCtx, 1, 1700000000123);
+  d.SealToFile(*ring, "never", pt.data(), pt.size(), kCtx, 1, 0);
+  d.SealToFile(*ring, "dead", pt.data(), pt.size(), kCtx, 1, 100);
+  CHECK_EQ(WriteTimeMs(t / "live"), uint64_t{1700000000123});
+  // Never-expiring: far ahead (the file system may clamp it: wine on ext4 stops at 2446).
+  CHECK(WriteTimeMs(t / "never") >= uint64_t{13569489360000});  // year 2400
+  CHECK_EQ(WriteTimeMs(t / "dead"), uint64_t{100});
+  // A plain write keeps its write time (no expiry given).
+  Bytes raw = B("x");
+  d.WriteAtomic("plain", raw.data(), raw.size());
+  CHECK(WriteTimeMs(t / "plain") > uint64_t{1700000000000});
+  // A write time pushed ahead delays a removal, and the header still decides it.
+  SetWriteTimeMs(t / "dead", far_future);
+  SweepStats s = d.Sweep(1000);
+  CHECK_EQ(s.scanned, uint64_t{4});
+  CHECK_EQ(s.removed, uint64_t{0});
+  CHECK(Exists(t / "dead"));
+  SetWriteTimeMs(t / "live", 1);  // behind now, but its header says live: read, kept
+  CHECK_EQ(d.Sweep(1000).removed, uint64_t{0});
+  CHECK(Exists(t / "live"));
+  CHECK_EQ(d.Sweep(far_future + 1).removed, uint64_t{2});  // dead and live; "never" and "plain" stay
+  CHECK_EQ(Join(RawNames(t.path)), std::string("never,plain"));
+}
+
+TEST(win_inline_read_goes_to_the_pool) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  d.SealToFile(*ring, "s", pt.data(), pt.size(), kCtx, 1, 0);
+  OpenFileResult r;
+  r.status = OpenFileResult::kOk;
+  CHECK(d.TryOpenFileInline(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0, nowait::Mode::kNormal, &r) ==
+        InlineRead::kWouldBlock);
+  CHECK(r.status == OpenFileResult::kMissing);
+  CHECK(!nowait::Available());
+  CHECK_CODE(d.TryOpenFileInline(*ring, "a\\b", kCtx, kDefaultMaxBytes, 0, 0, nowait::Mode::kNormal, &r),
+             code::kInvalidArg);
+}
+
+TEST(win_path_walk_creates_and_resolves) {
+  TempDir t;
+  // Missing parents are created, private, down to the last.
+  CHECK_NOTHROW(PrivateDir(t / "a\\b\\c", true));
+  CHECK(Exists(t / "a\\b\\c"));
+  // Without create, a missing parent is an I/O error (ENOENT), nothing is made.
+  CHECK_CODE(PrivateDir(t / "x\\y", false), code::kIo);
+  CHECK(!Exists(t / "x"));
+  // Forward slashes, doubled and trailing separators, "..", and a relative path.
+  CHECK_NOTHROW(PrivateDir(t / "a//b/../b\\c\\", false));
+  char cwd[MAX_PATH];
+  GetCurrentDirectoryA(MAX_PATH, cwd);
+  SetCurrentDirectoryA(t.path.c_str());
+  bool rel_ok = true;
+  try {
+    PrivateDir rel("rel\\d", true);
+  } catch (const Error&) {
+    rel_ok = false;
+  }
+  SetCurrentDirectoryA(cwd);
+  CHECK(rel_ok);
+  CHECK(Exists(t / "rel\\d"));
+  // A file where a parent should be.
+  WriteRaw(t / "file", "x");
+  CHECK_CODE(PrivateDir(t / "file\\d", true), code::kIo);
+  CHECK_CODE(PrivateDir(t / "file", false), code::kUnsafePath);
 }
 
 TEST(win_lock_excludes_other_handles) {
