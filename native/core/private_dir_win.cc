@@ -653,11 +653,11 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   const std::string what = path_ + "\\" + name;
 
   PrivateSd sd(false);
-  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL). Shared for
-  // delete only: the handle stays open across the rename (MoveFileExW needs that share) so the
-  // expiry is set on the very file we wrote.
-  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, FILE_SHARE_DELETE, sd.attrs(), CREATE_NEW, FILE_ATTRIBUTE_NORMAL,
-                       nullptr));
+  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL). The handle
+  // stays open across the rename (MoveFileExW needs FILE_SHARE_DELETE for that) so the expiry
+  // is set on the very file we wrote; FILE_SHARE_READ lets readers open it once it has its name.
+  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, sd.attrs(), CREATE_NEW,
+                       FILE_ATTRIBUTE_NORMAL, nullptr));
   if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + tmp, GetLastError());
   try {
     while (len > 0) {
