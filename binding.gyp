@@ -7,6 +7,7 @@
         "native/core/cas.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
+        "native/core/keychain.cc",
         "native/core/keys.cc",
         "native/core/machine_id.cc",
         "native/core/nowait.cc",
@@ -22,13 +23,14 @@
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "MACOSX_DEPLOYMENT_TARGET": "11.0",
-        "OTHER_LDFLAGS": ["-framework IOKit", "-framework CoreFoundation"]
+        "OTHER_LDFLAGS": ["-framework IOKit", "-framework CoreFoundation", "-framework Security"]
       },
       "msvs_settings": {
         "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] }
       },
       "conditions": [
-        ["OS=='win'", { "libraries": ["advapi32.lib"] }]
+        ["OS=='win'", { "libraries": ["advapi32.lib"] }],
+        ["OS=='linux'", { "libraries": ["-ldl"] }]
       ]
     }
   ]

@@ -41,6 +41,9 @@ export class SessionStoreUnavailableError extends SessionError {}
  *  other writers kept changing it. Nothing of this copy was written; retrying later is safe. */
 export class SessionConflictError extends SessionError {}
 
+/** keySource 'keychain': no OS secret store, or it is locked (ERR_KEYCHAIN_UNAVAILABLE). */
+export class KeychainUnavailableError extends SessionError {}
+
 const byCode: Record<string, new (message: string, code: string) => SessionError> = {
   ERR_SESSION_BAD_MAGIC: SessionFormatError,
   ERR_SESSION_BAD_VERSION: SessionFormatError,
@@ -53,6 +56,7 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_MACHINE_ID: MachineIdError,
   ERR_SESSION_CLOSED: SessionClosedError,
   ERR_SESSION_STORE_UNAVAILABLE: SessionStoreUnavailableError,
+  ERR_KEYCHAIN_UNAVAILABLE: KeychainUnavailableError,
   ERR_SESSION_CONFLICT: SessionConflictError,
 }
 

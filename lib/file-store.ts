@@ -71,11 +71,17 @@ export class FileSessionStore extends SealedStore {
     this.dir = this.#files.path
     const sweepInterval = options.sweepInterval ?? 5 * 60_000
     if (sweepInterval > 0) {
-      this.#timer = setInterval(() => {
-        this.purgeExpired().catch((err: unknown) => this.logger.warn('session sweep failed', { reason: String(err) }))
+      // Held weakly: an unclosed store is still collected (its key ring wiped with it); the
+      // first tick after that stops the timer.
+      const self = new WeakRef(this)
+      const timer = setInterval(() => {
+        const store = self.deref()
+        if (store === undefined) return clearInterval(timer)
+        store.purgeExpired().catch((err: unknown) => store.logger.warn('session sweep failed', { reason: String(err) }))
       }, sweepInterval)
       // Never keep a process alive just to sweep.
-      this.#timer.unref()
+      timer.unref()
+      this.#timer = timer
     }
   }
 

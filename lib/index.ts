@@ -11,12 +11,13 @@ export {
   SessionIOError,
   SessionClosedError,
   SessionStoreUnavailableError,
+  KeychainUnavailableError,
   SessionConflictError,
 } from './errors'
 export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager'
 export { SessionData, type SessionDataRecord } from './session-data'
 export type { Logger } from './logger'
-export type { KeyOptions, Secret } from './keys'
+export type { KeyOptions, KeySource, Secret } from './keys'
 export { Bag, type BagValue, type BagJSON } from './bag'
 export { Avatar, type AvatarRecord } from './avatar'
 export { Session, type SessionMeta, type SessionRecord, type SessionOptions, type AttachAvatarOptions } from './session'

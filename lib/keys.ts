@@ -5,6 +5,8 @@ import { native, type NativeKeyRing } from './native'
 import { describe } from './validate'
 
 export type Secret = string | Uint8Array
+/** Where a key without a secret comes from (SessionManager only). */
+export type KeySource = 'machine' | 'keychain'
 
 export interface KeyOptions {
   /** Replaces the machine id as key material: a string of 32+ characters or 32+ bytes. */
@@ -13,6 +15,8 @@ export interface KeyOptions {
   secrets?: readonly Secret[]
   /** End the session at reboot (Linux boot_id, macOS kern.bootsessionuuid). */
   bindToBoot?: boolean
+  /** 'machine' (default) or 'keychain': a random seed kept in the OS secret store, with the machine id. */
+  keySource?: KeySource
 }
 
 const MIN_SECRET = 32
@@ -56,6 +60,19 @@ export function checkBindToBoot(value: unknown): boolean {
   return value
 }
 
+/** The key source; a secret and keySource 'keychain' together are refused (which would win?). */
+export function checkKeySource(options: KeyOptions): KeySource {
+  const { keySource } = options
+  if (keySource === undefined) return 'machine'
+  if (keySource !== 'machine' && keySource !== 'keychain') {
+    throw new TypeError(`options.keySource must be 'machine' or 'keychain', got ${describe(keySource)}`)
+  }
+  if (keySource === 'keychain' && (options.secret !== undefined || options.secrets !== undefined)) {
+    throw new TypeError("options.keySource 'keychain' cannot be combined with options.secret or options.secrets")
+  }
+  return keySource
+}
+
 /**
  * A key ring for `scope`/`name`: from the secrets when there are any, else machine-bound
  * (machine id and OS uid read natively). Throws MachineIdError when neither is available.
@@ -63,10 +80,11 @@ export function checkBindToBoot(value: unknown): boolean {
 export function makeKeyRing(scope: 'manager' | 'store' | 'store-index', name: string, options: KeyOptions): NativeKeyRing {
   const ikms = secretsFrom(options)
   const bindToBoot = checkBindToBoot(options.bindToBoot)
+  const keychain = checkKeySource(options) === 'keychain'
   try {
     return ikms.length > 0
       ? new native.KeyRing({ scope, name, ikms, bindToBoot })
-      : new native.KeyRing({ scope, name, machine: true, bindToBoot })
+      : new native.KeyRing({ scope, name, machine: true, keychain, bindToBoot })
   } catch (err) {
     throw toSessionError(err)
   } finally {

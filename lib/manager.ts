@@ -3,14 +3,14 @@
 // <dir>/session.enc, written atomically 0600 in a private 0700 directory. Expiry is read
 // natively from the authenticated header before anything is decrypted.
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { mapNative, SessionClosedError, UNREADABLE_CODES, toSessionError } from './errors'
-import { assertFits } from './limits'
+import { defaultSessionDir, squattedDefault } from './default-dir'
+import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from './errors'
+import { checkMaxBytes } from './limits'
 import { withFileMutex } from './file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from './json'
-import { checkBindToBoot, makeKeyRing, secretsFrom, type KeyOptions } from './keys'
+import { checkBindToBoot, checkKeySource, makeKeyRing, secretsFrom, type KeyOptions, type KeySource } from './keys'
 import { checkLogger, type Logger } from './logger'
 import {
   native,
@@ -26,13 +26,23 @@ import { checkDirPath, checkTtl, describe, MAX_MS } from './validate'
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'
-const MAX_BYTES = native.DEFAULT_MAX_BYTES
 
 export interface SessionManagerOptions extends KeyOptions {
   /** Default session lifetime in ms (8 h). */
   ttl?: number
-  /** Directory for session.enc; default `<os.tmpdir()>/.<appName>_session`. */
+  /**
+   * Directory for session.enc. Default: `$XDG_RUNTIME_DIR/<appName>` on Linux when that
+   * directory is private to us, else `<os.tmpdir()>/.<appName>_session-<uid>` (Windows:
+   * `<os.tmpdir()>/.<appName>_session`, the user's own temp directory).
+   */
   dir?: string
+  /** Size cap of session.enc in bytes (default 1 MiB): a bigger record is refused on login. */
+  maxBytes?: number
+  /**
+   * Where the key comes from when no secret is given: 'machine' (the machine id, default) or
+   * 'keychain' (a random seed kept in the OS secret store, combined with the machine id).
+   */
+  keySource?: KeySource
   /** How often expired sessions are removed, in ms (5 min); 0 disables the timer. */
   cleanupInterval?: number
   logger?: Logger
@@ -87,6 +97,17 @@ function laterBy(now: number, ms: number, name: string): number {
   return now + ms
 }
 
+// Never write what the reader would refuse (and then delete) as too large; the error names
+// the option that raises the cap.
+function checkFits(json: string, maxBytes: number): void {
+  if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > maxBytes) {
+    throw new SessionTooLargeError(
+      `session record is over the ${maxBytes}-byte cap (raise it with the SessionManager option maxBytes)`,
+      'ERR_SESSION_TOO_LARGE',
+    )
+  }
+}
+
 function checkAppName(appName: unknown): string {
   if (typeof appName !== 'string') throw new TypeError(`appName must be a string, got ${describe(appName)}`)
   // The name becomes a directory name and part of the key derivation: nothing that could
@@ -103,10 +124,14 @@ export class SessionManager implements AsyncDisposable {
   readonly ttl: number
   readonly sessionDir: string
   readonly sessionFile: string
+  readonly maxBytes: number
   readonly #context: string
-  readonly #keyOptions: KeyOptions
+  // Dropped once the key ring exists: the caller's secrets are not kept in JS after that.
+  #keyOptions: KeyOptions | null
   readonly #cleanupInterval: number
   readonly #logger: Logger
+  readonly #hasLogger: boolean
+  readonly #defaultDir: boolean
   readonly #readCache: boolean
   #cached: CachedRead | null = null
   #ring: NativeKeyRing | null = null
@@ -121,21 +146,30 @@ export class SessionManager implements AsyncDisposable {
     if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
     this.ttl = options.ttl === undefined ? 8 * 3_600_000 : checkTtl('options.ttl', options.ttl)
     if (options.dir !== undefined) checkDirPath('options.dir', options.dir)
-    this.sessionDir = path.resolve(options.dir ?? path.join(os.tmpdir(), `.${this.appName}_session`))
+    this.#defaultDir = options.dir === undefined
+    this.sessionDir = path.resolve(options.dir ?? defaultSessionDir(this.appName))
+    this.maxBytes = checkMaxBytes(options.maxBytes)
     this.sessionFile = path.join(this.sessionDir, FILE_NAME)
     this.#cleanupInterval =
       options.cleanupInterval === undefined || options.cleanupInterval === 0
         ? (options.cleanupInterval ?? 5 * 60_000)
         : checkTtl('options.cleanupInterval', options.cleanupInterval)
     this.#logger = checkLogger(options.logger)
+    this.#hasLogger = options.logger !== undefined
     if (options.readCache !== undefined && typeof options.readCache !== 'boolean') {
       throw new TypeError(`options.readCache must be a boolean, got ${describe(options.readCache)}`)
     }
     this.#readCache = options.readCache ?? false
-    this.#keyOptions = { secret: options.secret, secrets: options.secrets, bindToBoot: options.bindToBoot }
+    this.#keyOptions = {
+      secret: options.secret,
+      secrets: options.secrets,
+      bindToBoot: options.bindToBoot,
+      keySource: options.keySource,
+    }
     // Check the key options now (the key itself is derived lazily, on first use).
     for (const copy of secretsFrom(this.#keyOptions)) copy.fill(0)
     checkBindToBoot(options.bindToBoot)
+    checkKeySource(this.#keyOptions)
     this.#context = `manager:${this.appName}`
   }
 
@@ -149,6 +183,7 @@ export class SessionManager implements AsyncDisposable {
     if (this.#closed) return
     this.#closed = true
     this.#cached = null
+    this.#keyOptions = null
     if (this.#timer) clearInterval(this.#timer)
     await Promise.all(this.#resealing)
     this.#timer = null
@@ -165,8 +200,10 @@ export class SessionManager implements AsyncDisposable {
   /** Creates a session, replacing any other. */
   async login(userId: string, eid: string, options: LoginOptions = {}): Promise<SessionData> {
     const record = this.#newRecord(userId, eid, options)
+    // Refused before the lock: a too-large record never waits for another process.
+    checkFits(JSON.stringify(record), this.maxBytes)
     const { dir, ring } = await this.#readyAsync()
-    await this.#write(dir, ring, record)
+    await this.#locked(dir, () => this.#write(dir, ring, record))
     this.#logger.info('session created', { expiresAt: record.expiresAt }) // no eid: ids stay out of logs
     return record
   }
@@ -175,7 +212,7 @@ export class SessionManager implements AsyncDisposable {
   async logout(): Promise<boolean> {
     const { dir } = await this.#readyAsync()
     this.#cached = null
-    const removed = await mapNative(() => dir.remove(FILE_NAME))
+    const removed = await this.#locked(dir, () => mapNative(() => dir.remove(FILE_NAME)))
     if (removed) this.#logger.info('session deleted (logout)')
     return removed
   }
@@ -232,21 +269,33 @@ export class SessionManager implements AsyncDisposable {
   }
 
   /**
-   * Adds extraMs to the current expiry (not to now). Holds an advisory lock across
-   * read-modify-write so concurrent extensions from several processes all count.
+   * Adds extraMs to the current expiry (not to now). login, logout and extendSession hold the
+   * same cross-process lock, so concurrent extensions from several processes all count, an
+   * extension never brings back a session logged out meanwhile and never overwrites a newer
+   * login: it reads and rewrites whatever is current while no one else can change it.
    */
   async extendSession(extraMs: number): Promise<boolean> {
     checkTtl('extraMs', extraMs)
     const { dir, ring } = await this.#readyAsync()
+    return this.#locked(dir, async () => {
+      const current = await this.getSession()
+      if (current === null) return false
+      const expiresAt = new Date(laterBy(current.expiresAtMs, extraMs, 'extraMs')).toISOString()
+      // existingOnly: a reader that found it expired and removed it meanwhile (readers take no
+      // lock) is not undone either.
+      const written = await this.#write(dir, ring, new SessionData({ ...current.toJSON(), expiresAt }), true)
+      if (written) this.#logger.info('session extended', { expiresAt })
+      return written
+    })
+  }
+
+  // The in-process queue first (one pool thread waits per file), then the flock on
+  // session.enc.lock that other processes of this app take too.
+  #locked<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
     return withFileMutex(this.sessionFile, async () => {
       const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
-        const current = await this.getSession()
-        if (current === null) return false
-        const expiresAt = new Date(laterBy(current.expiresAtMs, extraMs, 'extraMs')).toISOString()
-        await this.#write(dir, ring, new SessionData({ ...current.toJSON(), expiresAt }))
-        this.#logger.info('session extended', { expiresAt })
-        return true
+        return await fn()
       } finally {
         lock.release()
       }
@@ -276,19 +325,18 @@ export class SessionManager implements AsyncDisposable {
     })
   }
 
-  async #write(dir: NativePrivateDir, ring: NativeKeyRing, record: SessionData): Promise<void> {
+  async #write(dir: NativePrivateDir, ring: NativeKeyRing, record: SessionData, existingOnly = false): Promise<boolean> {
     const json = JSON.stringify(record)
-    // Never write what the reader would refuse (and then delete) as too large.
-    assertFits(json, MAX_BYTES, 'session record')
+    checkFits(json, this.maxBytes)
     this.#cached = null
-    await mapNative(() =>
-      dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs),
+    return mapNative(() =>
+      dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs, existingOnly),
     )
   }
 
   #readSync(dir: NativePrivateDir, ring: NativeKeyRing): OpenFileResult | Error {
     try {
-      return dir.openFileSync(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), READ_FLAGS)
+      return dir.openFileSync(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), READ_FLAGS)
     } catch (err) {
       return toSessionError(err) as Error
     }
@@ -296,7 +344,7 @@ export class SessionManager implements AsyncDisposable {
 
   async #read(dir: NativePrivateDir, ring: NativeKeyRing): Promise<OpenFileResult | Error> {
     try {
-      return await dir.openFile(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), READ_FLAGS)
+      return await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), READ_FLAGS)
     } catch (err) {
       return toSessionError(err) as Error
     }
@@ -309,7 +357,7 @@ export class SessionManager implements AsyncDisposable {
       const code = (found as { code?: string }).code
       // Tampered, foreign, rotated away, over the cap: the native call removed the file.
       if (code !== undefined && UNREADABLE_CODES.has(code)) {
-        this.#logger.warn('session file could not be opened and was removed', { code, reason: found.message })
+        this.#discarded('session file could not be opened and was removed', { code, reason: found.message })
         return null
       }
       throw found
@@ -324,12 +372,26 @@ export class SessionManager implements AsyncDisposable {
       session = SessionData.fromParsed(JSON.parse(found.plaintext as string))
     } catch (err) {
       // Authentic but not a record of ours (another program's key and context): unusable.
-      this.#logger.warn('session file holds no valid record and was removed', { reason: String(err) })
+      this.#discarded('session file holds no valid record and was removed', { reason: String(err) })
       discard()
       return null
     }
     if (found.keyIndex > 0) this.#reseal(session)
     return session
+  }
+
+  // A discarded file is worth one line even when no logger was given: a process warning
+  // (shown once per discard on stderr by default) naming the file and why.
+  #discarded(message: string, details: { code?: string; reason: string }): void {
+    if (this.#hasLogger) {
+      this.#logger.warn(message, details)
+      return
+    }
+    const hint = details.code === 'ERR_SESSION_TOO_LARGE' ? '; the SessionManager option maxBytes raises the cap' : ''
+    process.emitWarning(`${message}: ${this.sessionFile} (${details.code ?? 'not a session record'}: ${details.reason}${hint})`, {
+      code: 'SEALED_SESSION_DISCARDED',
+      detail: 'Pass options.logger to SessionManager to receive these as log lines instead.',
+    })
   }
 
   // Opened with an older secret: re-seal with the current one, in the background, under the
@@ -339,7 +401,7 @@ export class SessionManager implements AsyncDisposable {
     const resealing = withFileMutex(this.sessionFile, async () => {
       const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
-        const found = await dir.openFile(ring, FILE_NAME, this.#context, MAX_BYTES, Date.now(), OPEN_AS_STRING)
+        const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
         // Only if the file still holds what we read (same expiry) and is still on an old key.
         if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
           await this.#write(dir, ring, session)
@@ -360,12 +422,15 @@ export class SessionManager implements AsyncDisposable {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')
     if (this.#dir === null || this.#ring === null) {
       // Key first: a missing machine id should fail before a directory is created.
-      const ring = this.#ring ?? makeKeyRing('manager', this.appName, this.#keyOptions)
-      this.#ring = ring
+      if (this.#ring === null) {
+        this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
+        this.#keyOptions = null
+      }
       try {
         this.#dir = new native.PrivateDir(this.sessionDir, true)
       } catch (err) {
-        throw toSessionError(err)
+        const e = toSessionError(err)
+        throw this.#defaultDir ? squattedDefault(e, this.sessionDir) : e
       }
       this.#startCleanup()
     }
@@ -376,7 +441,10 @@ export class SessionManager implements AsyncDisposable {
   async #readyAsync(): Promise<{ dir: NativePrivateDir; ring: NativeKeyRing }> {
     if (this.#closed || this.#dir !== null) return this.#ready()
     // Key first: a missing machine id should fail before a directory is created.
-    this.#ring ??= makeKeyRing('manager', this.appName, this.#keyOptions)
+    if (this.#ring === null) {
+      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
+      this.#keyOptions = null
+    }
     this.#opening ??= native.openPrivateDir(this.sessionDir, true).finally(() => {
       this.#opening = null
     })
@@ -384,7 +452,8 @@ export class SessionManager implements AsyncDisposable {
     try {
       dir = await this.#opening
     } catch (err) {
-      throw toSessionError(err)
+      const e = toSessionError(err)
+      throw this.#defaultDir ? squattedDefault(e, this.sessionDir) : e
     }
     if (this.#dir === null && !this.#closed) {
       this.#dir = dir
@@ -397,17 +466,28 @@ export class SessionManager implements AsyncDisposable {
 
   #startCleanup(): void {
     if (this.#cleanupInterval === 0 || this.#timer) return
-    this.#timer = setInterval(() => {
-      const dir = this.#dir
-      if (!dir) return
-      dir.sweep(Date.now()).then(
-        (r) => {
-          if (r.removed > 0) this.#logger.debug('expired session removed by cleanup', { removed: r.removed })
-        },
-        (err: unknown) => this.#logger.warn('session cleanup failed', { reason: String(toSessionError(err)) }),
-      )
+    // The timer holds the manager weakly: an unclosed manager is still collected (and its key
+    // ring with it, which wipes the key); the first tick after that stops the timer.
+    const self = new WeakRef(this)
+    const timer = setInterval(() => {
+      const m = self.deref()
+      if (m === undefined) clearInterval(timer)
+      else m.#sweep()
     }, this.#cleanupInterval)
     // Never keep a process alive just to clean up.
-    this.#timer.unref()
+    timer.unref()
+    this.#timer = timer
+  }
+
+  #sweep(): void {
+    const dir = this.#dir
+    if (!dir) return
+    const logger = this.#logger
+    dir.sweep(Date.now()).then(
+      (r) => {
+        if (r.removed > 0) logger.debug('expired session removed by cleanup', { removed: r.removed })
+      },
+      (err: unknown) => logger.warn('session cleanup failed', { reason: String(toSessionError(err)) }),
+    )
   }
 }

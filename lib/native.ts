@@ -35,6 +35,8 @@ export interface KeyRingSpec {
   name: string
   /** Read the machine id and the OS uid natively (the default, machine-bound key). */
   machine?: boolean
+  /** With machine: the IKM is a seed kept in the OS secret store (created on first use) ‖ the machine id. */
+  keychain?: boolean
   /** IKMs, current first; used when `machine` is not set. */
   ikms?: Buffer[]
   /** uid for the HKDF info; empty unless machine-bound. Only with `ikms`. */
@@ -163,6 +165,10 @@ export interface NativeBinding {
   peekHeader(envelope: Buffer): EnvelopeHeader
   machineId(): string
   bootId(): string
+  /** Key rings constructed and not yet destroyed (wiped), process-wide. */
+  liveKeyRings(): number
+  /** 'ok', or why the OS secret store cannot be used (no Secret Service, locked, no libsecret). */
+  keychainStatus(): string
   HEADER_SIZE: number
   MIN_ENVELOPE_SIZE: number
   DEFAULT_MAX_BYTES: number

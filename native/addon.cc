@@ -14,6 +14,7 @@
 
 #include "core/envelope.h"
 #include "core/errors.h"
+#include "core/keychain.h"
 #include "core/keys.h"
 #include "core/machine_id.h"
 #include "core/cas.h"
@@ -334,6 +335,16 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
       if (machine) {
         ikms.push_back(sealed::ReadMachineId());
         uid = sealed::CurrentUid();
+        // keySource 'keychain': IKM = the app's 32-byte seed from the OS secret store, then
+        // the machine id (salt and info unchanged). The seed stays in native memory (wiped).
+        if (spec.Get("keychain").ToBoolean()) {
+          std::string seed = sealed::KeychainSeed(name);
+          std::string ikm;
+          ikm.reserve(seed.size() + ikms.back().size());  // no reallocation leaves a copy behind
+          ikm.append(seed).append(ikms.back());
+          OPENSSL_cleanse(seed.data(), seed.size());
+          ikms.back().swap(ikm);  // what is left in ikm is the machine id alone: not a secret
+        }
       } else {
         Napi::Value list = spec.Get("ikms");
         if (!list.IsArray()) ThrowType(env, "spec.ikms must be an array of Buffers when spec.machine is not set");
@@ -688,6 +699,8 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::SetInlineReadMode>("setInlineReadMode", napi_enumerable),
                              InstanceMethod<&Addon::MachineId>("machineId", napi_enumerable),
                              InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
+                             InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
+                             InstanceMethod<&Addon::KeychainStatus>("keychainStatus", napi_enumerable),
                              InstanceValue("HEADER_SIZE", Napi::Number::New(env, sealed::kHeaderSize), napi_enumerable),
                              InstanceValue("MIN_ENVELOPE_SIZE", Napi::Number::New(env, sealed::kMinEnvelope),
                                            napi_enumerable),
@@ -712,6 +725,15 @@ class Addon : public Napi::Addon<Addon> {
   }
   Napi::Value BootId(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::ReadBootId(); }));
+  }
+
+  // Key rings not yet destroyed (and so not yet wiped), process-wide.
+  Napi::Value LiveKeyRings(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(sealed::KeyRing::LiveCount()));
+  }
+
+  Napi::Value KeychainStatus(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::KeychainStatus(); }));
   }
 
   // openPrivateDir(path, create) → Promise<PrivateDir>: the directory opened (and created) on

@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, type SessionManagerOptions } from '../lib/index'
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
+import { needs } from './helpers/ci'
 import { requireDist } from './helpers/dist'
 import { windowsMachineGuid, windowsUserSid } from './helpers/windows-ids'
 
@@ -18,8 +19,13 @@ const SECRET = 'a shared test secret of more than thirty-two characters'
 const OTHER_SECRET = 'another test secret, also longer than thirty-two characters'
 const MACHINE_ID_FILE = '/etc/machine-id'
 const IS_WINDOWS = process.platform === 'win32'
-const HAS_MACHINE_ID = IS_WINDOWS || fs.existsSync(MACHINE_ID_FILE)
+const HAS_MACHINE_ID = needs(IS_WINDOWS || fs.existsSync(MACHINE_ID_FILE), MACHINE_ID_FILE)
+const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id'
+// Windows has no boot id file (bindToBoot's Windows source is tested where it is read).
+const HAS_BOOT_ID = !IS_WINDOWS && needs(fs.existsSync(BOOT_ID_FILE), 'the boot id')
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0
+const SHM = '/dev/shm'
+const HAS_SHM = needs(fs.existsSync(SHM) && fs.statfsSync(SHM).type === 0x01021994, 'a tmpfs at /dev/shm')
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -149,22 +155,91 @@ beforeAll(requireDist)
 
 // ---------------------------------------------------------------------------------------------
 
+/** Runs fn with XDG_RUNTIME_DIR set to value (undefined: unset), restoring it after. */
+function withRuntimeDir<T>(value: string | undefined, fn: () => T): T {
+  const saved = process.env.XDG_RUNTIME_DIR
+  if (value === undefined) delete process.env.XDG_RUNTIME_DIR
+  else process.env.XDG_RUNTIME_DIR = value
+  try {
+    return fn()
+  } finally {
+    if (saved === undefined) delete process.env.XDG_RUNTIME_DIR
+    else process.env.XDG_RUNTIME_DIR = saved
+  }
+}
+
+/** A private (0700) directory on a tmpfs, as XDG_RUNTIME_DIR is. */
+function tmpfsRoot(): string {
+  const dir = fs.mkdtempSync(path.join(SHM, 'ss-xdg-'))
+  fs.chmodSync(dir, 0o700)
+  tmpRoots.push(dir)
+  return dir
+}
+
 describe('SessionManager: defaults and readable properties', () => {
-  it('defaults to <os.tmpdir()>/.<appName>_session/session.enc, 8 h, and creates nothing when constructed', () => {
+  it('defaults to <os.tmpdir()>/.<appName>_session-<uid>/session.enc without XDG_RUNTIME_DIR, 8 h, and creates nothing when constructed', () => {
     const app = `ss-mgr-default-${process.pid}-${Date.now()}`
-    const m = new SessionManager(app)
+    const m = withRuntimeDir(undefined, () => new SessionManager(app))
     managers.push(m)
     expect(m.appName).toBe(app)
-    expect(m.sessionDir).toBe(path.join(os.tmpdir(), `.${app}_session`))
+    expect(m.sessionDir).toBe(path.join(os.tmpdir(), `.${app}_session-${process.getuid!()}`))
     expect(m.sessionFile).toBe(path.join(m.sessionDir, 'session.enc'))
     expect(m.sessionFile.endsWith('session.enc')).toBe(true)
     expect(m.ttl).toBe(8 * 3_600_000)
     expect(fs.existsSync(m.sessionDir)).toBe(false)
 
-    const d = new SessionManager()
+    const d = withRuntimeDir(undefined, () => new SessionManager())
     managers.push(d)
     expect(d.appName).toBe('sealed-session')
-    expect(d.sessionDir).toBe(path.join(os.tmpdir(), '.sealed-session_session'))
+    expect(d.sessionDir).toBe(path.join(os.tmpdir(), `.sealed-session_session-${process.getuid!()}`))
+  })
+
+  it.skipIf(!HAS_SHM)('uses $XDG_RUNTIME_DIR/<appName> when that directory is ours, 0700 and in memory', async () => {
+    const runtime = tmpfsRoot()
+    const m = withRuntimeDir(runtime, () => new SessionManager('xdg-app', { cleanupInterval: 0 }))
+    managers.push(m)
+    expect(m.sessionDir).toBe(path.join(runtime, 'xdg-app'))
+    await m.login('u', 'e')
+    expect(fs.existsSync(path.join(runtime, 'xdg-app', 'session.enc'))).toBe(true)
+  })
+
+  it('falls back to the temp directory when XDG_RUNTIME_DIR is not private, not in memory or not absolute', () => {
+    const fallback = path.join(os.tmpdir(), `.xdg-fallback_session-${process.getuid!()}`)
+    const open = HAS_SHM ? tmpfsRoot() : tmpRoot()
+    fs.chmodSync(open, 0o755)
+    const onDisk = tmpRoot() // /tmp here is not a tmpfs: a runtime dir must be cleared at reboot
+    fs.chmodSync(onDisk, 0o700)
+    const onDiskIsTmpfs = fs.statfsSync(onDisk).type === 0x01021994
+    for (const value of [open, 'relative/dir', '', ...(onDiskIsTmpfs ? [] : [onDisk])]) {
+      const m = withRuntimeDir(value, () => new SessionManager('xdg-fallback', { cleanupInterval: 0 }))
+      managers.push(m)
+      expect(m.sessionDir, `XDG_RUNTIME_DIR=${value}`).toBe(fallback)
+    }
+  })
+
+  it('a squatted default directory throws SessionSecurityError naming the path and both ways out', async () => {
+    const app = `ss-squat-${process.pid}-${Date.now()}`
+    const m = withRuntimeDir(undefined, () => new SessionManager(app, { cleanupInterval: 0 }))
+    managers.push(m)
+    // Another user got there first: as root, a directory of uid 65534; otherwise one that
+    // others can write (both are refused the same way).
+    fs.mkdirSync(m.sessionDir, { mode: 0o700 })
+    tmpRoots.push(m.sessionDir)
+    if (IS_ROOT) fs.chownSync(m.sessionDir, 65534, 65534)
+    else fs.chmodSync(m.sessionDir, 0o777)
+    const err = await m.login('u', 'e').then(() => null, (e: unknown) => e)
+    expect(err).toBeInstanceOf(SessionSecurityError)
+    const message = (err as Error).message
+    expect(message).toContain(m.sessionDir)
+    expect(message).toContain('option dir')
+    expect(message).toContain(`remove ${m.sessionDir}`)
+    expect(() => m.getSessionSync()).toThrow(SessionSecurityError)
+    expect(fs.readdirSync(m.sessionDir)).toEqual([])
+    // An explicit dir that is unsafe says nothing about the default.
+    const explicit = manager('squat-explicit', { dir: m.sessionDir })
+    const e2 = await explicit.login('u', 'e').then(() => null, (e: unknown) => e)
+    expect(e2).toBeInstanceOf(SessionSecurityError)
+    expect((e2 as Error).message).not.toContain('default session directory')
   })
 
   it('takes ttl and dir from options', () => {
@@ -454,15 +529,22 @@ describe('SessionManager: expiry and extension', () => {
   it('an expired session reads as null, its file is removed and a debug line logged', async () => {
     const logger = spyLogger()
     const m = manager('expiry-app', { dir: sessionsDir(), logger })
-    await m.login('u', 'e', { ttl: 50 })
-    expect(await m.isLoggedIn()).toBe(true)
-    await sleep(80)
-    expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (cleanupInterval 0)
-    expect(await m.getSession()).toBeNull()
-    expect(fs.existsSync(m.sessionFile)).toBe(false)
-    expect(logger.debug).toHaveBeenCalled()
-    expect(logger.warn).not.toHaveBeenCalled()
-    expect(await m.extendSession(60_000)).toBe(false) // too late to extend
+    // Date frozen, then moved past the expiry: no dependence on how fast this machine is.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now())
+      const s = await m.login('u', 'e', { ttl: 50 })
+      expect(await m.isLoggedIn()).toBe(true)
+      vi.setSystemTime(s.expiresAtMs + 30)
+      expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (cleanupInterval 0)
+      expect(await m.getSession()).toBeNull()
+      expect(fs.existsSync(m.sessionFile)).toBe(false)
+      expect(logger.debug).toHaveBeenCalled()
+      expect(logger.warn).not.toHaveBeenCalled()
+      expect(await m.extendSession(60_000)).toBe(false) // too late to extend
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('the sync twin sees expiry too', async () => {
@@ -489,11 +571,19 @@ describe('SessionManager: expiry and extension', () => {
   })
 
   it('extendSession revives a short session past its original end', async () => {
-    const m = manager('extend-short', { dir: sessionsDir() })
-    await m.login('u', 'e', { ttl: 60 })
-    expect(await m.extendSession(60_000)).toBe(true)
-    await sleep(100)
-    expect(await m.getUserId()).toBe('u')
+    // The clock is frozen while the short session is extended (a loaded machine could let
+    // 60 ms pass first), then moved past its original end.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now())
+      const m = manager('extend-short', { dir: sessionsDir() })
+      const s = await m.login('u', 'e', { ttl: 60 })
+      expect(await m.extendSession(60_000)).toBe(true)
+      vi.setSystemTime(s.expiresAtMs + 1000)
+      expect(await m.getUserId()).toBe('u')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('extendSession with no session is false and writes nothing', async () => {
@@ -503,14 +593,18 @@ describe('SessionManager: expiry and extension', () => {
   })
 
   it('the cleanup timer removes an expired file without any call', async () => {
+    // Wait for the event asserted (the sweep's report), not for the file to vanish: the file
+    // goes before the report is logged.
+    let reported!: (details: unknown) => void
+    const report = new Promise((resolve) => (reported = resolve))
     const logger = spyLogger()
+    logger.debug.mockImplementation((message: string, details: unknown) => {
+      if (message === 'expired session removed by cleanup') reported(details)
+    })
     const m = manager('sweep-app', { dir: sessionsDir(), cleanupInterval: 50, logger })
     await m.login('u', 'e', { ttl: 30 })
-    const start = Date.now()
-    // The file goes on a pool thread; the log line follows on the main thread: wait for both.
-    while ((fs.existsSync(m.sessionFile) || logger.debug.mock.calls.length === 0) && Date.now() - start < 5000) await sleep(10)
+    expect(await report).toEqual({ removed: 1 })
     expect(fs.existsSync(m.sessionFile)).toBe(false)
-    expect(logger.debug).toHaveBeenCalled()
   })
 
   it('close() stops the cleanup timer', async () => {
@@ -714,7 +808,7 @@ describe('SessionManager: unsafe directories are refused', () => {
     expect(mode(dir)).toBe(m) // not silently "fixed"
   })
 
-  it.skipIf(!IS_ROOT)('a directory owned by another user (uid 65534)', async () => {
+  it.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by another user (uid 65534)', async () => {
     const dir = path.join(tmpRoot(), 'nobody')
     fs.mkdirSync(dir, { mode: 0o700 })
     fs.chownSync(dir, 65534, 65534)
@@ -840,9 +934,8 @@ describe.skipIf(!HAS_MACHINE_ID)('SessionManager: keys as SPEC section 3 pins th
     expect(() => open(key, bytes, 'manager:other')).toThrow()
   })
 
-  it('bindToBoot appends the boot id to the HKDF info', async () => {
-    const bootFile = '/proc/sys/kernel/random/boot_id'
-    if (!fs.existsSync(bootFile)) return
+  it.skipIf(!HAS_BOOT_ID)('bindToBoot appends the boot id to the HKDF info', async () => {
+    const bootFile = BOOT_ID_FILE
     const app = 'spec-boot'
     const m = manager(app, { dir: sessionsDir(), bindToBoot: true })
     const s = await m.login('u', 'e')
@@ -871,5 +964,83 @@ describe.skipIf(!HAS_MACHINE_ID)('SessionManager: keys as SPEC section 3 pins th
     fs.writeFileSync(m.sessionFile, seal(machineKey(app), JSON.stringify(record), 'manager:someone-else', now, now + 60_000), { mode: 0o600 })
     expect(await m.getSession()).toBeNull()
     expectDiscarded(logger, m.sessionFile)
+  })
+})
+
+describe('SessionManager: maxBytes', () => {
+  it('caps the record at options.maxBytes, and the too-large error names the option', async () => {
+    const m = manager('max-app', { dir: sessionsDir(), maxBytes: 2048 })
+    expect(m.maxBytes).toBe(2048)
+    await m.login('u', 'e', { data: { s: 'x'.repeat(1500) } })
+    const err = await m.login('u', 'e', { data: { s: 'x'.repeat(3000) } }).then(() => null, (e: unknown) => e)
+    expect(err).toMatchObject({ name: 'SessionTooLargeError', code: 'ERR_SESSION_TOO_LARGE' })
+    expect((err as Error).message).toContain('maxBytes')
+    expect((err as Error).message).toContain('2048')
+    expect((await m.getSession())?.data).toEqual({ s: 'x'.repeat(1500) }) // the old one stays
+    // A larger cap takes it; the default is 1 MiB.
+    const big = manager('max-app-big', { dir: sessionsDir(), maxBytes: 8192 })
+    await big.login('u', 'e', { data: { s: 'x'.repeat(3000) } })
+    expect(manager('max-default', { dir: sessionsDir() }).maxBytes).toBe(1024 * 1024)
+  })
+
+  it('rejects a bad maxBytes naming the option', () => {
+    expect(() => new SessionManager('a', { maxBytes: '1' as never })).toThrow(/options\.maxBytes/)
+    expect(() => new SessionManager('a', { maxBytes: 10 })).toThrow(RangeError)
+  })
+})
+
+describe('SessionManager: discards are never silent', () => {
+  it('with no logger, a tampered file emits one process warning (SEALED_SESSION_DISCARDED) naming the file and why', async () => {
+    const dir = sessionsDir()
+    const writer = manager('warn-app', { dir })
+    await writer.login('u', 'e')
+    const bytes = fs.readFileSync(writer.sessionFile)
+    bytes[bytes.length - 1] ^= 1
+    fs.writeFileSync(writer.sessionFile, bytes)
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      const reader = manager('warn-app', { dir })
+      expect(await reader.getSession()).toBeNull()
+      // process warnings are emitted on the next tick
+      await new Promise((r) => setImmediate(r))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    const ours = warnings.filter((w) => (w as { code?: string }).code === 'SEALED_SESSION_DISCARDED')
+    expect(ours).toHaveLength(1)
+    expect(ours[0].message).toContain(writer.sessionFile)
+    expect(ours[0].message).toContain('ERR_SESSION_TAMPERED')
+    expect(fs.existsSync(writer.sessionFile)).toBe(false)
+  })
+
+  it('with a logger, the logger gets it and no process warning is emitted', async () => {
+    const dir = sessionsDir()
+    const writer = manager('warn-logger', { dir, secret: SECRET })
+    await writer.login('u', 'e')
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    const logger = spyLogger()
+    try {
+      const reader = manager('warn-logger', { dir, secret: OTHER_SECRET, logger })
+      expect(reader.getSessionSync()).toBeNull()
+      await new Promise((r) => setImmediate(r))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings.filter((w) => (w as { code?: string }).code === 'SEALED_SESSION_DISCARDED')).toEqual([])
+    expectDiscarded(logger, writer.sessionFile)
+  })
+})
+
+describe('SessionManager: keySource', () => {
+  it("is 'machine' or 'keychain'; 'keychain' with a secret is a TypeError; neither touches the keychain when constructed", () => {
+    expect(() => new SessionManager('a', { keySource: 'tpm' as never })).toThrow(/options\.keySource/)
+    expect(() => new SessionManager('a', { keySource: 'keychain', secret: SECRET })).toThrow(TypeError)
+    expect(() => new SessionManager('a', { keySource: 'keychain', secrets: [SECRET] })).toThrow(/cannot be combined/)
+    expect(() => new SessionManager('a', { keySource: 'machine', secret: SECRET })).not.toThrow()
+    expect(() => new SessionManager('a', { keySource: 'keychain', cleanupInterval: 0 })).not.toThrow()
   })
 })

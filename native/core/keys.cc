@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -15,6 +16,8 @@ namespace sealed {
 namespace {
 // OpenSSL 3.0 caps HKDF info at 1024 bytes; our info is far shorter for sane names.
 constexpr size_t kMaxInfo = 1024;
+
+std::atomic<int64_t> g_live_rings{0};
 
 struct PkeyCtxFree {
   void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
@@ -95,11 +98,15 @@ KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, s
     OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
     throw;
   }
+  g_live_rings.fetch_add(1, std::memory_order_relaxed);
 }
+
+int64_t KeyRing::LiveCount() { return g_live_rings.load(std::memory_order_relaxed); }
 
 KeyRing::~KeyRing() {
   for (size_t i = 0; i < keys_.size() * kCtxSlotsPerKey; i++) EVP_CIPHER_CTX_free(slots_[i].ctx);
   OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
+  g_live_rings.fetch_sub(1, std::memory_order_relaxed);
 }
 
 KeyRing::CtxSlot* KeyRing::TryTakeSlot(size_t i) const {

@@ -43,6 +43,10 @@ void HmacSha256(const uint8_t* key, size_t key_len, const uint8_t* msg, size_t m
 
 class KeyRing {
  public:
+  // Rings alive in this process (constructed and not yet destroyed, so not yet wiped): lets
+  // tests prove that an unclosed manager or store that was collected took its keys with it.
+  static int64_t LiveCount();
+
   // ikms: current first. Throws Error(kInvalidArg) on empty ikm list or over-long info.
   KeyRing(const std::vector<std::string>& ikms, std::string_view scope, std::string_view name, std::string_view uid,
           std::string_view boot_id);

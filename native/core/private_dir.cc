@@ -24,8 +24,6 @@ namespace {
 
 constexpr const char* kLockSuffix = ".lock";
 constexpr const char* kTempSuffix = ".tmp";
-// A temp file this old was left by a crash mid-write; the sweep removes it.
-constexpr time_t kStaleTempSeconds = 3600;
 
 bool EndsWith(const std::string& s, const char* suffix) {
   size_t n = strlen(suffix);
@@ -338,6 +336,7 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
     if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);
     Check();
+    RemoveStaleTemps();
   } catch (...) {
     close(fd_);
     fd_ = -1;
@@ -354,19 +353,39 @@ void PrivateDir::Check() const {
   CheckOwnedAndPrivate(st, euid_, "session directory " + path_);
 }
 
+// A fresh temp file for name, created and flock()ed by us. The lock is what tells a live
+// writer's temp file from a dead one's (RemoveStaleTemps takes only unlocked ones), so it is
+// held from just after creation until the rename. A cleaner can take the lock only in the
+// instant between openat and flock: we then find the name gone (or locked) and start over.
+int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) const {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+    char hex[17];
+    for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    *tmp = "." + name + "." + hex + kTempSuffix;
+    int fd = RetryOpenAt(fd_, tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (fd < 0) ThrowIo("open", path_ + "/" + *tmp, errno);
+    int rc;
+    do {
+      rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    struct stat mine, named;
+    if (rc == 0 && fstat(fd, &mine) == 0 && fstatat(fd_, tmp->c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        mine.st_dev == named.st_dev && mine.st_ino == named.st_ino)
+      return fd;
+    close(fd);  // taken by a cleaner in that instant: it removes the file; try a new name
+  }
+  throw Error(code::kIo, "could not create a locked temp file in " + path_);
+}
+
 bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
                              std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
-  uint8_t rnd[8];
-  if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
-  char hex[17];
-  for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-  const std::string tmp = "." + name + "." + hex + kTempSuffix;
+  std::string tmp;
   const std::string what = path_ + "/" + name;
-
-  int fd = RetryOpenAt(fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-  if (fd < 0) ThrowIo("open", path_ + "/" + tmp, errno);
+  int fd = CreateLockedTemp(name, &tmp);
   try {
     // Exactly 0600 whatever the umask (it can only have removed bits).
     if (fchmod(fd, 0600) != 0) ThrowIo("chmod", what, errno);
@@ -377,23 +396,24 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
       close(fd);
       fd = -1;
       unlinkat(fd_, tmp.c_str(), 0);
+      CloseQuietly(fd);
       return false;
     }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
     // The expiry as the mtime, for the sweep (see Sweep), set through our descriptor once the
-    // file is in place: a temp file left by a crash keeps its write time, which the stale-temp
-    // rule reads. Best effort, and not fsynced: where it is missing or lost in a crash, the
-    // sweep reads the header instead.
+    // file is in place. Best effort, and not fsynced: where it is missing or lost in a crash,
+    // the sweep reads the header instead.
     if (expires_at) {
       const struct timespec times[2] = {{0, UTIME_OMIT}, ExpiryAsTime(*expires_at)};
       futimens(fd, times);
     }
+    // Closed (and so unlocked) only after the rename: until then the temp file is ours.
     int rc = close(fd);
     fd = -1;
     if (rc != 0) ThrowIo("close", what, errno);
   } catch (...) {
+    if (fd >= 0) unlinkat(fd_, tmp.c_str(), 0);
     CloseQuietly(fd);
-    unlinkat(fd_, tmp.c_str(), 0);
     throw;
   }
   // The rename is durable only once the directory entry is on disk.
@@ -599,20 +619,42 @@ std::vector<std::string> PrivateDir::List() const {
   return names;
 }
 
+bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
+  if (name.size() < 2 || name[0] != '.' || !EndsWith(name, kTempSuffix)) return false;
+  int fd = RetryOpenAt(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return false;
+  FdGuard g{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
+  // A live writer holds the lock until its rename; a dead one's lock went with its process.
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
+  struct stat now;
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
+      now.st_ino != st.st_ino)
+    return false;
+  return unlinkat(fd_, name.c_str(), 0) == 0;  // still locked by us: no writer can be using it
+}
+
+uint64_t PrivateDir::RemoveStaleTemps() const {
+  uint64_t removed = 0;
+  try {
+    ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
+      if ((type == DT_REG || type == DT_UNKNOWN) && RemoveIfStaleTemp(name)) removed++;
+    });
+  } catch (const Error&) {
+    // Best effort at open: an unreadable listing shows up in the calls that need it.
+  }
+  return removed;
+}
+
 SweepStats PrivateDir::Sweep(uint64_t now) const {
   Check();
   SweepStats s;
-  const time_t wall = time(nullptr);
   ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
     if (type != DT_REG && type != DT_UNKNOWN) return;
     if (EndsWith(name, kLockSuffix)) return;
     if (name[0] == '.') {
-      // A temp file left by a writer that died before its rename.
-      struct stat st;
-      if (EndsWith(name, kTempSuffix) && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISREG(st.st_mode) && st.st_uid == euid_ && wall - st.st_mtime > kStaleTempSeconds) {
-        unlinkat(fd_, name.c_str(), 0);
-      }
+      RemoveIfStaleTemp(name);  // a temp file whose writer died before its rename
       return;
     }
     s.scanned++;

@@ -86,6 +86,9 @@ class PrivateDir {
   bool Remove(const std::string& name) const;
   std::vector<std::string> List() const;
   SweepStats Sweep(uint64_t now) const;
+  // Removes temp files whose writer is gone (their flock can be taken); never a live
+  // writer's. Runs when the directory is opened and in every Sweep. Returns how many.
+  uint64_t RemoveStaleTemps() const;
   // Blocks until the lock is ours: call it off the main thread.
   std::unique_ptr<FileLock> Lock(const std::string& name) const;
 
@@ -96,6 +99,8 @@ class PrivateDir {
  private:
   // Opens name for reading: regular, ours, not a symlink. -1 with errno ENOENT when missing.
   int OpenForRead(const std::string& name, struct stat* st) const;
+  int CreateLockedTemp(const std::string& name, std::string* tmp) const;
+  bool RemoveIfStaleTemp(const std::string& name) const;
   void CheckOpened(int fd, const struct stat& st, const std::string& name) const;
   // Unlinks name only if it is still the file we looked at (same device and inode).
   void RemoveIfSame(const std::string& name, const struct stat& st) const;

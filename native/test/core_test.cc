@@ -1004,26 +1004,48 @@ TEST(pdir_sweep) {
   CHECK_EQ(utimensat(AT_FDCWD, (t / "junk").c_str(), past, 0), 0);
   CHECK_EQ(utimensat(AT_FDCWD, (t / "short").c_str(), past, 0), 0);
   { auto lock = d.Lock("live"); }
+  // Temp files nobody holds a lock on: their writer is gone, whatever their age.
   WriteRaw(t / ".old.0123456789abcdef.tmp", "stale");
   WriteRaw(t / ".new.0123456789abcdef.tmp", "fresh");
   WriteRaw(t / ".dotfile", "not a temp");
-  struct timespec times[2];
-  clock_gettime(CLOCK_REALTIME, &times[0]);
-  times[0].tv_sec -= 2 * 3600;
-  times[1] = times[0];
-  CHECK_EQ(utimensat(AT_FDCWD, (t / ".old.0123456789abcdef.tmp").c_str(), times, 0), 0);
   mkdir((t / "subdir").c_str(), 0700);
 
   SweepStats s = d.Sweep(5000);
   CHECK_EQ(s.removed, uint64_t{3});
   CHECK_EQ(s.scanned, uint64_t{7});  // 5 envelopes, junk, short
   CHECK_EQ(s.skipped, uint64_t{2});  // junk, short
-  CHECK_EQ(Join(RawNames(t.path)), std::string(".dotfile,.new.0123456789abcdef.tmp,junk,live,live.lock,never,short,subdir"));
+  CHECK_EQ(Join(RawNames(t.path)), std::string(".dotfile,junk,live,live.lock,never,short,subdir"));
   // A second sweep finds nothing more to remove.
   CHECK_EQ(d.Sweep(5000).removed, uint64_t{0});
   // Later everything with an expiry goes; the never-expiring envelope stays.
   CHECK_EQ(d.Sweep(UINT64_MAX).removed, uint64_t{1});
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
+}
+
+TEST(pdir_stale_temps_go_live_ones_stay) {
+  TempDir t;
+  WriteRaw(t / ".dead.0123456789abcdef.tmp", "left by a crash");
+  WriteRaw(t / ".live.0123456789abcdef.tmp", "being written");
+  WriteRaw(t / ".notatemp", "kept");
+  // A live writer: holds flock on its temp file (another open file description conflicts).
+  int live = open((t / ".live.0123456789abcdef.tmp").c_str(), O_RDONLY);
+  CHECK(live >= 0);
+  CHECK_EQ(flock(live, LOCK_EX | LOCK_NB), 0);
+  PrivateDir d(t.path, false);  // opening removes the dead one
+  CHECK(!Exists(t / ".dead.0123456789abcdef.tmp"));
+  CHECK(Exists(t / ".live.0123456789abcdef.tmp"));
+  CHECK(Exists(t / ".notatemp"));
+  WriteRaw(t / ".dead2.0123456789abcdef.tmp", "another");
+  CHECK_EQ(d.RemoveStaleTemps(), uint64_t{1});
+  d.Sweep(0);
+  CHECK(Exists(t / ".live.0123456789abcdef.tmp"));
+  close(live);  // the writer dies
+  d.Sweep(0);
+  CHECK(!Exists(t / ".live.0123456789abcdef.tmp"));
+  // Our own writes leave no temp file behind, and the written file is whole.
+  Bytes data = B("payload");
+  CHECK(d.WriteAtomic("f", data.data(), data.size()));
+  CHECK_EQ(Join(RawNames(t.path)), std::string(".notatemp,f"));
 }
 
 TEST(cas_record_version) {
