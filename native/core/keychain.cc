@@ -53,7 +53,7 @@ constexpr const char* kOtherSources =
   return hex;
 }
 
-std::string Label(std::string_view app) { return "sealed-session key seed for " + std::string(app); }
+[[maybe_unused]] std::string Label(std::string_view app) { return "sealed-session key seed for " + std::string(app); }
 
 }  // namespace
 

@@ -46,8 +46,6 @@ namespace {
 
 constexpr const char* kLockSuffix = ".lock";
 constexpr const char* kTempSuffix = ".tmp";
-// A temp file this old was left by a crash mid-write; the sweep removes it.
-constexpr int64_t kStaleTempSeconds = 3600;
 // Rights that let someone change a file or directory, or what is in it.
 constexpr ACCESS_MASK kWriteRights = FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_EA | FILE_WRITE_ATTRIBUTES |
                                      FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE |
@@ -448,11 +446,6 @@ void RemoveIfStillSame(const std::string& dir, const std::string& name, const Fi
   SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del);
 }
 
-int64_t UnixSeconds(const FILETIME& ft) {
-  uint64_t t = (static_cast<uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
-  return static_cast<int64_t>(t / 10000000ULL) - 11644473600LL;
-}
-
 // 100 ns ticks from 1601 to 1970.
 constexpr uint64_t kEpochTicks = 116444736000000000ULL;
 // Never-expiring envelopes (0) and expiries past year 2514 get that far-future time, as on
@@ -472,6 +465,20 @@ FILETIME ExpiryAsFileTime(uint64_t expires_at_ms) {
 uint64_t UnixMs(const FILETIME& ft) {
   const uint64_t t = (static_cast<uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
   return t < kEpochTicks ? 0 : (t - kEpochTicks) / 10000;
+}
+
+// A writer locks its temp file from creation until the rename is done and its handle closed;
+// a dead writer's lock goes with its process. The lock sits far past any data: byte-range
+// locks are mandatory on Windows, and this one must never stand in the way of a read.
+bool LockTempRange(HANDLE h) {
+  OVERLAPPED ov{};
+  ov.OffsetHigh = 0x7FFFFFFF;
+  return LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov) != 0;
+}
+
+bool DeletePending(HANDLE h) {
+  FILE_STANDARD_INFO si;
+  return GetFileInformationByHandleEx(h, FileStandardInfo, &si, sizeof si) && si.DeletePending;
 }
 
 // Calls fn(name, find data) for each entry of dir except "." and "..".
@@ -619,6 +626,7 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   fd_ = ToFd(h, path);
   try {
     Check();
+    RemoveStaleTemps();
   } catch (...) {
     _close(fd_);
     fd_ = -1;
@@ -644,34 +652,26 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
                              std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
-  uint8_t rnd[8];
-  if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
-  char hex[17];
-  for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-  const std::string tmp = "." + name + "." + hex + kTempSuffix;
+  std::string tmp;
+  const int fd = CreateLockedTemp(name, &tmp);
+  const HANDLE h = H(fd);
   const std::wstring wtmp = Child(path_, tmp), wname = Child(path_, name);
   const std::string what = path_ + "\\" + name;
-
-  PrivateSd sd(false);
-  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL). The handle
-  // stays open across the rename (MoveFileExW needs FILE_SHARE_DELETE for that) so the expiry
-  // is set on the very file we wrote; FILE_SHARE_READ lets readers open it once it has its name.
-  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, sd.attrs(), CREATE_NEW,
-                       FILE_ATTRIBUTE_NORMAL, nullptr));
-  if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + tmp, GetLastError());
+  bool open = true;
   try {
     while (len > 0) {
       DWORD n = 0;
       DWORD want = static_cast<DWORD>(std::min<size_t>(len, 1u << 30));
-      if (!WriteFile(h.h, data, want, &n, nullptr)) ThrowWin("WriteFile", what, GetLastError());
+      if (!WriteFile(h, data, want, &n, nullptr)) ThrowWin("WriteFile", what, GetLastError());
       data += n;
       len -= n;
     }
-    if (!FlushFileBuffers(h.h)) ThrowWin("FlushFileBuffers", what, GetLastError());
+    if (!FlushFileBuffers(h)) ThrowWin("FlushFileBuffers", what, GetLastError());
     if (existing_only && GetFileAttributesW(wname.c_str()) == INVALID_FILE_ATTRIBUTES &&
         (GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)) {
-      h = Handle();
-      DeleteFileW(wtmp.c_str());
+      DeleteFileW(wtmp.c_str());  // gone when we close it, still locked until then
+      open = false;
+      _close(fd);
       return false;
     }
     // WRITE_THROUGH: returns once the rename is on disk (the directory fsync of POSIX).
@@ -680,22 +680,47 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
         }))
       ThrowWin("MoveFileEx", what, GetLastError());
     // The expiry as the last-write time, for the sweep, set through our handle once the file is
-    // in place: a temp left by a crash keeps its write time (the stale-temp rule reads it). Best
-    // effort, as on POSIX: where it is missing the sweep reads the header.
+    // in place: a temp left by a crash keeps its write time. Best effort, as on POSIX: where it
+    // is missing the sweep reads the header.
     if (expires_at) {
       const FILETIME ft = ExpiryAsFileTime(*expires_at);
-      SetFileTime(h.h, nullptr, nullptr, &ft);
+      SetFileTime(h, nullptr, nullptr, &ft);
     }
-    HANDLE raw = h.release();
-    if (!CloseHandle(raw)) ThrowWin("CloseHandle", what, GetLastError());
+    // Closed (and so unlocked) only after the rename: until then the temp file is ours.
+    open = false;
+    if (_close(fd) != 0) ThrowWin("CloseHandle", what, GetLastError());
   } catch (...) {
-    DWORD err = GetLastError();
-    h = Handle();
-    DeleteFileW(wtmp.c_str());
-    SetLastError(err);
+    if (open) {
+      DWORD err = GetLastError();
+      DeleteFileW(wtmp.c_str());
+      _close(fd);
+      SetLastError(err);
+    }
     throw;
   }
   return true;
+}
+
+// A fresh temp file for name, created with our DACL and locked (LockTempRange) by us; its
+// handle as a CRT descriptor. The handle shares read (readers open the file once it has its
+// name) and delete (MoveFileExW needs it). A cleaner can take the lock only in the instant
+// between CreateFileW and LockFileEx: it then marks the file for deletion, which we see, and
+// we start over with a new name.
+int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) const {
+  PrivateSd sd(false);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+    char hex[17];
+    for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    *tmp = "." + name + "." + hex + kTempSuffix;
+    // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL).
+    Handle h(CreateFileW(Child(path_, *tmp).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, sd.attrs(),
+                         CREATE_NEW, FILE_ATTRIBUTE_NORMAL, nullptr));
+    if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + *tmp, GetLastError());
+    if (LockTempRange(h.h) && !DeletePending(h.h)) return ToFd(h, path_ + "\\" + *tmp);
+  }
+  throw Error(code::kIo, "could not create a locked temp file in " + path_);
 }
 
 std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, size_t max_bytes) const {
@@ -785,24 +810,49 @@ std::vector<std::string> PrivateDir::List() const {
   return names;
 }
 
+bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
+  if (name.size() < 2 || name[0] != '.' || !EndsWith(name, kTempSuffix)) return false;
+  const std::wstring w = Child(path_, name);
+  // Read access: a lock needs it (a live writer's handle shares read).
+  Handle h(CreateFileW(w.c_str(), GENERIC_READ | DELETE | READ_CONTROL | FILE_READ_ATTRIBUTES,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+                       FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+  if (!h.ok()) return false;
+  BY_HANDLE_FILE_INFORMATION bi;
+  if (!GetFileInformationByHandle(h.h, &bi) || (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+      IsReparse(PathAttributes(w)) || GetFileType(h.h) != FILE_TYPE_DISK)
+    return false;
+  try {
+    CheckOwnedAndPrivate(h.h, "temp file " + path_ + "\\" + name);
+  } catch (const Error&) {
+    return false;  // not ours: left alone
+  }
+  // A live writer holds the lock until its rename; a dead one's lock went with its process.
+  if (!LockTempRange(h.h)) return false;
+  // Deleted through this very handle (so it is still the file we judged), once it closes.
+  FILE_DISPOSITION_INFO del{TRUE};
+  return SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del) != 0;
+}
+
+uint64_t PrivateDir::RemoveStaleTemps() const {
+  uint64_t removed = 0;
+  try {
+    ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
+      if (PlainEntry(fd) && RemoveIfStaleTemp(name)) removed++;
+    });
+  } catch (const Error&) {
+    // Best effort at open: an unreadable listing shows up in the calls that need it.
+  }
+  return removed;
+}
+
 SweepStats PrivateDir::Sweep(uint64_t now) const {
   Check();
   SweepStats s;
-  const int64_t wall = static_cast<int64_t>(time(nullptr));
   ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
     if (!PlainEntry(fd) || EndsWith(name, kLockSuffix)) return;
     if (name[0] == '.') {
-      // A temp file left by a writer that died before its rename.
-      if (EndsWith(name, kTempSuffix) && wall - UnixSeconds(fd.ftLastWriteTime) > kStaleTempSeconds) {
-        FileInfo info;
-        try {
-          Handle h = OpenEntry(path_, name, 0, &info, "temp file");
-          if (!h.ok()) return;
-        } catch (const Error&) {
-          return;  // not ours: left alone
-        }
-        RemoveIfStillSame(path_, name, info);
-      }
+      RemoveIfStaleTemp(name);  // a temp file whose writer died before its rename
       return;
     }
     s.scanned++;

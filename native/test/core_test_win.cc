@@ -148,16 +148,19 @@ bool MakeDirWithSddl(const std::string& path, const std::string& sddl) {
   return ok != 0;
 }
 
-void SetOld(const std::string& path, int64_t seconds_ago) {
-  HANDLE h = CreateFileA(path.c_str(), FILE_WRITE_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         nullptr, OPEN_EXISTING, 0, nullptr);
-  FILETIME now;
-  GetSystemTimeAsFileTime(&now);
-  uint64_t t = (static_cast<uint64_t>(now.dwHighDateTime) << 32 | now.dwLowDateTime) -
-               static_cast<uint64_t>(seconds_ago) * 10000000ULL;
-  FILETIME old{static_cast<DWORD>(t), static_cast<DWORD>(t >> 32)};
-  SetFileTime(h, nullptr, nullptr, &old);
-  CloseHandle(h);
+// Stands in for a live writer: a handle on its temp file holding the lock a writer holds
+// (private_dir_win.cc's LockTempRange: one byte at offset 0x7FFFFFFF00000000). Close to release.
+HANDLE HoldTempLock(const std::string& path) {
+  HANDLE h = CreateFileA(path.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                         OPEN_EXISTING, 0, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return h;
+  OVERLAPPED ov{};
+  ov.OffsetHigh = 0x7FFFFFFF;
+  if (!LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov)) {
+    CloseHandle(h);
+    return INVALID_HANDLE_VALUE;
+  }
+  return h;
 }
 
 // The last-write time in ms since 1970, and setting it (what the sweep reads from the listing).
@@ -494,9 +497,10 @@ TEST(win_list_and_sweep) {
   d.SealToFile(*ring, "live", pt.data(), pt.size(), kCtx, 1, 5000);
   d.SealToFile(*ring, "dead", pt.data(), pt.size(), kCtx, 1, 100);
   { auto lock = d.Lock("live"); }
-  WriteRaw(t / ".live.0011223344556677.tmp", "fresh temp");
-  WriteRaw(t / ".live.8899aabbccddeeff.tmp", "stale temp");
-  SetOld(t / ".live.8899aabbccddeeff.tmp", 2 * 3600);
+  WriteRaw(t / ".live.0011223344556677.tmp", "a live writer's temp");
+  WriteRaw(t / ".live.8899aabbccddeeff.tmp", "a dead writer's temp");
+  HANDLE writer = HoldTempLock(t / ".live.0011223344556677.tmp");
+  CHECK(writer != INVALID_HANDLE_VALUE);
   WriteRaw(t / "junk", "not an envelope");
   // Written without an expiry, its write time is now: set to the past so the sweep reads it (a
   // file whose write time is ahead is passed by on the listing alone).
@@ -510,7 +514,9 @@ TEST(win_list_and_sweep) {
   CHECK_EQ(s.removed, uint64_t{1});
   CHECK_EQ(s.skipped, uint64_t{1});
   CHECK_EQ(Join(RawNames(t.path)), std::string(".live.0011223344556677.tmp,junk,live,live.lock,never,subdir"));
+  CloseHandle(writer);  // the writer is gone: its temp goes at the next sweep
   CHECK_EQ(d.Sweep(UINT64_MAX).removed, uint64_t{1});
+  CHECK(!Exists(t / ".live.0011223344556677.tmp"));
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
 }
 
@@ -586,6 +592,37 @@ TEST(win_path_walk_creates_and_resolves) {
   WriteRaw(t / "file", "x");
   CHECK_CODE(PrivateDir(t / "file\\d", true), code::kIo);
   CHECK_CODE(PrivateDir(t / "file", false), code::kUnsafePath);
+}
+
+TEST(win_stale_temps_go_at_open_and_sweep) {
+  TempDir t;
+  { PrivateDir first(t.path, false); }
+  const std::string dead = t / ".s.0011223344556677.tmp", live = t / ".s.8899aabbccddeeff.tmp";
+  WriteRaw(dead, "torn");  // written a moment ago: no age rule
+  WriteRaw(live, "in flight");
+  HANDLE writer = HoldTempLock(live);
+  CHECK(writer != INVALID_HANDLE_VALUE);
+  PrivateDir d(t.path, false);
+  CHECK(!Exists(dead));  // removed when the directory was opened
+  CHECK(Exists(live));   // its writer holds the lock
+  CHECK_EQ(d.RemoveStaleTemps(), uint64_t{0});
+  // A temp that is not ours to judge (a directory, a session name) is left alone.
+  CreateDirectoryA((t / ".d.0011223344556677.tmp").c_str(), nullptr);
+  WriteRaw(dead, "torn again");
+  d.Sweep(0);
+  CHECK(!Exists(dead));
+  CHECK(Exists(live));
+  CHECK(Exists(t / ".d.0011223344556677.tmp"));
+  CloseHandle(writer);
+  CHECK_EQ(d.RemoveStaleTemps(), uint64_t{1});
+  CHECK(!Exists(live));
+  // Writes leave no temp behind, nor does a refused existing_only write; the session they
+  // wrote can be read while a later write is under way.
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  CHECK(d.SealToFile(*ring, "s", pt.data(), pt.size(), kCtx, 1, 0));
+  CHECK(!d.SealToFile(*ring, "gone", pt.data(), pt.size(), kCtx, 1, 0, true));
+  CHECK_EQ(Join(RawNames(t.path)), std::string(".d.0011223344556677.tmp,s"));
 }
 
 TEST(win_lock_excludes_other_handles) {
