@@ -12,6 +12,7 @@
 // windows.h first.
 #include <node_api.h>
 #include <sddl.h>
+#include <wincred.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include "check.h"
 #include "envelope.h"
 #include "errors.h"
+#include "keychain.h"
 #include "keys.h"
 #include "machine_id.h"
 #include "private_dir.h"
@@ -623,6 +625,34 @@ TEST(win_stale_temps_go_at_open_and_sweep) {
   CHECK(d.SealToFile(*ring, "s", pt.data(), pt.size(), kCtx, 1, 0));
   CHECK(!d.SealToFile(*ring, "gone", pt.data(), pt.size(), kCtx, 1, 0, true));
   CHECK_EQ(Join(RawNames(t.path)), std::string(".d.0011223344556677.tmp,s"));
+}
+
+// keySource 'keychain' on Windows: one seed per app in the Credential Manager, created once
+// even when several threads (or processes: the mutex is named) ask for it first at once.
+TEST(win_keychain_seed_created_once) {
+  const std::string app = "core-test-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(GetTickCount());
+  CHECK_EQ(KeychainStatus(), std::string("ok"));
+  std::vector<std::string> seeds(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < seeds.size(); i++) threads.emplace_back([&, i] { seeds[i] = KeychainSeed(app); });
+  for (auto& t : threads) t.join();
+  CHECK_EQ(seeds[0].size(), kSeedSize);
+  for (const std::string& s : seeds) CHECK(s == seeds[0]);
+  CHECK(KeychainSeed(app) == seeds[0]);
+  CHECK(KeychainSeed(app + "-other") != seeds[0]);
+  // Something else under our name is refused, not used as a key.
+  const std::wstring bad = W("sealed-session/" + app + "-bad");
+  CREDENTIALW c = {};
+  c.Type = CRED_TYPE_GENERIC;
+  c.TargetName = const_cast<LPWSTR>(bad.c_str());
+  BYTE blob[3] = {1, 2, 3};
+  c.CredentialBlobSize = sizeof blob;
+  c.CredentialBlob = blob;
+  c.Persist = CRED_PERSIST_LOCAL_MACHINE;
+  CHECK(CredWriteW(&c, 0));
+  CHECK_CODE(KeychainSeed(app + "-bad"), code::kKeychainUnavailable);
+  for (const std::string& a : {app, app + "-other", app + "-bad"})
+    CredDeleteW(W("sealed-session/" + a).c_str(), CRED_TYPE_GENERIC, 0);
 }
 
 TEST(win_lock_excludes_other_handles) {

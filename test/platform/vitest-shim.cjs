@@ -223,9 +223,12 @@ function unsupported(name) {
 // pattern over "describe > ... > title"; registered as skipped with the reason, never hidden.
 const skips = JSON.parse(process.env.PLATFORM_TEST_SKIP || '[]').map((s) => ({ re: new RegExp(s.re, s.flags), why: s.why }))
 const titles = []
-const it = (title, fn, opts) => {
+const platformSkip = (title) => {
   const full = [...titles, title].join(' > ')
-  const skip = skips.find((s) => s.re.test(full))
+  return skips.find((s) => s.re.test(full))
+}
+const it = (title, fn, opts) => {
+  const skip = platformSkip(title)
   if (skip) return nodeTest.it(title, { skip: `not on this platform: ${skip.why}` })
   return nodeTest.it(title, options(opts), wrap(fn))
 }
@@ -233,7 +236,14 @@ it.each = withEach(it)
 it.skip = (title) => nodeTest.it(title, { skip: 'it.skip in the test file' })
 it.only = unsupported('it.only')
 it.todo = (title) => nodeTest.it(title, { todo: true })
-it.skipIf = (cond) => (cond ? (title) => nodeTest.it(title, { skip: 'skipIf condition in the test file' }) : it)
+// A listed platform skip says why even where the file's own condition skips the test too.
+it.skipIf = (cond) =>
+  cond
+    ? (title) => {
+        const skip = platformSkip(title)
+        return nodeTest.it(title, { skip: skip ? `not on this platform: ${skip.why}` : 'skipIf condition in the test file' })
+      }
+    : it
 it.runIf = (cond) => it.skipIf(!cond)
 const describe = (title, fn) =>
   nodeTest.describe(title, () => {
