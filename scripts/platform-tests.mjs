@@ -96,6 +96,8 @@ const SKIP = [
   ['linux-arm64', 'test/native-args.test.ts', /collected without harm, in a fresh process/, 'its child has a fixed 60 s budget; 2000 rounds under qemu take longer'],
   ['win32-x64', 'test/manager-read-cache.test.ts', /made unsafe/, 'makes the directory unsafe with chmod, which Windows ignores'],
   ['win32-x64', 'test/manager-read-cache.test.ts', /older key is re-sealed/, 'its cleanup removes the directory while the background re-seal may still hold it open (Windows refuses)'],
+  ['win32-x64', 'test/manager.test.ts', /defaults to <os.tmpdir\(\)>|falls back to the temp directory when XDG_RUNTIME_DIR/, 'the POSIX default directory (uid in its name, XDG_RUNTIME_DIR); on Windows it is %TEMP%\\.<appName>_session'],
+  ['win32-x64', 'test/manager.test.ts', /a squatted default directory/, 'squats it with chown or chmod 0777, which Windows ignores; the core test refuses loose and foreign DACLs'],
   ['win32-x64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write through wine can take longer'],
   ['linux-arm64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write under qemu can take longer'],
   ['win32-x64', 'test/native-files.test.ts', /removes temp files whose writer is gone/, 'holds the live writer\'s lock with flock(1), a Linux tool; the Windows core test holds it with LockFileEx (win_stale_temps_go_at_open_and_sweep)'],

@@ -189,7 +189,23 @@ expect.anything = () => ({ asymmetricMatch: (a) => a != null })
 const scale = Number(process.env.PLATFORM_TIMEOUT_SCALE || 1)
 const options = (opts) => ({ timeout: (typeof opts === 'number' ? opts : (opts && opts.timeout) || 30_000) * scale })
 // vitest passes a context object; node:test would take a second parameter as a callback.
-const wrap = (fn) => (fn ? () => fn({ skip: unsupported('context.skip') }) : undefined)
+// vitest's worker also keeps the event loop alive while a test awaits; node:test does not, so a
+// test waiting only on unref()ed timers (a manager's cleanup interval) would be cut short. A
+// ref'd timer is held while the test runs, through the original setTimeout (spies on the
+// global one do not see it).
+const realSetTimeout = setTimeout
+const realClearTimeout = clearTimeout
+const wrap = (fn) =>
+  fn
+    ? async () => {
+        const keepAlive = realSetTimeout(() => {}, 2 ** 31 - 1)
+        try {
+          return await fn({ skip: unsupported('context.skip') })
+        } finally {
+          realClearTimeout(keepAlive)
+        }
+      }
+    : undefined
 
 function formatTitle(title, row, index) {
   const args = Array.isArray(row) ? row : [row]
