@@ -27,8 +27,16 @@ beforeEach(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-fast-'))
   native.setInlineReadMode(0)
 })
+// Closed before the directory is removed: Windows cannot remove a directory held open.
+const opened: Array<{ close(): void }> = []
+const openDir = (p: string) => {
+  const d = new native.PrivateDir(p, true)
+  opened.push(d)
+  return d
+}
 afterEach(() => {
   native.setInlineReadMode(0)
+  for (const d of opened.splice(0)) d.close()
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -126,7 +134,7 @@ if (r.scanned !== 20 || r.removed !== 0) process.exit(3)`,
 
 describe('inline async reads', () => {
   it.skipIf(process.platform !== 'linux')('are served on the main thread when the file is cached, and settle on a later tick', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', '{"x":1}', 'c', 1, Date.now() + HOUR)
     d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
     const before = native.inlineReads()
@@ -147,7 +155,7 @@ describe('inline async reads', () => {
   })
 
   it('the test switch that answers EAGAIN sends the read to the pool, with the same result', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', '{"x":2}', 'c', 1, Date.now() + HOUR)
     native.setInlineReadMode(1)
     const before = native.inlineReads()
@@ -160,7 +168,7 @@ describe('inline async reads', () => {
   })
 
   it.skipIf(process.platform !== 'linux')('a file evicted from the page cache is read on the pool; a resident one inline', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', '{"x":3}', 'c', 1, Date.now() + HOUR)
     const file = path.join(tmp, 'a')
     // dd's nocache flag is posix_fadvise(POSIX_FADV_DONTNEED); tmpfs and some others ignore it.
@@ -182,7 +190,7 @@ describe('inline async reads', () => {
   })
 
   it('an expired file to be removed goes to the pool, which removes it', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', 'x', 'c', 1, 1000)
     const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_REMOVE_EXPIRED)
     expect(r).toMatchObject({ expired: true, expiresAt: 1000 })
@@ -232,7 +240,7 @@ describe('every refusal stays, sync, inline and on the pool', () => {
       }
     })(),
   ]
-  const open = () => new native.PrivateDir(tmp, true)
+  const open = () => openDir(tmp)
 
   it('a FIFO, a directory, a symlink and an oversized file in place of a session', async () => {
     const d = open()
@@ -257,7 +265,7 @@ describe('every refusal stays, sync, inline and on the pool', () => {
 
 describe('the expiry as mtime (sweep)', () => {
   it('sealToFile sets the mtime to the expiry; never-expiring files get a far-future one', () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     const expires = Date.now() + HOUR + 123
     d.sealToFileSync(ring, 'a', 'x', 'c', 1, expires)
     d.sealToFileSync(ring, 'b', 'x', 'c', 1, 0)
@@ -266,7 +274,7 @@ describe('the expiry as mtime (sweep)', () => {
   })
 
   it('a forged future mtime delays the sweep, but the expired session still reads as expired', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', 'x', 'c', 1, Date.now() - 1000)
     const file = path.join(tmp, 'a')
     const future = new Date(Date.now() + HOUR)
@@ -280,7 +288,7 @@ describe('the expiry as mtime (sweep)', () => {
   })
 
   it('a forged past mtime never removes a live session: the header is read and keeps it', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', 'live', 'c', 1, Date.now() + HOUR)
     const file = path.join(tmp, 'a')
     fs.utimesSync(file, 0, 0)
@@ -292,7 +300,7 @@ describe('the expiry as mtime (sweep)', () => {
   })
 
   it('expired files with their true mtime are removed by the sweep, live ones kept', async () => {
-    const d = new native.PrivateDir(tmp, true)
+    const d = openDir(tmp)
     const now = Date.now()
     for (let i = 0; i < 10; i++) d.sealToFileSync(ring, `s${i}`, 'x', 'c', 1, i < 4 ? now - 1 : now + HOUR)
     expect(await d.sweep(now)).toEqual({ scanned: 10, removed: 4, skipped: 0 })

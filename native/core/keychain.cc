@@ -53,7 +53,7 @@ constexpr const char* kOtherSources =
   return hex;
 }
 
-std::string Label(std::string_view app) { return "sealed-session key seed for " + std::string(app); }
+[[maybe_unused]] std::string Label(std::string_view app) { return "sealed-session key seed for " + std::string(app); }
 
 }  // namespace
 
@@ -318,6 +318,38 @@ std::wstring Target(const std::string& app) {
   if (n > 0) MultiByteToWideChar(CP_UTF8, 0, t.c_str(), -1, w.data(), n);
   return w;
 }
+
+// Two processes of one app creating the seed at once would each store their own, and the
+// sessions of the one that wrote first would be sealed with a seed nobody keeps: read-or-create
+// runs under a per-app named mutex (in this logon session's namespace).
+class SeedMutex {
+ public:
+  explicit SeedMutex(const std::string& app) {
+    std::string name = "Local\\sealed-session-seed/" + app;
+    for (size_t i = 6; i < name.size(); i++) {
+      if (name[i] == '\\') name[i] = '/';  // a backslash would name a namespace
+    }
+    int n = MultiByteToWideChar(CP_UTF8, 0, name.c_str(), -1, nullptr, 0);
+    std::wstring w(n > 0 ? n : 1, L'\0');
+    if (n > 0) MultiByteToWideChar(CP_UTF8, 0, name.c_str(), -1, w.data(), n);
+    h_ = CreateMutexW(nullptr, FALSE, w.c_str());
+    if (!h_) Unavailable("CreateMutexW failed (error " + std::to_string(GetLastError()) + ")");
+    DWORD rc = WaitForSingleObject(h_, INFINITE);
+    if (rc != WAIT_OBJECT_0 && rc != WAIT_ABANDONED) {  // abandoned: its holder died; ours now
+      CloseHandle(h_);
+      Unavailable("waiting for the seed mutex failed (error " + std::to_string(GetLastError()) + ")");
+    }
+  }
+  ~SeedMutex() {
+    ReleaseMutex(h_);
+    CloseHandle(h_);
+  }
+  SeedMutex(const SeedMutex&) = delete;
+  SeedMutex& operator=(const SeedMutex&) = delete;
+
+ private:
+  HANDLE h_ = nullptr;
+};
 }  // namespace
 
 std::string KeychainStatus() { return "ok"; }  // the Credential Manager is always there for a logged-in user
@@ -325,6 +357,7 @@ std::string KeychainStatus() { return "ok"; }  // the Credential Manager is alwa
 std::string KeychainSeed(std::string_view app_view) {
   const std::string app(app_view);
   const std::wstring target = Target(app);
+  SeedMutex one_at_a_time(app);
   PCREDENTIALW cred = nullptr;
   if (CredReadW(target.c_str(), CRED_TYPE_GENERIC, 0, &cred)) {
     std::string seed(reinterpret_cast<const char*>(cred->CredentialBlob), cred->CredentialBlobSize);

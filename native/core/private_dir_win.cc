@@ -46,8 +46,6 @@ namespace {
 
 constexpr const char* kLockSuffix = ".lock";
 constexpr const char* kTempSuffix = ".tmp";
-// A temp file this old was left by a crash mid-write; the sweep removes it.
-constexpr int64_t kStaleTempSeconds = 3600;
 // Rights that let someone change a file or directory, or what is in it.
 constexpr ACCESS_MASK kWriteRights = FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_EA | FILE_WRITE_ATTRIBUTES |
                                      FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE |
@@ -345,6 +343,11 @@ std::wstring Child(const std::string& dir, const std::string& name) { return Nor
 // Where the first component we may create starts: after "C:\", "\\server\share\" or "\\?\C:\".
 size_t RootLength(const std::wstring& p) {
   if (p.size() >= 2 && p[1] == L':') return p.size() >= 3 && IsSep(p[2]) ? 3 : 2;
+  if (p.rfind(L"\\\\?\\UNC\\", 0) == 0) {  // the long UNC form: after its server and share
+    size_t server_end = p.find(L'\\', 8);
+    size_t share_end = server_end == std::wstring::npos ? std::wstring::npos : p.find(L'\\', server_end + 1);
+    return share_end == std::wstring::npos ? p.size() : share_end + 1;
+  }
   if (p.rfind(L"\\\\?\\", 0) == 0) return p.size() >= 6 && p[5] == L':' ? 7 : 4;
   if (p.size() >= 2 && IsSep(p[0]) && IsSep(p[1])) {
     size_t server_end = p.find(L'\\', 2);
@@ -352,20 +355,6 @@ size_t RootLength(const std::wstring& p) {
     return share_end == std::wstring::npos ? p.size() : share_end + 1;
   }
   return IsSep(p[0]) ? 1 : 0;
-}
-
-// mkdir -p for the parents: each directory we create is private. Existing ones are left as
-// they are (only the final directory must be private).
-void MakeParents(const std::wstring& dir, const std::string& what) {
-  PrivateSd sd(true);
-  for (size_t pos = RootLength(dir); pos < dir.size(); pos++) {
-    if (dir[pos] != L'\\') continue;
-    std::wstring part = dir.substr(0, pos);
-    if (!CreateDirectoryW(part.c_str(), sd.attrs())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) ThrowWin("CreateDirectory", what, err);
-    }
-  }
 }
 
 // ---- files ------------------------------------------------------------------------------
@@ -457,9 +446,39 @@ void RemoveIfStillSame(const std::string& dir, const std::string& name, const Fi
   SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del);
 }
 
-int64_t UnixSeconds(const FILETIME& ft) {
-  uint64_t t = (static_cast<uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
-  return static_cast<int64_t>(t / 10000000ULL) - 11644473600LL;
+// 100 ns ticks from 1601 to 1970.
+constexpr uint64_t kEpochTicks = 116444736000000000ULL;
+// Never-expiring envelopes (0) and expiries past year 2514 get that far-future time, as on
+// POSIX: the sweep then reads the header.
+constexpr uint64_t kFarFutureMs = (uint64_t{1} << 34) * 1000;
+
+FILETIME ExpiryAsFileTime(uint64_t expires_at_ms) {
+  const uint64_t ms = expires_at_ms == 0 || expires_at_ms >= kFarFutureMs ? kFarFutureMs : expires_at_ms;
+  const uint64_t t = kEpochTicks + ms * 10000;
+  FILETIME ft;
+  ft.dwLowDateTime = static_cast<DWORD>(t);
+  ft.dwHighDateTime = static_cast<DWORD>(t >> 32);
+  return ft;
+}
+
+// The time in ms since 1970, rounded down (0 before 1970).
+uint64_t UnixMs(const FILETIME& ft) {
+  const uint64_t t = (static_cast<uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
+  return t < kEpochTicks ? 0 : (t - kEpochTicks) / 10000;
+}
+
+// A writer locks its temp file from creation until the rename is done and its handle closed;
+// a dead writer's lock goes with its process. The lock sits far past any data: byte-range
+// locks are mandatory on Windows, and this one must never stand in the way of a read.
+bool LockTempRange(HANDLE h) {
+  OVERLAPPED ov{};
+  ov.OffsetHigh = 0x7FFFFFFF;
+  return LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov) != 0;
+}
+
+bool DeletePending(HANDLE h) {
+  FILE_STANDARD_INFO si;
+  return GetFileInformationByHandleEx(h, FileStandardInfo, &si, sizeof si) && si.DeletePending;
 }
 
 // Calls fn(name, find data) for each entry of dir except "." and "..".
@@ -501,6 +520,76 @@ bool ReservedDeviceName(const std::string& name) {
          base[3] <= '9';
 }
 
+
+// ---- resolving the directory path -------------------------------------------------------
+//
+// The path is walked from its root one component at a time (as POSIX does from '/'); each
+// existing component is opened without following a reparse point and held without
+// FILE_SHARE_DELETE until the next one is open, so none can be renamed or swapped for a link
+// while the walk passes. A symlink or junction anywhere on the path is refused: POSIX follows
+// symlinks in parents nobody else can change, but which user may retarget a reparse point is
+// not told by its parent's DACL, and refusing them all keeps the rule simple. Missing
+// components are created private when create is set. Returns the last directory's handle
+// (FILE_LIST_DIRECTORY | READ_CONTROL, no FILE_SHARE_DELETE: the path keeps naming it).
+Handle OpenDirWalking(const std::string& path, bool create) {
+  const std::wstring given = NormalDir(path);
+  DWORD n = GetFullPathNameW(given.c_str(), 0, nullptr, nullptr);
+  std::wstring dir(n ? n : 1, L'\0');
+  n = n ? GetFullPathNameW(given.c_str(), n, dir.data(), nullptr) : 0;
+  if (n == 0) ThrowWin("GetFullPathName", path, GetLastError());
+  dir.resize(n);
+  while (dir.size() > 1 && IsSep(dir.back()) && !(dir.size() == 3 && dir[1] == L':')) dir.pop_back();
+  PrivateSd sd(true);
+  Handle held;
+  for (size_t pos = RootLength(dir), end; pos < dir.size(); pos = end + 1) {
+    end = dir.find(L'\\', pos);
+    if (end == std::wstring::npos) end = dir.size();
+    if (end == pos) continue;  // a doubled separator
+    const bool last = end == dir.size();
+    const std::wstring part = dir.substr(0, end);
+    const std::string where = last ? "session directory " + path
+                                   : "directory " + Narrow(part.data(), part.size()) + " on the path of session directory " + path;
+    if (create && !CreateDirectoryW(part.c_str(), sd.attrs())) {
+      DWORD err = GetLastError();
+      if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) ThrowWin("CreateFile", where, err);
+    }
+    const DWORD access = FILE_READ_ATTRIBUTES | SYNCHRONIZE | (last ? FILE_LIST_DIRECTORY | READ_CONTROL : 0);
+    Handle h(CreateFileW(part.c_str(), access, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
+                         FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+    const DWORD by_path = PathAttributes(part);
+    if (IsReparse(by_path)) throw Error(code::kUnsafePath, where + " is a symlink or junction");
+    DWORD attrs;
+    if (h.ok()) {
+      BY_HANDLE_FILE_INFORMATION bi;
+      if (!GetFileInformationByHandle(h.h, &bi)) ThrowWin("GetFileInformationByHandle", where, GetLastError());
+      attrs = bi.dwFileAttributes;
+    } else {
+      DWORD err = GetLastError();
+      // A parent we may not open (another user's, or held without sharing by someone): judged
+      // by what its listing says. The last directory must open.
+      if (last || by_path == INVALID_FILE_ATTRIBUTES || (err != ERROR_ACCESS_DENIED && err != ERROR_SHARING_VIOLATION))
+        ThrowWin("CreateFile", last ? path : Narrow(part.data(), part.size()), err);
+      attrs = by_path;
+    }
+    if (attrs & FILE_ATTRIBUTE_REPARSE_POINT) throw Error(code::kUnsafePath, where + " is a symlink or junction");
+    if (!(attrs & FILE_ATTRIBUTE_DIRECTORY)) {
+      if (last) throw Error(code::kUnsafePath, where + " is not a directory");
+      ThrowWin("CreateFile", Narrow(part.data(), part.size()), ERROR_DIRECTORY);
+    }
+    // The next one is open: the one before may go (NTFS refuses to rename a directory with a
+    // handle open beneath it, so an open child pins its parents' names).
+    if (h.ok()) held = std::move(h);
+  }
+  if (!held.ok()) {
+    // The path is a root ("C:\\"): nothing to walk.
+    held = Handle(CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE,
+                              FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
+                              FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+    if (!held.ok()) ThrowWin("CreateFile", path, GetLastError());
+  }
+  return held;
+}
+
 }  // namespace
 
 // ---- the interface ----------------------------------------------------------------------
@@ -513,6 +602,9 @@ void FileLock::Release() {
     fd_ = -1;
   }
 }
+
+// Windows has no uid: ownership is the token's user SID (see Me()); euid_ goes unused.
+unsigned PrivateDir::EffectiveUid() { return 0; }
 
 void PrivateDir::CheckName(const std::string& name) {
   if (name.empty() || name.size() > 255) throw Error(code::kInvalidArg, "file name must be 1 to 255 bytes");
@@ -530,28 +622,11 @@ void PrivateDir::CheckName(const std::string& name) {
 PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
-  const std::wstring dir = NormalDir(path);
-  if (create) {
-    MakeParents(dir, path);
-    PrivateSd sd(true);
-    if (!CreateDirectoryW(dir.c_str(), sd.attrs())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_ALREADY_EXISTS) ThrowWin("CreateDirectory", path, err);
-    }
-  }
-  // No FILE_SHARE_DELETE: while we hold it, the directory cannot be renamed, deleted or
-  // replaced by a link, so the path keeps naming what we checked.
-  Handle h(CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE,
-                       FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING,
-                       FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
-  if (!h.ok()) {
-    DWORD err = GetLastError();
-    if (IsReparse(PathAttributes(dir))) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink or junction");
-    ThrowWin("CreateFile", path, err);
-  }
+  Handle h = OpenDirWalking(path, create);
   fd_ = ToFd(h, path);
   try {
     Check();
+    RemoveStaleTemps();
   } catch (...) {
     _close(fd_);
     fd_ = -1;
@@ -573,38 +648,30 @@ void PrivateDir::Check() const {
   CheckOwnedAndPrivate(H(fd_), "session directory " + path_);
 }
 
-// expires_at: the POSIX build sets it as the mtime for its sweep's fast path; the Windows sweep
-// judges every file by its header, so it is not needed here.
 bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_t len, bool existing_only,
-                             std::optional<uint64_t> /*expires_at*/) const {
+                             std::optional<uint64_t> expires_at) const {
   CheckName(name);
   Check();
-  uint8_t rnd[8];
-  if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
-  char hex[17];
-  for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-  const std::string tmp = "." + name + "." + hex + kTempSuffix;
+  std::string tmp;
+  const int fd = CreateLockedTemp(name, &tmp);
+  const HANDLE h = H(fd);
   const std::wstring wtmp = Child(path_, tmp), wname = Child(path_, name);
   const std::string what = path_ + "\\" + name;
-
-  PrivateSd sd(false);
-  // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL).
-  Handle h(CreateFileW(wtmp.c_str(), GENERIC_WRITE, 0, sd.attrs(), CREATE_NEW, FILE_ATTRIBUTE_NORMAL, nullptr));
-  if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + tmp, GetLastError());
+  bool open = true;
   try {
     while (len > 0) {
       DWORD n = 0;
       DWORD want = static_cast<DWORD>(std::min<size_t>(len, 1u << 30));
-      if (!WriteFile(h.h, data, want, &n, nullptr)) ThrowWin("WriteFile", what, GetLastError());
+      if (!WriteFile(h, data, want, &n, nullptr)) ThrowWin("WriteFile", what, GetLastError());
       data += n;
       len -= n;
     }
-    if (!FlushFileBuffers(h.h)) ThrowWin("FlushFileBuffers", what, GetLastError());
-    HANDLE raw = h.release();
-    if (!CloseHandle(raw)) ThrowWin("CloseHandle", what, GetLastError());
+    if (!FlushFileBuffers(h)) ThrowWin("FlushFileBuffers", what, GetLastError());
     if (existing_only && GetFileAttributesW(wname.c_str()) == INVALID_FILE_ATTRIBUTES &&
         (GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)) {
-      DeleteFileW(wtmp.c_str());
+      DeleteFileW(wtmp.c_str());  // gone when we close it, still locked until then
+      open = false;
+      _close(fd);
       return false;
     }
     // WRITE_THROUGH: returns once the rename is on disk (the directory fsync of POSIX).
@@ -612,13 +679,48 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
           return MoveFileExW(wtmp.c_str(), wname.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
         }))
       ThrowWin("MoveFileEx", what, GetLastError());
+    // The expiry as the last-write time, for the sweep, set through our handle once the file is
+    // in place: a temp left by a crash keeps its write time. Best effort, as on POSIX: where it
+    // is missing the sweep reads the header.
+    if (expires_at) {
+      const FILETIME ft = ExpiryAsFileTime(*expires_at);
+      SetFileTime(h, nullptr, nullptr, &ft);
+    }
+    // Closed (and so unlocked) only after the rename: until then the temp file is ours.
+    open = false;
+    if (_close(fd) != 0) ThrowWin("CloseHandle", what, GetLastError());
   } catch (...) {
-    DWORD err = GetLastError();
-    DeleteFileW(wtmp.c_str());
-    SetLastError(err);
+    if (open) {
+      DWORD err = GetLastError();
+      DeleteFileW(wtmp.c_str());
+      _close(fd);
+      SetLastError(err);
+    }
     throw;
   }
   return true;
+}
+
+// A fresh temp file for name, created with our DACL and locked (LockTempRange) by us; its
+// handle as a CRT descriptor. The handle shares read (readers open the file once it has its
+// name) and delete (MoveFileExW needs it). A cleaner can take the lock only in the instant
+// between CreateFileW and LockFileEx: it then marks the file for deletion, which we see, and
+// we start over with a new name.
+int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) const {
+  PrivateSd sd(false);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+    char hex[17];
+    for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    *tmp = "." + name + "." + hex + kTempSuffix;
+    // CREATE_NEW fails on anything already there, a link included (O_CREAT | O_EXCL).
+    Handle h(CreateFileW(Child(path_, *tmp).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, sd.attrs(),
+                         CREATE_NEW, FILE_ATTRIBUTE_NORMAL, nullptr));
+    if (!h.ok()) ThrowWin("CreateFile", path_ + "\\" + *tmp, GetLastError());
+    if (LockTempRange(h.h) && !DeletePending(h.h)) return ToFd(h, path_ + "\\" + *tmp);
+  }
+  throw Error(code::kIo, "could not create a locked temp file in " + path_);
 }
 
 std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, size_t max_bytes) const {
@@ -635,7 +737,7 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
                             bool existing_only) const {
   CheckName(name);
   std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only);
+  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
 OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
@@ -669,6 +771,15 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   }
 }
 
+// No read on Windows is known not to wait for the disk (nowait::Available() is false there):
+// every async read goes to the pool.
+InlineRead PrivateDir::TryOpenFileInline(const KeyRing&, const std::string& name, std::string_view, size_t, uint64_t,
+                                         unsigned, nowait::Mode, OpenFileResult* out) const {
+  CheckName(name);
+  *out = OpenFileResult{};
+  return InlineRead::kWouldBlock;
+}
+
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
   CheckName(name);
   Check();
@@ -699,27 +810,56 @@ std::vector<std::string> PrivateDir::List() const {
   return names;
 }
 
+bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
+  if (name.size() < 2 || name[0] != '.' || !EndsWith(name, kTempSuffix)) return false;
+  const std::wstring w = Child(path_, name);
+  // Read access: a lock needs it (a live writer's handle shares read).
+  Handle h(CreateFileW(w.c_str(), GENERIC_READ | DELETE | READ_CONTROL | FILE_READ_ATTRIBUTES,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+                       FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+  if (!h.ok()) return false;
+  BY_HANDLE_FILE_INFORMATION bi;
+  if (!GetFileInformationByHandle(h.h, &bi) || (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+      IsReparse(PathAttributes(w)) || GetFileType(h.h) != FILE_TYPE_DISK)
+    return false;
+  try {
+    CheckOwnedAndPrivate(h.h, "temp file " + path_ + "\\" + name);
+  } catch (const Error&) {
+    return false;  // not ours: left alone
+  }
+  // A live writer holds the lock until its rename; a dead one's lock went with its process.
+  if (!LockTempRange(h.h)) return false;
+  // Deleted through this very handle (so it is still the file we judged), once it closes.
+  FILE_DISPOSITION_INFO del{TRUE};
+  return SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del) != 0;
+}
+
+uint64_t PrivateDir::RemoveStaleTemps() const {
+  uint64_t removed = 0;
+  try {
+    ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
+      if (PlainEntry(fd) && RemoveIfStaleTemp(name)) removed++;
+    });
+  } catch (const Error&) {
+    // Best effort at open: an unreadable listing shows up in the calls that need it.
+  }
+  return removed;
+}
+
 SweepStats PrivateDir::Sweep(uint64_t now) const {
   Check();
   SweepStats s;
-  const int64_t wall = static_cast<int64_t>(time(nullptr));
   ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
     if (!PlainEntry(fd) || EndsWith(name, kLockSuffix)) return;
     if (name[0] == '.') {
-      // A temp file left by a writer that died before its rename.
-      if (EndsWith(name, kTempSuffix) && wall - UnixSeconds(fd.ftLastWriteTime) > kStaleTempSeconds) {
-        FileInfo info;
-        try {
-          Handle h = OpenEntry(path_, name, 0, &info, "temp file");
-          if (!h.ok()) return;
-        } catch (const Error&) {
-          return;  // not ours: left alone
-        }
-        RemoveIfStillSame(path_, name, info);
-      }
+      RemoveIfStaleTemp(name);  // a temp file whose writer died before its rename
       return;
     }
     s.scanned++;
+    // WriteAtomic sets each envelope's last-write time to its expiry: a file still ahead is
+    // passed by on the listing alone. Anything else is judged by its header before removal, so
+    // a forged time can delay a removal but never remove a live session.
+    if (UnixMs(fd.ftLastWriteTime) > now) return;
     FileInfo info;
     Header hdr;
     try {

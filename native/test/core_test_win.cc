@@ -12,6 +12,7 @@
 // windows.h first.
 #include <node_api.h>
 #include <sddl.h>
+#include <wincred.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include "check.h"
 #include "envelope.h"
 #include "errors.h"
+#include "keychain.h"
 #include "keys.h"
 #include "machine_id.h"
 #include "private_dir.h"
@@ -148,15 +150,35 @@ bool MakeDirWithSddl(const std::string& path, const std::string& sddl) {
   return ok != 0;
 }
 
-void SetOld(const std::string& path, int64_t seconds_ago) {
+// Stands in for a live writer: a handle on its temp file holding the lock a writer holds
+// (private_dir_win.cc's LockTempRange: one byte at offset 0x7FFFFFFF00000000). Close to release.
+HANDLE HoldTempLock(const std::string& path) {
+  HANDLE h = CreateFileA(path.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                         OPEN_EXISTING, 0, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return h;
+  OVERLAPPED ov{};
+  ov.OffsetHigh = 0x7FFFFFFF;
+  if (!LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov)) {
+    CloseHandle(h);
+    return INVALID_HANDLE_VALUE;
+  }
+  return h;
+}
+
+// The last-write time in ms since 1970, and setting it (what the sweep reads from the listing).
+constexpr uint64_t kEpochTicks = 116444736000000000ULL;
+uint64_t WriteTimeMs(const std::string& path) {
+  WIN32_FILE_ATTRIBUTE_DATA a;
+  if (!GetFileAttributesExA(path.c_str(), GetFileExInfoStandard, &a)) return 0;
+  uint64_t t = static_cast<uint64_t>(a.ftLastWriteTime.dwHighDateTime) << 32 | a.ftLastWriteTime.dwLowDateTime;
+  return (t - kEpochTicks) / 10000;
+}
+void SetWriteTimeMs(const std::string& path, uint64_t ms) {
   HANDLE h = CreateFileA(path.c_str(), FILE_WRITE_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                          nullptr, OPEN_EXISTING, 0, nullptr);
-  FILETIME now;
-  GetSystemTimeAsFileTime(&now);
-  uint64_t t = (static_cast<uint64_t>(now.dwHighDateTime) << 32 | now.dwLowDateTime) -
-               static_cast<uint64_t>(seconds_ago) * 10000000ULL;
-  FILETIME old{static_cast<DWORD>(t), static_cast<DWORD>(t >> 32)};
-  SetFileTime(h, nullptr, nullptr, &old);
+  uint64_t t = kEpochTicks + ms * 10000;
+  FILETIME ft{static_cast<DWORD>(t), static_cast<DWORD>(t >> 32)};
+  SetFileTime(h, nullptr, nullptr, &ft);
   CloseHandle(h);
 }
 
@@ -353,6 +375,12 @@ TEST(win_reparse_points_refused) {
     CHECK(GetFileAttributesA((t / "link").c_str()) & FILE_ATTRIBUTE_REPARSE_POINT);
     CHECK_CODE(PrivateDir(t / "link", false), code::kUnsafePath);
     CHECK_CODE(PrivateDir(t / "link", true), code::kUnsafePath);
+    // A link among the parents is refused too (the path is walked from its root), with or
+    // without creating what is below it.
+    CHECK_CODE(PrivateDir(t / "link\\inner", true), code::kUnsafePath);
+    CreateDirectoryA((t / "real\\there").c_str(), nullptr);
+    CHECK_CODE(PrivateDir(t / "link\\there", false), code::kUnsafePath);
+    RemoveDirectoryA((t / "real\\there").c_str());
     CHECK(RawNames(t / "real").empty());
   }
   PrivateDir d(t / "s", true);
@@ -471,10 +499,14 @@ TEST(win_list_and_sweep) {
   d.SealToFile(*ring, "live", pt.data(), pt.size(), kCtx, 1, 5000);
   d.SealToFile(*ring, "dead", pt.data(), pt.size(), kCtx, 1, 100);
   { auto lock = d.Lock("live"); }
-  WriteRaw(t / ".live.0011223344556677.tmp", "fresh temp");
-  WriteRaw(t / ".live.8899aabbccddeeff.tmp", "stale temp");
-  SetOld(t / ".live.8899aabbccddeeff.tmp", 2 * 3600);
+  WriteRaw(t / ".live.0011223344556677.tmp", "a live writer's temp");
+  WriteRaw(t / ".live.8899aabbccddeeff.tmp", "a dead writer's temp");
+  HANDLE writer = HoldTempLock(t / ".live.0011223344556677.tmp");
+  CHECK(writer != INVALID_HANDLE_VALUE);
   WriteRaw(t / "junk", "not an envelope");
+  // Written without an expiry, its write time is now: set to the past so the sweep reads it (a
+  // file whose write time is ahead is passed by on the listing alone).
+  SetWriteTimeMs(t / "junk", 1);
   CreateDirectoryA((t / "subdir").c_str(), nullptr);
   std::vector<std::string> names = d.List();
   std::sort(names.begin(), names.end());
@@ -484,8 +516,143 @@ TEST(win_list_and_sweep) {
   CHECK_EQ(s.removed, uint64_t{1});
   CHECK_EQ(s.skipped, uint64_t{1});
   CHECK_EQ(Join(RawNames(t.path)), std::string(".live.0011223344556677.tmp,junk,live,live.lock,never,subdir"));
+  CloseHandle(writer);  // the writer is gone: its temp goes at the next sweep
   CHECK_EQ(d.Sweep(UINT64_MAX).removed, uint64_t{1});
+  CHECK(!Exists(t / ".live.0011223344556677.tmp"));
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
+}
+
+TEST(win_expiry_is_the_write_time) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  const uint64_t far_future = (uint64_t{1} << 34) * 1000;  // year 2514, as on POSIX
+  d.SealToFile(*ring, "live", pt.data(), pt.size(), kCtx, 1, 1700000000123);
+  d.SealToFile(*ring, "never", pt.data(), pt.size(), kCtx, 1, 0);
+  d.SealToFile(*ring, "dead", pt.data(), pt.size(), kCtx, 1, 100);
+  CHECK_EQ(WriteTimeMs(t / "live"), uint64_t{1700000000123});
+  // Never-expiring: far ahead (the file system may clamp it: wine on ext4 stops at 2446).
+  CHECK(WriteTimeMs(t / "never") >= uint64_t{13569489360000});  // year 2400
+  CHECK_EQ(WriteTimeMs(t / "dead"), uint64_t{100});
+  // A plain write keeps its write time (no expiry given).
+  Bytes raw = B("x");
+  d.WriteAtomic("plain", raw.data(), raw.size());
+  CHECK(WriteTimeMs(t / "plain") > uint64_t{1700000000000});
+  // A write time pushed ahead delays a removal, and the header still decides it.
+  SetWriteTimeMs(t / "dead", far_future);
+  SweepStats s = d.Sweep(1000);
+  CHECK_EQ(s.scanned, uint64_t{4});
+  CHECK_EQ(s.removed, uint64_t{0});
+  CHECK(Exists(t / "dead"));
+  SetWriteTimeMs(t / "live", 1);  // behind now, but its header says live: read, kept
+  CHECK_EQ(d.Sweep(1000).removed, uint64_t{0});
+  CHECK(Exists(t / "live"));
+  CHECK_EQ(d.Sweep(far_future + 1).removed, uint64_t{2});  // dead and live; "never" and "plain" stay
+  CHECK_EQ(Join(RawNames(t.path)), std::string("never,plain"));
+}
+
+TEST(win_inline_read_goes_to_the_pool) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  d.SealToFile(*ring, "s", pt.data(), pt.size(), kCtx, 1, 0);
+  OpenFileResult r;
+  r.status = OpenFileResult::kOk;
+  CHECK(d.TryOpenFileInline(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0, nowait::Mode::kNormal, &r) ==
+        InlineRead::kWouldBlock);
+  CHECK(r.status == OpenFileResult::kMissing);
+  CHECK(!nowait::Available());
+  CHECK_CODE(d.TryOpenFileInline(*ring, "a\\b", kCtx, kDefaultMaxBytes, 0, 0, nowait::Mode::kNormal, &r),
+             code::kInvalidArg);
+}
+
+TEST(win_path_walk_creates_and_resolves) {
+  TempDir t;
+  // Missing parents are created, private, down to the last.
+  CHECK_NOTHROW(PrivateDir(t / "a\\b\\c", true));
+  CHECK(Exists(t / "a\\b\\c"));
+  // Without create, a missing parent is an I/O error (ENOENT), nothing is made.
+  CHECK_CODE(PrivateDir(t / "x\\y", false), code::kIo);
+  CHECK(!Exists(t / "x"));
+  // Forward slashes, doubled and trailing separators, "..", and a relative path.
+  CHECK_NOTHROW(PrivateDir(t / "a//b/../b\\c\\", false));
+  char cwd[MAX_PATH];
+  GetCurrentDirectoryA(MAX_PATH, cwd);
+  SetCurrentDirectoryA(t.path.c_str());
+  bool rel_ok = true;
+  try {
+    PrivateDir rel("rel\\d", true);
+  } catch (const Error&) {
+    rel_ok = false;
+  }
+  SetCurrentDirectoryA(cwd);
+  CHECK(rel_ok);
+  CHECK(Exists(t / "rel\\d"));
+  // A file where a parent should be.
+  WriteRaw(t / "file", "x");
+  CHECK_CODE(PrivateDir(t / "file\\d", true), code::kIo);
+  CHECK_CODE(PrivateDir(t / "file", false), code::kUnsafePath);
+}
+
+TEST(win_stale_temps_go_at_open_and_sweep) {
+  TempDir t;
+  { PrivateDir first(t.path, false); }
+  const std::string dead = t / ".s.0011223344556677.tmp", live = t / ".s.8899aabbccddeeff.tmp";
+  WriteRaw(dead, "torn");  // written a moment ago: no age rule
+  WriteRaw(live, "in flight");
+  HANDLE writer = HoldTempLock(live);
+  CHECK(writer != INVALID_HANDLE_VALUE);
+  PrivateDir d(t.path, false);
+  CHECK(!Exists(dead));  // removed when the directory was opened
+  CHECK(Exists(live));   // its writer holds the lock
+  CHECK_EQ(d.RemoveStaleTemps(), uint64_t{0});
+  // A temp that is not ours to judge (a directory, a session name) is left alone.
+  CreateDirectoryA((t / ".d.0011223344556677.tmp").c_str(), nullptr);
+  WriteRaw(dead, "torn again");
+  d.Sweep(0);
+  CHECK(!Exists(dead));
+  CHECK(Exists(live));
+  CHECK(Exists(t / ".d.0011223344556677.tmp"));
+  CloseHandle(writer);
+  CHECK_EQ(d.RemoveStaleTemps(), uint64_t{1});
+  CHECK(!Exists(live));
+  // Writes leave no temp behind, nor does a refused existing_only write; the session they
+  // wrote can be read while a later write is under way.
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  CHECK(d.SealToFile(*ring, "s", pt.data(), pt.size(), kCtx, 1, 0));
+  CHECK(!d.SealToFile(*ring, "gone", pt.data(), pt.size(), kCtx, 1, 0, true));
+  CHECK_EQ(Join(RawNames(t.path)), std::string(".d.0011223344556677.tmp,s"));
+}
+
+// keySource 'keychain' on Windows: one seed per app in the Credential Manager, created once
+// even when several threads (or processes: the mutex is named) ask for it first at once.
+TEST(win_keychain_seed_created_once) {
+  const std::string app = "core-test-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(GetTickCount());
+  CHECK_EQ(KeychainStatus(), std::string("ok"));
+  std::vector<std::string> seeds(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < seeds.size(); i++) threads.emplace_back([&, i] { seeds[i] = KeychainSeed(app); });
+  for (auto& t : threads) t.join();
+  CHECK_EQ(seeds[0].size(), kSeedSize);
+  for (const std::string& s : seeds) CHECK(s == seeds[0]);
+  CHECK(KeychainSeed(app) == seeds[0]);
+  CHECK(KeychainSeed(app + "-other") != seeds[0]);
+  // Something else under our name is refused, not used as a key.
+  const std::wstring bad = W("sealed-session/" + app + "-bad");
+  CREDENTIALW c = {};
+  c.Type = CRED_TYPE_GENERIC;
+  c.TargetName = const_cast<LPWSTR>(bad.c_str());
+  BYTE blob[3] = {1, 2, 3};
+  c.CredentialBlobSize = sizeof blob;
+  c.CredentialBlob = blob;
+  c.Persist = CRED_PERSIST_LOCAL_MACHINE;
+  CHECK(CredWriteW(&c, 0));
+  CHECK_CODE(KeychainSeed(app + "-bad"), code::kKeychainUnavailable);
+  for (const std::string& a : {app, app + "-other", app + "-bad"})
+    CredDeleteW(W("sealed-session/" + a).c_str(), CRED_TYPE_GENERIC, 0);
 }
 
 TEST(win_lock_excludes_other_handles) {

@@ -189,7 +189,23 @@ expect.anything = () => ({ asymmetricMatch: (a) => a != null })
 const scale = Number(process.env.PLATFORM_TIMEOUT_SCALE || 1)
 const options = (opts) => ({ timeout: (typeof opts === 'number' ? opts : (opts && opts.timeout) || 30_000) * scale })
 // vitest passes a context object; node:test would take a second parameter as a callback.
-const wrap = (fn) => (fn ? () => fn({ skip: unsupported('context.skip') }) : undefined)
+// vitest's worker also keeps the event loop alive while a test awaits; node:test does not, so a
+// test waiting only on unref()ed timers (a manager's cleanup interval) would be cut short. A
+// ref'd timer is held while the test runs, through the original setTimeout (spies on the
+// global one do not see it).
+const realSetTimeout = setTimeout
+const realClearTimeout = clearTimeout
+const wrap = (fn) =>
+  fn
+    ? async () => {
+        const keepAlive = realSetTimeout(() => {}, 2 ** 31 - 1)
+        try {
+          return await fn({ skip: unsupported('context.skip') })
+        } finally {
+          realClearTimeout(keepAlive)
+        }
+      }
+    : undefined
 
 function formatTitle(title, row, index) {
   const args = Array.isArray(row) ? row : [row]
@@ -223,9 +239,12 @@ function unsupported(name) {
 // pattern over "describe > ... > title"; registered as skipped with the reason, never hidden.
 const skips = JSON.parse(process.env.PLATFORM_TEST_SKIP || '[]').map((s) => ({ re: new RegExp(s.re, s.flags), why: s.why }))
 const titles = []
-const it = (title, fn, opts) => {
+const platformSkip = (title) => {
   const full = [...titles, title].join(' > ')
-  const skip = skips.find((s) => s.re.test(full))
+  return skips.find((s) => s.re.test(full))
+}
+const it = (title, fn, opts) => {
+  const skip = platformSkip(title)
   if (skip) return nodeTest.it(title, { skip: `not on this platform: ${skip.why}` })
   return nodeTest.it(title, options(opts), wrap(fn))
 }
@@ -233,7 +252,14 @@ it.each = withEach(it)
 it.skip = (title) => nodeTest.it(title, { skip: 'it.skip in the test file' })
 it.only = unsupported('it.only')
 it.todo = (title) => nodeTest.it(title, { todo: true })
-it.skipIf = (cond) => (cond ? (title) => nodeTest.it(title, { skip: 'skipIf condition in the test file' }) : it)
+// A listed platform skip says why even where the file's own condition skips the test too.
+it.skipIf = (cond) =>
+  cond
+    ? (title) => {
+        const skip = platformSkip(title)
+        return nodeTest.it(title, { skip: skip ? `not on this platform: ${skip.why}` : 'skipIf condition in the test file' })
+      }
+    : it
 it.runIf = (cond) => it.skipIf(!cond)
 const describe = (title, fn) =>
   nodeTest.describe(title, () => {
