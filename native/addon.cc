@@ -14,6 +14,7 @@
 
 #include "core/envelope.h"
 #include "core/errors.h"
+#include "core/hex.h"
 #include "core/keychain.h"
 #include "core/keys.h"
 #include "core/machine_id.h"
@@ -153,21 +154,11 @@ uint64_t GetUint(const Napi::CallbackInfo& info, size_t i, const char* name, uin
   return static_cast<uint64_t>(v);
 }
 
-std::string Hex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; i++) {
-    s[2 * i] = digits[p[i] >> 4];
-    s[2 * i + 1] = digits[p[i] & 15];
-  }
-  return s;
-}
-
 Napi::Object HeaderObject(Napi::Env env, const sealed::Header& h) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", Napi::Number::New(env, h.version));
   o.Set("flags", Napi::Number::New(env, h.flags));
-  o.Set("keyId", Napi::String::New(env, Hex(h.key_id, sealed::kKeyIdSize)));
+  o.Set("keyId", Napi::String::New(env, sealed::ToHex(h.key_id, sealed::kKeyIdSize)));
   o.Set("createdAt", Napi::Number::New(env, static_cast<double>(h.created_at)));
   o.Set("expiresAt", Napi::Number::New(env, static_cast<double>(h.expires_at)));
   return o;
@@ -188,7 +179,7 @@ Napi::Value OpenedObject(Napi::Env env, sealed::Opened& o, bool as_string) {
   napi_value args[7] = {
       Napi::Number::New(env, h.version),
       Napi::Number::New(env, h.flags),
-      Napi::String::New(env, Hex(h.key_id, sealed::kKeyIdSize)),
+      Napi::String::New(env, sealed::ToHex(h.key_id, sealed::kKeyIdSize)),
       Napi::Number::New(env, static_cast<double>(h.created_at)),
       Napi::Number::New(env, static_cast<double>(h.expires_at)),
       as_string ? Napi::Value(Napi::String::New(env, o.plaintext.empty() ? "" : p, o.plaintext.size()))
@@ -385,7 +376,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     Napi::Array arr = Napi::Array::New(env);
     if (ring_) {
       for (size_t i = 0; i < ring_->size(); i++)
-        arr.Set(static_cast<uint32_t>(i), Napi::String::New(env, Hex(ring_->key(i).id.data(), sealed::kKeyIdSize)));
+        arr.Set(static_cast<uint32_t>(i), Napi::String::New(env, sealed::ToHex(ring_->key(i).id.data(), sealed::kKeyIdSize)));
     }
     return arr;
   }
@@ -444,7 +435,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     if (index >= ring->size()) ThrowRange(env, "keyIndex must name a key of the ring");
     uint8_t out[sealed::kMacSize];
     Guard(env, [&] { ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out); });
-    return Napi::String::New(env, Hex(out, sizeof out));
+    return Napi::String::New(env, sealed::ToHex(out, sizeof out));
   }
 
   std::shared_ptr<const sealed::KeyRing> ring_;

@@ -1,5 +1,7 @@
 #include "keychain.h"
 
+#include "hex.h"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -16,16 +18,6 @@ constexpr const char* kOtherSources =
 
 [[noreturn]] void Unavailable(const std::string& why) {
   throw Error(code::kKeychainUnavailable, "the OS secret store cannot be used: " + why + kOtherSources);
-}
-
-[[maybe_unused]] std::string ToHex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; i++) {
-    s[2 * i] = digits[p[i] >> 4];
-    s[2 * i + 1] = digits[p[i] & 15];
-  }
-  return s;
 }
 
 // 64 hex chars -> 32 bytes; false on anything else.
