@@ -254,6 +254,9 @@ class PromiseWorker : public Napi::AsyncWorker {
       deferred_.Resolve(done_(env, *result_));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
+    } catch (const std::bad_alloc&) {
+      // Never let a C++ exception leave a Node-API callback: that would end the process.
+      deferred_.Reject(MakeError(env, {"ERR_SESSION_NO_MEMORY", "out of memory", 0, ""}).Value());
     }
   }
   void OnError(const Napi::Error&) override {
@@ -314,6 +317,9 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     std::optional<std::string> uid = str("uid", false);
 
     std::vector<std::string> ikms;
+    // Room for every key up front: a reallocation would leave copies of short (inline-stored)
+    // IKMs in freed memory that the wipe below never sees.
+    ikms.reserve(17);
     // Wipe IKM copies (they are secrets) however we leave this constructor.
     struct Wipe {
       std::vector<std::string>& v;
@@ -805,6 +811,9 @@ class Addon : public Napi::Addon<Addon> {
           value = OpenFileResultValue(env, p.result, p.as_string);
         } catch (const Napi::Error& e) {
           value = e.Value();
+          ok = false;
+        } catch (const std::bad_alloc&) {
+          value = MakeError(env, {"ERR_SESSION_NO_MEMORY", "out of memory", 0, ""}).Value();
           ok = false;
         }
       } else {
