@@ -396,7 +396,6 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
       close(fd);
       fd = -1;
       unlinkat(fd_, tmp.c_str(), 0);
-      CloseQuietly(fd);
       return false;
     }
     if (renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) ThrowIo("rename", what, errno);
@@ -625,7 +624,7 @@ bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
   if (fd < 0) return false;
   FdGuard g{fd};
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != euid_) return false;
   // A live writer holds the lock until its rename; a dead one's lock went with its process.
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
   struct stat now;
