@@ -763,7 +763,7 @@ class Addon : public Napi::Addon<Addon> {
   // setInlineReadMode(0 | 1 | 2 | 3): normal, or the switches of nowait::Mode (force the pool
   // fallback as on a cold page cache; answer ENOSYS as a kernel without openat2; no attempt).
   Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info) {
-    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 3));
+    inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 4));
     return info.Env().Undefined();
   }
 
@@ -851,7 +851,7 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
   auto dir = Dir(env);
   Addon* addon = env.GetInstanceData<Addon>();
   const bool as_string = a->flags & kOpenAsString;
-  if (sealed::nowait::Available() && addon->inline_mode != sealed::nowait::Mode::kOff) {
+  if (sealed::nowait::Available() && addon->inline_mode != sealed::nowait::Mode::kOff && dir->InlineReadsSupported()) {
     addon->reads.attempts++;
     sealed::OpenFileResult r;
     std::optional<ErrorInfo> error;

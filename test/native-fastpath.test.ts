@@ -54,6 +54,13 @@ const codeOf = async (fn: () => unknown): Promise<string | undefined> => {
 // Only file and descriptor calls and credential calls are traced: the allocator's mmap/madvise
 // are not the read's business.
 function tracedCalls(script: string): string[] {
+  return tracedLines(script)
+    .map((l) => l.split(/\s+/)[1].replace(/\(.*$/, ''))
+    .map((n) => (n === 'newfstatat' || n === 'fstat' || n === 'statx' ? 'fstat' : n))
+}
+
+// The main thread's traced lines (calls with their arguments) between the two markers.
+function tracedLines(script: string): string[] {
   const out = path.join(tmp, 'strace.txt')
   const file = path.join(tmp, 'traced.cjs')
   fs.writeFileSync(file, script)
@@ -69,8 +76,6 @@ function tracedCalls(script: string): string[] {
   return lines
     .slice(begin + 1, end)
     .filter((l) => l.split(/\s+/)[0] === mainPid && !l.includes('resumed>') && /^\d+\s+\w+\(/.test(l))
-    .map((l) => l.split(/\s+/)[1].replace(/\(.*$/, ''))
-    .map((n) => (n === 'newfstatat' || n === 'fstat' || n === 'statx' ? 'fstat' : n))
 }
 
 // A child script using the built addon through lib/native.js's loader (node-gyp-build).
@@ -113,6 +118,24 @@ p.then((r) => {
 })`,
     )
     expect(calls).toEqual(['openat2', 'fstat', 'preadv2', 'close'])
+  })
+
+  it("FileSessionStore's constructor and first calls leave the directory to the pool: the main thread never names it", () => {
+    const store = path.join(tmp, 'store-dir')
+    const lines = tracedLines(
+      prelude(tmp) +
+        `const { FileSessionStore } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))})
+mark('begin')
+const store = new FileSessionStore({ dir: ${JSON.stringify(store)}, secret: 'x'.repeat(32), sweepInterval: 0 })
+store.create().then(async (s) => {
+  const back = await store.get(s.id)
+  await store.purgeExpired()
+  mark('end')
+  if (back?.id !== s.id || !fs.statSync(${JSON.stringify(store)}).isDirectory()) process.exit(3)
+})`,
+    )
+    expect(lines.length).toBeGreaterThan(0) // the window was traced
+    expect(lines.filter((l) => l.includes('store-dir'))).toEqual([])
   })
 
   it('the sweep passes live files by one fstatat each: no open, read or close per file', () => {
@@ -195,6 +218,34 @@ describe('inline async reads', () => {
     const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_REMOVE_EXPIRED)
     expect(r).toMatchObject({ expired: true, expiresAt: 1000 })
     expect(fs.existsSync(path.join(tmp, 'a'))).toBe(false)
+  })
+
+  it.skipIf(process.platform !== 'linux')('a filesystem without RWF_NOWAIT (simulated EOPNOTSUPP): that directory reads on the pool from then on, others inline', async () => {
+    const d = openDir(path.join(tmp, 'nfs-like'))
+    const other = openDir(path.join(tmp, 'local'))
+    d.sealToFileSync(ring, 'a', '{"x":5}', 'c', 1, Date.now() + HOUR)
+    other.sealToFileSync(ring, 'a', '{"x":6}', 'c', 1, Date.now() + HOUR)
+    d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // both in the page cache
+    other.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0)
+    const read = async (dir: typeof d) => {
+      const before = native.inlineReads()
+      const r = await dir.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
+      const after = native.inlineReads()
+      return {
+        plaintext: r && 'plaintext' in r ? r.plaintext : null,
+        attempts: after.attempts - before.attempts,
+        inline: after.inline - before.inline,
+        pool: after.pool - before.pool,
+      }
+    }
+    native.setInlineReadMode(4)
+    expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 1, inline: 0, pool: 1 })
+    native.setInlineReadMode(0)
+    // Learnt: no second attempt on that directory, even with the switch off.
+    expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 0, inline: 0, pool: 1 })
+    // Another directory (another filesystem, in real life) still reads inline; the process keeps the fast path.
+    expect(await read(other)).toEqual({ plaintext: '{"x":6}', attempts: 1, inline: 1, pool: 0 })
+    expect(native.inlineReads().available).toBe(true)
   })
 
   it('a kernel without openat2 (simulated ENOSYS) stops the attempts for the whole process', () => {

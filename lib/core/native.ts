@@ -159,9 +159,10 @@ export interface NativeBinding {
   inlineReads(): InlineReadStats
   /**
    * Test and bench switch (this addon instance): 0 normal, 1 every inline read answers EAGAIN
-   * (cold cache), 2 openat2 answers ENOSYS, 3 no inline attempt (every read on the pool, as 0.1).
+   * (cold cache), 2 openat2 answers ENOSYS, 3 no inline attempt (every read on the pool, as 0.1),
+   * 4 every non-blocking read answers EOPNOTSUPP (a filesystem without RWF_NOWAIT).
    */
-  setInlineReadMode(mode: 0 | 1 | 2 | 3): void
+  setInlineReadMode(mode: 0 | 1 | 2 | 3 | 4): void
   peekHeader(envelope: Buffer): EnvelopeHeader
   machineId(): string
   bootId(): string

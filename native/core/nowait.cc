@@ -43,6 +43,7 @@ int OpenCached(int dirfd, const char* name, Mode mode) {
 
 ssize_t PreadNoWait(int fd, void* buf, size_t len, off_t offset, Mode mode) {
   if (mode == Mode::kForceWouldBlock) return -EAGAIN;
+  if (mode == Mode::kSimulateNoFsSupport) return -EOPNOTSUPP;
   struct iovec iov = {buf, len};
   ssize_t n;
   do {

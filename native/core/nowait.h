@@ -9,10 +9,11 @@
 namespace sealed {
 namespace nowait {
 
-// How an attempt behaves: kNormal, or one of two test switches that stand in for a cold page
-// cache (the read answers EAGAIN) and for a kernel without openat2 (the open answers ENOSYS).
+// How an attempt behaves: kNormal, or one of three test switches that stand in for a cold page
+// cache (the read answers EAGAIN), for a kernel without openat2 (the open answers ENOSYS) and
+// for a filesystem without RWF_NOWAIT (the read answers EOPNOTSUPP).
 // kOff: no attempt at all, every async read on the pool as in 0.1 (the bench's baseline).
-enum class Mode { kNormal = 0, kForceWouldBlock = 1, kSimulateNoSys = 2, kOff = 3 };
+enum class Mode { kNormal = 0, kForceWouldBlock = 1, kSimulateNoSys = 2, kOff = 3, kSimulateNoFsSupport = 4 };
 
 // Whether the kernel may still serve non-blocking reads. Process-wide on purpose: it describes
 // the kernel (or a seccomp filter), which is the same for every addon instance and thread.

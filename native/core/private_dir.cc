@@ -548,6 +548,7 @@ InlineRead PrivateDir::TryOpenFileInline(const KeyRing& ring, const std::string&
     std::vector<uint8_t> buf(size + 1);
     const ssize_t n = nowait::PreadNoWait(fd, buf.data(), buf.size(), 0, mode);
     if (n == -ENOSYS || n == -EPERM) nowait::Disable();
+    if (n == -EOPNOTSUPP) inline_reads_.store(false, std::memory_order_relaxed);
     // Not cached (EAGAIN), partly cached (short), grown meanwhile, or an error: the pool reads it.
     if (n < 0 || static_cast<size_t>(n) != size) return InlineRead::kWouldBlock;
     buf.resize(size);

@@ -5,6 +5,7 @@
 // write, fsync, rename, fsync the directory. POSIX: private_dir.cc; Windows (DACLs, reparse
 // points refused, MoveFileExW, LockFileEx; handles kept as CRT descriptors): private_dir_win.cc.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -78,10 +79,14 @@ class PrivateDir {
                           size_t max_bytes, uint64_t now, unsigned flags) const;
   // OpenFile without blocking the calling thread (see nowait.h): kDone with *out set, or throws
   // what OpenFile would throw; kWouldBlock where OpenFile must run on the pool (never touched
-  // the disk, or the file is to be removed). Disables the fast path process-wide on ENOSYS/EPERM.
+  // the disk, or the file is to be removed). Disables the fast path process-wide on ENOSYS/EPERM,
+  // and for this directory alone when its filesystem refuses RWF_NOWAIT (EOPNOTSUPP).
   InlineRead TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context,
                                size_t max_bytes, uint64_t now, unsigned flags, nowait::Mode mode,
                                OpenFileResult* out) const;
+  // False once this directory's filesystem has refused a non-blocking read: its async reads
+  // then go straight to the pool instead of paying for a failed attempt each time.
+  bool InlineReadsSupported() const { return inline_reads_.load(std::memory_order_relaxed); }
   std::optional<Header> Peek(const std::string& name) const;
   bool Remove(const std::string& name) const;
   std::vector<std::string> List() const;
@@ -112,6 +117,8 @@ class PrivateDir {
   std::string path_;
   int fd_ = -1;
   unsigned euid_ = EffectiveUid();
+  // A property of the filesystem under fd_, learnt by the first read it refused (any thread).
+  mutable std::atomic<bool> inline_reads_{true};
 };
 
 }  // namespace sealed
