@@ -141,11 +141,26 @@ describe('FileSessionStore on disk', () => {
     expect((await store.get(s.id))?.data.has('blob')).toBe(false)
   })
 
-  it('an unsafe directory is refused with ERR_SESSION_UNSAFE_PATH', () => {
+  it('an unsafe directory rejects every call with ERR_SESSION_UNSAFE_PATH; once fixed, the next call opens it', async () => {
     const dir = freshDir()
     fs.mkdirSync(dir, { mode: 0o777 })
     fs.chmodSync(dir, 0o777)
-    expect(() => new FileSessionStore({ dir, secret: SECRET })).toThrow(expect.objectContaining({ code: 'ERR_SESSION_UNSAFE_PATH' }))
+    // The constructor does no file I/O (the directory is opened on the thread pool).
+    const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    await expect(store.create()).rejects.toMatchObject({ code: 'ERR_SESSION_UNSAFE_PATH' })
+    await expect(store.get(generateSessionId())).rejects.toMatchObject({ code: 'ERR_SESSION_UNSAFE_PATH' })
+    await expect(store.purgeExpired()).rejects.toMatchObject({ code: 'ERR_SESSION_UNSAFE_PATH' })
+    expect(entries(dir)).toEqual([]) // nothing was written into it
+    fs.chmodSync(dir, 0o700)
+    const s = await store.create()
+    expect((await store.get(s.id))?.id).toBe(s.id)
+    await store.close()
+  })
+
+  it('a store closed while its directory is still opening rejects with ERR_SESSION_CLOSED', async () => {
+    const store = new FileSessionStore({ dir: freshDir(), secret: SECRET, sweepInterval: 0 })
+    await store.close()
+    await expect(store.create()).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
   })
 
   it('dump passes by a planted unsafe file and keeps every other session', async () => {

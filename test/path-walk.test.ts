@@ -13,9 +13,9 @@ const SECRET = 'path walk test secret, 32 characters ok'
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-walk-'))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
-function refusal(fn: () => unknown): SessionSecurityError {
+async function refusal(fn: () => unknown): Promise<SessionSecurityError> {
   try {
-    fn()
+    await fn()
   } catch (err) {
     expect(err).toBeInstanceOf(SessionSecurityError)
     expect((err as SessionSecurityError).code).toBe('ERR_SESSION_UNSAFE_PATH')
@@ -39,7 +39,7 @@ describe('a dir through a parent others can write', () => {
     fs.chmodSync(shared, 0o777)
     fs.symlinkSync(path.join(base, 'appA'), path.join(shared, 'appB'))
     const bDir = path.join(shared, 'appB', 'sessions')
-    const err = refusal(() => new FileSessionStore({ dir: bDir, secret: SECRET, sweepInterval: 0 }))
+    const err = await refusal(() => new FileSessionStore({ dir: bDir, secret: SECRET, sweepInterval: 0 }).init())
     expect(err.message).toContain(`directory ${shared} on the path of session directory ${bDir} is writable by others and not sticky`)
     // The manager's dir goes through the same walk.
     const m = new SessionManager('walk-app', { dir: bDir, secret: SECRET, cleanupInterval: 0 })
@@ -51,7 +51,7 @@ describe('a dir through a parent others can write', () => {
     await again.close()
   })
 
-  it('a relative dir is resolved against the current directory and walked the same way', () => {
+  it('a relative dir is resolved against the current directory (of construction) and walked the same way', async () => {
     const base = fs.mkdtempSync(path.join(root, 'rel-'))
     const shared = path.join(base, 'shared')
     fs.mkdirSync(path.join(shared, 'x'), { recursive: true })
@@ -59,10 +59,13 @@ describe('a dir through a parent others can write', () => {
     const cwd = process.cwd()
     process.chdir(base)
     try {
-      refusal(() => new FileSessionStore({ dir: 'shared/x/sessions', secret: SECRET, sweepInterval: 0 }))
+      await refusal(() => new FileSessionStore({ dir: 'shared/x/sessions', secret: SECRET, sweepInterval: 0 }).init())
       fs.chmodSync(shared, 0o755)
       const ok = new FileSessionStore({ dir: 'shared/x/sessions', secret: SECRET, sweepInterval: 0 })
-      void ok.close()
+      // The directory is opened on the pool, after this chdir: still the one named at construction.
+      process.chdir(cwd)
+      await ok.init()
+      await ok.close()
       expect(fs.statSync(path.join(shared, 'x', 'sessions')).mode & 0o777).toBe(0o700)
     } finally {
       process.chdir(cwd)

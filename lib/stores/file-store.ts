@@ -6,9 +6,11 @@
 // compare-and-swap is atomic across processes; expiry sweeps read only the 40-byte headers.
 // Each identity's index is one sealed file, `index-<hex HMAC of the identity>`, listing the
 // storage names of its sessions with an expiry hint.
+import * as path from 'node:path'
+
 import { type IndexEntry, type Rebuild, type RecordWrite, type Removed, type StoredRecord, type WriteCondition, type WriteOutcome } from './base-store'
 import { recordIdentity } from './base-store'
-import { mapNative, toSessionError } from '../core/errors'
+import { mapNative } from '../core/errors'
 import { withFileMutex } from '../core/file-mutex'
 import { isPlainObject } from '../core/json'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
@@ -59,18 +61,25 @@ export class FileSessionStore extends SealedStore {
   protected override get restoreConcurrency(): number {
     return 3
   }
-  #files: NativePrivateDir | null
+  #files: NativePrivateDir | null = null
+  // The directory being opened on the thread pool (null once open, or after a failed try).
+  #opening: Promise<NativePrivateDir> | null = null
+  #closed = false
+  readonly #absDir: string
   #timer: NodeJS.Timeout | null = null
 
+  /**
+   * Checks the options at once; the directory is opened (created, checked) on the thread pool,
+   * starting now: the constructor does no file I/O. An unsafe or unusable directory rejects each
+   * call with its error (ERR_SESSION_UNSAFE_PATH, ...), and each call tries again.
+   */
   constructor(options: FileSessionStoreOptions) {
     super(checkOptions(options))
-    try {
-      this.#files = new native.PrivateDir(options.dir, true)
-    } catch (err) {
-      this.closeRing()
-      throw toSessionError(err)
-    }
-    this.dir = this.#files.path
+    this.dir = options.dir
+    // A relative dir means the current directory of now, not of when the pool gets to it.
+    this.#absDir = path.isAbsolute(options.dir) ? options.dir : `${process.cwd()}${path.sep}${options.dir}`
+    // Started now so the first request finds it open; its failure is each call's to report.
+    this.#openDir().catch(() => {})
     const sweepInterval = options.sweepInterval ?? 5 * 60_000
     if (sweepInterval > 0) {
       // Held weakly: an unclosed store is still collected (its key ring wiped with it); the
@@ -87,8 +96,16 @@ export class FileSessionStore extends SealedStore {
     }
   }
 
+  /**
+   * Opens (creating it if missing) and checks the directory, on the thread pool. Every other
+   * method does this by itself first; await it at startup to fail fast on an unsafe directory.
+   */
+  async init(): Promise<void> {
+    await this.#open()
+  }
+
   async dump(): Promise<SessionDump> {
-    const files = this.#open()
+    const files = await this.#open()
     const names = (await mapNative(() => files.list())).filter((n) => STORAGE_NAME.test(n))
     const now = Date.now()
     const records: SessionRecord[] = []
@@ -113,7 +130,7 @@ export class FileSessionStore extends SealedStore {
   /** Removes expired envelopes by their headers alone (nothing is decrypted), then prunes the
    *  identity indexes of entries whose session is gone. */
   async purgeExpired(): Promise<number> {
-    const files = this.#open()
+    const files = await this.#open()
     const result = await mapNative(() => files.sweep(Date.now()))
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
     const indexes = (await mapNative(() => files.list())).filter((n) => INDEX_FILE.test(n))
@@ -128,6 +145,7 @@ export class FileSessionStore extends SealedStore {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    this.#closed = true
     this.closeRing()
     this.#files?.close()
     this.#files = null
@@ -135,7 +153,9 @@ export class FileSessionStore extends SealedStore {
 
   // A file expired by its header is removed by the same native call that found it so.
   protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
-    const files = this.#open()
+    // Not awaited when already open: this is every get's path.
+    const open = this.#open()
+    const files = open instanceof Promise ? await open : open
     let found: OpenFileResult
     try {
       found = await files.openFile(this.ring(), name, this.context(name), this.maxBytes, now, READ_FLAGS)
@@ -149,7 +169,7 @@ export class FileSessionStore extends SealedStore {
   // One native call (lock, open, compare, seal, write, unlock: one pool job). On a conflict the
   // stripe lock is still held, so the rebuilt record is written before any other writer.
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
-    const files = this.#open()
+    const files = await this.#open()
     const ring = this.ring()
     const { name } = write
     const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
@@ -175,7 +195,7 @@ export class FileSessionStore extends SealedStore {
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
-    const files = this.#open()
+    const files = await this.#open()
     // A session that is not there needs no lock (nor a lock file): a delete of an unknown id stays a read.
     let present = true
     try {
@@ -222,7 +242,7 @@ export class FileSessionStore extends SealedStore {
   /** Read-modify-write of one index under its stripe lock; `change` returns false when nothing changed.
    *  An index left empty is removed. */
   async #updateIndex(index: string, change: (record: IndexRecord) => Promise<boolean>): Promise<void> {
-    const files = this.#open()
+    const files = await this.#open()
     const file = INDEX_PREFIX + index
     await this.#locked(index, async () => {
       const record = await this.#readIndex(file)
@@ -237,7 +257,7 @@ export class FileSessionStore extends SealedStore {
   }
 
   async #readIndex(file: string): Promise<IndexRecord> {
-    const files = this.#open()
+    const files = await this.#open()
     let found: OpenFileResult
     try {
       found = await files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING)
@@ -264,7 +284,7 @@ export class FileSessionStore extends SealedStore {
 
   /** The entries whose session file is gone, unreadable or expired by its header. */
   async #dangling(record: IndexRecord): Promise<string[]> {
-    const files = this.#open()
+    const files = await this.#open()
     const now = Date.now()
     const out: string[] = []
     for (const name of Object.keys(record.entries)) {
@@ -275,7 +295,7 @@ export class FileSessionStore extends SealedStore {
   }
 
   async #seal(name: string, json: string, createdAt: number, expiresAt: number): Promise<void> {
-    const files = this.#open()
+    const files = await this.#open()
     const ring = this.ring()
     const context = this.context(name)
     await mapNative(() => files.sealToFile(ring, name, json, context, createdAt, expiresAt))
@@ -287,7 +307,7 @@ export class FileSessionStore extends SealedStore {
    * flock, so waiting writers cannot starve the 4-thread pool the lock holder needs.
    */
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
-    const files = this.#open()
+    const files = await this.#open()
     const stripe = stripeOf(hexName)
     return withFileMutex(this.#stripeKey(hexName), async () => {
       const lock = await mapNative(() => files.lock(stripe))
@@ -304,8 +324,29 @@ export class FileSessionStore extends SealedStore {
     return `${this.dir}\0${stripeOf(hexName)}`
   }
 
-  #open(): NativePrivateDir {
-    this.ring() // throws SessionClosedError once closed
-    return this.#files as NativePrivateDir
+  /** The open directory (or the promise of it); throws SessionClosedError once closed. */
+  #open(): NativePrivateDir | Promise<NativePrivateDir> {
+    this.ring()
+    return this.#files ?? this.#openDir()
+  }
+
+  /** One open on the pool at a time; a failed one is forgotten, so the next call tries again. */
+  #openDir(): Promise<NativePrivateDir> {
+    this.#opening ??= mapNative(() => native.openPrivateDir(this.#absDir, true)).then(
+      (files) => {
+        this.#opening = null
+        if (this.#closed) {
+          files.close()
+          this.ring() // SessionClosedError
+        }
+        this.#files = files
+        return files
+      },
+      (err: unknown) => {
+        this.#opening = null
+        throw err
+      },
+    )
+    return this.#opening
   }
 }

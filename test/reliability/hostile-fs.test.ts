@@ -162,7 +162,7 @@ describe('symlinks', () => {
       await expectTyped(() => m.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
       await expectTyped(() => m.getSession(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
       await expectTyped(() => m.logout(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-      await expectTyped(() => new FileSessionStore({ dir, secret: STORE_SECRET }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+      await expectTyped(() => store(dir).init(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     }
     expectSameTree(tree(root), before)
     expect(fs.readFileSync(path.join(real, 'session.enc'))).toEqual(bytes)
@@ -282,7 +282,7 @@ describe.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by anothe
     const m = manager(dir)
     await expectTyped(() => m.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     await expectTyped(() => m.getSession(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    await expectTyped(() => new FileSessionStore({ dir: store0.dir, secret: STORE_SECRET }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+    await expectTyped(() => store(store0.dir).init(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     fs.chownSync(dir, 0, 0)
     fs.chownSync(store0.dir, 0, 0)
 
@@ -341,7 +341,7 @@ describe('a directory writable by group or others', () => {
     fs.chmodSync(st.dir, mode)
     const m = manager(dir)
     await expectTyped(() => m.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    await expectTyped(() => new FileSessionStore({ dir: st.dir, secret: STORE_SECRET }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+    await expectTyped(() => store(st.dir).init(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     fs.chmodSync(dir, 0o700)
     fs.chmodSync(st.dir, 0o700)
     const m2 = manager(dir)
