@@ -152,7 +152,7 @@ async function runConcurrent(op, { warmupMs, measureMs, inFlight, eld }) {
 // ---- the code under test: what a user of each package would write ---------------------------
 
 function nativeBinding() {
-  return dist('native.js')
+  return dist('core/native.js')
 }
 
 function managerRing() {

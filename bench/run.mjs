@@ -7,7 +7,8 @@
 // Environment: BENCH_QUICK=1 short run (3 rounds, short windows, scale 1k/10k, 200k reads for
 // RSS); BENCH_ROUNDS=n; BENCH_ONLY=name,name (subset of contenders, no results files);
 // BENCH_KEEP=1 keeps the fixture directory; BENCH_ONLY=http runs only the HTTP stacks (bench/http.mjs); CC picks the C compiler for the floor (gcc);
-// BENCH_ADDON=path measures that build of the addon instead of build/Release.
+// BENCH_ADDON=path measures that build of the addon instead of build/Release; BENCH_STRICT=1 exits 1
+// when any contender fails; BENCH_SMOKE=1 runs everything once, short and strict, writing no results.
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -30,6 +31,9 @@ import {
 import { CONTENDERS, summarizeRun, writeReports, fmtOps, fmtNs, fmtRatio } from './report.mjs'
 import { runRedisBench, writeRedisReport } from './redis.mjs'
 
+// BENCH_SMOKE=1: everything once, short, no results files, exit 1 if any part fails (CI runs it).
+const SMOKE = process.env.BENCH_SMOKE === '1'
+if (SMOKE) Object.assign(process.env, { BENCH_QUICK: '1', BENCH_ROUNDS: '1', BENCH_STRICT: '1' })
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null
@@ -187,6 +191,10 @@ function lastJsonLine(text) {
   return lines.length ? JSON.parse(lines[lines.length - 1]) : null
 }
 
+// Contenders (and the floor, the tags run) that failed: with BENCH_STRICT=1 the run then exits 1
+// (CI's smoke run: a bench that no longer runs is caught the day it breaks).
+let failures = 0
+
 function runContender(name, fixtureDir, options, nodeArgs = []) {
   const r = spawnSync(process.execPath, [...nodeArgs, path.join(ROOT, 'bench', 'contender.mjs'), name, fixtureDir, JSON.stringify(options)], {
     encoding: 'utf8',
@@ -195,6 +203,7 @@ function runContender(name, fixtureDir, options, nodeArgs = []) {
   })
   const result = r.status === 0 ? lastJsonLine(r.stdout) : null
   if (!result) {
+    failures++
     log(`  ${name}: failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
   }
   return result
@@ -206,6 +215,7 @@ function runFloor(floor, fixtureDir) {
   const r = spawnSync(floor.bin, [P.managerFile, key, MANAGER_CONTEXT, String(FLOOR_READS), '1'], { encoding: 'utf8', timeout: 120_000 })
   const j = r.status === 0 ? lastJsonLine(r.stdout) : null
   if (!j) {
+    failures++
     log(`  floor: failed (${r.stderr?.trim() ?? r.error})`)
     return null
   }
@@ -283,6 +293,7 @@ async function main() {
     if (!ONLY || ONLY.includes('tags')) {
       const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], { encoding: 'utf8', timeout: 180_000 })
       tags = r.status === 0 ? lastJsonLine(r.stdout) : null
+      if (!tags) failures++
       log(tags ? '  tags: done' : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
     }
 
@@ -309,19 +320,19 @@ async function main() {
     printTable(run)
     if (httpBench) {
       console.log(`\n${httpBench.markdown}`)
-      if (!ONLY) fs.writeFileSync(path.join(ROOT, 'bench', 'results-http.md'), httpBench.markdown)
+      if (!ONLY && !SMOKE) fs.writeFileSync(path.join(ROOT, 'bench', 'results-http.md'), httpBench.markdown)
     }
     // The raw run, to re-render the reports without running again (node bench/report.mjs <file>).
     const saved = path.join(os.tmpdir(), 'sealed-session-bench-last.json')
     fs.writeFileSync(saved, JSON.stringify(run))
     log(`raw results: ${saved}`)
-    if (!ONLY) writeReports(run, path.join(ROOT, 'bench'))
+    if (!ONLY && !SMOKE) writeReports(run, path.join(ROOT, 'bench'))
     else log('(BENCH_ONLY: results files not written)')
     // Redis rows (issue #13): their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
     if (!ONLY || ONLY.includes('redis')) {
       const redis = await runRedisBench(log)
       console.log(`\n${redis.markdown}`)
-      if (!ONLY) writeRedisReport(redis.markdown)
+      if (!ONLY && !SMOKE) writeRedisReport(redis.markdown)
     }
   } finally {
     if (process.env.BENCH_KEEP === '1') log(`fixtures kept in ${tmp}`)
@@ -351,3 +362,7 @@ function printTable(run) {
 }
 
 await main()
+if (failures > 0 && process.env.BENCH_STRICT === '1') {
+  console.error(`bench: ${failures} contender run(s) failed`)
+  process.exit(1)
+}
