@@ -65,8 +65,10 @@ export interface RecordWrite {
   id: string
   /** The version being written; also `record.version`. */
   version: number
-  /** The record to store (JSON.stringify it; sealed stores seal that string). */
+  /** The record to store. */
   record: VersionedRecord
+  /** `record` as JSON, made once (for the size check): sealed stores seal this string. */
+  json: string
   createdAt: number
   /** ms since the epoch; the backend may drop the record from this instant on (Redis PX). */
   expiresAt: number
@@ -437,8 +439,9 @@ export abstract class BaseSessionStore implements SessionStore {
 
   #prepare(session: Session, version: number): RecordWrite {
     const record: VersionedRecord = { ...session.toJSON(), version }
-    this.checkRecordSize(JSON.stringify(record), session)
-    return { name: storageName(session.id), id: session.id, version, record, createdAt: session.meta.createdAt, expiresAt: session.expiresAt() }
+    const json = JSON.stringify(record)
+    this.checkRecordSize(json, session)
+    return { name: storageName(session.id), id: session.id, version, record, json, createdAt: session.meta.createdAt, expiresAt: session.expiresAt() }
   }
 }
 

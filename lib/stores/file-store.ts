@@ -175,7 +175,7 @@ export class FileSessionStore extends SealedStore {
     const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
     const expected = condition.kind === 'version' ? condition.version : 0
     return withFileMutex(this.#stripeKey(name), async () => {
-      const json = JSON.stringify(write.record)
+      const { json } = write
       const r = await mapNative(() =>
         files.casSeal(ring, name, stripeOf(name), json, this.context(name), write.createdAt, write.expiresAt, this.maxBytes, Date.now(), mode, expected),
       )
@@ -186,7 +186,7 @@ export class FileSessionStore extends SealedStore {
         if (current === null) return 'missing'
         if (rebuild === undefined) return 'conflict'
         const next = rebuild(current)
-        await this.#seal(name, JSON.stringify(next.record), next.createdAt, next.expiresAt)
+        await this.#seal(name, next.json, next.createdAt, next.expiresAt)
         return 'written'
       } finally {
         r.lock?.release()

@@ -262,7 +262,7 @@ export class RedisSessionStore extends SealedStore {
   #value(write: RecordWrite): Buffer {
     let envelope: Buffer
     try {
-      envelope = this.ring().seal(JSON.stringify(write.record), this.context(write.name), write.createdAt, write.expiresAt)
+      envelope = this.ring().seal(write.json, this.context(write.name), write.createdAt, write.expiresAt)
     } catch (err) {
       throw toSessionError(err)
     }
