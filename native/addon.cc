@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -776,7 +777,10 @@ class Addon : public Napi::Addon<Addon> {
   // An inline read's promise is settled from a setImmediate callback, on a later turn of the
   // event loop, as a pool read would be: a caller that starts a new read from each settlement
   // (64 in flight) still lets timers and I/O run between batches, instead of chaining
-  // microtasks for as long as reads are cached. One immediate serves every read of a turn.
+  // microtasks for as long as reads are cached. One immediate settles up to kSettlePerTurn
+  // reads; the rest wait for the next turn, so a burst is cut into slices the loop can breathe
+  // between (a slice: those settlements and whatever their callers do next, new reads included).
+  static constexpr size_t kSettlePerTurn = 16;
   Napi::Value SettleLater(Napi::Env env, sealed::OpenFileResult r, std::optional<ErrorInfo> error, bool as_string) {
     napi_deferred deferred;
     napi_value promise;
@@ -801,7 +805,16 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Env env = info.Env();
     flush_scheduled_ = false;
     std::vector<Pending> batch;
-    batch.swap(pending_);
+    if (pending_.size() <= kSettlePerTurn) {
+      batch.swap(pending_);
+    } else {
+      const auto cut = pending_.begin() + static_cast<std::ptrdiff_t>(kSettlePerTurn);
+      batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(cut));
+      pending_.erase(pending_.begin(), cut);
+      // Queued from inside an immediate: Node runs it on the next turn, after timers and I/O.
+      set_immediate_.Call(env.Global(), {flush_.Value()});
+      flush_scheduled_ = true;
+    }
     for (Pending& p : batch) {
       Napi::HandleScope scope(env);
       napi_value value;

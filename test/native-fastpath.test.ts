@@ -177,6 +177,29 @@ describe('inline async reads', () => {
     expect(after.pool - before.pool).toBe(0)
   })
 
+  it.skipIf(process.platform !== 'linux')('a burst of 64 cached reads settles 16 per event-loop turn: other callbacks run between the slices', async () => {
+    const d = openDir(tmp)
+    d.sealToFileSync(ring, 'a', '{"x":7}', 'c', 1, Date.now() + HOUR)
+    d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
+    const before = native.inlineReads()
+    let settled = 0
+    const reads = Array.from({ length: 64 }, () =>
+      d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING).then((r) => {
+        settled++
+        return r
+      }),
+    )
+    expect(native.inlineReads().inline - before.inline).toBe(64)
+    // An immediate queued now runs right after this turn's slice; each next one, a turn later.
+    const seen: number[] = []
+    for (let turn = 0; turn < 5; turn++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      seen.push(settled)
+    }
+    expect(seen).toEqual([16, 32, 48, 64, 64])
+    for (const r of await Promise.all(reads)) expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":7}')
+  })
+
   it('the test switch that answers EAGAIN sends the read to the pool, with the same result', async () => {
     const d = openDir(tmp)
     d.sealToFileSync(ring, 'a', '{"x":2}', 'c', 1, Date.now() + HOUR)
