@@ -628,3 +628,26 @@ for (const host of hosts) {
     }, 20_000)
   })
 }
+
+describe('a handler whose end() throws after the write-back', () => {
+  it('is logged and its connection closed; no unhandled rejection ends the process', async () => {
+    const logger = quietLogger()
+    const mw = sessionMiddleware({ store: new MemorySessionStore(), logger })
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    cleanups.push(() => void process.off('unhandledRejection', onUnhandled))
+    const server = http.createServer(async (req, res) => {
+      await mw(req, res)
+      ;(req as SessionRequest).session!.data.set('n', 1)
+      // A body Node refuses (a number): end() throws once the middleware lets it run.
+      ;(res.end as (chunk: unknown) => void)(42)
+    })
+    const url = await listen(server)
+    await expect(fetch(url)).rejects.toThrow()
+    await vi.waitFor(() => expect(logger.error).toHaveBeenCalledWith('response could not be ended', expect.objectContaining({ reason: expect.stringContaining('chunk') })))
+    // One more turn for a rejection to be reported, had there been one.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(unhandled).toEqual([])
+  })
+})

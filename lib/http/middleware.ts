@@ -107,16 +107,28 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
     const withdraw = (): void => {
       if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
     }
+    // Called back from a promise: a throw from end() here (its own argument check, a destroyed
+    // stream) would be an unhandled rejection, which ends the process. Without the middleware it
+    // would have thrown into the handler; here it is logged and the connection closed, so the
+    // client is not left waiting for a response that cannot come.
+    const finishLater = (): void => {
+      try {
+        finish()
+      } catch (err) {
+        config.logger.error('response could not be ended', { reason: String(err) })
+        res.destroy()
+      }
+    }
     exchange.persist().then(
       (stored) => {
         if (!stored) withdraw()
         req.session = exchange.session
-        finish()
+        finishLater()
       },
       (err: unknown) => {
         config.logger.error('session write-back failed', { reason: String(err) })
         withdraw()
-        finish()
+        finishLater()
       },
     )
     return this
