@@ -69,6 +69,8 @@ export interface RecordWrite {
   record: VersionedRecord
   /** `record` as JSON, made once (for the size check): sealed stores seal this string. */
   json: string
+  /** The identity the record is indexed under (its avatar's); null when anonymous. */
+  identity: string | null
   createdAt: number
   /** ms since the epoch; the backend may drop the record from this instant on (Redis PX). */
   expiresAt: number
@@ -441,12 +443,21 @@ export abstract class BaseSessionStore implements SessionStore {
     const record: VersionedRecord = { ...session.toJSON(), version }
     const json = JSON.stringify(record)
     this.checkRecordSize(json, session)
-    return { name: storageName(session.id), id: session.id, version, record, json, createdAt: session.meta.createdAt, expiresAt: session.expiresAt() }
+    return {
+      name: storageName(session.id),
+      id: session.id,
+      version,
+      record,
+      json,
+      identity: identityOf(session),
+      createdAt: session.meta.createdAt,
+      expiresAt: session.expiresAt(),
+    }
   }
 }
 
 /** The identity a session is indexed under; null for an anonymous one. */
-function identityOf(session: Session): string | null {
+export function identityOf(session: Session): string | null {
   return session.avatar.isAnonymous ? null : session.avatar.identity
 }
 

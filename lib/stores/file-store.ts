@@ -9,7 +9,7 @@
 import * as path from 'node:path'
 
 import { type IndexEntry, type Rebuild, type RecordWrite, type Removed, type StoredRecord, type WriteCondition, type WriteOutcome } from './base-store'
-import { recordIdentity } from './base-store'
+import { identityOf } from './base-store'
 import { mapNative } from '../core/errors'
 import { withFileMutex } from '../core/file-mutex'
 import { isPlainObject } from '../core/json'
@@ -209,7 +209,7 @@ export class FileSessionStore extends SealedStore {
       const found = await this.readRecord(name, 0)
       if (ifVersion !== undefined && found?.version !== ifVersion) return { removed: false, identity: null }
       const removed = await mapNative(() => files.remove(name))
-      return { removed, identity: removed && found !== null ? recordIdentity(found.session.toJSON()) : null }
+      return { removed, identity: removed && found !== null ? identityOf(found.session) : null }
     })
   }
 

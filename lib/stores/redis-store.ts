@@ -7,7 +7,6 @@
 // The client is the user's own node-redis v5 or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
-import { Avatar } from '../session/avatar'
 import {
   MAX_SAVE_ATTEMPTS,
   type IndexEntry,
@@ -66,7 +65,6 @@ const SCAN_COUNT = 500
 // Clients pipeline concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
 const WRONG_TYPE = /^WRONGTYPE /
-const ANONYMOUS = 'anonymous'
 
 /**
  * Encrypted sessions in Redis, shared by every app server that has the same `secret`.
@@ -172,7 +170,7 @@ export class RedisSessionStore extends SealedStore {
     }
     // Keep the identity's index entry as long-lived as the session (touches move its expiry):
     // sent with the write, on the same connection, so it costs no extra round trip.
-    const index = condition.kind === 'version' ? this.#indexOf(write.record) : null
+    const index = condition.kind === 'version' && write.identity !== null ? this.indexNames(write.identity)[0] : null
     const refresh = index !== null ? this.#indexAdd(index, write) : null
     refresh?.catch(() => {})
     let expected: RedisArg = condition.kind === 'version' ? expectedHeader(condition.version) : ''
@@ -252,12 +250,6 @@ export class RedisSessionStore extends SealedStore {
   }
 
   /** The current index name of the identity a record is stored under; null when anonymous. */
-  #indexOf(record: RecordWrite['record']): string | null {
-    const identity = record.avatar !== undefined ? record.avatar.identity : record.auth !== null ? new Avatar(undefined, undefined, record.auth).identity : null
-    if (identity === null || identity === ANONYMOUS) return null
-    return this.indexNames(identity)[0]
-  }
-
   /** The version header and the sealed record: what a session's key holds. */
   #value(write: RecordWrite): Buffer {
     let envelope: Buffer
