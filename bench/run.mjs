@@ -63,11 +63,12 @@ function snapshotPackage(into) {
   return into
 }
 
-// The previous release built from git (BENCH_BASELINE_REF, default main) for the contenders
-// marked baseline, so that a change is measured against it in the same rounds. Null (logged)
-// when it cannot be built: those contenders are then left out.
+// The previous release built from git (BENCH_BASELINE_REF, default 0.1's commit) for the
+// contenders marked baseline, so that a change is measured against it in the same rounds. Null
+// (logged) when it cannot be built: those contenders are then left out.
+const RELEASE_0_1 = '73b38e7'
 function snapshotBaseline(into) {
-  const ref = process.env.BENCH_BASELINE_REF ?? 'main'
+  const ref = process.env.BENCH_BASELINE_REF ?? RELEASE_0_1
   fs.mkdirSync(into, { recursive: true })
   const steps = [
     ['sh', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'sh', ROOT, ref, into]],
