@@ -213,6 +213,9 @@ Napi::Object SweepObject(Napi::Env env, const sealed::SweepStats& s) {
   o.Set("scanned", Napi::Number::New(env, static_cast<double>(s.scanned)));
   o.Set("removed", Napi::Number::New(env, static_cast<double>(s.removed)));
   o.Set("skipped", Napi::Number::New(env, static_cast<double>(s.skipped)));
+  Napi::Array collected = Napi::Array::New(env, s.collected.size());
+  for (size_t i = 0; i < s.collected.size(); i++) collected.Set(static_cast<uint32_t>(i), Napi::String::New(env, s.collected[i]));
+  o.Set("collected", collected);
   return o;
 }
 
@@ -653,17 +656,23 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
         });
   }
 
+  // sweep(now, collectPrefix = ''): the names starting with collectPrefix come back in `collected`.
+  static std::string CollectPrefix(const Napi::CallbackInfo& info) {
+    return info.Length() > 1 && !info[1].IsUndefined() ? GetString(info, 1, "collectPrefix") : std::string();
+  }
   Napi::Value SweepSync(const Napi::CallbackInfo& info) {
     uint64_t now = GetUint(info, 0, "now");
+    std::string prefix = CollectPrefix(info);
     auto dir = Dir(info.Env());
-    sealed::SweepStats s = Guard(info.Env(), [&] { return dir->Sweep(now); });
+    sealed::SweepStats s = Guard(info.Env(), [&] { return dir->Sweep(now, prefix); });
     return SweepObject(info.Env(), s);
   }
   Napi::Value Sweep(const Napi::CallbackInfo& info) {
     uint64_t now = GetUint(info, 0, "now");
+    std::string prefix = CollectPrefix(info);
     auto dir = Dir(info.Env());
     return PromiseWorker<sealed::SweepStats>::Start(
-        info.Env(), [dir, now] { return dir->Sweep(now); },
+        info.Env(), [dir, now, prefix] { return dir->Sweep(now, prefix); },
         [](Napi::Env env, sealed::SweepStats& s) -> Napi::Value { return SweepObject(env, s); });
   }
 

@@ -133,6 +133,30 @@ describe('FileSessionStore on disk', () => {
     records.forEach((r, i) => expect(left.has(storageName(r.id))).toBe(i % 2 === 1))
   }, 60_000)
 
+  it('purgeExpired also prunes the identity indexes: expired entries go, an index left empty is removed', async () => {
+    const store = make({ sweepInterval: 0 })
+    const now = Date.now()
+    const shortA = await store.create({ identity: 'alice' }, { ttl: 60_000 })
+    const longA = await store.create({ identity: 'alice' }, { ttl: 3_600_000 })
+    await store.create({ identity: 'bob' }, { ttl: 60_000 })
+    const indexes = () => entries(store.dir).filter((n) => n.startsWith('index-'))
+    expect(indexes()).toHaveLength(2)
+    const before = new Map(indexes().map((n) => [n, fs.readFileSync(path.join(store.dir, n))]))
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(now + 120_000)
+      expect(await store.purgeExpired()).toBe(2)
+      // bob's index is gone; alice's was rewritten without the expired entry.
+      const after = indexes()
+      expect(after).toHaveLength(1)
+      expect(fs.readFileSync(path.join(store.dir, after[0]))).not.toEqual(before.get(after[0]))
+      expect((await store.listSessions('alice')).map((s) => s.id)).toEqual([longA.id])
+      expect(await store.get(shortA.id)).toBeNull()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('refuses a session over maxBytes on save, keeping the old file', async () => {
     const store = make({ maxBytes: 2048 })
     const s = await store.create()

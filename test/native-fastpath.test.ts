@@ -368,7 +368,7 @@ describe('the expiry as mtime (sweep)', () => {
     fs.utimesSync(file, 0, 0)
     // So is a file written without the mtime (0.1, or a copy).
     fs.writeFileSync(path.join(tmp, 'b'), fs.readFileSync(file), { mode: 0o600 })
-    expect(d.sweepSync(Date.now())).toEqual({ scanned: 2, removed: 0, skipped: 0 })
+    expect(d.sweepSync(Date.now())).toEqual({ scanned: 2, removed: 0, skipped: 0, collected: [] })
     const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
     expect(r && 'plaintext' in r && r.plaintext).toBe('live')
   })
@@ -377,8 +377,21 @@ describe('the expiry as mtime (sweep)', () => {
     const d = openDir(tmp)
     const now = Date.now()
     for (let i = 0; i < 10; i++) d.sealToFileSync(ring, `s${i}`, 'x', 'c', 1, i < 4 ? now - 1 : now + HOUR)
-    expect(await d.sweep(now)).toEqual({ scanned: 10, removed: 4, skipped: 0 })
+    expect(await d.sweep(now)).toEqual({ scanned: 10, removed: 4, skipped: 0, collected: [] })
     expect(fs.readdirSync(tmp).sort()).toEqual(['s4', 's5', 's6', 's7', 's8', 's9'])
+  })
+
+  it('a sweep hands back the names it kept that start with a prefix (the store finds its indexes in the same pass)', async () => {
+    const d = openDir(tmp)
+    const now = Date.now()
+    d.sealToFileSync(ring, 'index-live', '{}', 'c', 1, 0)
+    d.sealToFileSync(ring, 'index-gone', '{}', 'c', 1, now - 1)
+    d.sealToFileSync(ring, 'session', '{}', 'c', 1, now + HOUR)
+    const r = await d.sweep(now, 'index-')
+    expect(r).toMatchObject({ scanned: 3, removed: 1 })
+    expect(r.collected).toEqual(['index-live'])
+    expect(d.sweepSync(now, 'sess').collected).toEqual(['session'])
+    expect(() => d.sweepSync(now, 42 as never)).toThrow(TypeError)
   })
 })
 

@@ -198,7 +198,7 @@ describe('PrivateDir', () => {
     const lock = d.lockSync('s1')
     lock.release()
     const r = await d.sweep(1000)
-    expect(r).toEqual({ scanned: 21, removed: 10, skipped: 1 })
+    expect(r).toEqual({ scanned: 21, removed: 10, skipped: 1, collected: [] })
     const left = fs.readdirSync(tmp).sort()
     expect(left).toContain('notes')
     expect(left).toContain('s1.lock')

@@ -68,6 +68,8 @@ export interface SweepResult {
   removed: number
   /** Files examined and left alone: not envelopes, or not ours (symlink, FIFO, foreign owner). */
   skipped: number
+  /** The names starting with the sweep's collectPrefix that it did not remove (empty without one). */
+  collected: string[]
 }
 
 export const OPEN_REMOVE_EXPIRED = 1
@@ -112,8 +114,8 @@ export interface NativePrivateDir {
    * expiry by sealToFile) is still ahead of `now` is passed by on one fstatat; any other file's
    * 40-byte header decides, so a forged mtime can only delay a removal.
    */
-  sweep(now: number): Promise<SweepResult>
-  sweepSync(now: number): SweepResult
+  sweep(now: number, collectPrefix?: string): Promise<SweepResult>
+  sweepSync(now: number, collectPrefix?: string): SweepResult
   /**
    * Compare-and-swap write of a store record in one pool job: under the flock of `<stripe>.lock`,
    * opens `name` (an expired one is removed, an unreadable one counts as none), checks `mode`

@@ -131,9 +131,10 @@ export class FileSessionStore extends SealedStore {
    *  identity indexes of entries whose session is gone. */
   async purgeExpired(): Promise<number> {
     const files = await this.#open()
-    const result = await mapNative(() => files.sweep(Date.now()))
+    // The index files come from the sweep's own pass over the directory: no second listing.
+    const result = await mapNative(() => files.sweep(Date.now(), INDEX_PREFIX))
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
-    const indexes = (await mapNative(() => files.list())).filter((n) => INDEX_FILE.test(n))
+    const indexes = result.collected.filter((n) => INDEX_FILE.test(n))
     for (const file of indexes) {
       // Checked without the lock first: an index with nothing to prune is not rewritten.
       const gone = await this.#dangling(await this.#readIndex(file))

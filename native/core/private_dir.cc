@@ -647,9 +647,13 @@ uint64_t PrivateDir::RemoveStaleTemps() const {
   return removed;
 }
 
-SweepStats PrivateDir::Sweep(uint64_t now) const {
+SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) const {
   Check();
   SweepStats s;
+  const auto collect = [&](const std::string& name) {
+    if (!collect_prefix.empty() && std::string_view(name).substr(0, collect_prefix.size()) == collect_prefix)
+      s.collected.push_back(name);
+  };
   ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
     if (type != DT_REG && type != DT_UNKNOWN) return;
     if (EndsWith(name, kLockSuffix)) return;
@@ -664,8 +668,10 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
     // forged mtime can delay a removal but never remove a live session (0.1 files, whose mtime
     // is their write time, are read as before).
     if (fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == euid_ &&
-        !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now)
+        !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now) {
+      collect(name);
       return;
+    }
     int fd;
     try {
       fd = OpenForRead(name, &st);
@@ -688,7 +694,9 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
     if (h.ExpiredAt(now)) {
       RemoveIfSame(name, st);
       s.removed++;
+      return;
     }
+    collect(name);
   });
   return s;
 }

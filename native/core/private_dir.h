@@ -12,6 +12,7 @@
 #include <optional>
 #include <sys/stat.h>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "envelope.h"
@@ -23,6 +24,9 @@ struct SweepStats {
   uint64_t scanned = 0;
   uint64_t removed = 0;
   uint64_t skipped = 0;
+  // The names seen that start with the sweep's collect prefix and were not removed (a caller
+  // that needs some of the directory's names gets them from the same pass, not a second listing).
+  std::vector<std::string> collected;
 };
 
 enum OpenFlags : unsigned {
@@ -90,7 +94,7 @@ class PrivateDir {
   std::optional<Header> Peek(const std::string& name) const;
   bool Remove(const std::string& name) const;
   std::vector<std::string> List() const;
-  SweepStats Sweep(uint64_t now) const;
+  SweepStats Sweep(uint64_t now, std::string_view collect_prefix = {}) const;
   // Removes temp files whose writer is gone (their flock can be taken); never a live
   // writer's. Runs when the directory is opened and in every Sweep. Returns how many.
   uint64_t RemoveStaleTemps() const;

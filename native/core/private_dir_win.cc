@@ -846,9 +846,13 @@ uint64_t PrivateDir::RemoveStaleTemps() const {
   return removed;
 }
 
-SweepStats PrivateDir::Sweep(uint64_t now) const {
+SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) const {
   Check();
   SweepStats s;
+  const auto collect = [&](const std::string& name) {
+    if (!collect_prefix.empty() && std::string_view(name).substr(0, collect_prefix.size()) == collect_prefix)
+      s.collected.push_back(name);
+  };
   ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
     if (!PlainEntry(fd) || EndsWith(name, kLockSuffix)) return;
     if (name[0] == '.') {
@@ -859,7 +863,10 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
     // WriteAtomic sets each envelope's last-write time to its expiry: a file still ahead is
     // passed by on the listing alone. Anything else is judged by its header before removal, so
     // a forged time can delay a removal but never remove a live session.
-    if (UnixMs(fd.ftLastWriteTime) > now) return;
+    if (UnixMs(fd.ftLastWriteTime) > now) {
+      collect(name);
+      return;
+    }
     FileInfo info;
     Header hdr;
     try {
@@ -875,7 +882,9 @@ SweepStats PrivateDir::Sweep(uint64_t now) const {
     if (hdr.ExpiredAt(now)) {
       RemoveIfStillSame(path_, name, info);
       s.removed++;
+      return;
     }
+    collect(name);
   });
   return s;
 }

@@ -1022,6 +1022,29 @@ TEST(pdir_sweep) {
   CHECK(Exists(t / "never") && !Exists(t / "live") && Exists(t / "live.lock"));
 }
 
+TEST(pdir_sweep_collects_the_names_it_keeps_by_prefix) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  d.SealToFile(*ring, "index-never", pt.data(), pt.size(), kCtx, 1, 0);
+  d.SealToFile(*ring, "index-expired", pt.data(), pt.size(), kCtx, 1, 1000);
+  d.SealToFile(*ring, "index-forged", pt.data(), pt.size(), kCtx, 1, 9000);
+  d.SealToFile(*ring, "session", pt.data(), pt.size(), kCtx, 1, 9000);
+  Bytes junk = B("not an envelope at all, though long enough for forty bytes of header");
+  d.WriteAtomic("index-junk", junk.data(), junk.size());
+  // Past mtimes: the header is read; it keeps index-forged (live) and skips index-junk.
+  struct timespec past[2] = {{1, 0}, {1, 0}};
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "index-forged").c_str(), past, 0), 0);
+  CHECK_EQ(utimensat(AT_FDCWD, (t / "index-junk").c_str(), past, 0), 0);
+  SweepStats s = d.Sweep(5000, "index-");
+  CHECK_EQ(s.removed, uint64_t{1});
+  std::vector<std::string> got = s.collected;
+  std::sort(got.begin(), got.end());
+  CHECK_EQ(Join(got), std::string("index-forged,index-never"));
+  CHECK(d.Sweep(5000).collected.empty());  // no prefix, nothing collected
+}
+
 TEST(pdir_stale_temps_go_live_ones_stay) {
   TempDir t;
   WriteRaw(t / ".dead.0123456789abcdef.tmp", "left by a crash");
