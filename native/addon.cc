@@ -770,8 +770,9 @@ class Addon : public Napi::Addon<Addon> {
     return o;
   }
 
-  // setInlineReadMode(0 | 1 | 2 | 3): normal, or the switches of nowait::Mode (force the pool
-  // fallback as on a cold page cache; answer ENOSYS as a kernel without openat2; no attempt).
+  // setInlineReadMode(0 | 1 | 2 | 3 | 4): normal, or the switches of nowait::Mode (force the pool
+  // fallback as on a cold page cache; answer ENOSYS as a kernel without openat2; no attempt;
+  // answer EOPNOTSUPP as a filesystem without RWF_NOWAIT).
   Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info) {
     inline_mode = static_cast<sealed::nowait::Mode>(GetUint(info, 0, "mode", 4));
     return info.Env().Undefined();
@@ -820,9 +821,6 @@ class Addon : public Napi::Addon<Addon> {
       const auto cut = pending_.begin() + static_cast<std::ptrdiff_t>(kSettlePerTurn);
       batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(cut));
       pending_.erase(pending_.begin(), cut);
-      // Queued from inside an immediate: Node runs it on the next turn, after timers and I/O.
-      set_immediate_.Call(env.Global(), {flush_.Value()});
-      flush_scheduled_ = true;
     }
     for (Pending& p : batch) {
       Napi::HandleScope scope(env);
@@ -843,6 +841,12 @@ class Addon : public Napi::Addon<Addon> {
       }
       if (ok) napi_resolve_deferred(env, p.deferred, value);
       else napi_reject_deferred(env, p.deferred, value);
+    }
+    // The rest on the next turn: queued from inside an immediate, after timers and I/O. Still
+    // ahead of the reads this slice's callers start next (they run once this callback returns).
+    if (!pending_.empty()) {
+      set_immediate_.Call(env.Global(), {flush_.Value()});
+      flush_scheduled_ = true;
     }
   }
 
