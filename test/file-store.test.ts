@@ -224,6 +224,38 @@ describe('FileSessionStore on disk', () => {
     expect(make().maxAge).toBeUndefined()
   })
 
+  it.skipIf(process.platform !== 'linux')('close() resolves once the directory is released: with its open or a periodic sweep still on the pool', async () => {
+    const dir = freshDir()
+    // This process's descriptors on the directory or inside it.
+    const held = () =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)
+        } catch {
+          return false // closed meanwhile (the listing's own descriptor)
+        }
+      })
+    // Closed right after construction: the open is still on the pool.
+    await new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 }).close()
+    expect(held()).toEqual([])
+    // Closed while the periodic sweep runs over 2000 files.
+    const seeded = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    const now = Date.now()
+    const sessions = Array.from({ length: 2000 }, () => ({ id: generateSessionId(), meta: { createdAt: now, lastAccess: now, ttl: 3_600_000 }, auth: null, data: {} }))
+    expect(await seeded.restore({ version: 1, sessions })).toBe(2000)
+    await seeded.close()
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    try {
+      const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 60_000 })
+      await store.init()
+      vi.advanceTimersByTime(60_000) // the sweep starts
+      await store.close()
+      expect(held()).toEqual([])
+    } finally {
+      vi.useRealTimers()
+    }
+  }, 60_000)
+
   it('validates its options, naming them', () => {
     expect(() => new FileSessionStore({} as never)).toThrow(/options.dir/)
     expect(() => new FileSessionStore({ dir: freshDir(), namespace: 'a:b' })).toThrow(RangeError)

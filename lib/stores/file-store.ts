@@ -65,6 +65,8 @@ export class FileSessionStore extends SealedStore {
   // The directory being opened on the thread pool (null once open, or after a failed try).
   #opening: Promise<NativePrivateDir> | null = null
   #closed = false
+  // The periodic sweep in flight, which close() lets finish.
+  #sweeping: Promise<unknown> | null = null
   readonly #absDir: string
   #timer: NodeJS.Timeout | null = null
 
@@ -88,7 +90,13 @@ export class FileSessionStore extends SealedStore {
       const timer = setInterval(() => {
         const store = self.deref()
         if (store === undefined) return clearInterval(timer)
-        store.purgeExpired().catch((err: unknown) => store.logger.warn('session sweep failed', { reason: String(err) }))
+        if (store.#sweeping !== null) return // the last one is still running
+        store.#sweeping = store
+          .purgeExpired()
+          .catch((err: unknown) => store.logger.warn('session sweep failed', { reason: String(err) }))
+          .finally(() => {
+            store.#sweeping = null
+          })
       }, sweepInterval)
       // Never keep a process alive just to sweep.
       timer.unref()
@@ -143,9 +151,15 @@ export class FileSessionStore extends SealedStore {
     return result.removed
   }
 
+  /** Stops the sweep, wipes the keys and releases the directory: a periodic sweep or the
+   *  directory's open still on the pool is waited for, so once this resolves the store holds no
+   *  descriptor on it (Windows can then remove it), unless a call of yours is still running.
+   *  Later calls reject with SessionClosedError. */
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    // A sweep or the directory's open on the pool holds the directory until it ends: wait for them.
+    await Promise.allSettled([this.#sweeping, this.#opening])
     this.#closed = true
     this.closeRing()
     this.#files?.close()
