@@ -176,6 +176,7 @@ describe('symlinks', () => {
     await m.init()
     const st = await goodStoreDir()
     const s = store(st.dir)
+    await s.init() // opened before the swap (the store opens its directory on the pool)
     // Both directories are moved away and replaced by symlinks to a directory of the attacker's choosing.
     const elsewhere = path.join(root, 'elsewhere')
     fs.mkdirSync(elsewhere, { mode: 0o700 })
@@ -292,6 +293,7 @@ describe.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by anothe
     const m2 = manager(dir)
     await m2.init()
     const s2 = store(store0.dir)
+    await s2.init()
     fs.chownSync(dir, NOBODY, NOBODY)
     fs.chownSync(store0.dir, NOBODY, NOBODY)
     await expectTyped(() => m2.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
@@ -347,6 +349,7 @@ describe('a directory writable by group or others', () => {
     const m2 = manager(dir)
     await m2.init()
     const s2 = store(st.dir)
+    await s2.init()
     fs.chmodSync(dir, mode)
     fs.chmodSync(st.dir, mode)
     await expectTyped(() => m2.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
