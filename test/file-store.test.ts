@@ -43,7 +43,8 @@ describe('FileSessionStore on disk', () => {
     const files = entries(a.dir).sort()
     expect(files).toHaveLength(2)
     expect(files).toContain(storageName(s.id))
-    expect(files.find((f) => f !== storageName(s.id))).toMatch(/^index-[0-9a-f]{64}$/)
+    // The index entry: named by the keyed hash of the identity and the session's storage name.
+    expect(files.find((f) => f !== storageName(s.id))).toBe(`ix-${files.find((f) => f.startsWith('ix-'))!.slice(3, 67)}-${storageName(s.id)}`)
     for (const file of files) {
       const raw = fs.readFileSync(path.join(a.dir, file))
       expect(raw.subarray(0, 4).toString()).toBe('SEAL')
@@ -133,23 +134,21 @@ describe('FileSessionStore on disk', () => {
     records.forEach((r, i) => expect(left.has(storageName(r.id))).toBe(i % 2 === 1))
   }, 60_000)
 
-  it('purgeExpired also prunes the identity indexes: expired entries go, an index left empty is removed', async () => {
+  it('purgeExpired also prunes the identity indexes: the entries of expired sessions go, the others stay', async () => {
     const store = make({ sweepInterval: 0 })
     const now = Date.now()
     const shortA = await store.create({ identity: 'alice' }, { ttl: 60_000 })
     const longA = await store.create({ identity: 'alice' }, { ttl: 3_600_000 })
-    await store.create({ identity: 'bob' }, { ttl: 60_000 })
-    const indexes = () => entries(store.dir).filter((n) => n.startsWith('index-'))
-    expect(indexes()).toHaveLength(2)
-    const before = new Map(indexes().map((n) => [n, fs.readFileSync(path.join(store.dir, n))]))
+    const shortB = await store.create({ identity: 'bob' }, { ttl: 60_000 })
+    const indexEntries = () => entries(store.dir).filter((n) => n.startsWith('ix-'))
+    expect(indexEntries()).toHaveLength(3)
     vi.useFakeTimers({ toFake: ['Date'] })
     try {
       vi.setSystemTime(now + 120_000)
       expect(await store.purgeExpired()).toBe(2)
-      // bob's index is gone; alice's was rewritten without the expired entry.
-      const after = indexes()
-      expect(after).toHaveLength(1)
-      expect(fs.readFileSync(path.join(store.dir, after[0]))).not.toEqual(before.get(after[0]))
+      // Only the entry of alice's long session is left.
+      expect(indexEntries()).toEqual([expect.stringMatching(new RegExp(`^ix-[0-9a-f]{64}-${storageName(longA.id)}$`))])
+      expect(indexEntries().some((n) => n.endsWith(storageName(shortB.id)))).toBe(false)
       expect((await store.listSessions('alice')).map((s) => s.id)).toEqual([longA.id])
       expect(await store.get(shortA.id)).toBeNull()
     } finally {

@@ -15,6 +15,16 @@
 // record deleted and inserted again under the same id never repeats the version an old copy
 // holds); every later write is the previous version + 1. A record stored before versions existed
 // (0.1) reads as version 1.
+//
+// Revocation: revokeSessions does not depend on the identity index being complete. Each identity
+// has a revocation mark, a number that only grows (kept under each of its index names). A record
+// of an identity carries the epoch it was stamped with when it was stored under that identity:
+// the identity's mark at that moment. revokeSessions raises the mark above every epoch stamped
+// so far (and re-stamps the session it keeps), then removes what the index lists; get, save and
+// listSessions treat a record whose epoch is below its identity's mark as revoked (and remove
+// it). So a session the index missed (a lost entry, a key rotated, a competing writer) is still
+// refused by every store instance once revokeSessions has resolved. The index serves listing
+// and clean-up; an entry is pruned only on positive evidence that its session is gone.
 import { randomBytes, randomInt, createHmac } from 'node:crypto'
 import { SessionConflictError } from '../core/errors'
 import { generateSessionId, isStoreSessionId, storageName } from '../core/ids'
@@ -47,8 +57,10 @@ import { describe } from '../core/validate'
 /** How many times save() re-applies its changes onto a newer version before SessionConflictError. */
 export const MAX_SAVE_ATTEMPTS = 8
 
-/** A record as stored: the JSON record of a session plus its version. */
-export type VersionedRecord = SessionRecord & { version: number }
+/** A record as stored: the JSON record of a session plus, for a session with an identity, the
+ *  revocation epoch it was stamped with, and its version (last: the file store's native
+ *  compare-and-swap reads the trailing `"version":N`). */
+export type VersionedRecord = SessionRecord & { epoch?: number; version: number }
 
 /** A session as read back: its version, and the index of the key that opened it (> 0: the
  *  key rotated, write it again with the current key). */
@@ -56,6 +68,8 @@ export interface StoredRecord {
   session: Session
   version: number
   keyIndex: number
+  /** The revocation epoch the record was stamped with (0 when it has none). */
+  epoch: number
 }
 
 /** What to store for one session. */
@@ -65,6 +79,8 @@ export interface RecordWrite {
   id: string
   /** The version being written; also `record.version`. */
   version: number
+  /** The revocation epoch the record is stamped with (0 for an anonymous session). */
+  epoch: number
   /** The record to store. */
   record: VersionedRecord
   /** `record` as JSON, made once (for the size check): sealed stores seal this string. */
@@ -122,6 +138,13 @@ export function recordVersion(record: unknown): number | null {
   const v = (record as { version?: unknown }).version
   if (v === undefined) return 1
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
+}
+
+/** The revocation epoch inside a stored record: a non-negative safe integer; absent or invalid is 0
+ *  (a record stored before revocation marks existed is revoked by any revocation). */
+export function recordEpoch(record: unknown): number {
+  const e = (record as { epoch?: unknown }).epoch
+  return typeof e === 'number' && Number.isSafeInteger(e) && e > 0 ? e : 0
 }
 
 /** The identity a stored record is indexed under (its avatar's, built from auth when it has none); null when anonymous. */
@@ -184,21 +207,25 @@ export abstract class BaseSessionStore implements SessionStore {
     // A record of another id under this name is not this session (sealed stores bind the
     // envelope to its name, so this means a file or key was moved).
     if (session.id !== id) return null
-    if (session.isExpired(now)) {
+    if (session.isExpired(now) || (await this.#isRevoked(found))) {
       await this.#remove(name, found.version)
       return null
     }
     markStored(session, found.version)
+    epochs.set(session, found.epoch)
     // Persist lastAccess only when the stored one is older than the throttle (or the key rotated):
     // read-mostly traffic stays reads, yet a session used once per half lifetime never expires.
     const stale = now - session.meta.lastAccess > this.touchThrottle(session)
     session.touch(now)
     if (stale || found.keyIndex > 0) {
       // The current version only: a touch never rolls back a newer save nor revives a deleted session.
-      const write = this.#prepare(session, found.version + 1)
-      const outcome = await this.writeRecord(write, { kind: 'version', version: found.version })
-      if (outcome === 'written') markTouched(session, write.version)
-      else if (outcome === 'missing') return null
+      const write = this.#prepare(session, found.version + 1, found.epoch)
+      const condition: WriteCondition = { kind: 'version', version: found.version }
+      const outcome = await this.writeRecord(write, condition)
+      if (outcome === 'written') {
+        markTouched(session, write.version)
+        await this.afterWrite(write, condition)
+      } else if (outcome === 'missing') return null
       // conflict: another writer saved meanwhile; its version carries its own fresh lastAccess.
     }
     return session
@@ -209,44 +236,82 @@ export abstract class BaseSessionStore implements SessionStore {
     checkSession(session)
     if (sessionVersion(session) === 0) return this.#insert(session)
     const name = storageName(session.id)
-    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+    // One budget for every write attempt, the ones a backend retries by itself (rebuild) included.
+    let attempts = 0
+    const spend = (): void => {
+      if (++attempts > this.saveAttempts) throw saveConflict(this.saveAttempts)
+    }
+    for (;;) {
+      spend()
+      // The latest stored version, to re-apply this copy's changes onto; null when the session
+      // is gone (deleted, revoked or expired), and then nothing is written.
+      const reload = async (): Promise<StoredRecord | null> => {
+        const current = await this.readRecord(name, Date.now())
+        return current === null || current.session.id !== session.id || current.session.isExpired() ? null : current
+      }
       // Storing an expired copy would only resurrect it until the next read: drop it instead,
       // unless another request kept the session alive meanwhile (a newer version): then this
       // copy's changes go onto that one.
       if (session.isExpired()) {
         if (await this.#remove(name, sessionVersion(session))) return false
-        const current = await this.readRecord(name, Date.now())
-        if (current === null || current.session.id !== session.id || current.session.isExpired()) return false
-        rebaseSession(session, current.session, current.version)
+        const current = await reload()
+        if (current === null) return false
+        rebaseOnto(session, current)
         continue
       }
+      const stored = storedIdentity(session)
       const identity = identityOf(session)
-      // Written before the session, so a crash never hides a session from revokeSessions.
-      const moved = identity !== null && identity !== storedIdentity(session)
+      const marks = new Map<string, Promise<number>>()
+      const markOf = (who: string): Promise<number> => {
+        let m = marks.get(who)
+        if (m === undefined) marks.set(who, (m = this.#mark(who)))
+        return m
+      }
+      // This copy was read before its identity was revoked: the stored version decides (the
+      // session revokeSessions kept was re-stamped since; any other is removed, not saved).
+      if (stored !== null && (epochs.get(session) ?? 0) < (await markOf(stored))) {
+        const current = await reload()
+        if (current === null) return false
+        if (await this.#isRevoked(current)) {
+          if (await this.#remove(name, current.version)) return false
+          continue
+        }
+        rebaseOnto(session, current)
+        continue
+      }
+      // A login (a new identity) stamps the record with that identity's mark as it is now.
+      const loginEpoch = identity !== null && identity !== stored ? await markOf(identity) : 0
+      const epochNow = (): number => {
+        const who = identityOf(session)
+        if (who === null) return 0
+        return who === storedIdentity(session) ? (epochs.get(session) ?? 0) : loginEpoch
+      }
+      // Written before the session, so a crash never hides a session from listSessions.
+      const moved = identity !== null && identity !== stored
       if (moved) await this.#indexAdd(identity, name, session.expiresAt())
-      let replaced = storedIdentity(session)
-      let write = this.#prepare(session, sessionVersion(session) + 1)
+      let replaced = stored
+      const condition: WriteCondition = { kind: 'version', version: sessionVersion(session) }
+      let write = this.#prepare(session, sessionVersion(session) + 1, epochNow())
       const rebuild: Rebuild = (current) => {
-        rebaseSession(session, current.session, current.version)
+        spend()
+        rebaseOnto(session, current)
         replaced = storedIdentity(session)
-        write = this.#prepare(session, current.version + 1)
+        write = this.#prepare(session, current.version + 1, epochNow())
         return write
       }
-      const outcome = await this.writeRecord(write, { kind: 'version', version: sessionVersion(session) }, rebuild)
+      const outcome = await this.writeRecord(write, condition, rebuild)
       if (outcome === 'written') {
         markStored(session, write.version)
-        await this.#afterMove(name, replaced, identityOf(session), write.expiresAt, moved)
+        epochs.set(session, write.epoch)
+        await this.afterWrite(write, condition)
+        if (replaced !== null && replaced !== write.identity) await this.indexRemove(this.indexNames(replaced)[0], [name])
         return true
       }
       if (outcome !== 'conflict') return false
-      const current = await this.readRecord(name, Date.now())
-      if (current === null || current.session.id !== session.id || current.session.isExpired()) return false
-      rebaseSession(session, current.session, current.version)
+      const current = await reload()
+      if (current === null) return false
+      rebaseOnto(session, current)
     }
-    throw new SessionConflictError(
-      `session not saved: other writers changed it ${MAX_SAVE_ATTEMPTS} times while its changes were re-applied`,
-      'ERR_SESSION_CONFLICT',
-    )
   }
 
   async delete(id: string): Promise<boolean> {
@@ -261,18 +326,24 @@ export abstract class BaseSessionStore implements SessionStore {
     const sessions = parseDump(dump)
     const now = Date.now()
     const live = sessions.filter((s) => !s.isExpired(now))
+    // A restored session is stamped like a login now: a revocation made before the restore does
+    // not undo it; one made after does.
+    const marks = new Map<string, number>()
+    for (const session of live) {
+      const identity = identityOf(session)
+      if (identity !== null && !marks.has(identity)) marks.set(identity, await this.#mark(identity))
+    }
     // All or nothing: every record is prepared (and so checked as its write would check it)
     // before the first write.
-    const writes = live.map((s, i) => checkRecordWritable(s, i, () => this.#prepare(s, freshVersion())))
+    const writes = live.map((s, i) => checkRecordWritable(s, i, () => this.#prepare(s, freshVersion(), marks.get(identityOf(s) ?? '') ?? 0)))
+    const condition: WriteCondition = { kind: 'any' }
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < live.length) {
-        const i = next++
-        const session = live[i]
-        const write = writes[i]
-        const identity = identityOf(session)
-        if (identity !== null) await this.#indexAdd(identity, write.name, write.expiresAt)
-        await this.writeRecord(write, { kind: 'any' })
+        const write = writes[next++]
+        if (write.identity !== null) await this.#indexAdd(write.identity, write.name, write.expiresAt)
+        await this.writeRecord(write, condition)
+        await this.afterWrite(write, condition)
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.restoreConcurrency, live.length) }, worker))
@@ -283,22 +354,36 @@ export abstract class BaseSessionStore implements SessionStore {
     this.assertOpen()
     checkIdentity(identity)
     const now = Date.now()
+    const mark = await this.#mark(identity)
     const out: SessionInfo[] = []
     const seen = new Set<string>()
     for (const index of this.indexNames(identity)) {
-      const dangling: string[] = []
+      const gone: string[] = []
+      const stale: string[] = []
       for (const entry of await this.indexList(index)) {
+        if (seen.has(entry.name)) continue
         const found = await this.readRecord(entry.name, now)
-        if (found === null || !belongsTo(found, identity, now)) {
-          dangling.push(entry.name)
+        if (found === null) {
+          // Unreadable is not gone (a key this instance lacks, an I/O error): the entry stays.
+          if (await this.recordGone(entry.name, now)) gone.push(entry.name)
           continue
         }
-        if (seen.has(entry.name)) continue
-        seen.add(entry.name)
         const { session } = found
+        // The authenticated record says it is another identity's now, or expired: not listed here.
+        if (identityOf(session) !== identity || isMetaExpired(session.meta, now)) {
+          stale.push(entry.name)
+          continue
+        }
+        if (found.epoch < mark) {
+          // Revoked, and missed by the revocation's own clean-up: removed now.
+          if (await this.#remove(entry.name, found.version)) stale.push(entry.name)
+          continue
+        }
+        seen.add(entry.name)
         out.push({ id: session.id, createdAt: session.meta.createdAt, lastAccess: session.meta.lastAccess, expiresAt: session.expiresAt() })
       }
-      if (dangling.length > 0) await this.indexRemove(index, dangling)
+      if (gone.length > 0) await this.pruneIndex(index, gone)
+      if (stale.length > 0) await this.indexRemove(index, stale)
     }
     return out
   }
@@ -307,27 +392,35 @@ export abstract class BaseSessionStore implements SessionStore {
     this.assertOpen()
     checkIdentity(identity)
     const keep = checkRevokeOptions(options)
+    const names = this.indexNames(identity)
+    const before = await this.#mark(identity)
+    // Above every epoch stamped so far; the clock keeps it above stamps a dropped key's marks
+    // handed out, where a counter alone would start again from 0.
+    const epoch = Math.max(before + 1, Date.now())
+    // The kept session is re-stamped first, so that no read of it ever sees it revoked.
+    if (keep !== null) await this.#restamp(keep, identity, before, epoch)
+    // What the index lists is removed (and counted) before the mark goes up: after it, a
+    // concurrent reader would remove a revoked session itself, and it would go uncounted.
     const now = Date.now()
-    let removed = 0
-    for (const index of this.indexNames(identity)) {
+    let revoked = 0
+    for (const index of names) {
       const gone: string[] = []
+      const done: string[] = []
       for (const entry of await this.indexList(index)) {
         if (entry.name === keep) continue
-        // Removed only while it still is this identity's (a login as someone else meanwhile keeps it).
-        for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
-          const found = await this.readRecord(entry.name, now)
-          if (found === null || found.session.avatar.identity !== identity) break
-          const result = await this.removeRecord(entry.name, found.version)
-          if (result.removed) {
-            if (!found.session.isExpired(now)) removed++
-            break
-          }
-        }
-        gone.push(entry.name)
+        const outcome = await this.#removeRevoked(entry.name, identity, epoch, now)
+        if (outcome === 'removed' || outcome === 'refused') revoked++
+        if (outcome === 'removed' || outcome === 'foreign') done.push(entry.name)
+        else if (outcome === 'gone') gone.push(entry.name)
       }
-      if (gone.length > 0) await this.indexRemove(index, gone)
+      if (gone.length > 0) await this.pruneIndex(index, gone)
+      if (done.length > 0) await this.indexRemove(index, done)
     }
-    return removed
+    // From here on no session of this identity stamped before `epoch` reads back from any store
+    // instance, listed or not: one the index missed, or that a writer kept replacing above, is
+    // refused by every get, save and listSessions (and removed by it).
+    for (const index of names) await this.markRaise(index, epoch)
+    return revoked
   }
 
   abstract dump(): Promise<SessionDump>
@@ -339,10 +432,17 @@ export abstract class BaseSessionStore implements SessionStore {
   /**
    * The record stored under `name`, or null when there is none, it expired by `now` (a store may
    * remove it then), or it cannot be read (tampered, foreign key: log it, return null). The
-   * session is rebuilt with Session.fromJSON; `version` comes from recordVersion(record). Other
-   * failures (I/O, unreachable backend) reject.
+   * session is rebuilt with Session.fromJSON; `version` comes from recordVersion(record) and
+   * `epoch` from recordEpoch(record). Other failures (I/O, unreachable backend) reject.
    */
   protected abstract readRecord(name: string, now: number): Promise<StoredRecord | null>
+
+  /**
+   * True only on positive evidence that no live record is stored under `name`: there is none, or
+   * the backend's own expiry says it expired by `now`. An unreadable record, or a failure to
+   * look, is not evidence (false, or reject).
+   */
+  protected abstract recordGone(name: string, now: number): Promise<boolean>
 
   /**
    * Writes `write` under `write.name` if `condition` holds, atomically with the check (file: under
@@ -350,8 +450,9 @@ export abstract class BaseSessionStore implements SessionStore {
    * then SET with PX until write.expiresAt). A record found expired or unreadable counts as absent.
    * `rebuild` (only with condition `version`) is an optional shortcut: a store that holds a lock
    * around its check may, instead of answering `conflict`, call rebuild(current) with the live
-   * record it found and write its result under the same lock (a store without such a lock, like
-   * Redis, ignores it and answers `conflict`; the caller then re-reads and retries).
+   * record it found and write its result under the same lock; a store that compares without a
+   * lock (Redis) may call it with the live record its failed compare returned and try again.
+   * rebuild throws SessionConflictError once the save's attempts are spent.
    */
   protected abstract writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome>
 
@@ -363,19 +464,43 @@ export abstract class BaseSessionStore implements SessionStore {
   protected abstract removeRecord(name: string, ifVersion?: number): Promise<Removed>
 
   /**
-   * Adds (or updates) `entry` in the index `index` (hex HMAC of an identity). Each index holds
-   * the storage names of one identity's sessions; it is sealed or otherwise keeps no identity in
-   * clear; it must not grow without bound (its entries go with their sessions: purge expired or
-   * dangling entries here or in purgeExpired, or give the index a TTL at least the latest
-   * entry's expiresAt). Concurrent adds and removes to one index must not lose each other.
+   * Makes sure `entry` is in the index `index` (hex HMAC of an identity), with at least this
+   * expiry hint where the backend keeps one. Each index holds the storage names of one
+   * identity's sessions, keeps no identity in clear, and has no size limit of its own (10 000
+   * sessions of one identity list and revoke); its entries go only on positive evidence
+   * (pruneIndex, indexRemove). Concurrent adds and removes to one index must not lose each other.
    */
   protected abstract indexAdd(index: string, entry: IndexEntry): Promise<void>
 
   /** Removes these storage names from `index`; an index left empty is removed. Names not in it are ignored. */
   protected abstract indexRemove(index: string, names: readonly string[]): Promise<void>
 
+  /**
+   * Removes the entries of `index` whose session is gone (recordGone). A backend whose writes add
+   * the entry before and after the record re-checks under the record's lock, so an entry whose
+   * session is being written meanwhile is kept.
+   */
+  protected async pruneIndex(index: string, names: readonly string[]): Promise<void> {
+    await this.indexRemove(index, names)
+  }
+
   /** Every entry of `index`, dangling ones included (the caller checks and prunes them). */
   protected abstract indexList(index: string): Promise<IndexEntry[]>
+
+  /** The revocation mark kept under index name `index`; 0 when there is none. */
+  protected abstract markRead(index: string): Promise<number>
+
+  /** Raises the mark under `index` to `epoch` (a mark never goes down), durably. */
+  protected abstract markRaise(index: string, epoch: number): Promise<void>
+
+  /**
+   * After every successful write: the index entry of a session with an identity is (re)written
+   * under the current key's index name, so a re-seal under a new key, or an entry lost to a
+   * concurrent prune, is put right by the next write.
+   */
+  protected async afterWrite(write: RecordWrite, _condition: WriteCondition): Promise<void> {
+    if (write.identity !== null) await this.#indexAdd(write.identity, write.name, write.expiresAt)
+  }
 
   /** Throws SessionClosedError once closed. */
   protected abstract assertOpen(): void
@@ -393,6 +518,15 @@ export abstract class BaseSessionStore implements SessionStore {
   /** Refuses a record too large to store (SessionTooLargeError); default: no cap. */
   protected checkRecordSize(_json: string, _session: Session): void {}
 
+  /**
+   * How many write attempts one save makes in all before SessionConflictError, the backend's own
+   * retries included. A store that re-applies under its lock never loses twice in a row; one that
+   * compares without a lock (Redis) loses once per concurrent writer that gets in first.
+   */
+  protected get saveAttempts(): number {
+    return MAX_SAVE_ATTEMPTS
+  }
+
   /** How many restore writes are in flight at once. */
   protected get restoreConcurrency(): number {
     return 1
@@ -408,12 +542,15 @@ export abstract class BaseSessionStore implements SessionStore {
   /** Inserts a session never stored (created, or built by hand) only if its id is free. */
   async #insert(session: Session): Promise<boolean> {
     if (session.isExpired()) return false
-    const write = this.#prepare(session, freshVersion())
     const identity = identityOf(session)
+    const write = this.#prepare(session, freshVersion(), identity === null ? 0 : await this.#mark(identity))
+    // Written before the session, so a crash never hides a session from listSessions.
     if (identity !== null) await this.#indexAdd(identity, write.name, write.expiresAt)
-    if ((await this.writeRecord(write, { kind: 'absent' })) !== 'written') return false
+    const condition: WriteCondition = { kind: 'absent' }
+    if ((await this.writeRecord(write, condition)) !== 'written') return false
     markStored(session, write.version)
-    await this.#afterMove(write.name, null, identity, write.expiresAt, identity !== null)
+    epochs.set(session, write.epoch)
+    await this.afterWrite(write, condition)
     return true
   }
 
@@ -428,41 +565,97 @@ export abstract class BaseSessionStore implements SessionStore {
     await this.indexAdd(this.indexNames(identity)[0], { name, expiresAt })
   }
 
-  /**
-   * After a write that moved a session to `identity` (login, or an insert with an identity): its
-   * entry is added again (a listSessions that ran between the first add and the write may have
-   * pruned it as belonging to someone else) and the previous identity's entry is removed.
-   */
-  async #afterMove(name: string, previous: string | null, identity: string | null, expiresAt: number, moved: boolean): Promise<void> {
-    if (!moved || identity === null) return
-    await this.#indexAdd(identity, name, expiresAt)
-    if (previous !== null && previous !== identity) await this.indexRemove(this.indexNames(previous)[0], [name])
+  /** The identity's revocation mark: the highest under any of its index names (keys rotate). */
+  async #mark(identity: string): Promise<number> {
+    const marks = await Promise.all(this.indexNames(identity).map((index) => this.markRead(index)))
+    return Math.max(0, ...marks)
   }
 
-  #prepare(session: Session, version: number): RecordWrite {
-    const record: VersionedRecord = { ...session.toJSON(), version }
+  /** True when the record's identity was revoked after the record was stamped. */
+  async #isRevoked(found: StoredRecord): Promise<boolean> {
+    const identity = identityOf(found.session)
+    return identity !== null && found.epoch < (await this.#mark(identity))
+  }
+
+  /**
+   * Stamps the session revokeSessions keeps with the new epoch (a compare-and-swap on the version
+   * read), before the mark is raised. A session already revoked by an earlier revocation stays
+   * revoked. Throws SessionConflictError, before anything is revoked, when other writers keep
+   * winning.
+   */
+  async #restamp(name: string, identity: string, before: number, epoch: number): Promise<void> {
+    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+      const found = await this.readRecord(name, Date.now())
+      if (found === null || identityOf(found.session) !== identity || found.session.isExpired() || found.epoch < before) return
+      const write = this.#prepare(found.session, found.version + 1, epoch)
+      const condition: WriteCondition = { kind: 'version', version: found.version }
+      const outcome = await this.writeRecord(write, condition)
+      if (outcome === 'written') return this.afterWrite(write, condition)
+      if (outcome === 'missing') return
+    }
+    throw new SessionConflictError(
+      `sessions not revoked: the session to keep changed ${MAX_SAVE_ATTEMPTS} times while it was re-stamped`,
+      'ERR_SESSION_CONFLICT',
+    )
+  }
+
+  /**
+   * Removes one indexed session of a revoked identity. `removed`: it was live and is gone;
+   * `gone`: nothing live is there (the entry can be pruned); `foreign`: it is another identity's
+   * now (the entry goes); `kept`: stamped at or after this revocation (a new login), or
+   * unreadable here; `refused`: other writers kept replacing it (the mark raised next refuses it).
+   */
+  async #removeRevoked(name: string, identity: string, epoch: number, now: number): Promise<'removed' | 'gone' | 'foreign' | 'kept' | 'refused'> {
+    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+      const found = await this.readRecord(name, now)
+      if (found === null) return (await this.recordGone(name, now)) ? 'gone' : 'kept'
+      if (identityOf(found.session) !== identity) return 'foreign'
+      if (found.epoch >= epoch) return 'kept'
+      const result = await this.removeRecord(name, found.version)
+      if (result.removed) return found.session.isExpired(now) ? 'gone' : 'removed'
+    }
+    return 'refused'
+  }
+
+  #prepare(session: Session, version: number, epoch: number): RecordWrite {
+    const identity = identityOf(session)
+    // The epoch goes before the version, which stays the record's last field.
+    const record: VersionedRecord = identity === null ? { ...session.toJSON(), version } : { ...session.toJSON(), epoch, version }
     const json = JSON.stringify(record)
     this.checkRecordSize(json, session)
     return {
       name: storageName(session.id),
       id: session.id,
       version,
+      epoch: identity === null ? 0 : epoch,
       record,
       json,
-      identity: identityOf(session),
+      identity,
       createdAt: session.meta.createdAt,
       expiresAt: session.expiresAt(),
     }
   }
 }
 
+// The revocation epoch each Session copy was read or last written with (see the header comment).
+const epochs = new WeakMap<Session, number>()
+
+/** `session` becomes the stored `current` with its own changes re-applied (its epoch too). */
+function rebaseOnto(session: Session, current: StoredRecord): void {
+  rebaseSession(session, current.session, current.version)
+  epochs.set(session, current.epoch)
+}
+
+function saveConflict(attempts: number): SessionConflictError {
+  return new SessionConflictError(
+    `session not saved: other writers changed it ${attempts} times while its changes were re-applied`,
+    'ERR_SESSION_CONFLICT',
+  )
+}
+
 /** The identity a session is indexed under; null for an anonymous one. */
 export function identityOf(session: Session): string | null {
   return session.avatar.isAnonymous ? null : session.avatar.identity
-}
-
-function belongsTo(found: StoredRecord, identity: string, now: number): boolean {
-  return found.session.avatar.identity === identity && !isMetaExpired(found.session.meta, now)
 }
 
 function checkIdentity(identity: unknown): asserts identity is string {

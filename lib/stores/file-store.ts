@@ -4,8 +4,11 @@
 // rename, so a reader sees a whole old or a whole new version). Every write, removal and index
 // change holds one of 256 stripe locks (`stripe-<first byte of the name>.lock`, flock), so a
 // compare-and-swap is atomic across processes; expiry sweeps read only the 40-byte headers.
-// Each identity's index is one sealed file, `index-<hex HMAC of the identity>`, listing the
-// storage names of its sessions with an expiry hint.
+// An identity's index is a set of small sealed files, one per session, named
+// `ix-<index name>-<storage name>` (index name: the hex HMAC of the identity): adding an entry
+// that is there is one header read, no entry ever rewrites another, and the index has no size
+// limit. Its revocation mark is `revoked-<index name>`. An index of 0.2 (one file,
+// `index-<index name>`) is turned into entry files the first time it is listed or swept.
 import * as path from 'node:path'
 
 import { type IndexEntry, type Rebuild, type RecordWrite, type Removed, type StoredRecord, type WriteCondition, type WriteOutcome } from './base-store'
@@ -28,18 +31,17 @@ export interface FileSessionStoreOptions extends SealedStoreOptions {
 
 const STORAGE_NAME = /^[0-9a-f]{64}$/
 const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval'])
-const INDEX_PREFIX = 'index-'
-const INDEX_FILE = /^index-[0-9a-f]{64}$/
+const ENTRY_PREFIX = 'ix-'
+const ENTRY_FILE = /^ix-([0-9a-f]{64})-([0-9a-f]{64})$/
+const MARK_PREFIX = 'revoked-'
+const LEGACY_INDEX_PREFIX = 'index-'
+const LEGACY_INDEX_FILE = /^index-([0-9a-f]{64})$/
+// A 0.2 index file was written without a size check: read it whole, up to this.
+const LEGACY_INDEX_MAX_BYTES = 64 * 1024 * 1024
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_AS_STRING
-// An index is checked against its sessions' headers once it holds this many entries more than
-// after its last check: it never holds more than its live sessions plus this slack.
-const INDEX_SLACK = 64
 
-/** An index file's plaintext: storage name -> expiry hint (ms). */
-interface IndexRecord {
-  entries: Record<string, number>
-  /** Entry count after the last pruning (see INDEX_SLACK). */
-  checked: number
+function entryFile(index: string, name: string): string {
+  return `${ENTRY_PREFIX}${index}-${name}`
 }
 
 /** The lock of a hex name: 256 stripes by its first byte (`stripe-ab.lock`). */
@@ -136,18 +138,27 @@ export class FileSessionStore extends SealedStore {
   }
 
   /** Removes expired envelopes by their headers alone (nothing is decrypted), then prunes the
-   *  identity indexes of entries whose session is gone. */
+   *  identity index entries whose session file is gone. */
   async purgeExpired(): Promise<number> {
     const files = await this.#open()
-    // The index files come from the sweep's own pass over the directory: no second listing.
-    const result = await mapNative(() => files.sweep(Date.now(), INDEX_PREFIX))
+    // Index entries (and 0.2 index files) come from the sweep's own pass: no second listing.
+    const result = await mapNative(() => files.sweep(Date.now(), 'i'))
     if (result.removed > 0) this.logger.debug('expired sessions swept', { removed: result.removed })
-    const indexes = result.collected.filter((n) => INDEX_FILE.test(n))
-    for (const file of indexes) {
-      // Checked without the lock first: an index with nothing to prune is not rewritten.
-      const gone = await this.#dangling(await this.#readIndex(file))
-      if (gone.length > 0) await this.indexRemove(file.slice(INDEX_PREFIX.length), gone)
+    for (const file of result.collected) {
+      const legacy = LEGACY_INDEX_FILE.exec(file)
+      if (legacy !== null) await this.#migrate(legacy[1])
     }
+    // What is left after the sweep: a session file missing from it is positive evidence.
+    const present = new Set(await mapNative(() => files.list()))
+    const gone = new Map<string, string[]>()
+    for (const file of present) {
+      const m = ENTRY_FILE.exec(file)
+      if (m === null || present.has(m[2])) continue
+      let names = gone.get(m[1])
+      if (names === undefined) gone.set(m[1], (names = []))
+      names.push(m[2])
+    }
+    for (const [index, names] of gone) await this.pruneIndex(index, names)
     return result.removed
   }
 
@@ -228,85 +239,95 @@ export class FileSessionStore extends SealedStore {
     })
   }
 
+  protected async recordGone(name: string, now: number): Promise<boolean> {
+    const files = await this.#open()
+    let header: Awaited<ReturnType<NativePrivateDir['peek']>>
+    try {
+      header = await mapNative(() => files.peek(name))
+    } catch {
+      return false // could not look (an unsafe file, an I/O error): not evidence
+    }
+    return header === null || (header.expiresAt !== 0 && header.expiresAt <= now)
+  }
+
+  // One file per entry: present is one header read; absent is one atomic create.
   protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
-    await this.#updateIndex(index, async (record) => {
-      record.entries[entry.name] = entry.expiresAt
-      if (Object.keys(record.entries).length >= record.checked + INDEX_SLACK) await this.#prune(record)
-      return true
-    })
+    const files = await this.#open()
+    const file = entryFile(index, entry.name)
+    if ((await mapNative(() => files.peek(file))) !== null) return
+    await this.#seal(file, '{}', Date.now(), 0)
   }
 
   protected async indexRemove(index: string, names: readonly string[]): Promise<void> {
-    await this.#updateIndex(index, async (record) => {
-      let changed = false
-      for (const name of names) {
-        if (Object.hasOwn(record.entries, name)) {
-          delete record.entries[name]
-          changed = true
-        }
-      }
-      return changed
-    })
+    const files = await this.#open()
+    for (const name of names) await mapNative(() => files.remove(entryFile(index, name)))
+  }
+
+  // Under the session's stripe lock, the lock its writes hold: a session written meanwhile is seen.
+  protected override async pruneIndex(index: string, names: readonly string[]): Promise<void> {
+    const files = await this.#open()
+    for (const name of names) {
+      await this.#locked(name, async () => {
+        if (await this.recordGone(name, Date.now())) await mapNative(() => files.remove(entryFile(index, name)))
+      })
+    }
   }
 
   protected async indexList(index: string): Promise<IndexEntry[]> {
-    const record = await this.#readIndex(INDEX_PREFIX + index)
-    return Object.entries(record.entries).map(([name, expiresAt]) => ({ name, expiresAt }))
+    const files = await this.#open()
+    await this.#migrate(index)
+    const prefix = `${ENTRY_PREFIX}${index}-`
+    const out: IndexEntry[] = []
+    for (const file of await mapNative(() => files.list())) {
+      if (file.startsWith(prefix) && ENTRY_FILE.test(file)) out.push({ name: file.slice(prefix.length), expiresAt: 0 })
+    }
+    return out
   }
 
-  /** Read-modify-write of one index under its stripe lock; `change` returns false when nothing changed.
-   *  An index left empty is removed. */
-  async #updateIndex(index: string, change: (record: IndexRecord) => Promise<boolean>): Promise<void> {
+  protected async markRead(index: string): Promise<number> {
     const files = await this.#open()
-    const file = INDEX_PREFIX + index
+    const file = MARK_PREFIX + index
+    // Not read as "no mark" when it cannot be opened: the identity's reads fail instead.
+    const found = await mapNative(() => files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING))
+    if (found === null || 'expired' in found) return 0
+    const epoch = (JSON.parse(found.plaintext as string) as { epoch?: unknown }).epoch
+    return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : 0
+  }
+
+  protected async markRaise(index: string, epoch: number): Promise<void> {
     await this.#locked(index, async () => {
-      const record = await this.#readIndex(file)
-      if (!(await change(record))) return
-      if (Object.keys(record.entries).length === 0) {
-        await mapNative(() => files.remove(file))
-        return
-      }
-      // Never expires by its header (0): the sweep leaves it to #prune, which checks each session.
-      await this.#seal(file, JSON.stringify(record), Date.now(), 0)
+      if ((await this.markRead(index)) >= epoch) return
+      const file = MARK_PREFIX + index
+      await this.#seal(file, JSON.stringify({ epoch }), Date.now(), 0)
     })
   }
 
-  async #readIndex(file: string): Promise<IndexRecord> {
+  /** Turns a 0.2 index file (one sealed list) into entry files, then removes it. */
+  async #migrate(index: string): Promise<void> {
     const files = await this.#open()
-    let found: OpenFileResult
-    try {
-      found = await files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING)
-    } catch (err) {
-      this.unreadable(err)
-      found = null // an unreadable index (foreign key, tampered) starts again empty
-    }
-    if (found === null || 'expired' in found) return { entries: Object.create(null) as Record<string, number>, checked: 0 }
-    try {
-      const parsed = JSON.parse(found.plaintext as string) as IndexRecord
-      if (!isPlainObject(parsed.entries) || typeof parsed.checked !== 'number') throw new TypeError('bad index')
-      return { entries: Object.assign(Object.create(null) as Record<string, number>, parsed.entries), checked: parsed.checked }
-    } catch {
-      this.logger.warn('identity index holds no valid record')
-      return { entries: Object.create(null) as Record<string, number>, checked: 0 }
-    }
-  }
-
-  /** Drops entries whose session file is gone or expired by its header (40 bytes read each). */
-  async #prune(record: IndexRecord): Promise<void> {
-    for (const name of await this.#dangling(record)) delete record.entries[name]
-    record.checked = Object.keys(record.entries).length
-  }
-
-  /** The entries whose session file is gone, unreadable or expired by its header. */
-  async #dangling(record: IndexRecord): Promise<string[]> {
-    const files = await this.#open()
-    const now = Date.now()
-    const out: string[] = []
-    for (const name of Object.keys(record.entries)) {
-      const header = await mapNative(() => files.peek(name)).catch(() => null)
-      if (header === null || (header.expiresAt !== 0 && header.expiresAt <= now)) out.push(name)
-    }
-    return out
+    const file = LEGACY_INDEX_PREFIX + index
+    if ((await mapNative(() => files.peek(file))) === null) return
+    await this.#locked(index, async () => {
+      let found: OpenFileResult
+      try {
+        found = await files.openFile(this.ring(), file, this.context(file), LEGACY_INDEX_MAX_BYTES, 0, OPEN_AS_STRING)
+      } catch (err) {
+        this.unreadable(err) // left in place: not evidence that its sessions are gone
+        return
+      }
+      if (found === null || 'expired' in found) return
+      let names: string[]
+      try {
+        const parsed = JSON.parse(found.plaintext as string) as { entries?: unknown }
+        if (!isPlainObject(parsed.entries)) throw new TypeError('bad index')
+        names = Object.keys(parsed.entries).filter((n) => STORAGE_NAME.test(n))
+      } catch {
+        this.logger.warn('identity index holds no valid record')
+        return
+      }
+      for (const name of names) await this.indexAdd(index, { name, expiresAt: 0 })
+      await mapNative(() => files.remove(file))
+    })
   }
 
   async #seal(name: string, json: string, createdAt: number, expiresAt: number): Promise<void> {

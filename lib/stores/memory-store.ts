@@ -4,6 +4,7 @@
 // Checks and writes run without an await in between, so each one is atomic within the process.
 import {
   BaseSessionStore,
+  recordEpoch,
   recordIdentity,
   recordVersion,
   type IndexEntry,
@@ -52,6 +53,8 @@ export class MemorySessionStore extends BaseSessionStore {
   readonly #records = new Map<string, VersionedRecord>()
   /** Index name -> storage name -> expiry hint. */
   readonly #indexes = new Map<string, Map<string, number>>()
+  /** Index name -> revocation mark. */
+  readonly #marks = new Map<string, number>()
   readonly maxSessions: number
   readonly maxBytes: number
   readonly sweepInterval: number
@@ -115,6 +118,7 @@ export class MemorySessionStore extends BaseSessionStore {
     this.#timer = null
     this.#records.clear()
     this.#indexes.clear()
+    this.#marks.clear()
     this.#closed = true
   }
 
@@ -129,7 +133,7 @@ export class MemorySessionStore extends BaseSessionStore {
     }
     this.#records.delete(name) // most recently used now
     this.#records.set(name, record)
-    return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0 }
+    return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0, epoch: recordEpoch(record) }
   }
 
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
@@ -139,7 +143,7 @@ export class MemorySessionStore extends BaseSessionStore {
       if (current === null) return 'missing'
       if (current.version !== condition.version) {
         if (rebuild === undefined) return 'conflict'
-        write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0 })
+        write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0, epoch: recordEpoch(current) })
       }
     }
     this.#records.delete(write.name) // most recently used now
@@ -182,6 +186,18 @@ export class MemorySessionStore extends BaseSessionStore {
     if (entries === undefined) return
     for (const name of names) entries.delete(name)
     if (entries.size === 0) this.#indexes.delete(index)
+  }
+
+  protected async recordGone(name: string, now: number): Promise<boolean> {
+    return this.#live(name, now) === null
+  }
+
+  protected async markRead(index: string): Promise<number> {
+    return this.#marks.get(index) ?? 0
+  }
+
+  protected async markRaise(index: string, epoch: number): Promise<void> {
+    if (epoch > (this.#marks.get(index) ?? 0)) this.#marks.set(index, epoch)
   }
 
   protected async indexList(index: string): Promise<IndexEntry[]> {

@@ -91,6 +91,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 `)
 
+/**
+ * Raises an identity's revocation mark (a decimal integer string) to ARGV[1] if that is higher;
+ * a mark never goes down. KEYS[1] the mark key.
+ */
+export const MARK_RAISE = script(`
+local t = redis.call('TYPE', KEYS[1])['ok']
+local current = 0
+if t == 'string' then current = tonumber(redis.call('GET', KEYS[1])) or 0 end
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+`)
+
 /** EVALSHA args of `s` on `key` with `argv`; swap 'EVALSHA'/sha for 'EVAL'/source on NOSCRIPT. */
 export function evalArgs(s: RedisScript, key: string, argv: readonly RedisArg[], source = false): RedisArg[] {
   return [source ? 'EVAL' : 'EVALSHA', source ? s.source : s.sha, '1', key, ...argv]

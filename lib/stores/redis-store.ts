@@ -8,7 +8,6 @@
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
 import {
-  MAX_SAVE_ATTEMPTS,
   type IndexEntry,
   type Rebuild,
   type RecordWrite,
@@ -17,13 +16,13 @@ import {
   type WriteCondition,
   type WriteOutcome,
 } from './base-store'
-import { toSessionError } from '../core/errors'
+import { SessionTamperedError, toSessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
 import type { KeyOptions } from '../core/keys'
 import { linkRedis, type RedisArg, type RedisLink } from './redis-client'
 import { CommandDeadlines } from './redis-deadlines'
 import { notReady } from './redis-errors'
-import { INDEX_ADD, INDEX_LIST, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
+import { INDEX_ADD, INDEX_LIST, MARK_RAISE, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
 import { HEADER_BYTES, parseValue, versionHeader } from './redis-value'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
 import type { SessionRecord } from '../session/session'
@@ -65,6 +64,8 @@ const SCAN_COUNT = 500
 // Clients pipeline concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
 const WRONG_TYPE = /^WRONGTYPE /
+/** The swap runs of one save at most (see saveAttempts). */
+export const REDIS_SAVE_ATTEMPTS = 64
 
 /**
  * Encrypted sessions in Redis, shared by every app server that has the same `secret`.
@@ -83,6 +84,12 @@ export class RedisSessionStore extends SealedStore {
   readonly commandTimeout: number
   protected override get restoreConcurrency(): number {
     return BATCH
+  }
+  // Optimistic swaps without a lock: a save loses once to each writer that gets in first, so
+  // its budget covers this many writers of one session at once. One budget per save: the retries
+  // of writeRecord and of save draw on it together.
+  protected override get saveAttempts(): number {
+    return REDIS_SAVE_ATTEMPTS
   }
   readonly #link: RedisLink
   readonly #deadlines: CommandDeadlines
@@ -190,7 +197,7 @@ export class RedisSessionStore extends SealedStore {
           continue
         }
         if (current === null || current.session.id !== write.id) return 'missing'
-        if (rebuild === undefined || attempt + 1 >= MAX_SAVE_ATTEMPTS) return 'conflict'
+        if (rebuild === undefined) return 'conflict'
         write = rebuild(current)
         expected = expectedHeader(current.version)
         legacy = current.version === 1 ? 'SEAL' : ''
@@ -215,7 +222,17 @@ export class RedisSessionStore extends SealedStore {
     return { removed: true, identity: avatar === undefined || avatar.isAnonymous ? null : avatar.identity }
   }
 
+  // PX removes an expired key: a missing key is the only evidence needed.
+  protected async recordGone(name: string): Promise<boolean> {
+    return (await this.#send('EXISTS', ['EXISTS', this.prefix + name], false)) === 0
+  }
+
   // ---- Identity index: a sorted set per identity (member: storage name, score: expiry) ---------
+
+  // A versioned write refreshed the entry itself, on the same connection as the swap.
+  protected override async afterWrite(write: RecordWrite, condition: WriteCondition): Promise<void> {
+    if (condition.kind !== 'version') await super.afterWrite(write, condition)
+  }
 
   protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
     await this.#script(INDEX_ADD, this.#indexKey(index), [entry.name, String(entry.expiresAt), String(Date.now())])
@@ -241,6 +258,24 @@ export class RedisSessionStore extends SealedStore {
     return out
   }
 
+  // ---- Revocation marks: `<prefix>rev:<index name>`, a decimal integer, no expiry ----------------
+
+  protected async markRead(index: string): Promise<number> {
+    const value = await this.#send('GET', ['GET', this.#markKey(index)], false)
+    if (value === null || value === undefined) return 0
+    const epoch = Number(String(value))
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new SessionTamperedError('a revocation mark in Redis is not a number', 'ERR_SESSION_TAMPERED')
+    return epoch
+  }
+
+  protected async markRaise(index: string, epoch: number): Promise<void> {
+    await this.#script(MARK_RAISE, this.#markKey(index), [String(epoch)])
+  }
+
+  #markKey(index: string): string {
+    return `${this.prefix}rev:${index}`
+  }
+
   #indexKey(index: string): string {
     return `${this.prefix}idx:${index}`
   }
@@ -249,7 +284,6 @@ export class RedisSessionStore extends SealedStore {
     return this.indexAdd(index, { name: write.name, expiresAt: write.expiresAt })
   }
 
-  /** The current index name of the identity a record is stored under; null when anonymous. */
   /** The version header and the sealed record: what a session's key holds. */
   #value(write: RecordWrite): Buffer {
     let envelope: Buffer

@@ -2,7 +2,7 @@
 // option checks, the key rings (sealing, and naming identity indexes), a session's context, the
 // size cap, and how an unreadable envelope is reported. A subclass supplies where envelopes live:
 // the record and index primitives of BaseSessionStore, dump, purgeExpired, close.
-import { BaseSessionStore, recordVersion, type StoredRecord } from './base-store'
+import { BaseSessionStore, recordEpoch, recordVersion, type StoredRecord } from './base-store'
 import { SessionClosedError, UNREADABLE_CODES, toSessionError } from '../core/errors'
 import { makeKeyRing, type KeyOptions } from '../core/keys'
 import { assertFits, checkMaxBytes } from '../core/limits'
@@ -99,7 +99,7 @@ export abstract class SealedStore extends BaseSessionStore {
       const record: unknown = JSON.parse(plaintext)
       const version = recordVersion(record)
       if (version === null) throw new TypeError('bad version')
-      return { session: sessionFromParsed(record), version, keyIndex }
+      return { session: sessionFromParsed(record), version, keyIndex, epoch: recordEpoch(record) }
     } catch {
       this.logger.warn('session envelope holds no valid record')
       return null

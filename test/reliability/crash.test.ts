@@ -138,8 +138,9 @@ function killOne(slot: Slot, delay: number): Promise<number[]> {
   })
 }
 
-// Besides its sessions, a store directory holds stripe lock files and identity index files.
-const STORE_KEEPS = /^(stripe-[0-9a-f]{2}\.lock|index-[0-9a-f]{64})$/
+// Besides its sessions, a store directory holds stripe lock files, identity index entries and
+// revocation marks.
+const STORE_KEEPS = /^(stripe-[0-9a-f]{2}\.lock|ix-[0-9a-f]{64}-[0-9a-f]{64}|revoked-[0-9a-f]{64})$/
 
 describe('crash safety', () => {
   it(`${TOTAL_KILLS} SIGKILLs of writers at random moments leave the old or the new record, never a torn file`, async () => {
@@ -174,7 +175,7 @@ describe('crash safety', () => {
         reserved++
         const mine = await killOne(slot, 5 + Math.floor(random() * 56))
         for (const entry of fs.readdirSync(slot.dir)) {
-          if (TEMP.test(entry) && (entry.startsWith(`.${slot.fileName}.`) || (slot.kind === 'store' && entry.startsWith('.index-')))) slot.temps.add(entry)
+          if (TEMP.test(entry) && (entry.startsWith(`.${slot.fileName}.`) || (slot.kind === 'store' && (entry.startsWith('.ix-') || entry.startsWith('.revoked-'))))) slot.temps.add(entry)
         }
         // Within one child, announcing N means N-1 was written: the file holds N-1 or N. A child
         // killed before its first write finished leaves what the last check found (or its one write).
