@@ -1,7 +1,7 @@
 // The Fastify 5 plugin over a real listening Fastify server on 127.0.0.1: the shared cookie-session
 // suite, then what is Fastify's own (registration, encapsulation, hooks, option errors).
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import sealedSession, { sealedSession as named } from '../lib/http/fastify'
 import { MemorySessionStore } from '../lib/stores/memory-store'
@@ -22,6 +22,23 @@ function routes(app: FastifyInstance): void {
   app.post('/logout', async (request) => {
     request.session.invalidate()
     return { ok: true }
+  })
+  app.post('/login-fail', async (request) => {
+    request.session.attachAvatar(new Avatar('admin'))
+    throw new Error('2FA check failed')
+  })
+  app.get('/paid-fail', async (request) => {
+    request.session.data.set('paid', true)
+    throw new Error('payment failed')
+  })
+  app.post('/logout-fail', async (request) => {
+    request.session.invalidate()
+    throw new Error('failed after logout')
+  })
+  app.post('/login-503', async (request, reply) => {
+    request.session.attachAvatar(new Avatar('admin'))
+    request.session.data.set('paid', true)
+    return reply.code(503).send({ ok: false })
   })
 }
 
@@ -66,20 +83,48 @@ describe('fastify plugin', () => {
     await app.close()
   })
 
-  it('an error reply still carries the write-back (the session changed before the throw)', async () => {
+  it('a route that throws a 4xx error after a login persists nothing and sends no cookie', async () => {
     const store = new MemorySessionStore()
     const app = Fastify()
     await app.register(sealedSession, { store, logger: quietLogger() })
-    app.get('/fail', async (request) => {
-      request.session.data.set('n', 7)
-      throw new Error('boom')
+    app.post('/2fa', async (request) => {
+      request.session.attachAvatar(new Avatar('admin'))
+      throw Object.assign(new Error('2FA check failed'), { statusCode: 401 })
     })
     routes(app)
     const served = await listen(app)
     cleanups.push(() => store.close(), served.close)
     const client = new Client(served.url)
-    await client.call('/fail')
-    expect(client.last!.status).toBe(500)
-    expect((await client.call('/peek')).n).toBe(7)
+    await client.call('/count')
+    const id = client.cookie!
+    await client.call('/2fa', 'POST')
+    expect(client.last!.status).toBe(401)
+    expect(client.setCookie()).toBeNull()
+    expect(store.size).toBe(1)
+    expect((await store.get(id))!.avatar.isAnonymous).toBe(true)
+  })
+
+  it('a failed write-back goes to the error handler; the reply is its answer', async () => {
+    const store = new MemorySessionStore()
+    const app = Fastify()
+    await app.register(sealedSession, { store, logger: quietLogger() })
+    const seen: unknown[] = []
+    app.setErrorHandler(async (error, _request, reply) => {
+      seen.push(error)
+      return reply.code(503).send({ error: (error as Error).message })
+    })
+    routes(app)
+    const served = await listen(app)
+    cleanups.push(() => store.close(), served.close)
+    const client = new Client(served.url)
+    await client.call('/login', 'POST')
+    const id = client.cookie!
+    const failure = new Error('delete failed')
+    vi.spyOn(store, 'delete').mockRejectedValueOnce(failure)
+    await client.call('/logout', 'POST')
+    expect(client.last!.status).toBe(503)
+    expect(seen).toEqual([failure])
+    expect(client.setCookie()).toBeNull()
+    expect((await store.get(id))?.avatar.identity).toBe('alice')
   })
 })

@@ -3,7 +3,7 @@
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { withSession, type SessionHandler } from '../lib/http/fetch'
 import { MemorySessionStore } from '../lib/stores/memory-store'
@@ -29,6 +29,28 @@ const handler: SessionHandler = async (request, session) => {
   if (pathname === '/login-redirect' && request.method === 'POST') {
     session.attachAvatar(new Avatar('bob'))
     return Response.redirect(new URL('/peek', request.url), 303) // immutable headers
+  }
+  if (pathname === '/login-fail' && request.method === 'POST') {
+    session.attachAvatar(new Avatar('admin'))
+    throw new Error('2FA check failed')
+  }
+  if (pathname === '/paid-fail') {
+    session.data.set('paid', true)
+    throw new Error('payment failed')
+  }
+  if (pathname === '/logout-fail' && request.method === 'POST') {
+    session.invalidate()
+    throw new Error('failed after logout')
+  }
+  if (pathname === '/login-503' && request.method === 'POST') {
+    session.attachAvatar(new Avatar('admin'))
+    session.data.set('paid', true)
+    return Response.json({ ok: false }, { status: 503 })
+  }
+  if (pathname === '/network-error') {
+    session.data.set('paid', true)
+    if (request.method === 'POST') session.invalidate()
+    return Response.error()
   }
   if (pathname === '/throw') {
     session.data.set('n', 99)
@@ -65,6 +87,7 @@ sessionHttpSuite('fetch (Hono)', async (options) => listen(honoApp(options)))
 describe('withSession', () => {
   const cleanups: Array<() => Promise<void>> = []
   afterEach(async () => {
+    vi.restoreAllMocks()
     while (cleanups.length > 0) await cleanups.pop()!()
   })
 
@@ -90,6 +113,41 @@ describe('withSession', () => {
     expect(client.last!.status).toBe(500)
     expect(client.setCookie()).toBeNull()
     expect(store.size).toBe(0)
+  })
+
+  it('a handler that returns Response.error() persists nothing and answers that error, not a rejection', async () => {
+    const { store, client } = await served()
+    await client.call('/count')
+    const id = client.cookie!
+    // @hono/node-server answers a network error with a 500 and logs the status 0 it refused.
+    vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    await client.call('/network-error')
+    expect(client.last!.ok).toBe(false)
+    expect(client.setCookie()).toBeNull()
+    expect((await store.get(id))!.data.toJSON()).toEqual({ n: 1 })
+
+    // Called directly: the same Response.error() comes back, with no cookie added.
+    const handle = withSession({ store, logger: quietLogger() }, handler)
+    const direct = await handle(new Request('http://app.example/network-error', { headers: { cookie: `sid=${id}` } }))
+    expect(direct.type).toBe('error')
+    expect((await store.get(id))!.data.toJSON()).toEqual({ n: 1 })
+    // A logout in it is still carried out.
+    const logout = await handle(new Request('http://app.example/network-error', { method: 'POST', headers: { cookie: `sid=${id}` } }))
+    expect(logout.type).toBe('error')
+    expect(await store.get(id)).toBeNull()
+  })
+
+  it('a write-back that fails is answered with a 500, without the cookie', async () => {
+    const store = new MemorySessionStore()
+    cleanups.push(() => store.close())
+    const handle = withSession({ store, logger: quietLogger() }, handler)
+    const login = await handle(new Request('http://app.example/login', { method: 'POST' }))
+    const cookie = login.headers.getSetCookie()[0].split(';')[0]
+    vi.spyOn(store, 'delete').mockRejectedValueOnce(new Error('delete failed'))
+    const logout = await handle(new Request('http://app.example/logout', { method: 'POST', headers: { cookie } }))
+    expect(logout.status).toBe(500)
+    expect(logout.headers.getSetCookie()).toEqual([])
+    expect((await store.get(cookie.slice('sid='.length)))?.avatar.identity).toBe('alice')
   })
 
   it('works without a server: a Request in, a Response with Set-Cookie out', async () => {

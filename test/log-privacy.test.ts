@@ -83,7 +83,7 @@ describe('log lines carry no session or user identifier', () => {
     const login = await fetch(`${url}/login`, { headers: { cookie } })
     const loggedIn = cookieOf(login)!
     const id = (await (await fetch(`${url}/count`, { headers: { cookie: loggedIn } })).json()).id as string
-    expect((await fetch(`${url}/big`, { headers: { cookie: loggedIn } })).status).toBe(200)
+    expect((await fetch(`${url}/big`, { headers: { cookie: loggedIn } })).status).toBe(500) // a failed write-back is an error
     // A tampered envelope under the logged-in id: read as no session, with a warning.
     const file = path.join(store.dir, storageName(id))
     const bytes = fs.readFileSync(file)
@@ -137,15 +137,17 @@ describe('the middleware is silent by default', () => {
       res.status(503).send('store down')
     })
     const url = await listen(app)
+    // A failed write-back goes to next(err) too.
     const big = await fetch(`${url}/big`)
-    expect(big.status).toBe(200)
+    expect(big.status).toBe(503)
     expect(cookieOf(big)).toBeNull() // nothing stored, no id handed out
+    expect((seen[0] as { code?: string }).code).toBe('ERR_SESSION_TOO_LARGE')
     // A store that fails on read: the error goes to next(err).
     const valid = (await store.create()).id
     await store.close()
     const down = await fetch(`${url}/big`, { headers: { cookie: `sid=${valid}` } })
     expect(down.status).toBe(503)
-    expect((seen[0] as { code?: string }).code).toBe('ERR_SESSION_CLOSED')
+    expect((seen[1] as { code?: string }).code).toBe('ERR_SESSION_CLOSED')
     for (const spy of spies) expect(spy).not.toHaveBeenCalled()
   })
 })

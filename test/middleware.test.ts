@@ -9,6 +9,7 @@ import express from 'express'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { FileSessionStore } from '../lib/stores/file-store'
+import { SessionConflictError, SessionStoreUnavailableError } from '../lib/core/errors'
 import { generateSessionId, isValidSessionId, storageName } from '../lib/core/ids'
 import { MemorySessionStore } from '../lib/stores/memory-store'
 import { sessionMiddleware, type SessionMiddlewareOptions, type SessionRequest } from '../lib/http/middleware'
@@ -48,6 +49,36 @@ async function app(req: http.IncomingMessage, res: http.ServerResponse): Promise
     session.data.set('n', 1)
     res.writeHead(200, { 'Set-Cookie': 'theme=dark; Path=/' })
     return void res.end('ok')
+  }
+  if (url.pathname === '/login-fail') {
+    session.attachAvatar(new Avatar('admin'))
+    throw new Error('2FA check failed')
+  }
+  if (url.pathname === '/paid-fail') {
+    session.data.set('paid', true)
+    throw new Error('payment failed')
+  }
+  if (url.pathname === '/logout-fail') {
+    session.invalidate()
+    throw new Error('failed after logout')
+  }
+  if (url.pathname === '/paid-503') {
+    session.attachAvatar(new Avatar('admin'))
+    session.data.set('paid', true)
+    res.statusCode = 503
+    return void res.end('busy')
+  }
+  // The headers leave before the logout: flushed, or with a first body chunk.
+  if (url.pathname === '/logout-flushed' || url.pathname === '/logout-chunk') {
+    if (url.pathname === '/logout-flushed') res.flushHeaders()
+    else res.write('o')
+    session.invalidate()
+    return void res.end('ut')
+  }
+  if (url.pathname === '/logout-flushed-fail') {
+    res.flushHeaders()
+    session.invalidate()
+    throw new Error('failed after logout')
   }
   if (url.pathname === '/raw-headers') {
     session.data.set('n', 1)
@@ -322,14 +353,14 @@ for (const flavour of flavours) {
 }
 
 describe('sessionMiddleware failures and hosts', () => {
-  it('a failed write-back is logged and the response still ends, without the cookie', async () => {
+  it('a failed write-back is logged and answered with a 500, without the cookie (bare node:http)', async () => {
     const store = new MemorySessionStore()
     vi.spyOn(store, 'save').mockRejectedValue(new Error('disk full'))
     const logger = quietLogger()
     const url = await serve(store, { logger })
     const { res, body } = await get(`${url}/count`)
-    expect(res.status).toBe(200)
-    expect(body.n).toBe(1)
+    expect(res.status).toBe(500)
+    expect(body).not.toMatchObject({ n: 1 })
     expect(sid(res)).toBeNull() // no cookie for a session the store does not hold
     expect(logger.error).toHaveBeenCalledWith('session write-back failed', { reason: 'Error: disk full' })
   })
@@ -430,6 +461,169 @@ describe('sessionMiddleware failures and hosts', () => {
   })
 })
 
+// ---- write-back failures and requests that end in an error ------------------------------------
+
+/** A server of `app` behind the middleware, and the errors that reached the application. */
+type ErrorHost = { name: string; serve(store: SessionStore): Promise<{ url: string; errors: unknown[] }> }
+
+const errorHosts: ErrorHost[] = [
+  {
+    // No next(): a write-back failure is answered by the middleware; a throw becomes a 500 here.
+    name: 'node:http',
+    async serve(store) {
+      const errors: unknown[] = []
+      const mw = sessionMiddleware({ store, logger: quietLogger() })
+      const url = await listen(
+        http.createServer(async (req, res) => {
+          await mw(req, res)
+          try {
+            await app(req, res)
+          } catch (err) {
+            errors.push(err)
+            res.statusCode = 500
+            res.end('error')
+          }
+        }),
+      )
+      return { url, errors }
+    },
+  },
+  {
+    name: 'Express',
+    async serve(store) {
+      const errors: unknown[] = []
+      const web = express()
+      web.use(sessionMiddleware({ store, logger: quietLogger() }))
+      web.use((req, res, next) => void app(req, res).catch(next))
+      web.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+        errors.push(err)
+        res.status(500).json({ error: err.message })
+      })
+      return { url: await listen(http.createServer(web)), errors }
+    },
+  },
+]
+
+for (const host of errorHosts) {
+  for (const flavour of flavours) {
+    describe(`sessionMiddleware: failures reach the client (${host.name}, ${flavour.name})`, () => {
+      const make = () => {
+        const store = flavour.make()
+        cleanups.push(() => store.close())
+        return store
+      }
+      /** A logged-in client: the store, the server, and the session's id. */
+      const loggedIn = async () => {
+        const store = make()
+        const served = await host.serve(store)
+        const id = sid((await get(`${served.url}/login`, undefined, { method: 'POST' })).res)!.value
+        return { store, ...served, id }
+      }
+
+      it('a logout whose store delete fails is not answered as a success; the client keeps its cookie to retry', async () => {
+        const { store, url, errors, id } = await loggedIn()
+        const failure = new Error('delete failed')
+        vi.spyOn(store, 'delete').mockRejectedValueOnce(failure)
+        const { res } = await get(`${url}/logout`, `sid=${id}`, { method: 'POST' })
+        expect(res.status).toBe(500)
+        expect(sid(res)).toBeNull()
+        if (host.name === 'Express') expect(errors).toEqual([failure]) // through next(err)
+        expect((await store.get(id))?.avatar.identity).toBe('alice')
+        const retry = await get(`${url}/logout`, `sid=${id}`, { method: 'POST' })
+        expect(retry.res.status).toBe(200)
+        expect(sid(retry.res)!.value).toBe('')
+        expect(await store.get(id)).toBeNull()
+      })
+
+      it('a save that fails (an error, a conflict, an unavailable store) is not answered as a success', async () => {
+        const { store, url, errors, id } = await loggedIn()
+        const failures = [
+          new Error('disk full'),
+          new SessionConflictError('session changed too often', 'ERR_SESSION_CONFLICT'),
+          new SessionStoreUnavailableError('store down', 'ERR_SESSION_STORE_UNAVAILABLE'),
+        ]
+        for (const failure of failures) {
+          vi.spyOn(store, 'save').mockRejectedValueOnce(failure)
+          const { res } = await get(`${url}/count`, `sid=${id}`)
+          expect(res.status, failure.message).toBe(500)
+          expect(sid(res)).toBeNull()
+        }
+        if (host.name === 'Express') expect(errors).toEqual(failures)
+        expect((await store.get(id))!.data.get('n')).toBeUndefined()
+      })
+
+      it('a write-back that fails after the headers left destroys the connection', async () => {
+        for (const path of ['/logout-flushed', '/logout-chunk']) {
+          const { store, url, id } = await loggedIn()
+          vi.spyOn(store, 'delete').mockRejectedValueOnce(new Error('delete failed'))
+          // Whether the 200 status line reached the client before the connection went down or
+          // not, the response never completes: the client sees a failure, not "out".
+          const body = fetch(`${url}${path}`, { method: 'POST', headers: { cookie: `sid=${id}` } }).then((res) => res.text())
+          await expect(body, path).rejects.toThrow()
+          expect((await store.get(id))?.avatar.identity).toBe('alice')
+        }
+      })
+
+      it('a handler that throws after a login persists nothing and sends no cookie', async () => {
+        const store = make()
+        const { url } = await host.serve(store)
+        const fresh = await get(`${url}/login-fail`, undefined, { method: 'POST' })
+        expect(fresh.res.status).toBe(500)
+        expect(sid(fresh.res)).toBeNull()
+        expect((await store.dump()).sessions).toEqual([])
+        const id = sid((await get(`${url}/count`)).res)!.value
+        const { res } = await get(`${url}/login-fail`, `sid=${id}`, { method: 'POST' })
+        expect(res.status).toBe(500)
+        expect(sid(res)).toBeNull()
+        expect((await store.dump()).sessions.map((r) => r.id)).toEqual([id])
+        expect((await get(`${url}/peek`, `sid=${id}`)).body).toEqual({ n: 1, user: 'anonymous' })
+      })
+
+      it('a handler that throws after changing data persists nothing', async () => {
+        const store = make()
+        const { url } = await host.serve(store)
+        const id = sid((await get(`${url}/count`)).res)!.value
+        const { res } = await get(`${url}/paid-fail`, `sid=${id}`)
+        expect(res.status).toBe(500)
+        expect(sid(res)).toBeNull()
+        expect((await store.get(id))!.data.toJSON()).toEqual({ n: 1 })
+      })
+
+      it('a 5xx response persists nothing, login included, and sends no cookie', async () => {
+        const store = make()
+        const { url } = await host.serve(store)
+        const id = sid((await get(`${url}/count`)).res)!.value
+        const { res } = await get(`${url}/paid-503`, `sid=${id}`)
+        expect(res.status).toBe(503)
+        expect(sid(res)).toBeNull()
+        expect((await store.dump()).sessions.map((r) => r.id)).toEqual([id])
+        const stored = (await store.get(id))!
+        expect(stored.avatar.isAnonymous).toBe(true)
+        expect(stored.data.toJSON()).toEqual({ n: 1 })
+      })
+
+      it('a logout in a request that throws is still carried out, and the cookie cleared', async () => {
+        const { store, url, id } = await loggedIn()
+        const { res } = await get(`${url}/logout-fail`, `sid=${id}`, { method: 'POST' })
+        expect(res.status).toBe(500)
+        expect(sid(res)!.value).toBe('')
+        expect(await store.get(id)).toBeNull()
+      })
+
+      // Express destroys the connection of an error after the headers left: end() never runs.
+      // (Bare node:http: this server's own catch calls end(), which carries out the logout.)
+      if (host.name === 'Express') {
+        it('a logout in a request that throws after the headers left is still carried out', async () => {
+          const { store, url, id } = await loggedIn()
+          const res = await fetch(`${url}/logout-flushed-fail`, { method: 'POST', headers: { cookie: `sid=${id}` } })
+          await res.text().catch(() => undefined) // the body never completes
+          await vi.waitFor(async () => expect(await store.get(id)).toBeNull(), { timeout: 2_000 })
+        })
+      }
+    })
+  }
+}
+
 // ---- concurrency and expiry over real HTTP, as a browser sees it -----------------------------
 
 /** A one-cookie browser: keeps `sid` as the responses set it, honours Max-Age, forgets it once expired. */
@@ -471,6 +665,13 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => voi
 function gatedApp(gates: { arrived: (name: string) => void; release: Promise<void> }) {
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url!, 'http://x')
+    if (url.pathname === '/slow-peek') {
+      const session = (req as SessionRequest).session!
+      gates.arrived('peek')
+      await gates.release
+      res.setHeader('content-type', 'application/json')
+      return void res.end(JSON.stringify({ n: session.data.get('n', null) }))
+    }
     if (url.pathname === '/slow') {
       const session = (req as SessionRequest).session!
       session.data.set(`changes.${url.searchParams.get('k')}`, true)
@@ -568,6 +769,25 @@ for (const host of hosts) {
         expect(await store.get(id)).toBeNull()
         expect((await store.dump()).sessions).toEqual([])
         expect((await get(`${url}/peek`, `sid=${id}`)).body).toEqual({ n: null, user: 'anonymous' })
+      })
+
+      it('a read-only response that finishes after a concurrent logout does not re-send the cookie', async () => {
+        const store = make()
+        const inside = deferred()
+        const release = deferred()
+        // rolling: a read-only response would otherwise carry the cookie with a fresh Max-Age.
+        const url = await host.serve(store, gatedApp({ arrived: () => inside.resolve(), release: release.promise }), { rolling: true })
+        const jar = new Jar()
+        await jar.request(`${url}/login`, { method: 'POST' })
+        const slow = jar.request(`${url}/slow-peek`)
+        await inside.promise
+        await jar.request(`${url}/logout`, { method: 'POST' })
+        expect(jar.value).toBeNull()
+        release.resolve()
+        const late = await slow
+        expect(late.res.status).toBe(200)
+        expect(sid(late.res)).toBeNull()
+        expect(jar.value).toBeNull()
       })
 
       it('logout while a slower request logs in: the login does not come back under a new id', async () => {

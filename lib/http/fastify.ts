@@ -4,12 +4,14 @@
 //
 // onRequest reconnects to the cookie's session (or starts a fresh one); onSend, which runs before
 // the headers leave, decides the cookie and persists what the handler did, so a client that sees
-// the response can rely on the store. The plugin is not encapsulated (as fastify-plugin would
+// the response can rely on the store. A route that throws (onError) or a 5xx reply persists
+// nothing but a logout; a write-back that fails is thrown from onSend, so Fastify's error
+// handling answers instead of the route. The plugin is not encapsulated (as fastify-plugin would
 // mark it): its hooks cover the routes of the instance it is registered on. A reply taken over
 // with reply.hijack() skips onSend and so is not written back.
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Session, SessionShape } from '../session/session'
-import { SessionExchange, checkSessionOptions, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
+import { SessionExchange, checkSessionOptions, isErrorStatus, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
 
 export type SealedSessionOptions = SessionMiddlewareOptions
 
@@ -35,9 +37,17 @@ async function plugin(app: FastifyInstance, options: SealedSessionOptions): Prom
     request.session = exchange.session
   })
 
+  // Runs before the error handler's reply (and so before its onSend), whatever status that has.
+  app.addHook('onError', async (request: WithExchange) => {
+    request[EXCHANGE]?.fail()
+  })
+
+  // Once per request: the reply of the error handler that a failed write-back leads to passes
+  // through here again and goes out as it is.
   app.addHook('onSend', async (request: WithExchange, reply: FastifyReply, payload: unknown) => {
     const exchange = request[EXCHANGE]
     if (exchange === undefined || exchange.plan !== null) return payload
+    if (isErrorStatus(reply.statusCode)) exchange.fail()
     await writeBack(config, request, reply, exchange)
     return payload
   })
@@ -52,15 +62,16 @@ async function writeBack(config: SessionConfig, request: WithExchange, reply: Fa
     config.logger.error('session cookie could not be set', { reason: String(err) })
     return
   }
+  let stored: boolean
   try {
-    const stored = await exchange.persist()
-    // Only an id the store holds goes out: a failed or refused write leaves the client the
-    // cookie it has.
-    if (cookie !== null && stored) reply.header('set-cookie', cookie)
-    request.session = exchange.session
+    stored = await exchange.persist()
   } catch (err) {
     config.logger.error('session write-back failed', { reason: String(err) })
+    throw err
   }
+  // Only an id the store holds goes out: a refused write leaves the client the cookie it has.
+  if (cookie !== null && stored) reply.header('set-cookie', cookie)
+  request.session = exchange.session
 }
 
 // What fastify-plugin would set: no encapsulation, and a name in Fastify's plugin tree.

@@ -4,10 +4,11 @@
 //   export const GET = withSession({ store }, async (request, session) => new Response('hi'))
 //
 // The wrapper reads the Cookie header, hands the handler its session, persists what the handler
-// did once it returned its Response, and only then adds Set-Cookie to that Response. Nothing is
-// written when the handler throws: the error goes to the caller unchanged.
+// did once it returned its Response, and only then adds Set-Cookie to that Response. A handler
+// that throws, or returns a 5xx or Response.error(), persists nothing but a logout; its error goes
+// to the caller unchanged. A write-back that fails is answered with a 500 instead.
 import type { Session, SessionShape } from '../session/session'
-import { SessionExchange, checkSessionOptions, isSecureRequest, type SessionMiddlewareOptions } from './session-core'
+import { SessionExchange, checkSessionOptions, isErrorStatus, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
 import { describe } from '../core/validate'
 
 export type WithSessionOptions = SessionMiddlewareOptions
@@ -24,8 +25,16 @@ export function withSession<Data extends object = SessionShape>(
   return async (request: Request): Promise<Response> => {
     if (!isRequest(request)) throw new TypeError(`request must be a Request, got ${describe(request)}`)
     const exchange = await SessionExchange.open(config, request.headers.get('cookie'))
-    const response = await handler(request, exchange.session as Session<Data>)
-    if (!isResponse(response)) throw new TypeError(`the handler must return a Response, got ${describe(response)}`)
+    let response: Response
+    try {
+      response = await handler(request, exchange.session as Session<Data>)
+      if (!isResponse(response)) throw new TypeError(`the handler must return a Response, got ${describe(response)}`)
+    } catch (err) {
+      await settleFailed(config, exchange)
+      throw err
+    }
+    // Response.error() (a network error, status 0) fails like a 5xx.
+    if (response.type === 'error' || isErrorStatus(response.status)) exchange.fail()
     // The URL's scheme is what the server saw (or what the platform was told by its proxy).
     const encrypted = new URL(request.url).protocol === 'https:'
     let cookie: string | null
@@ -34,13 +43,33 @@ export function withSession<Data extends object = SessionShape>(
       // Not stored (the session is gone: another request logged out): no cookie for it.
       if (!(await exchange.persist())) cookie = null
     } catch (err) {
-      // Do not hand out an id the store does not hold: the client keeps its old cookie.
+      // Never a success: the handler's response may say that a logout happened. No cookie
+      // either: the client keeps the one it has, and can try again.
       config.logger.error('session write-back failed', { reason: String(err) })
-      return response
+      discardBody(response)
+      return new Response('Internal Server Error', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } })
     }
-    if (cookie === null) return response
+    // A network error carries no headers: a clearing cookie cannot go with it.
+    if (cookie === null || response.type === 'error') return response
     return withSetCookie(response, cookie)
   }
+}
+
+/** The handler threw: a logout in it is still carried out, nothing else is written. A store
+ *  failure then is only logged, the handler's error being the one the caller must see. */
+async function settleFailed(config: SessionConfig, exchange: SessionExchange): Promise<void> {
+  exchange.fail()
+  try {
+    await exchange.persist()
+  } catch (err) {
+    config.logger.error('session write-back failed', { reason: String(err) })
+  }
+}
+
+/** Releases a body that will not be sent (a stream from fetch() holds its connection). */
+function discardBody(response: Response): void {
+  const body = response.body as ReadableStream | null | undefined
+  if (typeof body?.cancel === 'function' && !body.locked) body.cancel().catch(() => undefined)
 }
 
 /** The response with one more Set-Cookie. Responses from Response.redirect() or fetch() have

@@ -5,11 +5,17 @@
 // the session is persisted, then the response finishes: a client that sees the response can rely
 // on the store holding what the handler did. After a login's write-back, req.session points at
 // the moved copy, for code that looks at it once the response is done.
+//
+// A 5xx status (how an error reaches a Connect/Express middleware: their error handling answers
+// it) marks the request failed: nothing but a logout is persisted. A write-back that fails is
+// never answered as a success: before the headers leave, next(err) (without next, a bare 500);
+// after, the connection is destroyed.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Session } from '../session/session'
 import {
   SessionExchange,
   checkSessionOptions,
+  isErrorStatus,
   isSecureRequest,
   type SessionConfig,
   type SessionCookieOptions,
@@ -38,7 +44,7 @@ export function sessionMiddleware(options: SessionMiddlewareOptions): SessionMid
   function middleware(req: IncomingMessage, res: ServerResponse): Promise<void>
   function middleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void
   function middleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): Promise<void> | void {
-    const started = start(config, req as SessionRequest & { [HANDLED]?: true }, res)
+    const started = start(config, req as SessionRequest & { [HANDLED]?: true }, res, next)
     if (next === undefined) return started
     // Express 4 ignores a returned promise and Express 5 would report a rejection twice: with
     // next, errors go to next(err) and nothing is returned.
@@ -47,15 +53,15 @@ export function sessionMiddleware(options: SessionMiddlewareOptions): SessionMid
   return middleware
 }
 
-async function start(config: SessionConfig, req: SessionRequest & { [HANDLED]?: true }, res: ServerResponse): Promise<void> {
+async function start(config: SessionConfig, req: SessionRequest & { [HANDLED]?: true }, res: ServerResponse, next: NextFunction | undefined): Promise<void> {
   if (req[HANDLED]) return
   req[HANDLED] = true
   const exchange = await SessionExchange.open(config, req.headers.cookie)
   req.session = exchange.session
-  watch(config, req, res, exchange)
+  watch(config, req, res, exchange, next)
 }
 
-function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, exchange: SessionExchange): void {
+function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, exchange: SessionExchange, next: NextFunction | undefined): void {
   let ourCookie: string | null = null
 
   const decide = (): void => {
@@ -68,6 +74,11 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
     }
   }
 
+  // Do not hand out an id the store does not hold: the client keeps the cookie it has.
+  const withdraw = (): void => {
+    if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
+  }
+
   // The way on-headers does it: the caller's header argument is applied first, so a Set-Cookie
   // passed to writeHead cannot overwrite ours. Node's implicit headers (write/end without
   // writeHead) also go through res.writeHead, so this sees every response.
@@ -78,6 +89,7 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
     const given = message === undefined ? reason : headers
     if (!this.headersSent) {
       applyHeaders(this, given)
+      if (isErrorStatus(statusCode)) exchange.fail()
       decide()
     }
     const original = writeHead as (this: ServerResponse, code: number, message?: string) => ServerResponse
@@ -96,16 +108,14 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
       res.end = end
       ;(end as (...a: unknown[]) => unknown).apply(res, args)
     }
+    // Also read here: set after the headers left (a late error), it still keeps the store as is.
+    if (isErrorStatus(res.statusCode)) exchange.fail()
     try {
       decide()
     } catch (err) {
       config.logger.error('session cookie could not be set', { reason: String(err) })
       finish()
       return this
-    }
-    // Do not hand out an id the store does not hold: the client keeps the cookie it has.
-    const withdraw = (): void => {
-      if (ourCookie !== null && !res.headersSent) removeSetCookie(res, ourCookie)
     }
     // Called back from a promise: a throw from end() here (its own argument check, a destroyed
     // stream) would be an unhandled rejection, which ends the process. Without the middleware it
@@ -127,12 +137,41 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
       },
       (err: unknown) => {
         config.logger.error('session write-back failed', { reason: String(err) })
-        withdraw()
-        finishLater()
+        answerFailure(err)
       },
     )
     return this
   } as ServerResponse['end']
+
+  // The handler's response is dropped: it would tell the client that what it asked for (a
+  // logout) happened. The client keeps the cookie it has, so it can try again.
+  const answerFailure = (err: unknown): void => {
+    res.end = end
+    res.writeHead = writeHead
+    if (res.headersSent) return void res.destroy()
+    withdraw()
+    try {
+      if (next !== undefined) {
+        // The app's error handling answers; the handler's Content-Length would not fit its body.
+        res.removeHeader('content-length')
+        next(err)
+        return
+      }
+      for (const name of res.getHeaderNames()) res.removeHeader(name)
+      res.statusCode = 500
+      res.end()
+    } catch (error) {
+      config.logger.error('response could not be ended', { reason: String(error) })
+      res.destroy()
+    }
+  }
+
+  // An error after the headers left can close the response without end() (Express destroys the
+  // connection then): a logout is still carried out.
+  res.once('close', () => {
+    if (ending) return
+    exchange.abandon().catch((err: unknown) => config.logger.error('session logout failed', { reason: String(err) }))
+  })
 }
 
 function appendSetCookie(res: ServerResponse, value: string): void {

@@ -14,7 +14,12 @@
 // false means another request logged out (or the session expired): nothing was written, and the
 // response must not hand the cookie back, so persist() says false and the adapter withdraws it.
 // The cookie's Max-Age is re-sent whenever the server-side expiry moves (a write-back, or a read
-// that persisted its touch), so the browser's copy lives exactly as long as the stored session.
+// that persisted its touch), so the browser's copy lives exactly as long as the stored session;
+// such a refresh without a write-back first checks that the session still exists.
+//
+// Failure: a request that ends in an error (the adapter calls fail(): the handler threw, or the
+// response is a 5xx) persists nothing and sends no new cookie; a logout in it is still carried
+// out. A write-back that fails rejects persist(): the adapter turns it into an error response.
 import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from '../core/ids'
 import { isPlainObject } from '../core/json'
@@ -69,6 +74,7 @@ export interface SessionConfig {
 
 export type Plan =
   | { kind: 'none' } // read-only request of a new visitor: nothing to store, no cookie
+  | { kind: 'discard' } // the request failed: nothing stored, no cookie
   | { kind: 'keep'; cookie: string | null } // save under the same id when dirty
   | { kind: 'move'; newId: string; cookie: string } // login: save under newId, delete the old id
   | { kind: 'drop'; cookie: string | null } // logout: delete, cookie cleared
@@ -90,6 +96,7 @@ export class SessionExchange {
   readonly isNew: boolean
   readonly hadCookie: boolean
   #plan: Plan | null = null
+  #failed = false
   readonly #config: SessionConfig
 
   private constructor(config: SessionConfig, session: Session, isNew: boolean, hadCookie: boolean) {
@@ -115,6 +122,13 @@ export class SessionExchange {
     return this.#plan
   }
 
+  /** Marks the request as ended in an error (the handler threw, or the response is an error):
+   *  nothing of it is persisted and no new cookie goes out, whatever the handler changed before
+   *  failing (a login half done must not stick). A logout is still carried out. */
+  fail(): void {
+    this.#failed = true
+  }
+
   /** What the cookie must say, decided once (before headers leave): later changes to the
    *  session can no longer change the cookie, so persist() checks what it may still do. */
   decide(secure: boolean): Plan {
@@ -123,6 +137,8 @@ export class SessionExchange {
     const config = this.#config
     if (session.invalidated) {
       this.#plan = { kind: 'drop', cookie: this.hadCookie ? clearCookie(config, secure) : null }
+    } else if (this.#failed) {
+      this.#plan = { kind: 'discard' }
     } else if (session.needsNewId) {
       const newId = generateSessionId()
       this.#plan = { kind: 'move', newId, cookie: setCookie(config, newId, session, secure) }
@@ -140,13 +156,14 @@ export class SessionExchange {
   /** The cookie to send, or null: decide(secure) first. */
   cookie(secure: boolean): string | null {
     const plan = this.decide(secure)
-    return plan.kind === 'none' ? null : plan.cookie
+    return plan.kind === 'none' || plan.kind === 'discard' ? null : plan.cookie
   }
 
   /** Writes what the handler did, following the plan (decided now if it was not yet, as
-   *  insecure: only a handler that sent nothing gets here without a plan). False when the session
-   *  is gone from the store (another request logged out, or it expired): then nothing of this
-   *  request was written and its cookie must not go out. */
+   *  insecure: only a handler that sent nothing gets here without a plan). False when nothing of
+   *  this request was written and its cookie must not go out: the session is gone from the store
+   *  (another request logged out, or it expired), or the request failed. Rejects when the store
+   *  fails: the adapter must then answer with an error, never a success. */
   async persist(): Promise<boolean> {
     const plan = this.#plan ?? this.decide(false)
     const { store, logger } = this.#config
@@ -157,6 +174,8 @@ export class SessionExchange {
       if (!isNew) await store.delete(session.id)
       return true
     }
+    // Failed, possibly after the plan was made (the headers had left): still nothing written.
+    if (this.#failed) return false
     if (session.needsNewId && plan.kind !== 'move') {
       // Login after the headers went out: the new id cannot reach the client, and saving the
       // login under the old id would reward a fixed id. Refuse it.
@@ -168,8 +187,16 @@ export class SessionExchange {
       const moved = session.withId(plan.newId)
       if (!isSaved(await store.save(moved))) return false
       // The old id gone already: another request logged out meanwhile. The login must not
-      // bring the session back under a new id.
-      if (!isNew && !(await store.delete(session.id))) {
+      // bring the session back under a new id. Nor may a failed delete leave the login stored
+      // under an id no client will hold.
+      let oldGone = true
+      try {
+        if (!isNew) oldGone = await store.delete(session.id)
+      } catch (err) {
+        await store.delete(plan.newId).catch(() => undefined)
+        throw err
+      }
+      if (!oldGone) {
         await store.delete(plan.newId)
         return false
       }
@@ -183,8 +210,34 @@ export class SessionExchange {
       return true
     }
     if (session.dirty || (isNew && this.#config.saveUninitialized)) return isSaved(await store.save(session))
+    // A cookie that only refreshes the expiry (rolling, or a persisted touch) goes out only while
+    // the session exists: not after another request logged out during this one.
+    if (plan.kind === 'keep' && plan.cookie !== null && !isNew) return this.#stillStored()
     return true
   }
+
+  /** Whether the session still exists. A store that cannot tell withholds the refresh (the
+   *  client keeps the cookie it has) rather than failing a request that wrote nothing. */
+  async #stillStored(): Promise<boolean> {
+    try {
+      return (await this.#config.store.get(this.session.id)) !== null
+    } catch (err) {
+      this.#config.logger.warn('session cookie refresh skipped: the store could not be read', { reason: String(err) })
+      return false
+    }
+  }
+
+  /** The response ended without a write-back (its connection closed first, as when an error came
+   *  after the headers left): a logout is still carried out, nothing else is written. */
+  async abandon(): Promise<void> {
+    if (this.session.invalidated && !this.isNew) await this.#config.store.delete(this.session.id)
+  }
+}
+
+/** Whether a response status means the request failed: a 5xx, or 0 (a network error,
+ *  `Response.error()`). */
+export function isErrorStatus(status: number): boolean {
+  return status >= 500 || status < 100
 }
 
 /** save() resolves true or false; a store written for 0.1 resolves undefined once it wrote. */

@@ -5,7 +5,12 @@
 //   GET  /peek    reads only, answers { n, user }
 //   POST /login   attachAvatar(alice), answers { ok }
 //   POST /logout  invalidate(), answers { ok }
+//   POST /login-fail   attachAvatar(admin), then throws (the framework answers 500)
+//   GET  /paid-fail    data.set('paid', true), then throws
+//   POST /logout-fail  invalidate(), then throws
+//   POST /login-503    attachAvatar(admin) and data.set('paid', true), then answers 503 without a throw
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { SessionConflictError, SessionStoreUnavailableError } from '../../lib/core/errors'
 import { generateSessionId, isValidSessionId } from '../../lib/core/ids'
 import { MemorySessionStore } from '../../lib/stores/memory-store'
 import type { SessionMiddlewareOptions } from '../../lib/http/session-core'
@@ -173,15 +178,129 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
       expect(proxied.client.setCookie()).toMatch(/Secure/i)
     })
 
-    it('a failed write-back sends no cookie for an id the store does not hold, and is logged', async () => {
-      const logger = quietLogger()
-      const store = new MemorySessionStore()
-      vi.spyOn(store, 'save').mockRejectedValue(new Error('disk on fire'))
-      const { client } = await serve({ store, logger })
-      await client.call('/count')
-      expect(client.last!.status).toBe(200)
+    it('a write-back that fails (an error, a conflict, an unavailable store) is an error response without the cookie, and is logged', async () => {
+      const failures = [
+        new Error('disk on fire'),
+        new SessionConflictError('session changed too often', 'ERR_SESSION_CONFLICT'),
+        new SessionStoreUnavailableError('store down', 'ERR_SESSION_STORE_UNAVAILABLE'),
+      ]
+      for (const failure of failures) {
+        const logger = quietLogger()
+        const store = new MemorySessionStore()
+        vi.spyOn(store, 'save').mockRejectedValue(failure)
+        const { client } = await serve({ store, logger })
+        await client.call('/count')
+        expect(client.last!.status, failure.message).toBeGreaterThanOrEqual(500)
+        expect(client.setCookie()).toBeNull()
+        expect(logger.error).toHaveBeenCalledWith('session write-back failed', expect.objectContaining({ reason: expect.stringContaining(failure.message) }))
+      }
+    })
+
+    it('a logout the store could not record is not answered as a success; the client keeps its cookie to retry', async () => {
+      const { store, client } = await serve()
+      await client.call('/login', 'POST')
+      const id = client.cookie!
+      vi.spyOn(store, 'delete').mockRejectedValueOnce(new SessionStoreUnavailableError('store down', 'ERR_SESSION_STORE_UNAVAILABLE'))
+      await client.call('/logout', 'POST')
+      expect(client.last!.status).toBeGreaterThanOrEqual(500)
       expect(client.setCookie()).toBeNull()
-      expect(logger.error).toHaveBeenCalledWith('session write-back failed', expect.objectContaining({ reason: expect.stringContaining('disk on fire') }))
+      expect((await store.get(id))?.avatar.identity).toBe('alice') // still logged in, and not told otherwise
+      await client.call('/logout', 'POST')
+      expect(client.last!.status).toBe(200)
+      expect(client.cookie).toBeNull()
+      expect(await store.get(id)).toBeNull()
+    })
+
+    it('a login whose old id could not be deleted is an error response and leaves no copy under a new id', async () => {
+      const { store, client } = await serve()
+      await client.call('/count')
+      const id = client.cookie!
+      vi.spyOn(store, 'delete').mockRejectedValueOnce(new Error('delete failed'))
+      await client.call('/login', 'POST')
+      expect(client.last!.status).toBeGreaterThanOrEqual(500)
+      expect(client.setCookie()).toBeNull()
+      expect((await store.dump()).sessions.map((r) => r.id)).toEqual([id])
+    })
+
+    it('a handler that throws after a login persists nothing and sends no cookie', async () => {
+      const { store, client } = await serve()
+      await client.call('/login-fail', 'POST') // a new visitor
+      expect(client.last!.status).toBe(500)
+      expect(client.setCookie()).toBeNull()
+      expect(store.size).toBe(0)
+      await client.call('/count')
+      const id = client.cookie!
+      await client.call('/login-fail', 'POST') // a visitor with a session
+      expect(client.last!.status).toBe(500)
+      expect(client.setCookie()).toBeNull()
+      expect(store.size).toBe(1)
+      expect((await store.get(id))!.avatar.isAnonymous).toBe(true)
+      expect(await client.call('/peek')).toEqual({ n: 1, user: 'anonymous' })
+    })
+
+    it('a handler that throws after changing data persists nothing', async () => {
+      const { store, client } = await serve()
+      await client.call('/paid-fail')
+      expect(client.last!.status).toBe(500)
+      expect(client.setCookie()).toBeNull()
+      expect(store.size).toBe(0)
+      await client.call('/count')
+      const id = client.cookie!
+      await client.call('/paid-fail')
+      expect(client.last!.status).toBe(500)
+      expect(client.setCookie()).toBeNull()
+      expect((await store.get(id))!.data.toJSON()).toEqual({ n: 1 })
+    })
+
+    it('a 5xx response persists nothing, login included, and sends no cookie', async () => {
+      const { store, client } = await serve()
+      await client.call('/count')
+      const id = client.cookie!
+      await client.call('/login-503', 'POST')
+      expect(client.last!.status).toBe(503)
+      expect(client.setCookie()).toBeNull()
+      expect(store.size).toBe(1)
+      const stored = (await store.get(id))!
+      expect(stored.avatar.isAnonymous).toBe(true)
+      expect(stored.data.toJSON()).toEqual({ n: 1 })
+    })
+
+    it('a logout in a request that throws is still carried out', async () => {
+      const { store, client } = await serve()
+      await client.call('/login', 'POST')
+      const id = client.cookie!
+      await client.call('/logout-fail', 'POST')
+      expect(client.last!.status).toBe(500)
+      expect(await store.get(id)).toBeNull()
+      expect(store.size).toBe(0)
+      const set = client.setCookie()
+      if (set !== null) expect(set).toMatch(/Max-Age=0/i) // only a clearing cookie, where the adapter makes the response
+    })
+
+    it('a read-only response that finishes after a concurrent logout does not re-send the cookie', async () => {
+      // Another request logs out while this one runs: the session is deleted right after this
+      // request has read it (and, with touchAfter 0, persisted its touch).
+      const logoutDuringRead = (store: MemorySessionStore) => {
+        const read = store.get.bind(store)
+        vi.spyOn(store, 'get').mockImplementationOnce(async (sid) => {
+          const session = await read(sid)
+          await store.delete(sid)
+          return session
+        })
+      }
+      const rolling = await serve({ rolling: true })
+      await rolling.client.call('/count')
+      logoutDuringRead(rolling.store)
+      expect((await rolling.client.call('/peek')).n).toBe(1)
+      expect(rolling.client.setCookie()).toBeNull()
+
+      const touchy = await serve({ store: new MemorySessionStore({ ttl: 120_000, touchAfter: 0 }) })
+      await touchy.client.call('/count')
+      const written = Date.now()
+      while (Date.now() <= written + 1) await new Promise((r) => setImmediate(r))
+      logoutDuringRead(touchy.store)
+      expect((await touchy.client.call('/peek')).n).toBe(1)
+      expect(touchy.client.setCookie()).toBeNull()
     })
 
     it('takes the middleware options: cookieName, cookie attributes, ttl', async () => {
