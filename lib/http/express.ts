@@ -16,9 +16,14 @@
 // get() reports that expiry as `cookie.expires`, so a session in use never looks stale.
 //
 // Concurrency, as in our own middleware: express-session reads a session (get) at the start of a
-// request and writes it (set) or touches it (touch) at the end. The copy get read is remembered,
-// so set writes a compare-and-swap on the version it was read at (a session destroyed meanwhile
-// stays destroyed: nothing is written) and keeps createdAt, and touch never reads it again.
+// request and writes it (set) or touches it (touch) at the end. A destroyed session must never come
+// back, whichever app server destroyed it, so set creates a session only for a new object: one
+// express-session's generate made for this adapter (express-session assigns store.generate; an
+// accessor wraps it to mark each new req.session) and not stored yet, or one the application built
+// itself. A session that was read (express-session's loaded req.session, an object get or all
+// returned, or a shallow copy sharing its cookie) is only ever updated: a compare-and-swap on the
+// stored version, nothing when the session is gone. The copy get read is remembered (a bounded
+// cache, for speed only): set then writes on its version and keeps createdAt, touch reads nothing.
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { SessionData, Store as ExpressStore } from 'express-session'
@@ -38,6 +43,8 @@ export interface ExpressSessionStoreOptions {
 }
 
 type StoreClass = abstract new () => ExpressStore
+type GenerateRequest = { sessionID?: unknown; session?: unknown }
+type GenerateFn = (req: GenerateRequest) => void
 type Callback<T> = ((err: unknown, value?: T) => void) | undefined
 type Cookie = Record<string, unknown>
 
@@ -48,7 +55,7 @@ const SID = 'expressSid'
 const SESS = 'expressSession' // the express session; 0.1 records keep the cookie in it too
 const COOKIE = 'expressCookie'
 // Copies read by get, for the set/touch that ends the same request. Enough for this many
-// requests in flight at once; past it the oldest is dropped and its set reads again.
+// requests in flight at once; past it the oldest is dropped and its set or touch reads again.
 const MAX_REMEMBERED = 1024
 
 // Resolved when this module loads, so the class can extend it; a missing package is reported
@@ -61,6 +68,12 @@ export class ExpressSessionStore extends Base {
   readonly touchAfter: number
   /** Our id → the copy the last get read (never changed: writes work on copies of it). */
   readonly #read = new Map<string, Session>()
+  /** Session objects express-session's generate made for this adapter, not stored yet → their id. */
+  readonly #generated = new WeakMap<object, string>()
+  /** Objects get and all returned (sessions and their cookies) → the express id they were read
+   *  under: writing one back under that id never inserts. */
+  readonly #handedOut = new WeakMap<object, string>()
+  #generate: GenerateFn | undefined
 
   constructor(options: ExpressSessionStoreOptions) {
     super()
@@ -76,11 +89,28 @@ export class ExpressSessionStore extends Base {
     this.touchAfter = options.touchAfter === undefined ? DEFAULT_TOUCH_AFTER : checkNonNegativeMs('options.touchAfter', options.touchAfter)
   }
 
+  /** express-session installs its generate here (`store.generate = fn`); the wrapper marks each
+   *  session it makes as new, the only kind set may create. */
+  get generate(): GenerateFn | undefined {
+    return this.#generate
+  }
+
+  set generate(fn: GenerateFn) {
+    if (typeof fn !== 'function') throw new TypeError(`generate must be a function, got ${describe(fn)}`)
+    const generated = this.#generated
+    this.#generate = function (this: unknown, req: GenerateRequest) {
+      fn.call(this, req)
+      const made = req.session
+      if (typeof made === 'object' && made !== null && typeof req.sessionID === 'string') generated.set(made, req.sessionID)
+    }
+  }
+
   get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void {
     settle(this.#get(sid), callback)
   }
 
-  /** Writes the session under the version get read: a session destroyed meanwhile stays destroyed. */
+  /** Creates a new session (see mayInsert); any other is updated only while it exists, so a
+   *  session destroyed meanwhile, by any adapter over the store, stays destroyed. */
   set(sid: string, session: SessionData, callback?: (err?: unknown) => void): void {
     settle(this.#set(sid, session), callback)
   }
@@ -121,7 +151,7 @@ export class ExpressSessionStore extends Base {
     // a SHA-256 collision; treat it as missing rather than hand out someone else's data.
     if (entry === null || entry.sid !== sid) return null
     this.#remember(id, found)
-    return entry.session
+    return this.#handOut(sid, entry.session)
   }
 
   async #set(sid: string, session: SessionData): Promise<void> {
@@ -134,24 +164,44 @@ export class ExpressSessionStore extends Base {
       await this.store.delete(id)
       return
     }
-    const read = this.#read.get(id) ?? null
-    if (read === null) {
-      // Not read by this process (a new session, or one read too long ago): insert if absent,
-      // else update the stored one. A session that vanished in between is not brought back.
+    if (this.#mayInsert(sid, session)) {
+      // Insert only if absent: a save of a Session never stored does not overwrite.
       const fresh = new Session(id, null, ttl, { maxAge: storeMaxAge(this.store) })
       fresh.data.set(SID, sid).set(SESS, rest).set(COOKIE, cookie)
-      if (await this.store.save(fresh)) return this.#remember(id, fresh)
-      const current = await this.store.get(id)
-      if (current === null) return
-      return this.#write(id, current, ttl, rest, cookie)
+      const inserted = await this.store.save(fresh)
+      // Stored (or found stored): from now on this object is a session to update, not a new one.
+      this.#generated.delete(session)
+      if (inserted) return this.#remember(id, fresh)
     }
-    await this.#write(id, read, ttl, rest, cookie)
+    // Update only: on the copy get read, else on the stored version; a session gone stays gone.
+    const base = this.#read.get(id) ?? (await this.store.get(id))
+    if (base !== null) await this.#write(id, base, ttl, rest, cookie)
+  }
+
+  /**
+   * Whether set may create the session: a new one only, made by express-session's generate for
+   * this adapter and not stored yet, or built by the application. Never one that was read: a
+   * session express-session loaded, nor an object get or all returned, nor a shallow copy of one.
+   */
+  #mayInsert(sid: string, session: SessionData): boolean {
+    if (this.#generated.get(session) === sid) return true
+    if (isExpressSessionObject(session)) return false
+    const cookie = (session as { cookie?: unknown }).cookie
+    return this.#handedOut.get(session) !== sid && !(typeof cookie === 'object' && cookie !== null && this.#handedOut.get(cookie) === sid)
+  }
+
+  /** Marks a session get or all returns (and its cookie) as read under `sid`. */
+  #handOut(sid: string, session: SessionData): SessionData {
+    this.#handedOut.set(session, sid)
+    const cookie = (session as { cookie?: unknown }).cookie
+    if (typeof cookie === 'object' && cookie !== null) this.#handedOut.set(cookie, sid)
+    return session
   }
 
   async #destroy(sid: string): Promise<void> {
-    // The remembered copy stays: a set still in flight for this session then finds its version
-    // gone and writes nothing.
-    await this.store.delete(expressId(sid))
+    const id = expressId(sid)
+    this.#read.delete(id)
+    await this.store.delete(id)
   }
 
   async #touch(sid: string, session: SessionData): Promise<void> {
@@ -194,6 +244,7 @@ export class ExpressSessionStore extends Base {
     if (rest !== undefined) copy.data.set(SESS, rest)
     if (cookie !== undefined) copy.data.set(COOKIE, cookie)
     if (await this.store.save(copy)) this.#remember(id, copy)
+    else this.#read.delete(id) // gone: nothing to remember
   }
 
   #remember(id: string, session: Session): void {
@@ -204,7 +255,7 @@ export class ExpressSessionStore extends Base {
 
   async #all(): Promise<{ [sid: string]: SessionData }> {
     const out: { [sid: string]: SessionData } = Object.create(null)
-    for (const entry of await this.#entries()) out[entry.sid] = entry.session
+    for (const entry of await this.#entries()) out[entry.sid] = this.#handOut(entry.sid, entry.session)
     return out
   }
 
@@ -259,6 +310,12 @@ function readEntry(data: Record<string, unknown>, expiresAt: number): { sid: str
   } catch {
     return null
   }
+}
+
+/** express-session's own Session object (a loaded or generated req.session): it carries its
+ *  request and id as non-enumerable properties, which JSON data cannot. */
+function isExpressSessionObject(session: object): boolean {
+  return Object.getOwnPropertyDescriptor(session, 'req')?.enumerable === false && Object.getOwnPropertyDescriptor(session, 'id')?.enumerable === false
 }
 
 /** The express session as two JSON strings: without its cookie, and the cookie. */
