@@ -1,6 +1,8 @@
 // Session: one visitor's server-side state. The store persists it as a plain JSON record
-// (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
-// to decide whether to write, regenerate the id, or delete it at the end of a request.
+// (toRecord/fromRecord); toJSON is what a JSON logger gets, the redacted view inspect shows
+// (the id is a bearer credential, the auth snapshot may hold tokens). The middleware reads the
+// flags it raises (dirty, needsNewId, invalidated) to decide whether to write, regenerate the
+// id, or delete it at the end of a request.
 import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, freezeParsed, isPlainObject, type JsonObject } from '../core/json'
@@ -24,6 +26,19 @@ export interface SessionRecord {
   auth: BagJSON | null
   data: BagJSON
   avatar?: AvatarRecord
+}
+
+/** What JSON.stringify and console.log show of a session: no whole id, no auth snapshot. */
+export interface SessionView {
+  /** The first 6 characters of the id and `…`. */
+  id: string
+  identity: string
+  tags: string[]
+  /** Times as ISO strings. */
+  meta: { createdAt: string; lastAccess: string; expiresAt: string; ttl: number; maxAge?: number }
+  data: BagJSON
+  avatarData?: BagJSON
+  flags?: string[]
 }
 
 export interface SessionOptions {
@@ -62,7 +77,7 @@ interface SessionInternals {
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
 
-// Set by fromJSON only while it builds a Session whose record carries an avatar.
+// Set by fromRecord only while it builds a Session whose record carries an avatar.
 let recordAvatarFollows = false
 
 /** `Data` types `session.data` (see SessionShape); it is not checked at run time. */
@@ -132,15 +147,22 @@ export class Session<Data extends object = SessionShape> {
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
     trackChanges(this.#data)
-    // A record that carries its avatar gets it right after (fromJSON): building one from the
+    // A record that carries its avatar gets it right after (fromRecord): building one from the
     // auth snapshot first would only be thrown away (with many roles, most of a read's work).
     if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
-  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
-   *  is never refused for the avatar caps (tags): a stored session always reads back. */
-  static fromJSON(record: unknown): Session {
+  /** Rebuild a session from a record (toRecord, a store's dump); throws TypeError/RangeError on
+   *  a malformed one. A record is never refused for the avatar caps (tags) or identity rules
+   *  newer than it: a stored session always reads back. */
+  static fromRecord(record: unknown): Session {
     return readStored(() => Session.#fromRecord(record, false))
+  }
+
+  /** @deprecated The old name of `fromRecord` (records and dumps made with toJSON before it
+   *  became the redacted view still read back). */
+  static fromJSON(record: unknown): Session {
+    return Session.fromRecord(record)
   }
 
   /** `parsed`: the record is fresh JSON.parse output nobody else holds (adopted, not copied). */
@@ -282,7 +304,7 @@ export class Session<Data extends object = SessionShape> {
    */
   withId(newId: string): Session<Data> {
     checkId('newId', newId)
-    const copy = Session.fromJSON({ ...this.toJSON(), id: newId }) as Session<Data>
+    const copy = Session.fromRecord({ ...this.toRecord(), id: newId }) as Session<Data>
     copy.#avatarAttached = this.#avatarAttached
     copy.#dirty = true
     return copy
@@ -291,14 +313,20 @@ export class Session<Data extends object = SessionShape> {
   /** console.log shows who, when and what: never the whole id (a bearer credential) nor the
    *  auth snapshot (it may hold tokens). */
   [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
-    const meta: Record<string, unknown> = {
+    return render('Session', this.toJSON(), depth, options, fn)
+  }
+
+  /** What JSON.stringify (and so every JSON logger) shows: the same redacted view as inspect.
+   *  The full record, for storage, is toRecord(). */
+  toJSON(): SessionView {
+    const meta: SessionView['meta'] = {
       createdAt: isoTime(this.#createdAt),
       lastAccess: isoTime(this.#lastAccess),
       expiresAt: isoTime(this.expiresAt()),
       ttl: this.#ttl,
     }
     if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
-    const view: Record<string, unknown> = {
+    const view: SessionView = {
       id: idPrefix(this.#id),
       identity: this.#avatar.identity,
       tags: [...this.#avatar.tags],
@@ -306,12 +334,13 @@ export class Session<Data extends object = SessionShape> {
       data: this.#data.toJSON(),
     }
     if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
-    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(Boolean)
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter((f) => f !== false)
     if (flags.length > 0) view.flags = flags
-    return render('Session', view, depth, options, fn)
+    return view
   }
 
-  toJSON(): SessionRecord {
+  /** The full record a store persists (id and auth snapshot included): keep it out of logs. */
+  toRecord(): SessionRecord {
     const record: SessionRecord = {
       id: this.#id,
       meta: { ...this.meta },
@@ -420,7 +449,7 @@ function checkId(name: string, value: unknown): asserts value is string {
   }
 }
 
-/** For stores: Session.fromJSON of a record fresh from JSON.parse that nobody else holds (its
+/** For stores: Session.fromRecord of a record fresh from JSON.parse that nobody else holds (its
  *  values are adopted and frozen in place, not validated and copied a second time). */
 export function sessionFromParsed(record: unknown): Session {
   return internals.fromParsed(record)

@@ -126,7 +126,7 @@ export function recordVersion(record: unknown): number | null {
 
 /** The identity a stored record is indexed under (its avatar's, built from auth when it has none); null when anonymous. */
 export function recordIdentity(record: SessionRecord): string | null {
-  return identityOf(Session.fromJSON(record))
+  return identityOf(Session.fromRecord(record))
 }
 
 export abstract class BaseSessionStore implements SessionStore {
@@ -339,7 +339,7 @@ export abstract class BaseSessionStore implements SessionStore {
   /**
    * The record stored under `name`, or null when there is none, it expired by `now` (a store may
    * remove it then), or it cannot be read (tampered, foreign key: log it, return null). The
-   * session is rebuilt with Session.fromJSON; `version` comes from recordVersion(record). Other
+   * session is rebuilt with Session.fromRecord; `version` comes from recordVersion(record). Other
    * failures (I/O, unreachable backend) reject.
    */
   protected abstract readRecord(name: string, now: number): Promise<StoredRecord | null>
@@ -440,7 +440,7 @@ export abstract class BaseSessionStore implements SessionStore {
   }
 
   #prepare(session: Session, version: number): RecordWrite {
-    const record: VersionedRecord = { ...session.toJSON(), version }
+    const record: VersionedRecord = { ...session.toRecord(), version }
     const json = JSON.stringify(record)
     this.checkRecordSize(json, session)
     return {
