@@ -3,7 +3,7 @@
 // (the id is a bearer credential, the auth snapshot may hold tokens). The middleware reads the
 // flags it raises (dirty, needsNewId, invalidated) to decide whether to write, regenerate the
 // id, or delete it at the end of a request.
-import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
+import { Avatar, checkTagCaps, checkWellFormed, readStored, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, freezeParsed, isPlainObject, type JsonObject } from '../core/json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from '../core/ids'
@@ -282,8 +282,10 @@ export class Session<Data extends object = SessionShape> {
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
     const keepData = options.keepData ?? true
     if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
-    // An avatar rebuilt from a stored record skipped the caps; one attached at login may not.
+    // An avatar rebuilt from a stored record skipped the caps and identity checks; one attached
+    // at login may not.
     checkTagCaps(avatar.tags, 'avatar.tags')
+    checkWellFormed('avatar.identity', avatar.identity)
     if (!keepData) this.#data.clear()
     this.#setAvatar(avatar)
     this.#avatarAttached = true

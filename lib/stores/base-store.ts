@@ -17,7 +17,7 @@
 // (0.1) reads as version 1.
 import { randomBytes, randomInt, createHmac } from 'node:crypto'
 import { SessionConflictError } from '../core/errors'
-import { generateSessionId, isStoreSessionId, storageName } from '../core/ids'
+import { generateSessionId, hasLoneSurrogate, isStoreSessionId, storageName } from '../core/ids'
 import { checkRecordWritable } from '../core/record-limits'
 import {
   isMetaExpired,
@@ -316,7 +316,7 @@ export abstract class BaseSessionStore implements SessionStore {
         // Removed only while it still is this identity's (a login as someone else meanwhile keeps it).
         for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
           const found = await this.readRecord(entry.name, now)
-          if (found === null || found.session.avatar.identity !== identity) break
+          if (found === null || identityOf(found.session) !== identity) break
           const result = await this.removeRecord(entry.name, found.version)
           if (result.removed) {
             if (!found.session.isExpired(now)) removed++
@@ -462,12 +462,13 @@ export function identityOf(session: Session): string | null {
 }
 
 function belongsTo(found: StoredRecord, identity: string, now: number): boolean {
-  return found.session.avatar.identity === identity && !isMetaExpired(found.session.meta, now)
+  return identityOf(found.session) === identity && !isMetaExpired(found.session.meta, now)
 }
 
 function checkIdentity(identity: unknown): asserts identity is string {
   if (typeof identity !== 'string') throw new TypeError(`identity must be a string, got ${describe(identity)}`)
   if (identity.trim() === '') throw new RangeError('identity must not be empty')
+  if (hasLoneSurrogate(identity)) throw new TypeError(`identity must be well-formed UTF-16 (it has a lone surrogate), got ${describe(identity)}`)
 }
 
 /** The storage name of the session to keep, or null. */
