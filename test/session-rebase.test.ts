@@ -65,6 +65,16 @@ describe('change journal and rebase', () => {
     expect(rebased(a, b).data.toJSON()).toEqual({ prefs: { c: 3 } })
   })
 
+  it('attachAvatar with keepData: false: only what this copy set since the login survives, again on a retry', () => {
+    const [a, b] = twoCopies({ cart: 1 })
+    b.data.set('csrf', 'planted').set('cart', 2)
+    a.attachAvatar(new Avatar('alice'), { keepData: false })
+    a.data.set('fresh', 1)
+    expect(rebased(a, b).data.toJSON()).toEqual({ fresh: 1 })
+    expect(rebased(a, Session.fromRecord(b.toRecord()), 3).data.toJSON()).toEqual({ fresh: 1 })
+    expect(a.avatar.identity).toBe('alice')
+  })
+
   it('avatar data paths merge; an attachAvatar replaces the avatar and moves the stored identity', () => {
     const [a, b] = twoCopies({}, { identity: 'alice' })
     b.avatar.data.set('lang', 'fr')

@@ -1,6 +1,7 @@
 // The identity part of the SessionStore contract: every identity a session can have is one that
-// listSessions/revokeSessions can reach ("anonymous" and numeric ids included), and claims that
-// no revocation could reach are refused at create.
+// listSessions/revokeSessions can reach ("anonymous" and numeric ids included), claims that no
+// revocation could reach are refused at create, and a login with keepData: false takes nothing
+// from before it into the stored session, even what another request added meanwhile.
 // describeStoreContract runs it for every store (memory, files, Redis).
 import { describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
@@ -50,6 +51,33 @@ export function describeIdentityContract(make: (opts?: StoreFactoryOptions) => P
       await expect(store.revokeSessions('bob\uD800')).rejects.toThrow(/identity/)
       expect((await store.listSessions('bob\uFFFD')).map((x) => x.id)).toEqual([s.id])
       expect(await store.get(s.id)).not.toBeNull()
+    })
+  })
+
+  describe('attachAvatar with keepData: false', () => {
+    it("the saved session holds only what this copy set after the login, not a key another request added meanwhile", async () => {
+      const store = await make()
+      const s = await store.create()
+      s.data.set('cart', 1)
+      expect(await store.save(s)).toBe(true)
+      const a = (await store.get(s.id))!
+      const b = (await store.get(s.id))!
+      b.data.set('csrf', 'planted-before-login')
+      expect(await store.save(b)).toBe(true)
+      a.attachAvatar(new Avatar('alice'), { keepData: false })
+      a.data.set('fresh', 1)
+      expect(await store.save(a)).toBe(true)
+      const stored = (await store.get(s.id))!
+      expect(stored.avatar.identity).toBe('alice')
+      expect(stored.data.toJSON()).toEqual({ fresh: 1 })
+      expect(a.data.toJSON()).toEqual({ fresh: 1 })
+      // Later saves of that copy merge as usual again.
+      const c = (await store.get(s.id))!
+      c.data.set('theme', 'dark')
+      expect(await store.save(c)).toBe(true)
+      a.data.set('fresh', 2)
+      expect(await store.save(a)).toBe(true)
+      expect((await store.get(s.id))!.data.toJSON()).toEqual({ fresh: 2, theme: 'dark' })
     })
   })
 }

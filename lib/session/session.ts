@@ -101,6 +101,9 @@ export class Session<Data extends object = SessionShape> {
   #storedIdentity: string | null = null
   /** attachAvatar since the last save: on a re-apply, this copy's avatar replaces the stored one. */
   #avatarReplaced = false
+  /** attachAvatar with keepData: false since the last save: on a re-apply, this copy's data
+   *  replaces the stored data (keys another request added meanwhile go too). */
+  #dataCleared = false
   /** The store.get that returned this copy persisted a touch (its server-side expiry moved). */
   #touchPersisted = false
 
@@ -113,6 +116,7 @@ export class Session<Data extends object = SessionShape> {
         s.#version = version
         s.#storedIdentity = s.#avatar.isAnonymous ? null : s.#avatar.identity
         s.#avatarReplaced = false
+        s.#dataCleared = false
         s.#dirty = false
         resetChanges(s.#data)
         resetChanges(s.#avatar.data)
@@ -286,7 +290,10 @@ export class Session<Data extends object = SessionShape> {
     // at login may not.
     checkTagCaps(avatar.tags, 'avatar.tags')
     checkWellFormed('avatar.identity', avatar.identity)
-    if (!keepData) this.#data.clear()
+    if (!keepData) {
+      this.#data.clear()
+      this.#dataCleared = true
+    }
     this.#setAvatar(avatar)
     this.#avatarAttached = true
     this.#avatarReplaced = true
@@ -365,17 +372,22 @@ export class Session<Data extends object = SessionShape> {
   /**
    * Becomes `latest` (a newer stored version of this session) with this copy's own changes
    * re-applied path by path: data paths set or deleted, avatar data paths, and the avatar itself
-   * when attachAvatar was called. The journals are kept, so a second re-apply gives the same.
+   * when attachAvatar was called; after attachAvatar with keepData: false, this copy's data
+   * whole. The journals are kept, so a second re-apply gives the same.
    */
   #rebase(latest: Session, version: number): void {
     if (latest.#id !== this.#id) throw new Error('internal: rebase onto another session')
-    const dataPaths = changedPaths(this.#data)
-    const data = latest.#data
-    applyPaths(this.#data, data, dataPaths)
-    setChangedPaths(data, dataPaths)
-    this.#data.onChange = null
-    data.onChange = () => this.markDirty()
-    this.#data = data
+    // keepData: false means nothing from before the login, whoever stored it: this copy's data
+    // (what it set since the attach) stays as it is.
+    if (!this.#dataCleared) {
+      const dataPaths = changedPaths(this.#data)
+      const data = latest.#data
+      applyPaths(this.#data, data, dataPaths)
+      setChangedPaths(data, dataPaths)
+      this.#data.onChange = null
+      data.onChange = () => this.markDirty()
+      this.#data = data
+    }
 
     if (!this.#avatarReplaced) {
       const avatarPaths = changedPaths(this.#avatar.data)
