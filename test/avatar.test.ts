@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { Bag } from '../lib/session/bag'
+import { generateSessionId } from '../lib/core/ids'
+import { Session } from '../lib/session/session'
 
 describe('Avatar from arguments', () => {
   it('defaults to an anonymous avatar with no tags', () => {
@@ -34,8 +36,8 @@ describe('Avatar from arguments', () => {
   })
 
   it('validates argument types, naming the argument', () => {
-    expect(() => new Avatar(5 as never)).toThrow(TypeError)
-    expect(() => new Avatar(5 as never)).toThrow(/identity/)
+    expect(() => new Avatar(true as never)).toThrow(TypeError)
+    expect(() => new Avatar(true as never)).toThrow(/identity/)
     expect(() => new Avatar('')).toThrow(RangeError)
     expect(() => new Avatar('  ')).toThrow(/identity/)
     expect(() => new Avatar('bob', 'admin' as never)).toThrow(TypeError)
@@ -60,8 +62,6 @@ describe('Avatar from an auth snapshot', () => {
     expect(new Avatar(undefined, undefined, { ...full, identity: undefined }).identity).toBe('s')
     expect(new Avatar(undefined, undefined, { user: 'u', username: 'n' }).identity).toBe('u')
     expect(new Avatar(undefined, undefined, { username: 'n' }).identity).toBe('n')
-    // Claims that are not usable strings are skipped.
-    expect(new Avatar(undefined, undefined, { identity: 42, sub: '', user: '  ', username: 'n' }).identity).toBe('n')
   })
 
   it('is anonymous when auth names nobody', () => {
@@ -82,6 +82,105 @@ describe('Avatar from an auth snapshot', () => {
     expect(new Avatar(undefined, undefined, { tags: 5, roles: 'r' }).tags).toEqual(['r'])
     // Non-string entries from a provider are skipped, not fatal.
     expect(new Avatar(undefined, undefined, { tags: ['a', 1, null, 'b'] }).tags).toEqual(['a', 'b'])
+  })
+})
+
+describe('identity claims', () => {
+  const fromAuth = (auth: Record<string, unknown>) => new Avatar(undefined, undefined, auth)
+
+  it('a number is its decimal string: a numeric id is a user, not an anonymous visitor with tags', () => {
+    const a = fromAuth({ identity: 42, tags: ['admin'] })
+    expect(a.identity).toBe('42')
+    expect(a.isAnonymous).toBe(false)
+    expect(a.hasTag('admin')).toBe(true)
+    expect(fromAuth({ sub: 7.5 }).identity).toBe('7.5')
+    expect(fromAuth({ user: -0 }).identity).toBe('0')
+    expect(new Avatar(1042 as never).identity).toBe('1042')
+    expect(new Avatar(1042 as never).isAnonymous).toBe(false)
+  })
+
+  it('any other non-string claim is a TypeError naming the claim, not an anonymous avatar', () => {
+    for (const [auth, claim] of [
+      [{ identity: NaN }, 'auth.identity'],
+      [{ sub: Infinity }, 'auth.sub'],
+      [{ user: { id: 1 } }, 'auth.user'],
+      [{ username: true, tags: ['admin'] }, 'auth.username'],
+      [{ identity: null, sub: 'x' }, 'auth.identity'],
+      [{ sub: ['alice'] }, 'auth.sub'],
+    ] as const) {
+      expect(() => fromAuth(auth), JSON.stringify(auth)).toThrow(TypeError)
+      expect(() => fromAuth(auth), JSON.stringify(auth)).toThrow(claim)
+    }
+    expect(() => fromAuth({ identity: '  ', sub: 'x' })).toThrow(RangeError)
+    expect(() => new Avatar(NaN as never)).toThrow(TypeError)
+    expect(() => new Avatar(-Infinity as never)).toThrow(/identity/)
+  })
+
+  it('a lone surrogate is a TypeError: it would share an index name with U+FFFD', () => {
+    expect(Buffer.from('bob\uD800')).toEqual(Buffer.from('bob\uFFFD')) // why
+    expect(() => fromAuth({ sub: 'bob\uD800' })).toThrow(TypeError)
+    expect(() => fromAuth({ sub: 'bob\uD800' })).toThrow(/auth\.sub.*lone surrogate/)
+    expect(() => fromAuth({ identity: '\uDC00bob' })).toThrow(/auth\.identity/)
+    expect(() => new Avatar('bob\uD800')).toThrow(TypeError)
+    expect(() => new Avatar('bob\uD800')).toThrow(/identity/)
+    expect(fromAuth({ sub: 'bob\uFFFD' }).identity).toBe('bob\uFFFD')
+    expect(new Avatar('b\uD83D\uDE00b').identity).toBe('b\uD83D\uDE00b') // a pair is fine
+  })
+
+  it('attachAvatar refuses an avatar rebuilt from a stored record with a lone surrogate', () => {
+    const stored = Avatar.fromJSON({ identity: 'bob\uD800', tags: [], data: {} })
+    expect(stored.identity).toBe('bob\uD800') // a stored record always reads back
+    const s = new Session(generateSessionId(), null, 60_000)
+    expect(() => s.attachAvatar(stored)).toThrow(TypeError)
+    expect(() => s.attachAvatar(stored)).toThrow(/avatar\.identity/)
+    expect(s.avatar.isAnonymous).toBe(true)
+  })
+
+  it('anonymous means no identity claim: a user named "anonymous" is a named user', () => {
+    expect(new Avatar().isAnonymous).toBe(true)
+    expect(new Avatar(undefined, ['x']).isAnonymous).toBe(true)
+    expect(fromAuth({ email: 'a@b.c' }).isAnonymous).toBe(true)
+    const named = new Avatar('anonymous')
+    expect(named.identity).toBe('anonymous')
+    expect(named.isAnonymous).toBe(false)
+    expect(fromAuth({ username: 'anonymous' }).isAnonymous).toBe(false)
+    expect(new Session(generateSessionId(), { sub: 'anonymous' }, 1000).avatar.isAnonymous).toBe(false)
+  })
+
+  it('records: a user named "anonymous" carries a marker; records without it read as before', () => {
+    const named = new Avatar('anonymous', ['member'])
+    expect(named.toJSON()).toEqual({ identity: 'anonymous', anonymous: false, tags: ['member'], data: {} })
+    expect(Avatar.fromJSON(JSON.parse(JSON.stringify(named))).isAnonymous).toBe(false)
+    // The anonymous avatar's record is unchanged, and a record written without the marker
+    // (every record before it) whose identity is 'anonymous' is still the anonymous avatar.
+    expect(new Avatar().toJSON()).toEqual({ identity: 'anonymous', tags: [], data: {} })
+    expect(Avatar.fromJSON({ identity: 'anonymous', tags: [], data: {} }).isAnonymous).toBe(true)
+    expect(Avatar.fromJSON({ identity: 'anonymous', anonymous: true, tags: [] }).isAnonymous).toBe(true)
+    expect(Avatar.fromJSON({ identity: 'bob', tags: [] }).isAnonymous).toBe(false)
+    expect(() => Avatar.fromJSON({ identity: 'bob', anonymous: true, tags: [] })).toThrow(TypeError)
+    expect(() => Avatar.fromJSON({ identity: 'anonymous', anonymous: 'no', tags: [] })).toThrow(/avatar\.anonymous/)
+    // Through a session record, attached avatar and avatar rebuilt from auth alike.
+    const s = new Session(generateSessionId(), { username: 'anonymous' }, 60_000)
+    expect(Session.fromRecord(s.toRecord()).avatar.isAnonymous).toBe(false)
+    s.attachAvatar(new Avatar('anonymous'))
+    expect(Session.fromRecord(JSON.parse(JSON.stringify(s.toRecord()))).avatar.isAnonymous).toBe(false)
+    const anon = new Session(generateSessionId(), null, 60_000)
+    anon.attachAvatar(new Avatar())
+    expect(Session.fromRecord(anon.toRecord()).avatar.isAnonymous).toBe(true)
+  })
+
+  it('a stored auth snapshot the rules now refuse still reads back, its claims skipped as before', () => {
+    const record = {
+      id: generateSessionId(),
+      meta: { createdAt: Date.now(), lastAccess: Date.now(), ttl: 60_000 },
+      auth: { identity: { id: 1 }, sub: '', user: 'carol' },
+      data: {},
+    }
+    expect(Session.fromRecord(record).avatar.identity).toBe('carol')
+    expect(Session.fromRecord({ ...record, auth: { identity: true } }).avatar.isAnonymous).toBe(true)
+    expect(Session.fromRecord({ ...record, auth: { identity: 42 } }).avatar.identity).toBe('42')
+    // ...and the checks are back on for the next avatar built from arguments.
+    expect(() => fromAuth({ identity: true })).toThrow(TypeError)
   })
 })
 

@@ -41,6 +41,30 @@ describe('util.inspect', () => {
     expect(inspect(s)).toContain("identity: 'alice'")
   })
 
+  it('JSON.stringify of a Session (what JSON loggers call) gives the same view as inspect', () => {
+    const id = generateSessionId()
+    const s = new Session(id, { sub: 'alice', roles: ['admin'], access_token: 'tok-5ec2e7' }, 3_600_000, { now: T0, maxAge: 7_200_000 })
+    s.data.set('cart.items', [1, 2])
+    s.avatar.data.set('lang', 'it')
+    const view = JSON.parse(JSON.stringify(s))
+    expect(view).toEqual({
+      id: `${id.slice(0, 6)}…`,
+      identity: 'alice',
+      tags: ['admin'],
+      meta: {
+        createdAt: '2026-01-02T03:04:05.006Z',
+        lastAccess: '2026-01-02T03:04:05.006Z',
+        expiresAt: '2026-01-02T04:04:05.006Z',
+        ttl: 3_600_000,
+        maxAge: 7_200_000,
+      },
+      data: { cart: { items: [1, 2] } },
+      avatarData: { lang: 'it' },
+      flags: ['dirty'],
+    })
+    expect(show(s)).toBe(`Session ${show(view)}`)
+  })
+
   it('an Avatar, a Bag and SessionData', () => {
     const a = new Avatar('bob', ['member'])
     a.data.set('prefs.lang', 'en')

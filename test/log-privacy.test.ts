@@ -6,9 +6,12 @@ import type { AddressInfo } from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import express from 'express'
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { FileSessionStore } from '../lib/stores/file-store'
+import { MemorySessionStore } from '../lib/stores/memory-store'
+import { Session } from '../lib/session/session'
 import { SessionManager } from '../lib/manager/manager'
 import { sessionMiddleware, type SessionRequest } from '../lib/http/middleware'
 import { storageName } from '../lib/core/ids'
@@ -117,6 +120,49 @@ describe('log lines carry no session or user identifier', () => {
     expect(calls.some((c) => c.level === 'info')).toBe(true)
     const loud = JSON.stringify(calls.filter((c) => c.level !== 'debug').map((c) => c.args))
     for (const secret of [USER, EID, 'Alice Example']) expectNoPiece(loud, secret, 6)
+  })
+})
+
+describe('JSON loggers get the redacted view of a session', () => {
+  const TOKEN = 'at-7d1e0c94b2aa51f3'
+  const REFRESH = 'rt-03b9f6e2c8d74a15'
+
+  async function loggedIn(): Promise<Session> {
+    const store = new MemorySessionStore({ sweepInterval: 0 })
+    cleanups.push(() => store.close())
+    const session = await store.create({ sub: USER, roles: ['admin'], access_token: TOKEN, refresh_token: REFRESH })
+    session.data.set('cart.items', 2)
+    return session
+  }
+
+  function expectRedacted(out: string, session: Session): void {
+    expect(out).toContain(USER) // the session was logged, as inspect shows it
+    expect(out).toContain(session.id.slice(0, 6)) // an id prefix only
+    expectNoPiece(out, session.id, 7)
+    for (const token of [TOKEN, REFRESH]) expectNoPiece(out, token)
+  }
+
+  it('pino (Fastify’s request.log): log.info({ session }) writes no whole id and no token', async () => {
+    const session = await loggedIn()
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => void lines.push(line) } } })
+    cleanups.push(() => app.close())
+    app.log.info({ session }, 'request done')
+    app.log.info({ req: { user: USER }, nested: { sessions: [session] } }, 'nested')
+    expect(lines).toHaveLength(2)
+    const first = JSON.parse(lines[0]) as { session: Record<string, unknown> }
+    expect(first.session.id).toBe(`${session.id.slice(0, 6)}…`)
+    for (const line of lines) expectRedacted(line, session)
+  })
+
+  it('JSON.stringify(session) is the inspect view; toRecord() is the full record the stores keep', async () => {
+    const session = await loggedIn()
+    expectRedacted(JSON.stringify(session), session)
+    expectRedacted(JSON.stringify({ session, list: [session] }), session)
+    const record = session.toRecord()
+    expect(record.id).toBe(session.id)
+    expect(record.auth).toMatchObject({ access_token: TOKEN })
+    expect(Session.fromRecord(JSON.parse(JSON.stringify(record))).id).toBe(session.id)
   })
 })
 

@@ -33,7 +33,7 @@ describe('attachAvatar keepData', () => {
     s.data.set('csrf', 'fresh')
     const moved = s.withId(generateSessionId())
     expect(moved.data.toJSON()).toEqual({ csrf: 'fresh' })
-    expect(moved.toJSON().avatar).toEqual({ identity: 'alice', tags: ['member'], data: {} })
+    expect(moved.toRecord().avatar).toEqual({ identity: 'alice', tags: ['member'], data: {} })
   })
 
   it('wrong-typed options are a TypeError naming them', () => {

@@ -252,7 +252,7 @@ if (!installed) {
       legacy.data.set('cart', [7])
       const name = storageName(legacy.id)
       const ring = makeKeyRing('store', 'default', { secret: SECRET })
-      const envelope = ring.seal(JSON.stringify(legacy.toJSON()), `store:default:${name}`, legacy.meta.createdAt, legacy.expiresAt())
+      const envelope = ring.seal(JSON.stringify(legacy.toRecord()), `store:default:${name}`, legacy.meta.createdAt, legacy.expiresAt())
       ring.close()
       await client.set(store.prefix + name, envelope, { PX: 60_000 })
 
@@ -322,7 +322,7 @@ if (!installed) {
       const sessions = Array.from({ length: 1_200 }, (_, i) => {
         const s = new Session(generateSessionId(), { identity: `u${i}` }, 60_000)
         s.data.set('i', i)
-        return s.toJSON()
+        return s.toRecord()
       })
       const t = Date.now()
       expect(await source.restore({ version: 1, sessions })).toBe(1_200)
@@ -385,7 +385,7 @@ if (!installed) {
           ['save', store.save(session)],
           ['delete', store.delete(s.id)],
           ['dump', store.dump()],
-          ['restore', store.restore({ version: 1, sessions: [session.toJSON()] })],
+          ['restore', store.restore({ version: 1, sessions: [session.toRecord()] })],
         ]
         for (const [what, call] of calls) {
           await expect(call, what).rejects.toMatchObject({ code: 'ERR_SESSION_STORE_UNAVAILABLE' })

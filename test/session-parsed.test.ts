@@ -1,6 +1,6 @@
 // Stores rebuild each record read with sessionFromParsed: the JSON.parse output is adopted
 // (frozen in place) instead of validated and copied a second time. It must build exactly what
-// Session.fromJSON builds, keep every value frozen, and still refuse what fromJSON refuses.
+// Session.fromRecord builds, keep every value frozen, and still refuse what fromRecord refuses.
 import { describe, expect, it } from 'vitest'
 import { generateSessionId } from '../lib/core/ids'
 import { Session, sessionFromParsed } from '../lib/session/session'
@@ -10,15 +10,15 @@ function record(): string {
   s.data.set('cart', [1042, { sku: 'x', qty: [1, 2] }])
   s.data.set('prefs.theme', 'dark')
   s.data.set('flags', { beta: true })
-  return JSON.stringify({ ...s.toJSON(), version: 7 })
+  return JSON.stringify({ ...s.toRecord(), version: 7 })
 }
 
 describe('sessionFromParsed', () => {
-  it('builds what Session.fromJSON builds', () => {
+  it('builds what Session.fromRecord builds', () => {
     const json = record()
     const a = sessionFromParsed(JSON.parse(json))
-    const b = Session.fromJSON(JSON.parse(json))
-    expect(a.toJSON()).toEqual(b.toJSON())
+    const b = Session.fromRecord(JSON.parse(json))
+    expect(a.toRecord()).toEqual(b.toRecord())
     expect(a.avatar.identity).toBe('ada')
     expect(a.avatar.tags).toEqual(['admin', 'editor'])
     expect(a.dirty).toBe(false)
@@ -38,10 +38,10 @@ describe('sessionFromParsed', () => {
     expect(s.dirty).toBe(true)
   })
 
-  it('refuses what fromJSON refuses', () => {
+  it('refuses what fromRecord refuses', () => {
     const bad = JSON.parse(record())
     bad.data = { 'a.b': 1 }
-    expect(() => Session.fromJSON(structuredClone(bad))).toThrow(RangeError)
+    expect(() => Session.fromRecord(structuredClone(bad))).toThrow(RangeError)
     expect(() => sessionFromParsed(bad)).toThrow(RangeError)
     expect(() => sessionFromParsed({ ...JSON.parse(record()), id: '' })).toThrow(TypeError)
   })

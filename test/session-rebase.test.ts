@@ -13,7 +13,7 @@ function twoCopies(data: Record<string, unknown>, auth: Record<string, unknown> 
   const base = new Session(generateSessionId(), auth, 60_000, { now: T0 })
   for (const [k, v] of Object.entries(data)) base.data.set(k, v)
   const copy = () => {
-    const s = Session.fromJSON(base.toJSON())
+    const s = Session.fromRecord(base.toRecord())
     markStored(s, 1)
     return s
   }
@@ -22,7 +22,7 @@ function twoCopies(data: Record<string, unknown>, auth: Record<string, unknown> 
 
 /** `latest` as stored at `version` after it was saved, then `mine` re-applied onto it. */
 function rebased(mine: Session, latest: Session, version = 2): Session {
-  const stored = Session.fromJSON(latest.toJSON())
+  const stored = Session.fromRecord(latest.toRecord())
   rebaseSession(mine, stored, version)
   return mine
 }
@@ -47,7 +47,7 @@ describe('change journal and rebase', () => {
     expect(out.meta.lastAccess).toBe(T0 + 500)
     expect(sessionVersion(out)).toBe(2)
     // Re-applying again onto the same version gives the same (a retry is harmless).
-    expect(rebased(a, Session.fromJSON(b.toJSON())).data.toJSON()).toEqual(out.data.toJSON())
+    expect(rebased(a, Session.fromRecord(b.toRecord())).data.toJSON()).toEqual(out.data.toJSON())
   })
 
   it('a path blocked by a value the other writer put in its way: this copy wins for that path', () => {
@@ -63,6 +63,16 @@ describe('change journal and rebase', () => {
     b.data.set('prefs.c', 3)
     ;(a.data.get('prefs') as Bag).clear()
     expect(rebased(a, b).data.toJSON()).toEqual({ prefs: { c: 3 } })
+  })
+
+  it('attachAvatar with keepData: false: only what this copy set since the login survives, again on a retry', () => {
+    const [a, b] = twoCopies({ cart: 1 })
+    b.data.set('csrf', 'planted').set('cart', 2)
+    a.attachAvatar(new Avatar('alice'), { keepData: false })
+    a.data.set('fresh', 1)
+    expect(rebased(a, b).data.toJSON()).toEqual({ fresh: 1 })
+    expect(rebased(a, Session.fromRecord(b.toRecord()), 3).data.toJSON()).toEqual({ fresh: 1 })
+    expect(a.avatar.identity).toBe('alice')
   })
 
   it('avatar data paths merge; an attachAvatar replaces the avatar and moves the stored identity', () => {

@@ -19,18 +19,20 @@ describe('Session record format', () => {
     const v = storeVector
     const s = new Session(v.storageId!, { identity: 'alice', tags: ['admin'] }, v.expiresAt - v.createdAt, { now: v.createdAt })
     s.data.set('cart.items', 3)
-    expect(JSON.stringify(s.toJSON())).toBe(v.plaintext)
+    expect(JSON.stringify(s.toRecord())).toBe(v.plaintext)
     expect(s.expiresAt()).toBe(v.expiresAt)
   })
 
-  it('reads the vector’s plaintext back to the same session', () => {
-    const s = Session.fromJSON(JSON.parse(storeVector.plaintext))
+  it('reads the vector’s plaintext back to the same session (fromJSON: the deprecated name)', () => {
+    const s = Session.fromRecord(JSON.parse(storeVector.plaintext))
     expect(s.id).toBe(storeVector.storageId)
     expect(s.avatar.identity).toBe('alice')
     expect(s.avatar.tags).toEqual(['admin'])
     expect(s.data.get('cart.items')).toBe(3)
     expect(s.dirty).toBe(false)
-    expect(JSON.stringify(s)).toBe(storeVector.plaintext)
+    expect(JSON.stringify(s.toRecord())).toBe(storeVector.plaintext)
+    // A record or dump made by 0.2 (whose toJSON was the record) still reads back.
+    expect(JSON.stringify(Session.fromJSON(JSON.parse(storeVector.plaintext)).toRecord())).toBe(storeVector.plaintext)
   })
 
   it('round-trips maxAge, a null auth and an attached avatar', () => {
@@ -38,18 +40,18 @@ describe('Session record format', () => {
     const who = new Avatar('bob', ['ops'])
     who.data.set('lang', 'it')
     s.attachAvatar(who)
-    const json = JSON.stringify(s)
+    const json = JSON.stringify(s.toRecord())
     expect(JSON.parse(json).meta).toEqual({ createdAt: T0, lastAccess: T0, ttl: 1000, maxAge: 5000 })
-    const back = Session.fromJSON(JSON.parse(json))
+    const back = Session.fromRecord(JSON.parse(json))
     expect(back.auth).toBeNull()
     expect(back.meta).toEqual(s.meta)
     expect(back.avatar.identity).toBe('bob')
     expect(back.avatar.data.get('lang')).toBe('it')
     expect(back.dirty).toBe(false)
     expect(back.needsNewId).toBe(false)
-    expect(JSON.stringify(back)).toBe(json)
+    expect(JSON.stringify(back.toRecord())).toBe(json)
     // a rebuilt session still learns of changes at any depth of its data
-    const nested = Session.fromJSON({ ...JSON.parse(json), data: { cart: { items: 1 } } })
+    const nested = Session.fromRecord({ ...JSON.parse(json), data: { cart: { items: 1 } } })
     expect(nested.dirty).toBe(false)
     ;(nested.data.get('cart') as Bag).set('items', 2)
     expect(nested.dirty).toBe(true)
@@ -57,15 +59,15 @@ describe('Session record format', () => {
 
   it('records an avatar only when attached or when it carries data', () => {
     const s = new Session(id(), { sub: 'carol' }, 1000, { now: T0 })
-    expect(s.toJSON()).not.toHaveProperty('avatar')
+    expect(s.toRecord()).not.toHaveProperty('avatar')
     s.avatar.data.set('x', 1)
-    expect(s.toJSON().avatar).toEqual({ identity: 'carol', tags: [], data: { x: 1 } })
+    expect(s.toRecord().avatar).toEqual({ identity: 'carol', tags: [], data: { x: 1 } })
   })
 
-  it('toJSON is a copy', () => {
+  it('toRecord is a copy', () => {
     const s = new Session(id(), { sub: 'x', list: [1] }, 1000)
     s.data.set('a', [1])
-    const rec = s.toJSON()
+    const rec = s.toRecord()
     ;(rec.data.a as number[]).push(2)
     ;(rec.auth!.list as number[]).push(2)
     rec.meta.ttl = 5
@@ -74,7 +76,7 @@ describe('Session record format', () => {
     expect(s.meta.ttl).toBe(1000)
   })
 
-  it('fromJSON rejects malformed records', () => {
+  it('fromRecord rejects malformed records', () => {
     const good = JSON.parse(storeVector.plaintext) as Record<string, unknown>
     const meta = good.meta as Record<string, unknown>
     const bad: unknown[] = [
@@ -98,10 +100,10 @@ describe('Session record format', () => {
       { ...good, avatar: 'bob' },
       { ...good, avatar: { identity: 'bob', tags: 'x' } },
     ]
-    for (const record of bad) expect(() => Session.fromJSON(record), JSON.stringify(record)).toThrow(TypeError)
-    expect(() => Session.fromJSON({ ...good, meta: { ...meta, createdAt: -1 } })).toThrow(RangeError)
-    expect(() => Session.fromJSON({ ...good, data: { 'a.b': 1 } })).toThrow(RangeError)
-    expect(() => Session.fromJSON(good)).not.toThrow()
+    for (const record of bad) expect(() => Session.fromRecord(record), JSON.stringify(record)).toThrow(TypeError)
+    expect(() => Session.fromRecord({ ...good, meta: { ...meta, createdAt: -1 } })).toThrow(RangeError)
+    expect(() => Session.fromRecord({ ...good, data: { 'a.b': 1 } })).toThrow(RangeError)
+    expect(() => Session.fromRecord(good)).not.toThrow()
   })
 })
 
@@ -242,7 +244,7 @@ describe('Session events', () => {
     expect(s.avatar).toBe(who)
     expect(s.dirty).toBe(true)
     expect(s.needsNewId).toBe(true)
-    expect(s.toJSON().avatar).toEqual({ identity: 'alice', tags: ['admin'], data: {} })
+    expect(s.toRecord().avatar).toEqual({ identity: 'alice', tags: ['admin'], data: {} })
     s.clearDirty()
     who.data.set('x', 1)
     expect(s.dirty).toBe(true)
@@ -270,8 +272,8 @@ describe('Session events', () => {
     expect(copy).not.toBe(s)
     expect(copy.id).toBe(newId)
     expect(s.id).not.toBe(newId)
-    const { id: _a, ...rest } = copy.toJSON()
-    const { id: _b, ...orig } = s.toJSON()
+    const { id: _a, ...rest } = copy.toRecord()
+    const { id: _b, ...orig } = s.toRecord()
     expect(rest).toEqual(orig)
     expect(copy.dirty).toBe(true)
     expect(copy.needsNewId).toBe(false)

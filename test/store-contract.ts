@@ -10,6 +10,7 @@ import { SessionTooLargeError } from '../lib/core/errors'
 import { Session, type SessionRecord } from '../lib/session/session'
 import type { SessionDump, SessionStore } from '../lib/stores/store'
 import { describeConcurrencyContract } from './store-contract-concurrency'
+import { describeIdentityContract } from './store-contract-identity'
 
 export interface StoreFactoryOptions {
   defaultTtl?: number
@@ -52,6 +53,7 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
     })
 
     describeConcurrencyContract(make, { exposedNames: contract.exposedNames })
+    describeIdentityContract(make)
 
     describe('create', () => {
       it('persists the new session at once, under a fresh valid id', async () => {

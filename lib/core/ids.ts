@@ -27,6 +27,12 @@ export function isValidSessionId(value: unknown): value is string {
   return typeof value === 'string' && SESSION_ID.test(value)
 }
 
+/** True when `value` holds a surrogate that is not part of a pair: such a string is not
+ *  well-formed UTF-16, and its UTF-8 encoding is the same as with U+FFFD in that place. */
+export function hasLoneSurrogate(value: string): boolean {
+  return LONE_SURROGATE.test(value)
+}
+
 /** True for any id a store accepts: a non-empty string of at most 256 characters without lone
  *  surrogates (those would encode to the same UTF-8 bytes, so two ids would share a name). */
 export function isStoreSessionId(value: unknown): value is string {

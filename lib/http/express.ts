@@ -146,7 +146,7 @@ export class ExpressSessionStore extends Base {
     const id = expressId(sid)
     const found = await this.store.get(id)
     if (found === null) return null
-    const entry = readEntry(found.toJSON().data, found.expiresAt())
+    const entry = readEntry(found.toRecord().data, found.expiresAt())
     // A record under this id that is not the express session of this sid cannot happen short of
     // a SHA-256 collision; treat it as missing rather than hand out someone else's data.
     if (entry === null || entry.sid !== sid) return null
@@ -233,12 +233,12 @@ export class ExpressSessionStore extends Base {
    * another request wrote meanwhile; nothing when the session is gone.
    */
   async #write(id: string, base: Session, ttl: number, rest: string | undefined, cookie: string | undefined): Promise<void> {
-    const record = base.toJSON()
+    const record = base.toRecord()
     const copy =
       ttl === base.meta.ttl
-        ? Session.fromJSON(record)
+        ? Session.fromRecord(record)
         : // A new maxAge: same createdAt, new idle timeout (the store's absolute maxAge still holds).
-          Session.fromJSON({ ...record, meta: { ...record.meta, ttl } })
+          Session.fromRecord({ ...record, meta: { ...record.meta, ttl } })
     markStored(copy, sessionVersion(base))
     copy.touch()
     if (rest !== undefined) copy.data.set(SESS, rest)

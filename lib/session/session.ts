@@ -1,7 +1,9 @@
 // Session: one visitor's server-side state. The store persists it as a plain JSON record
-// (toJSON/fromJSON); the middleware reads the flags it raises (dirty, needsNewId, invalidated)
-// to decide whether to write, regenerate the id, or delete it at the end of a request.
-import { Avatar, checkTagCaps, readStored, type AvatarRecord } from './avatar'
+// (toRecord/fromRecord); toJSON is what a JSON logger gets, the redacted view inspect shows
+// (the id is a bearer credential, the auth snapshot may hold tokens). The middleware reads the
+// flags it raises (dirty, needsNewId, invalidated) to decide whether to write, regenerate the
+// id, or delete it at the end of a request.
+import { Avatar, checkTagCaps, checkWellFormed, readStored, type AvatarRecord } from './avatar'
 import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
 import { copyJson, freezeParsed, isPlainObject, type JsonObject } from '../core/json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from '../core/ids'
@@ -24,6 +26,19 @@ export interface SessionRecord {
   auth: BagJSON | null
   data: BagJSON
   avatar?: AvatarRecord
+}
+
+/** What JSON.stringify and console.log show of a session: no whole id, no auth snapshot. */
+export interface SessionView {
+  /** The first 6 characters of the id and `…`. */
+  id: string
+  identity: string
+  tags: string[]
+  /** Times as ISO strings. */
+  meta: { createdAt: string; lastAccess: string; expiresAt: string; ttl: number; maxAge?: number }
+  data: BagJSON
+  avatarData?: BagJSON
+  flags?: string[]
 }
 
 export interface SessionOptions {
@@ -62,7 +77,7 @@ interface SessionInternals {
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
 
-// Set by fromJSON only while it builds a Session whose record carries an avatar.
+// Set by fromRecord only while it builds a Session whose record carries an avatar.
 let recordAvatarFollows = false
 
 /** `Data` types `session.data` (see SessionShape); it is not checked at run time. */
@@ -86,6 +101,9 @@ export class Session<Data extends object = SessionShape> {
   #storedIdentity: string | null = null
   /** attachAvatar since the last save: on a re-apply, this copy's avatar replaces the stored one. */
   #avatarReplaced = false
+  /** attachAvatar with keepData: false since the last save: on a re-apply, this copy's data
+   *  replaces the stored data (keys another request added meanwhile go too). */
+  #dataCleared = false
   /** The store.get that returned this copy persisted a touch (its server-side expiry moved). */
   #touchPersisted = false
 
@@ -98,6 +116,7 @@ export class Session<Data extends object = SessionShape> {
         s.#version = version
         s.#storedIdentity = s.#avatar.isAnonymous ? null : s.#avatar.identity
         s.#avatarReplaced = false
+        s.#dataCleared = false
         s.#dirty = false
         resetChanges(s.#data)
         resetChanges(s.#avatar.data)
@@ -132,15 +151,22 @@ export class Session<Data extends object = SessionShape> {
     this.#lastAccess = now
     this.#data.onChange = () => this.markDirty()
     trackChanges(this.#data)
-    // A record that carries its avatar gets it right after (fromJSON): building one from the
+    // A record that carries its avatar gets it right after (fromRecord): building one from the
     // auth snapshot first would only be thrown away (with many roles, most of a read's work).
     if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
-  /** Rebuild a session from a record; throws TypeError/RangeError on a malformed one. A record
-   *  is never refused for the avatar caps (tags): a stored session always reads back. */
-  static fromJSON(record: unknown): Session {
+  /** Rebuild a session from a record (toRecord, a store's dump); throws TypeError/RangeError on
+   *  a malformed one. A record is never refused for the avatar caps (tags) or identity rules
+   *  newer than it: a stored session always reads back. */
+  static fromRecord(record: unknown): Session {
     return readStored(() => Session.#fromRecord(record, false))
+  }
+
+  /** @deprecated The old name of `fromRecord` (records and dumps made with toJSON before it
+   *  became the redacted view still read back). */
+  static fromJSON(record: unknown): Session {
+    return Session.fromRecord(record)
   }
 
   /** `parsed`: the record is fresh JSON.parse output nobody else holds (adopted, not copied). */
@@ -260,9 +286,14 @@ export class Session<Data extends object = SessionShape> {
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
     const keepData = options.keepData ?? true
     if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
-    // An avatar rebuilt from a stored record skipped the caps; one attached at login may not.
+    // An avatar rebuilt from a stored record skipped the caps and identity checks; one attached
+    // at login may not.
     checkTagCaps(avatar.tags, 'avatar.tags')
-    if (!keepData) this.#data.clear()
+    checkWellFormed('avatar.identity', avatar.identity)
+    if (!keepData) {
+      this.#data.clear()
+      this.#dataCleared = true
+    }
     this.#setAvatar(avatar)
     this.#avatarAttached = true
     this.#avatarReplaced = true
@@ -282,7 +313,7 @@ export class Session<Data extends object = SessionShape> {
    */
   withId(newId: string): Session<Data> {
     checkId('newId', newId)
-    const copy = Session.fromJSON({ ...this.toJSON(), id: newId }) as Session<Data>
+    const copy = Session.fromRecord({ ...this.toRecord(), id: newId }) as Session<Data>
     copy.#avatarAttached = this.#avatarAttached
     copy.#dirty = true
     return copy
@@ -291,14 +322,20 @@ export class Session<Data extends object = SessionShape> {
   /** console.log shows who, when and what: never the whole id (a bearer credential) nor the
    *  auth snapshot (it may hold tokens). */
   [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
-    const meta: Record<string, unknown> = {
+    return render('Session', this.toJSON(), depth, options, fn)
+  }
+
+  /** What JSON.stringify (and so every JSON logger) shows: the same redacted view as inspect.
+   *  The full record, for storage, is toRecord(). */
+  toJSON(): SessionView {
+    const meta: SessionView['meta'] = {
       createdAt: isoTime(this.#createdAt),
       lastAccess: isoTime(this.#lastAccess),
       expiresAt: isoTime(this.expiresAt()),
       ttl: this.#ttl,
     }
     if (this.#maxAge !== undefined) meta.maxAge = this.#maxAge
-    const view: Record<string, unknown> = {
+    const view: SessionView = {
       id: idPrefix(this.#id),
       identity: this.#avatar.identity,
       tags: [...this.#avatar.tags],
@@ -306,12 +343,13 @@ export class Session<Data extends object = SessionShape> {
       data: this.#data.toJSON(),
     }
     if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
-    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(Boolean)
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter((f) => f !== false)
     if (flags.length > 0) view.flags = flags
-    return render('Session', view, depth, options, fn)
+    return view
   }
 
-  toJSON(): SessionRecord {
+  /** The full record a store persists (id and auth snapshot included): keep it out of logs. */
+  toRecord(): SessionRecord {
     const record: SessionRecord = {
       id: this.#id,
       meta: { ...this.meta },
@@ -334,17 +372,22 @@ export class Session<Data extends object = SessionShape> {
   /**
    * Becomes `latest` (a newer stored version of this session) with this copy's own changes
    * re-applied path by path: data paths set or deleted, avatar data paths, and the avatar itself
-   * when attachAvatar was called. The journals are kept, so a second re-apply gives the same.
+   * when attachAvatar was called; after attachAvatar with keepData: false, this copy's data
+   * whole. The journals are kept, so a second re-apply gives the same.
    */
   #rebase(latest: Session, version: number): void {
     if (latest.#id !== this.#id) throw new Error('internal: rebase onto another session')
-    const dataPaths = changedPaths(this.#data)
-    const data = latest.#data
-    applyPaths(this.#data, data, dataPaths)
-    setChangedPaths(data, dataPaths)
-    this.#data.onChange = null
-    data.onChange = () => this.markDirty()
-    this.#data = data
+    // keepData: false means nothing from before the login, whoever stored it: this copy's data
+    // (what it set since the attach) stays as it is.
+    if (!this.#dataCleared) {
+      const dataPaths = changedPaths(this.#data)
+      const data = latest.#data
+      applyPaths(this.#data, data, dataPaths)
+      setChangedPaths(data, dataPaths)
+      this.#data.onChange = null
+      data.onChange = () => this.markDirty()
+      this.#data = data
+    }
 
     if (!this.#avatarReplaced) {
       const avatarPaths = changedPaths(this.#avatar.data)
@@ -420,7 +463,7 @@ function checkId(name: string, value: unknown): asserts value is string {
   }
 }
 
-/** For stores: Session.fromJSON of a record fresh from JSON.parse that nobody else holds (its
+/** For stores: Session.fromRecord of a record fresh from JSON.parse that nobody else holds (its
  *  values are adopted and frozen in place, not validated and copied a second time). */
 export function sessionFromParsed(record: unknown): Session {
   return internals.fromParsed(record)

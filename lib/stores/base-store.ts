@@ -27,7 +27,7 @@
 // and clean-up; an entry is pruned only on positive evidence that its session is gone.
 import { randomBytes, randomInt, createHmac } from 'node:crypto'
 import { SessionConflictError } from '../core/errors'
-import { generateSessionId, isStoreSessionId, storageName } from '../core/ids'
+import { generateSessionId, hasLoneSurrogate, isStoreSessionId, storageName } from '../core/ids'
 import { checkRecordWritable } from '../core/record-limits'
 import {
   isMetaExpired,
@@ -149,7 +149,7 @@ export function recordEpoch(record: unknown): number {
 
 /** The identity a stored record is indexed under (its avatar's, built from auth when it has none); null when anonymous. */
 export function recordIdentity(record: SessionRecord): string | null {
-  return identityOf(Session.fromJSON(record))
+  return identityOf(Session.fromRecord(record))
 }
 
 export abstract class BaseSessionStore implements SessionStore {
@@ -432,7 +432,7 @@ export abstract class BaseSessionStore implements SessionStore {
   /**
    * The record stored under `name`, or null when there is none, it expired by `now` (a store may
    * remove it then), or it cannot be read (tampered, foreign key: log it, return null). The
-   * session is rebuilt with Session.fromJSON; `version` comes from recordVersion(record) and
+   * session is rebuilt with Session.fromRecord; `version` comes from recordVersion(record) and
    * `epoch` from recordEpoch(record). Other failures (I/O, unreachable backend) reject.
    */
   protected abstract readRecord(name: string, now: number): Promise<StoredRecord | null>
@@ -620,7 +620,7 @@ export abstract class BaseSessionStore implements SessionStore {
   #prepare(session: Session, version: number, epoch: number): RecordWrite {
     const identity = identityOf(session)
     // The epoch goes before the version, which stays the record's last field.
-    const record: VersionedRecord = identity === null ? { ...session.toJSON(), version } : { ...session.toJSON(), epoch, version }
+    const record: VersionedRecord = identity === null ? { ...session.toRecord(), version } : { ...session.toRecord(), epoch, version }
     const json = JSON.stringify(record)
     this.checkRecordSize(json, session)
     return {
@@ -661,6 +661,7 @@ export function identityOf(session: Session): string | null {
 function checkIdentity(identity: unknown): asserts identity is string {
   if (typeof identity !== 'string') throw new TypeError(`identity must be a string, got ${describe(identity)}`)
   if (identity.trim() === '') throw new RangeError('identity must not be empty')
+  if (hasLoneSurrogate(identity)) throw new TypeError(`identity must be well-formed UTF-16 (it has a lone surrogate), got ${describe(identity)}`)
 }
 
 /** The storage name of the session to keep, or null. */

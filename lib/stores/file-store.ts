@@ -132,7 +132,7 @@ export class FileSessionStore extends SealedStore {
         this.logger.debug('unsafe file left out of the dump', { name: `${name.slice(0, 8)}…` })
         continue
       }
-      if (found && !found.session.isExpired(now)) records.push(found.session.toJSON())
+      if (found && !found.session.isExpired(now)) records.push(found.session.toRecord())
     }
     return makeDump(records)
   }

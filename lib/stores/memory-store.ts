@@ -1,4 +1,4 @@
-// The seed's in-process store. It keeps records (toJSON), never live Session objects, so it
+// The seed's in-process store. It keeps records (toRecord), never live Session objects, so it
 // behaves like the persistent stores: changes reach it only through save(), and every get()
 // returns a fresh Session. Nothing survives the process; use it for tests and single instances.
 // Checks and writes run without an await in between, so each one is atomic within the process.
@@ -89,8 +89,8 @@ export class MemorySessionStore extends BaseSessionStore {
     const records: SessionRecord[] = []
     for (const record of this.#records.values()) {
       // Through Session so the caller gets copies, never the records this store holds.
-      const session = Session.fromJSON(record)
-      if (!session.isExpired(now)) records.push(session.toJSON())
+      const session = Session.fromRecord(record)
+      if (!session.isExpired(now)) records.push(session.toRecord())
     }
     return makeDump(records)
   }
@@ -133,7 +133,7 @@ export class MemorySessionStore extends BaseSessionStore {
     }
     this.#records.delete(name) // most recently used now
     this.#records.set(name, record)
-    return { session: Session.fromJSON(record), version: recordVersion(record) ?? 1, keyIndex: 0, epoch: recordEpoch(record) }
+    return { session: Session.fromRecord(record), version: recordVersion(record) ?? 1, keyIndex: 0, epoch: recordEpoch(record) }
   }
 
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
@@ -143,7 +143,7 @@ export class MemorySessionStore extends BaseSessionStore {
       if (current === null) return 'missing'
       if (current.version !== condition.version) {
         if (rebuild === undefined) return 'conflict'
-        write = rebuild({ session: Session.fromJSON(current), version: current.version, keyIndex: 0, epoch: recordEpoch(current) })
+        write = rebuild({ session: Session.fromRecord(current), version: current.version, keyIndex: 0, epoch: recordEpoch(current) })
       }
     }
     this.#records.delete(write.name) // most recently used now

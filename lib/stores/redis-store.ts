@@ -132,7 +132,7 @@ export class RedisSessionStore extends SealedStore {
           .filter((n) => STORAGE_NAME.test(n))
         for (let i = 0; i < names.length; i += BATCH) {
           const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readRecord(n)))
-          for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toJSON())
+          for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toRecord())
         }
       } while (cursor !== '0')
     }

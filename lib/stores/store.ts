@@ -131,7 +131,7 @@ export function parseDump(dump: unknown): Session[] {
   if (!Array.isArray(dump.sessions)) throw new TypeError(`dump.sessions must be an array, got ${describe(dump.sessions)}`)
   return dump.sessions.map((record: unknown, i) => {
     try {
-      return Session.fromJSON(record)
+      return Session.fromRecord(record)
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
         const Cls = err instanceof TypeError ? TypeError : RangeError

@@ -425,7 +425,7 @@ describe('something else where the session file should be', () => {
     fs.mkdirSync(path.join(st.dir, storageName(victim.id)), { mode: 0o700 })
     // A store write reads the current record first (compare-and-swap): the directory is refused there.
     await expectTyped(() => s.save(victim), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    await expectTyped(() => s.restore({ version: 1, sessions: [victim.toJSON()] }), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
+    await expectTyped(() => s.restore({ version: 1, sessions: [victim.toRecord()] }), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
     await expectTyped(() => s.get(victim.id), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(st.dir).filter((e) => TEMP.test(e))).toEqual([])
     await expectGoodStore(st.dir, st.id)

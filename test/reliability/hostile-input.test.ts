@@ -240,7 +240,7 @@ describe('random wrong-typed calls into every public API', () => {
           [`${kind}.save`, () => any(st(), 'save', args(session))],
           [`${kind}.delete`, () => any(st(), 'delete', args(id))],
           [`${kind}.dump`, () => any(st(), 'dump', args())],
-          [`${kind}.restore`, () => any(st(), 'restore', args(() => ({ version: 1, sessions: [session().toJSON()] })))],
+          [`${kind}.restore`, () => any(st(), 'restore', args(() => ({ version: 1, sessions: [session().toRecord()] })))],
           [`${kind}.purgeExpired`, () => any(st(), 'purgeExpired', args())],
           [`${kind}.close`, async () => {
             await st().close()
@@ -250,12 +250,13 @@ describe('random wrong-typed calls into every public API', () => {
         ]
       }),
       ['new Session', () => build(Session, args(id, () => ({ identity: 'x' }), ms, () => ({ maxAge: ms() })))],
-      ['Session.fromJSON', () => Session.fromJSON(arg(() => session().toJSON()))],
+      ['Session.fromRecord', () => Session.fromRecord(arg(() => session().toRecord()))],
       ['session.isExpired', () => any(target.session, 'isExpired', args(() => Date.now()))],
       ['session.touch', () => any(target.session, 'touch', args(() => Date.now()))],
       ['session.attachAvatar', () => any(target.session, 'attachAvatar', args(() => new Avatar('x')))],
       ['session.withId', () => any(target.session, 'withId', args(id))],
       ['session.toJSON', () => any(target.session, 'toJSON', args())],
+      ['session.toRecord', () => any(target.session, 'toRecord', args())],
       ['session.data.set', () => any(target.session.data, 'set', args(str, () => ({ n: 1 })))],
       ['new Avatar', () => build(Avatar, args(str, () => ['t'], () => ({ sub: 'x' })))],
       ['Avatar.fromJSON', () => Avatar.fromJSON(arg(() => target.avatar.toJSON()))],
