@@ -3,6 +3,7 @@
 // them there; dump scans every master; redirections that never settle (MOVED back and forth), a
 // cluster that is down (CLUSTERDOWN) and a killed master reject with SessionStoreUnavailableError
 // within commandTimeout instead of hanging or leaking a client error.
+import { Cluster } from 'ioredis'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -88,6 +89,36 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
         expect(await copy.restore(await store.dump())).toBe(59)
         expect((await copy.dump()).sessions.length).toBe(59)
       })
+
+      if (kind === 'ioredis') {
+        // ioredis prefixes every command's keys with keyPrefix, but not SCAN's pattern nor its replies.
+        it('with keyPrefix, dump scans every master for the prefixed keys and restore brings them back', async () => {
+          const prefixed = new Cluster(
+            cluster.ports.map((port) => ({ host: '127.0.0.1', port })),
+            { keyPrefix: 'app:', redisOptions: { maxRetriesPerRequest: 1 } },
+          )
+          prefixed.on('error', () => {})
+          try {
+            await new Promise<void>((resolve, reject) => {
+              prefixed.once('ready', resolve)
+              prefixed.once('end', () => reject(new Error('ioredis cluster ended before ready')))
+            })
+            const store = new RedisSessionStore({ client: prefixed, secret: SECRET, prefix: 'kp:' })
+            const sessions = await Promise.all(Array.from({ length: 30 }, (_, i) => store.create({ identity: `k${i}` })))
+            const perNode = [0, 0, 0]
+            for (const s of sessions) perNode[await owner(`app:kp:${storageName(s.id)}`)]++
+            expect(perNode.every((n) => n > 0)).toBe(true)
+            const dump = await store.dump()
+            expect(new Set(dump.sessions.map((r) => r.id))).toEqual(new Set(sessions.map((s) => s.id)))
+            const copy = new RedisSessionStore({ client: prefixed, secret: SECRET, prefix: 'kp2:' })
+            expect(await copy.restore(dump)).toBe(30)
+            expect((await copy.dump()).sessions).toHaveLength(30)
+            expect((await copy.get(sessions[3].id))?.avatar.identity).toBe('k3')
+          } finally {
+            prefixed.disconnect()
+          }
+        })
+      }
 
       it('listSessions and revokeSessions see sessions on every master; concurrent saves keep every change', async () => {
         const store = make({ prefix: 'ci:' })

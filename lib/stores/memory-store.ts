@@ -16,16 +16,26 @@ import {
   type WriteCondition,
   type WriteOutcome,
 } from './base-store'
-import { SessionClosedError } from '../core/errors'
+import { SessionClosedError, SessionTooLargeError } from '../core/errors'
 import { isPlainObject } from '../core/json'
 import { assertFits, checkMaxBytes } from '../core/limits'
 import { isMetaExpired, Session, type SessionRecord } from '../session/session'
+import { RecordMap } from './memory-records'
 import { makeDump, resolveTiming, TIMING_KEYS, type SessionDump, type StoreTimingOptions } from './store'
 import { checkNonNegativeMs, checkOptionKeys, describe } from '../core/validate'
 
 export interface MemorySessionStoreOptions extends StoreTimingOptions {
-  /** Most sessions held (default 100 000): past it the least recently used one is dropped. */
+  /**
+   * Most sessions held (default 100 000). Past it, sessions without an identity (never logged
+   * in, or logged out) are dropped first, least recently used first; then logged-in ones likewise.
+   */
   maxSessions?: number
+  /**
+   * Byte budget over all sessions, counted as each stored record's JSON (default 64 MiB). Past
+   * it, sessions are dropped in the maxSessions order; one session bigger than the whole budget
+   * is refused with SessionTooLargeError.
+   */
+  maxTotalBytes?: number
   /** How often expired sessions are dropped, in ms (default 5 min; 0 disables). */
   sweepInterval?: number
   /** Size cap of one session as the sealed stores count it (default 1 MiB): bigger is refused. */
@@ -33,6 +43,10 @@ export interface MemorySessionStoreOptions extends StoreTimingOptions {
 }
 
 export const DEFAULT_MAX_SESSIONS = 100_000
+// A login record is 200-300 bytes of JSON: 64 MiB holds the default 100 000 sessions at ~670
+// bytes each, while 100 000 sessions at the 1 MiB maxBytes would be 100 GB. (The heap holds a
+// few times the JSON size.)
+const DEFAULT_MAX_TOTAL_BYTES = 64 * 1024 * 1024
 const DEFAULT_SWEEP_INTERVAL = 5 * 60_000
 
 function checkMaxSessions(value: unknown): number {
@@ -44,18 +58,28 @@ function checkMaxSessions(value: unknown): number {
   return value
 }
 
-const MEMORY_KEYS = new Set([...TIMING_KEYS, 'maxSessions', 'sweepInterval', 'maxBytes'])
+function checkMaxTotalBytes(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_TOTAL_BYTES
+  if (typeof value !== 'number') throw new TypeError(`options.maxTotalBytes must be a number, got ${describe(value)}`)
+  if (!Number.isSafeInteger(value) || value < 1024) {
+    throw new RangeError(`options.maxTotalBytes must be an integer from 1024 to 2^53 - 1, got ${describe(value)}`)
+  }
+  return value
+}
+
+const MEMORY_KEYS = new Set([...TIMING_KEYS, 'maxSessions', 'maxTotalBytes', 'sweepInterval', 'maxBytes'])
 
 export class MemorySessionStore extends BaseSessionStore {
-  // A Map keeps insertion order: every read and write moves a record to the end, so the first
-  // entry is always the least recently used one, the one dropped past maxSessions.
+  // Every read and write moves a record to the end, so the Map's order is least recently used
+  // first; RecordMap keeps the byte total and the anonymous records' order in step.
   /** By storage name. */
-  readonly #records = new Map<string, VersionedRecord>()
+  readonly #records = new RecordMap()
   /** Index name -> storage name -> expiry hint. */
   readonly #indexes = new Map<string, Map<string, number>>()
   /** Index name -> revocation mark. */
   readonly #marks = new Map<string, number>()
   readonly maxSessions: number
+  readonly maxTotalBytes: number
   readonly maxBytes: number
   readonly sweepInterval: number
   #timer: NodeJS.Timeout | null = null
@@ -68,6 +92,7 @@ export class MemorySessionStore extends BaseSessionStore {
     checkOptionKeys(options, MEMORY_KEYS, 'MemorySessionStore')
     super(resolveTiming(options))
     this.maxSessions = checkMaxSessions(options.maxSessions)
+    this.maxTotalBytes = checkMaxTotalBytes(options.maxTotalBytes)
     this.maxBytes = checkMaxBytes(options.maxBytes)
     this.sweepInterval =
       options.sweepInterval === undefined ? DEFAULT_SWEEP_INTERVAL : checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
@@ -122,13 +147,13 @@ export class MemorySessionStore extends BaseSessionStore {
     this.#closed = true
   }
 
-  // An expired record is removed by the read that finds it so (as the file store does); its
-  // index entry goes at the next purgeExpired or listSessions.
+  // An expired record is removed by the read that finds it so (as the file store does), with its
+  // index entry: nothing else would drop that entry while sweepInterval is 0.
   protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
     const record = this.#records.get(name)
     if (record === undefined) return null
     if (isMetaExpired(record.meta, now)) {
-      this.#records.delete(name)
+      this.#drop(name, record)
       return null
     }
     this.#records.delete(name) // most recently used now
@@ -147,24 +172,40 @@ export class MemorySessionStore extends BaseSessionStore {
       }
     }
     this.#records.delete(write.name) // most recently used now
-    this.#records.set(write.name, write.record)
-    this.#evict()
+    this.#records.put(write.name, write.record, write.json, write.identity)
+    this.#evict(write.name)
     return 'written'
   }
 
-  /** Past maxSessions, drops the least recently used sessions (the first in the Map's order). */
-  #evict(): void {
-    for (const [name, record] of this.#records) {
-      if (this.#records.size <= this.maxSessions) break
-      this.#records.delete(name)
-      const identity = recordIdentity(record)
-      if (identity !== null) void this.indexRemove(this.indexNames(identity)[0], [name])
+  /**
+   * Past maxSessions or maxTotalBytes, drops sessions without an identity before logged-in ones
+   * (a flood of cookieless visitors must not log users out), least recently used first in each;
+   * never `kept`, the record just written (it fits: checkRecordSize).
+   */
+  #evict(kept: string): void {
+    for (const name of this.#records.evictionOrder()) {
+      if (this.#records.size <= this.maxSessions && this.#records.bytes <= this.maxTotalBytes) break
+      if (name !== kept) this.#drop(name, this.#records.get(name)!)
     }
+  }
+
+  /** Removes a record and its index entry. */
+  #drop(name: string, record: VersionedRecord): void {
+    this.#records.delete(name)
+    const identity = this.#records.identityOf(record)
+    if (identity !== null) void this.indexRemove(this.indexNames(identity)[0], [name])
   }
 
   protected override checkRecordSize(json: string): void {
     // Counted as a sealed store counts it, so a dump moves between stores with the same cap.
     assertFits(json, this.maxBytes, 'session record')
+    // Evicting every other session could not make room for it.
+    if (Buffer.byteLength(json) > this.maxTotalBytes) {
+      throw new SessionTooLargeError(
+        `session record is over the ${this.maxTotalBytes}-byte budget of all sessions (options.maxTotalBytes)`,
+        'ERR_SESSION_TOO_LARGE',
+      )
+    }
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {

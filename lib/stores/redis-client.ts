@@ -7,7 +7,12 @@ import { describe } from '../core/validate'
 
 export type RedisArg = string | Buffer
 
-/** Runs SCAN on one server: the next cursor and the keys of this page. */
+/**
+ * Runs SCAN on one server: the next cursor and the keys of this page. `match` and the keys are
+ * named as `send` names them: a prefix the client adds to every command's keys (ioredis
+ * `keyPrefix`) is added to the pattern and stripped from the keys here, since clients leave SCAN
+ * alone.
+ */
 export type RedisScanner = (cursor: string, match: string, count: number) => Promise<[string, string[]]>
 
 export interface RedisLink {
@@ -41,7 +46,8 @@ export function linkRedis(client: unknown, what = 'options.client'): RedisLink {
   if (typeof client !== 'object' || client === null) throw new TypeError(`${what} must be ${SUPPORTED}, got ${describe(client)}`)
   const c = client as Obj
   if (isFn(c, 'callBuffer') && isFn(c, 'call') && typeof c.status === 'string') {
-    return c.isCluster === true && isFn(c, 'nodes') ? ioredisCluster(c) : ioredis(c)
+    const keyPrefix = ioredisKeyPrefix(c, what)
+    return c.isCluster === true && isFn(c, 'nodes') ? ioredisCluster(c, keyPrefix) : ioredis(c, keyPrefix)
   }
   if (isFn(c, 'sendCommand') && isFn(c, 'withTypeMapping')) {
     return Array.isArray(c.masters) && isFn(c, 'nodeClient') ? nodeRedisCluster(c) : nodeRedis(c)
@@ -50,6 +56,25 @@ export function linkRedis(client: unknown, what = 'options.client'): RedisLink {
     throw new TypeError(`${what} looks like a node-redis v4 client, which is not supported: pass ${SUPPORTED}`)
   }
   throw new TypeError(`${what} must be ${SUPPORTED}, got ${describe(client)}`)
+}
+
+/** A literal string inside a SCAN MATCH pattern. */
+export function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+/**
+ * The prefix ioredis adds to the keys of every command sent through `c` (its `keyPrefix` option;
+ * a Cluster takes its own or its redisOptions' one), '' when none. SCAN gets none of it.
+ */
+function ioredisKeyPrefix(c: Obj, what: string): string {
+  const options = c.options as Obj | null | undefined
+  const value = typeof options === 'object' && options !== null ? options.keyPrefix : undefined
+  if (value === undefined || value === null || value === '') return ''
+  if (typeof value === 'string') return value
+  // A Buffer prefix works if it is text: SCAN replies are compared as UTF-8 strings.
+  if (Buffer.isBuffer(value) && Buffer.from(value.toString('utf8')).equals(value)) return value.toString('utf8')
+  throw new TypeError(`${what} has a keyPrefix that is not UTF-8 text, which dump() could not match: got ${describe(value)}`)
 }
 
 function errorListeners(c: Obj): () => boolean {
@@ -106,12 +131,16 @@ function ioredisSender(c: Obj): (args: readonly RedisArg[], binary: boolean) => 
   return (args, binary) => (binary ? callBuffer : call).call(c, args[0] as string, ...args.slice(1))
 }
 
-function ioredisScanner(c: Obj): RedisScanner {
+function ioredisScanner(c: Obj, keyPrefix: string): RedisScanner {
   const send = ioredisSender(c)
-  return async (cursor, match, count) => scanReply(await send(scanArgs(cursor, match, count), false))
+  const pattern = globEscape(keyPrefix)
+  return async (cursor, match, count) => {
+    const [next, keys] = scanReply(await send(scanArgs(cursor, pattern + match, count), false))
+    return [next, keys.filter((k) => k.startsWith(keyPrefix)).map((k) => k.slice(keyPrefix.length))]
+  }
 }
 
-function ioredis(c: Obj): RedisLink {
+function ioredis(c: Obj, keyPrefix: string): RedisLink {
   const send = ioredisSender(c)
   return {
     kind: 'ioredis',
@@ -119,19 +148,20 @@ function ioredis(c: Obj): RedisLink {
     // offline queue; we refuse at once instead.
     ready: () => c.status === 'ready',
     send: (_key, args, binary) => send(args, binary),
-    scanners: async () => [ioredisScanner(c)],
+    scanners: async () => [ioredisScanner(c, keyPrefix)],
     hasErrorListener: errorListeners(c),
   }
 }
 
-function ioredisCluster(c: Obj): RedisLink {
+function ioredisCluster(c: Obj, keyPrefix: string): RedisLink {
   const send = ioredisSender(c)
   const nodes = c.nodes as (role: string) => Obj[]
   return {
     kind: 'ioredis cluster',
     ready: () => c.status === 'ready',
     send: (_key, args, binary) => send(args, binary),
-    scanners: async () => nodes.call(c, 'master').map(ioredisScanner),
+    // The cluster's keyPrefix, not each node's: keys are read through the cluster.
+    scanners: async () => nodes.call(c, 'master').map((node) => ioredisScanner(node, keyPrefix)),
     hasErrorListener: errorListeners(c),
   }
 }

@@ -19,7 +19,7 @@ import {
 import { SessionTamperedError, toSessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
 import type { KeyOptions } from '../core/keys'
-import { linkRedis, type RedisArg, type RedisLink } from './redis-client'
+import { globEscape, linkRedis, type RedisArg, type RedisLink } from './redis-client'
 import { CommandDeadlines } from './redis-deadlines'
 import { notReady } from './redis-errors'
 import { INDEX_ADD, INDEX_LIST, MARK_RAISE, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
@@ -54,7 +54,12 @@ export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bind
   secret?: KeyOptions['secret']
   /** Prepended to every key (default 'sess:'). */
   prefix?: string
-  /** A command not answered within this many ms rejects with SessionStoreUnavailableError (default 2000). */
+  /**
+   * A command not answered within this many ms rejects with SessionStoreUnavailableError (default
+   * 2000). Such a rejection means "outcome unknown", not "not written": the command has been sent,
+   * and a server that answers late (paused, overloaded, failing over) may still apply a save or a
+   * delete after the promise rejected. Read the session again before acting on either outcome.
+   */
   commandTimeout?: number
 }
 
@@ -380,11 +385,6 @@ function checkKeyOptions(options: RedisSessionStoreOptions): RedisSessionStoreOp
     throw new TypeError("RedisSessionStore does not take options.bindToBoot: a key bound to one machine's boot cannot be shared by several servers")
   }
   return options
-}
-
-/** A literal string inside a SCAN MATCH pattern. */
-function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, '\\$&')
 }
 
 function checkPrefix(value: unknown): string {
