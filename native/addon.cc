@@ -484,6 +484,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     return DefineClass(env, "PrivateDir",
                        {
                            InstanceAccessor<&PrivateDirWrap::Path>("path"),
+                           InstanceAccessor<&PrivateDirWrap::Id>("id"),
                            InstanceAccessor<&PrivateDirWrap::Closed>("closed"),
                            InstanceMethod<&PrivateDirWrap::Close>("close"),
                            InstanceMethod<&PrivateDirWrap::SealToFile>("sealToFile"),
@@ -508,11 +509,13 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     if (info.Length() == 1 && info[0].IsExternal()) {
       dir_ = *info[0].As<Napi::External<std::shared_ptr<const sealed::PrivateDir>>>().Data();
       path_ = dir_->path();
+      id_ = dir_->id();
     } else {
       path_ = GetString(info, 0, "path");
       if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
       bool create = info[1].As<Napi::Boolean>().Value();
       dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+      id_ = dir_->id();
     }
     info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);
   }
@@ -524,6 +527,8 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
   }
 
   Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  // Kept after close(), like path: a lock queue keyed by it outlives the handle.
+  Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), id_); }
   Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !dir_); }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     dir_.reset();
@@ -681,6 +686,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
   Napi::Value CasSeal(const Napi::CallbackInfo& info);
 
   std::string path_;
+  std::string id_;
   std::shared_ptr<const sealed::PrivateDir> dir_;
 };
 

@@ -92,6 +92,11 @@ export interface CasSealResult {
 
 export interface NativePrivateDir {
   readonly path: string
+  /**
+   * The directory's identity taken when it was opened ("device:inode"; Windows "volume:index"):
+   * the same for every spelling of its path. In-process lock queues are keyed by it.
+   */
+  readonly id: string
   readonly closed: boolean
   close(): void
   /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */

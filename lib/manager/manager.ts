@@ -294,9 +294,10 @@ export class SessionManager implements AsyncDisposable {
   }
 
   // The in-process queue first (one pool thread waits per file), then the flock on
-  // session.enc.lock that other processes of this app take too.
+  // session.enc.lock that other processes of this app take too. The queue is keyed by the
+  // directory's device and inode: managers on two spellings of one directory share it.
   #locked<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
-    return withFileMutex(this.sessionFile, async () => {
+    return withFileMutex(`${dir.id}\0${FILE_NAME}`, async () => {
       const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
         return await fn()
@@ -402,16 +403,11 @@ export class SessionManager implements AsyncDisposable {
   // same lock as extendSession so a concurrent extension in another process is not undone.
   #reseal(session: SessionData): void {
     const { dir, ring } = this.#ready()
-    const resealing = withFileMutex(this.sessionFile, async () => {
-      const lock = await mapNative(() => dir.lock(FILE_NAME))
-      try {
-        const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
-        // Only if the file still holds what we read (same expiry) and is still on an old key.
-        if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
-          await this.#write(dir, ring, session)
-        }
-      } finally {
-        lock.release()
+    const resealing = this.#locked(dir, async () => {
+      const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
+      // Only if the file still holds what we read (same expiry) and is still on an old key.
+      if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
+        await this.#write(dir, ring, session)
       }
     }).catch((err: unknown) =>
       this.#logger.warn('could not re-seal the session with the current key', { reason: String(err) }),

@@ -336,6 +336,9 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
     if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);
     Check();
+    struct stat st;
+    if (fstat(fd_, &st) != 0) ThrowIo("fstat", path, errno);
+    id_ = std::to_string(static_cast<uint64_t>(st.st_dev)) + ":" + std::to_string(static_cast<uint64_t>(st.st_ino));
     RemoveStaleTemps();
   } catch (...) {
     close(fd_);

@@ -65,6 +65,10 @@ class PrivateDir {
   PrivateDir& operator=(const PrivateDir&) = delete;
 
   const std::string& path() const { return path_; }
+  // The directory's identity, "<device>:<inode>" (Windows: "<volume serial>:<file index>"),
+  // taken when it was opened: the same for every spelling of its path (trailing slash, "..",
+  // symlinked parents), so in-process lock queues on it are shared by all of them.
+  const std::string& id() const { return id_; }
 
   // Re-checks owner and mode through the open descriptor (cheap: one fstat).
   void Check() const;
@@ -119,6 +123,7 @@ class PrivateDir {
   static unsigned EffectiveUid();
 
   std::string path_;
+  std::string id_;
   int fd_ = -1;
   unsigned euid_ = EffectiveUid();
   // A property of the filesystem under fd_, learnt by the first read it refused (any thread).

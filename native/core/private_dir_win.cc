@@ -626,6 +626,10 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   fd_ = ToFd(h, path);
   try {
     Check();
+    BY_HANDLE_FILE_INFORMATION bi;
+    if (!GetFileInformationByHandle(H(fd_), &bi)) ThrowWin("GetFileInformationByHandle", path_, GetLastError());
+    id_ = std::to_string(bi.dwVolumeSerialNumber) + ":" +
+          std::to_string((static_cast<uint64_t>(bi.nFileIndexHigh) << 32) | bi.nFileIndexLow);
     RemoveStaleTemps();
   } catch (...) {
     _close(fd_);
