@@ -468,13 +468,15 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
   return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
-void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
+bool PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
   struct stat now;
-  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
-      now.st_ino == st.st_ino) {
-    unlinkat(fd_, name.c_str(), 0);
-  }
+  return fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+         now.st_ino == st.st_ino && unlinkat(fd_, name.c_str(), 0) == 0;
 }
+
+// Best effort, for removals of files that are expired or invalid anyway: one that a power cut
+// brings back is refused again by its header or its tag, so a failure here is not an error.
+void PrivateDir::SyncDirQuietly() const { fsync(fd_); }
 
 namespace {
 // After the bytes are read: expiry from the header before any decryption (a forged header
@@ -507,10 +509,10 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   try {
     std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
     DecodeFile(ring, buf, context, max_bytes, now, &r);
-    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired)) RemoveIfSame(name, st);
+    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired) && RemoveIfSame(name, st)) SyncDirQuietly();
     return r;
   } catch (const Error& e) {
-    if (RemovesOnError(e, flags)) RemoveIfSame(name, st);
+    if (RemovesOnError(e, flags) && RemoveIfSame(name, st)) SyncDirQuietly();
     throw;
   }
 }
@@ -578,9 +580,14 @@ std::optional<Header> PrivateDir::Peek(const std::string& name) const {
 bool PrivateDir::Remove(const std::string& name) const {
   CheckName(name);
   Check();
-  if (unlinkat(fd_, name.c_str(), 0) == 0) return true;
-  if (errno == ENOENT) return false;
-  ThrowIo("unlink", path_ + "/" + name, errno);
+  if (unlinkat(fd_, name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return false;
+    ThrowIo("unlink", path_ + "/" + name, errno);
+  }
+  // A logout or delete is done only once the directory entry's removal is on disk: else a
+  // power cut can bring the session back. A failure here is reported, not swallowed.
+  if (fsync(fd_) != 0 && errno != EINVAL) ThrowIo("fsync", path_, errno);
+  return true;
 }
 
 namespace {
@@ -695,12 +702,12 @@ SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) cons
       return;
     }
     if (h.ExpiredAt(now)) {
-      RemoveIfSame(name, st);
-      s.removed++;
+      if (RemoveIfSame(name, st)) s.removed++;
       return;
     }
     collect(name);
   });
+  if (s.removed > 0) SyncDirQuietly();  // once for the whole batch
   return s;
 }
 

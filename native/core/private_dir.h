@@ -115,8 +115,10 @@ class PrivateDir {
   int CreateLockedTemp(const std::string& name, std::string* tmp) const;
   bool RemoveIfStaleTemp(const std::string& name) const;
   void CheckOpened(int fd, const struct stat& st, const std::string& name) const;
-  // Unlinks name only if it is still the file we looked at (same device and inode).
-  void RemoveIfSame(const std::string& name, const struct stat& st) const;
+  // Unlinks name only if it is still the file we looked at (same device and inode); true if it did.
+  bool RemoveIfSame(const std::string& name, const struct stat& st) const;
+  // fsync of the directory, errors ignored (see its definition).
+  void SyncDirQuietly() const;
 
   // The effective uid, taken once: every file we read must be owned by it. A later seteuid()
   // in this process does not change whose files this directory holds.
