@@ -499,6 +499,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                            InstanceMethod<&PrivateDirWrap::SweepSync>("sweepSync"),
                            InstanceMethod<&PrivateDirWrap::Lock>("lock"),
                            InstanceMethod<&PrivateDirWrap::LockSync>("lockSync"),
+                           InstanceMethod<&PrivateDirWrap::TryLockSync>("tryLockSync"),
                            InstanceMethod<&PrivateDirWrap::CasSeal>("casSeal"),
                        });
   }
@@ -614,7 +615,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     a.context = GetString(info, 2, "context");
     a.max_bytes = GetUint(info, 3, "maxBytes", uint64_t{1} << 31);
     a.now = GetUint(info, 4, "now");
-    a.flags = static_cast<unsigned>(GetUint(info, 5, "flags", 7));
+    a.flags = static_cast<unsigned>(GetUint(info, 5, "flags", 15));
     a.ring = ring->Ring(env);
     return a;
   }
@@ -683,6 +684,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
 
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value Lock(const Napi::CallbackInfo& info);
+  Napi::Value TryLockSync(const Napi::CallbackInfo& info);
   Napi::Value CasSeal(const Napi::CallbackInfo& info);
 
   std::string path_;
@@ -913,6 +915,16 @@ Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
   std::string name = GetString(info, 0, "name");
   auto dir = Dir(info.Env());
   std::unique_ptr<sealed::FileLock> lock = Guard(info.Env(), [&] { return dir->Lock(name); });
+  return info.Env().GetInstanceData<Addon>()->NewLock(info.Env(), lock);
+}
+
+// tryLockSync(name) → Lock | null: never waits (the main thread must not block on a lock that an
+// in-process holder keeps while it waits for the main thread).
+Napi::Value PrivateDirWrap::TryLockSync(const Napi::CallbackInfo& info) {
+  std::string name = GetString(info, 0, "name");
+  auto dir = Dir(info.Env());
+  std::unique_ptr<sealed::FileLock> lock = Guard(info.Env(), [&] { return dir->TryLock(name); });
+  if (!lock) return info.Env().Null();
   return info.Env().GetInstanceData<Addon>()->NewLock(info.Env(), lock);
 }
 
