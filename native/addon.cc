@@ -484,6 +484,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     return DefineClass(env, "PrivateDir",
                        {
                            InstanceAccessor<&PrivateDirWrap::Path>("path"),
+                           InstanceAccessor<&PrivateDirWrap::Id>("id"),
                            InstanceAccessor<&PrivateDirWrap::Closed>("closed"),
                            InstanceMethod<&PrivateDirWrap::Close>("close"),
                            InstanceMethod<&PrivateDirWrap::SealToFile>("sealToFile"),
@@ -498,6 +499,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                            InstanceMethod<&PrivateDirWrap::SweepSync>("sweepSync"),
                            InstanceMethod<&PrivateDirWrap::Lock>("lock"),
                            InstanceMethod<&PrivateDirWrap::LockSync>("lockSync"),
+                           InstanceMethod<&PrivateDirWrap::TryLockSync>("tryLockSync"),
                            InstanceMethod<&PrivateDirWrap::CasSeal>("casSeal"),
                        });
   }
@@ -508,11 +510,13 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     if (info.Length() == 1 && info[0].IsExternal()) {
       dir_ = *info[0].As<Napi::External<std::shared_ptr<const sealed::PrivateDir>>>().Data();
       path_ = dir_->path();
+      id_ = dir_->id();
     } else {
       path_ = GetString(info, 0, "path");
       if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
       bool create = info[1].As<Napi::Boolean>().Value();
       dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+      id_ = dir_->id();
     }
     info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);
   }
@@ -524,6 +528,8 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
   }
 
   Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  // Kept after close(), like path: a lock queue keyed by it outlives the handle.
+  Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), id_); }
   Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !dir_); }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     dir_.reset();
@@ -609,7 +615,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     a.context = GetString(info, 2, "context");
     a.max_bytes = GetUint(info, 3, "maxBytes", uint64_t{1} << 31);
     a.now = GetUint(info, 4, "now");
-    a.flags = static_cast<unsigned>(GetUint(info, 5, "flags", 7));
+    a.flags = static_cast<unsigned>(GetUint(info, 5, "flags", 15));
     a.ring = ring->Ring(env);
     return a;
   }
@@ -678,9 +684,11 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
 
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value Lock(const Napi::CallbackInfo& info);
+  Napi::Value TryLockSync(const Napi::CallbackInfo& info);
   Napi::Value CasSeal(const Napi::CallbackInfo& info);
 
   std::string path_;
+  std::string id_;
   std::shared_ptr<const sealed::PrivateDir> dir_;
 };
 
@@ -907,6 +915,16 @@ Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
   std::string name = GetString(info, 0, "name");
   auto dir = Dir(info.Env());
   std::unique_ptr<sealed::FileLock> lock = Guard(info.Env(), [&] { return dir->Lock(name); });
+  return info.Env().GetInstanceData<Addon>()->NewLock(info.Env(), lock);
+}
+
+// tryLockSync(name) → Lock | null: never waits (the main thread must not block on a lock that an
+// in-process holder keeps while it waits for the main thread).
+Napi::Value PrivateDirWrap::TryLockSync(const Napi::CallbackInfo& info) {
+  std::string name = GetString(info, 0, "name");
+  auto dir = Dir(info.Env());
+  std::unique_ptr<sealed::FileLock> lock = Guard(info.Env(), [&] { return dir->TryLock(name); });
+  if (!lock) return info.Env().Null();
   return info.Env().GetInstanceData<Addon>()->NewLock(info.Env(), lock);
 }
 

@@ -117,6 +117,35 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     expect(bad.stdout).toMatch(/FAIL {2}keychain: .*no D-Bus session bus.*fix: /)
   })
 
+  it('four first runs at once store one seed: every process\'s login reads back afterwards', async () => {
+    // A fresh app name: no seed in the keyring yet. The test gate (SEALED_SESSION_TEST_SEED_GATE)
+    // holds each process right after its lookup found no seed, until all four have got there.
+    const app = 'kc-race'
+    const N = 4
+    const gate = fs.mkdtempSync(path.join(root, 'gate-'))
+    const go = path.join(gate, 'go')
+    expect(spawnSync('mkfifo', [go]).status).toBe(0)
+    const env = { ...keyring.env, SEALED_SESSION_TEST_SEED_GATE: gate }
+    const dirs = Array.from({ length: N }, (_, i) => path.join(root, `race-${i}`))
+    const runs = dirs.map((dir) => runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'login', dir, app], { env }))
+    const arrived = () => fs.readdirSync(gate).filter((n) => n.startsWith('arrived-')).length
+    for (const deadline = Date.now() + 20_000; arrived() < N; ) {
+      if (Date.now() > deadline) throw new Error(`only ${arrived()} of ${N} processes reached the seed's creation`)
+      await new Promise((res) => setTimeout(res, 20))
+    }
+    // Opening the FIFO for writing releases every process waiting to read it.
+    fs.closeSync(fs.openSync(go, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+    for (const ran of await Promise.all(runs)) {
+      expect(ran.code, ran.stderr).toBe(0)
+      expect(lastJsonLine<Seen>(ran)).toEqual({ userId: 'kc-user', warned: [] })
+    }
+    // Fresh processes, the one seed the keyring keeps: each login opens.
+    for (const dir of dirs) {
+      const ran = await runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'read', dir, app], { env: keyring.env })
+      expect(lastJsonLine<Seen>(ran), dir).toEqual({ userId: 'kc-user', warned: [] })
+    }
+  }, 60_000)
+
   it('a locked keyring: ERR_KEYCHAIN_UNAVAILABLE saying so, never a silent fallback', async () => {
     const dir = path.join(root, 'e')
     await child('login', dir, keyring.env)

@@ -76,6 +76,8 @@ export const OPEN_REMOVE_EXPIRED = 1
 export const OPEN_REMOVE_INVALID = 2
 /** Return the plaintext as a string (decoded as UTF-8 natively), saving a Buffer. */
 export const OPEN_AS_STRING = 4
+/** The caller holds the file's lock (`lock(name)`): a removal the read makes does not take it. */
+export const OPEN_LOCK_HELD = 8
 
 export interface NativeLock {
   release(): void
@@ -92,6 +94,11 @@ export interface CasSealResult {
 
 export interface NativePrivateDir {
   readonly path: string
+  /**
+   * The directory's identity taken when it was opened ("device:inode"; Windows "volume:index"):
+   * the same for every spelling of its path. In-process lock queues are keyed by it.
+   */
+  readonly id: string
   readonly closed: boolean
   close(): void
   /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */
@@ -112,7 +119,8 @@ export interface NativePrivateDir {
   /**
    * Remove envelopes that expired at or before `now`. A file of ours whose mtime (set to its
    * expiry by sealToFile) is still ahead of `now` is passed by on one fstatat; any other file's
-   * 40-byte header decides, so a forged mtime can only delay a removal.
+   * 40-byte header decides, so a forged mtime can only delay a removal. Each removal, here and
+   * in openFile, holds the file's lock (taken without waiting: a file whose lock is busy is left).
    */
   sweep(now: number, collectPrefix?: string): Promise<SweepResult>
   sweepSync(now: number, collectPrefix?: string): SweepResult
@@ -138,6 +146,8 @@ export interface NativePrivateDir {
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock
+  /** The lock if it is free now, else null: never waits. */
+  tryLockSync(name: string): NativeLock | null
 }
 
 export interface InlineReadStats {

@@ -17,6 +17,7 @@ import {
   OPEN_REMOVE_EXPIRED,
   OPEN_REMOVE_INVALID,
   OPEN_AS_STRING,
+  OPEN_LOCK_HELD,
   type NativeKeyRing,
   type NativePrivateDir,
   type OpenFileResult,
@@ -83,6 +84,18 @@ function sameStat(a: fs.Stats, b: fs.Stats): boolean {
     a.mtimeMs === b.mtimeMs &&
     a.ctimeMs === b.ctimeMs
   )
+}
+
+// An authentic file (our key and context) whose plaintext is not a session record: what a
+// discard removes. Anything else (none, expired, unreadable, a valid record) is not.
+function holdsNoRecord(found: OpenFileResult | Error): boolean {
+  if (found === null || found instanceof Error || 'expired' in found) return false
+  try {
+    SessionData.fromParsed(JSON.parse(found.plaintext as string))
+    return false
+  } catch {
+    return true
+  }
 }
 
 export interface LoginOptions {
@@ -223,13 +236,40 @@ export class SessionManager implements AsyncDisposable {
 
   async getSession(): Promise<SessionData | null> {
     const { dir, ring } = await this.#readyAsync()
+    return this.#getSession(dir, ring, false)
+  }
+
+  // held: the caller holds the cross-process lock (extendSession).
+  async #getSession(dir: NativePrivateDir, ring: NativeKeyRing, held: boolean): Promise<SessionData | null> {
     let unusable = false
-    const session = this.#interpret(await this.#read(dir, ring), () => {
+    const session = this.#interpret(await this.#read(dir, ring, held), () => {
       unusable = true
     })
     // Removed on the pool, and awaited: a login right after must not race the removal.
-    if (unusable) await mapNative(() => dir.remove(FILE_NAME))
+    if (unusable) await (held ? this.#discardHeld(dir, ring) : this.#locked(dir, () => this.#discardHeld(dir, ring)))
     return session
+  }
+
+  // A file judged to hold no valid record is removed under the lock, and only if it still holds
+  // none: a login that landed after the judgement is kept.
+  async #discardHeld(dir: NativePrivateDir, ring: NativeKeyRing): Promise<void> {
+    if (holdsNoRecord(await this.#read(dir, ring, true))) await mapNative(() => dir.remove(FILE_NAME))
+  }
+
+  // The sync twin of the discard. The lock is taken only if free: the main thread must never
+  // wait for it (an in-process holder may be waiting for the main thread). Busy means a writer
+  // is at work, which replaces or removes the file itself.
+  #discardSync(): void {
+    const dir = this.#dir
+    const ring = this.#ring
+    if (dir === null || ring === null) return
+    const lock = dir.tryLockSync(FILE_NAME)
+    if (lock === null) return
+    try {
+      if (holdsNoRecord(this.#readSync(dir, ring, true))) dir.removeSync(FILE_NAME)
+    } finally {
+      lock.release()
+    }
   }
 
   /** Sync twin of getSession for start-up paths: one native call, no thread hop. */
@@ -282,7 +322,7 @@ export class SessionManager implements AsyncDisposable {
     checkTtl('extraMs', extraMs)
     const { dir, ring } = await this.#readyAsync()
     return this.#locked(dir, async () => {
-      const current = await this.getSession()
+      const current = await this.#getSession(dir, ring, true)
       if (current === null) return false
       const expiresAt = new Date(laterBy(current.expiresAtMs, extraMs, 'extraMs')).toISOString()
       // existingOnly: a reader that found it expired and removed it meanwhile (readers take no
@@ -294,9 +334,10 @@ export class SessionManager implements AsyncDisposable {
   }
 
   // The in-process queue first (one pool thread waits per file), then the flock on
-  // session.enc.lock that other processes of this app take too.
+  // session.enc.lock that other processes of this app take too. The queue is keyed by the
+  // directory's device and inode: managers on two spellings of one directory share it.
   #locked<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
-    return withFileMutex(this.sessionFile, async () => {
+    return withFileMutex(`${dir.id}\0${FILE_NAME}`, async () => {
       const lock = await mapNative(() => dir.lock(FILE_NAME))
       try {
         return await fn()
@@ -338,17 +379,18 @@ export class SessionManager implements AsyncDisposable {
     )
   }
 
-  #readSync(dir: NativePrivateDir, ring: NativeKeyRing): OpenFileResult | Error {
+  // held: the caller holds the lock, so the read's own removals (expired, invalid) need not take it.
+  #readSync(dir: NativePrivateDir, ring: NativeKeyRing, held = false): OpenFileResult | Error {
     try {
-      return dir.openFileSync(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), READ_FLAGS)
+      return dir.openFileSync(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS)
     } catch (err) {
       return toSessionError(err) as Error
     }
   }
 
-  async #read(dir: NativePrivateDir, ring: NativeKeyRing): Promise<OpenFileResult | Error> {
+  async #read(dir: NativePrivateDir, ring: NativeKeyRing, held = false): Promise<OpenFileResult | Error> {
     try {
-      return await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), READ_FLAGS)
+      return await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS)
     } catch (err) {
       return toSessionError(err) as Error
     }
@@ -356,7 +398,7 @@ export class SessionManager implements AsyncDisposable {
 
   // Shared by getSession and its sync twin: what a read found, as the caller sees it.
   // discard removes a file that holds no valid record (the async path removes it on the pool).
-  #interpret(found: OpenFileResult | Error, discard = () => void this.#dir?.removeSync(FILE_NAME)): SessionData | null {
+  #interpret(found: OpenFileResult | Error, discard = () => this.#discardSync()): SessionData | null {
     if (found instanceof Error) {
       const code = (found as { code?: string }).code
       // Tampered, foreign, rotated away, over the cap: the native call removed the file.
@@ -402,16 +444,11 @@ export class SessionManager implements AsyncDisposable {
   // same lock as extendSession so a concurrent extension in another process is not undone.
   #reseal(session: SessionData): void {
     const { dir, ring } = this.#ready()
-    const resealing = withFileMutex(this.sessionFile, async () => {
-      const lock = await mapNative(() => dir.lock(FILE_NAME))
-      try {
-        const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
-        // Only if the file still holds what we read (same expiry) and is still on an old key.
-        if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
-          await this.#write(dir, ring, session)
-        }
-      } finally {
-        lock.release()
+    const resealing = this.#locked(dir, async () => {
+      const found = await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), OPEN_AS_STRING)
+      // Only if the file still holds what we read (same expiry) and is still on an old key.
+      if (found && !('expired' in found) && found.keyIndex > 0 && found.expiresAt === session.expiresAtMs) {
+        await this.#write(dir, ring, session)
       }
     }).catch((err: unknown) =>
       this.#logger.warn('could not re-seal the session with the current key', { reason: String(err) }),

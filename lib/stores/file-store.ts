@@ -200,7 +200,7 @@ export class FileSessionStore extends SealedStore {
     const { name } = write
     const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
     const expected = condition.kind === 'version' ? condition.version : 0
-    return withFileMutex(this.#stripeKey(name), async () => {
+    return withFileMutex(this.#stripeKey(files, name), async () => {
       const { json } = write
       const r = await mapNative(() =>
         files.casSeal(ring, name, stripeOf(name), json, this.context(name), write.createdAt, write.expiresAt, this.maxBytes, Date.now(), mode, expected),
@@ -345,7 +345,7 @@ export class FileSessionStore extends SealedStore {
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
     const files = await this.#open()
     const stripe = stripeOf(hexName)
-    return withFileMutex(this.#stripeKey(hexName), async () => {
+    return withFileMutex(this.#stripeKey(files, hexName), async () => {
       const lock = await mapNative(() => files.lock(stripe))
       try {
         return await fn()
@@ -355,9 +355,10 @@ export class FileSessionStore extends SealedStore {
     })
   }
 
-  /** The in-process queue of a stripe (shared by every store on this directory). */
-  #stripeKey(hexName: string): string {
-    return `${this.dir}\0${stripeOf(hexName)}`
+  /** The in-process queue of a stripe, shared by every store on this directory: keyed by the
+   *  directory's device and inode, so two spellings of it (`dir`, `dir/`) share one queue. */
+  #stripeKey(files: NativePrivateDir, hexName: string): string {
+    return `${files.id}\0${stripeOf(hexName)}`
   }
 
   /** The open directory (or the promise of it); throws SessionClosedError once closed. */

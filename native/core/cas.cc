@@ -37,10 +37,12 @@ CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const std::string&
                   uint64_t expires_at, size_t max_bytes, uint64_t now, CasMode mode, uint64_t expected) {
   CasResult r;
   std::unique_ptr<FileLock> lock = dir.Lock(stripe);
+  // An expired record is removed under the lock held here when it is the name's own lock.
+  const unsigned held = stripe == PrivateDir::LockNameOf(name) ? unsigned{kLockHeld} : 0u;
   if (mode != CasMode::kAny) {
     OpenFileResult cur;
     try {
-      cur = dir.OpenFile(ring, name, context, max_bytes, now, kRemoveExpired);
+      cur = dir.OpenFile(ring, name, context, max_bytes, now, kRemoveExpired | held);
     } catch (const Error& e) {
       if (!Unreadable(e.code())) throw;
       r.unreadable = e.code();

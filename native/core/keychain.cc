@@ -53,11 +53,15 @@ constexpr const char* kOtherSources =
 
 #if defined(__linux__)
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <memory>
 #include <mutex>
+
+#include "private_dir.h"
 
 namespace sealed {
 namespace {
@@ -130,6 +134,19 @@ const LibSecret& Lib() {
 
 const SecretSchema kSchema = {"org.sealed-session.KeySeed", 0, {{"app", 0}, {nullptr, 0}}, 0, {}};
 
+// Test only (test/manager-keychain.test.ts): with SEALED_SESSION_TEST_SEED_GATE=<dir>, a process
+// that found no seed says so (creates <dir>/arrived-<pid>) and waits until the test opens the
+// FIFO <dir>/go for writing, so that several first runs reach the seed's creation at once.
+void TestSeedGate() {
+  const char* gate = getenv("SEALED_SESSION_TEST_SEED_GATE");
+  if (!gate || !*gate) return;
+  const std::string dir(gate);
+  int fd = open((dir + "/arrived-" + std::to_string(getpid())).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+  fd = open((dir + "/go").c_str(), O_RDONLY | O_CLOEXEC);  // blocks until a writer opens the FIFO
+  if (fd >= 0) close(fd);
+}
+
 std::string TakeError(const LibSecret& lib, GError* err, const char* fallback) {
   std::string msg = err && err->message ? err->message : fallback;
   if (err) lib.error_free(err);
@@ -164,6 +181,41 @@ void CheckUnlocked(const LibSecret& lib) {
   if (locked) Unavailable("the default keyring is locked (unlock it, e.g. by logging in to the desktop)");
 }
 
+// The seed of app as stored, in *seed; false when there is none.
+bool LookupSeed(const LibSecret& lib, const std::string& app, std::string* seed) {
+  GError* err = nullptr;
+  char* found = lib.password_lookup_sync(&kSchema, nullptr, &err, "app", app.c_str(), nullptr);
+  if (err) Unavailable("the seed could not be read (" + TakeError(lib, err, "") + ")");
+  if (!found) return false;
+  bool ok = FromHex(found, seed);
+  lib.password_free(found);  // libsecret wipes it
+  if (!ok) Unavailable("the keychain item '" + Label(app) + "' is not a seed of ours");
+  return true;
+}
+
+// The Secret Service has no "store unless present": storing replaces. Two first runs that each
+// found no seed would each store one, the second replacing the first, and the logins sealed
+// with the first would be lost. So creation is one process at a time for this user: an
+// exclusive flock, held from a second lookup to the store. The lock file is in a private
+// directory of ours: $XDG_RUNTIME_DIR/.sealed-session-keychain (per user, where the session
+// bus lives), else <TMPDIR or /tmp>/.sealed-session-keychain-<uid> (walked and checked as
+// every private directory is: one planted by someone else is refused).
+std::unique_ptr<FileLock> LockSeedCreation() {
+  const char* runtime = getenv("XDG_RUNTIME_DIR");
+  std::string dir;
+  if (runtime && *runtime == '/') {
+    dir = std::string(runtime) + "/.sealed-session-keychain";
+  } else {
+    const char* tmp = getenv("TMPDIR");
+    dir = std::string(tmp && *tmp == '/' ? tmp : "/tmp") + "/.sealed-session-keychain-" + std::to_string(geteuid());
+  }
+  try {
+    return PrivateDir(dir, true).Lock("seed");
+  } catch (const Error& e) {
+    Unavailable(std::string("the lock for creating the seed could not be taken (") + e.what() + ")");
+  }
+}
+
 }  // namespace
 
 std::string KeychainStatus() {
@@ -179,16 +231,12 @@ std::string KeychainSeed(std::string_view app_view) {
   const LibSecret& lib = Lib();
   CheckUnlocked(lib);
   const std::string app(app_view);
-  GError* err = nullptr;
-  char* found = lib.password_lookup_sync(&kSchema, nullptr, &err, "app", app.c_str(), nullptr);
-  if (err) Unavailable("the seed could not be read (" + TakeError(lib, err, "") + ")");
   std::string seed;
-  if (found) {
-    bool ok = FromHex(found, &seed);
-    lib.password_free(found);  // libsecret wipes it
-    if (!ok) Unavailable("the keychain item '" + Label(app) + "' is not a seed of ours");
-    return seed;
-  }
+  if (LookupSeed(lib, app, &seed)) return seed;
+  TestSeedGate();
+  std::unique_ptr<FileLock> creating = LockSeedCreation();
+  if (LookupSeed(lib, app, &seed)) return seed;  // another process stored it meanwhile
+  GError* err = nullptr;
   std::string hex = NewSeedHex();
   int stored = lib.password_store_sync(&kSchema, "default", Label(app).c_str(), hex.c_str(), nullptr, &err, "app",
                                        app.c_str(), nullptr);
@@ -248,10 +296,9 @@ std::string KeychainStatus() {
   return "ok";
 }
 
-std::string KeychainSeed(std::string_view app_view) {
-  const std::string app(app_view);
-  std::string status = KeychainStatus();
-  if (status != "ok") throw Error(code::kKeychainUnavailable, status + kOtherSources);
+namespace {
+// The stored seed of app in *seed (errSecSuccess), or why not (errSecItemNotFound: none).
+OSStatus CopySeed(const std::string& app, std::string* seed) {
   // Never show a dialog: a locked or access-controlled item is an error, not a prompt.
   CFMutableDictionaryRef q = Query(app);
   CFDictionarySetValue(q, kSecReturnData, kCFBooleanTrue);
@@ -260,21 +307,30 @@ std::string KeychainSeed(std::string_view app_view) {
   CFTypeRef data = nullptr;
   OSStatus st = SecItemCopyMatching(q, &data);
   CFRelease(q);
-  if (st == errSecSuccess) {
-    CFDataRef d = static_cast<CFDataRef>(data);
-    std::string seed(reinterpret_cast<const char*>(CFDataGetBytePtr(d)), static_cast<size_t>(CFDataGetLength(d)));
-    CFRelease(data);
-    if (seed.size() != kSeedSize) {
-      OPENSSL_cleanse(seed.data(), seed.size());
-      Unavailable("the keychain item '" + Label(app) + "' is not a seed of ours");
-    }
-    return seed;
+  if (st != errSecSuccess) return st;
+  CFDataRef d = static_cast<CFDataRef>(data);
+  seed->assign(reinterpret_cast<const char*>(CFDataGetBytePtr(d)), static_cast<size_t>(CFDataGetLength(d)));
+  CFRelease(data);
+  if (seed->size() != kSeedSize) {
+    OPENSSL_cleanse(seed->data(), seed->size());
+    Unavailable("the keychain item '" + Label(app) + "' is not a seed of ours");
   }
+  return st;
+}
+}  // namespace
+
+std::string KeychainSeed(std::string_view app_view) {
+  const std::string app(app_view);
+  std::string status = KeychainStatus();
+  if (status != "ok") throw Error(code::kKeychainUnavailable, status + kOtherSources);
+  std::string seed;
+  OSStatus st = CopySeed(app, &seed);
+  if (st == errSecSuccess) return seed;
   if (st != errSecItemNotFound) Unavailable("the seed could not be read: " + StatusText(st));
-  uint8_t seed[kSeedSize];
-  if (RAND_bytes(seed, sizeof seed) != 1) throw Error(code::kCrypto, "no randomness for a keychain seed");
+  uint8_t fresh[kSeedSize];
+  if (RAND_bytes(fresh, sizeof fresh) != 1) throw Error(code::kCrypto, "no randomness for a keychain seed");
   CFMutableDictionaryRef add = Query(app);
-  CFDataRef value = CFDataCreate(nullptr, seed, sizeof seed);
+  CFDataRef value = CFDataCreate(nullptr, fresh, sizeof fresh);
   CFStringRef label = CFStringCreateWithCString(nullptr, Label(app).c_str(), kCFStringEncodingUTF8);
   CFDictionarySetValue(add, kSecValueData, value);
   CFDictionarySetValue(add, kSecAttrLabel, label);
@@ -283,8 +339,16 @@ std::string KeychainSeed(std::string_view app_view) {
   CFRelease(add);
   CFRelease(value);
   CFRelease(label);
-  std::string out(reinterpret_cast<const char*>(seed), sizeof seed);
-  OPENSSL_cleanse(seed, sizeof seed);
+  std::string out(reinterpret_cast<const char*>(fresh), sizeof fresh);
+  OPENSSL_cleanse(fresh, sizeof fresh);
+  // SecItemAdd never replaces: it is the atomic "create unless present". Another process that
+  // added its seed first wins, and this one uses that seed (it has sealed nothing with its own).
+  if (st == errSecDuplicateItem) {
+    OPENSSL_cleanse(out.data(), out.size());
+    st = CopySeed(app, &seed);
+    if (st != errSecSuccess) Unavailable("the seed could not be read: " + StatusText(st));
+    return seed;
+  }
   if (st != errSecSuccess) {
     OPENSSL_cleanse(out.data(), out.size());
     Unavailable("the seed could not be stored: " + StatusText(st));

@@ -2,6 +2,25 @@
 
 #include "errors.h"
 
+#include <algorithm>
+#include <string_view>
+
+namespace sealed {
+
+// Shared by both platforms.
+std::string PrivateDir::LockNameOf(const std::string& name) {
+  const auto hex64 = [](std::string_view v) {
+    return v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  constexpr std::string_view kIndex = "index-";
+  const std::string_view v(name);
+  if (hex64(v)) return "stripe-" + name.substr(0, 2);
+  if (v.substr(0, kIndex.size()) == kIndex && hex64(v.substr(kIndex.size()))) return "stripe-" + name.substr(kIndex.size(), 2);
+  return name;
+}
+
+}  // namespace sealed
+
 // POSIX. Windows: private_dir_win.cc (same interface).
 #ifndef _WIN32
 
@@ -336,6 +355,9 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     // The umask may have taken bits off mkdir's 0700; set it exactly (and only on a new dir).
     if (created && fchmod(fd_, 0700) != 0) ThrowIo("chmod", path, errno);
     Check();
+    struct stat st;
+    if (fstat(fd_, &st) != 0) ThrowIo("fstat", path, errno);
+    id_ = std::to_string(static_cast<uint64_t>(st.st_dev)) + ":" + std::to_string(static_cast<uint64_t>(st.st_ino));
     RemoveStaleTemps();
   } catch (...) {
     close(fd_);
@@ -465,13 +487,36 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
   return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
-void PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st) const {
-  struct stat now;
-  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
-      now.st_ino == st.st_ino) {
-    unlinkat(fd_, name.c_str(), 0);
+// The identity check and the unlink are one step only while no writer can put a new file under
+// the name in between: so both happen under the lock every writer of ours takes to replace it
+// (LockNameOf). That lock is taken without waiting: a removal runs on a pool thread or the main
+// thread, and waiting there for an in-process holder that itself needs one could hang the
+// process. Busy means a writer is at work on the name (it replaces or removes the file itself):
+// the file is left for a later read or sweep. Renaming the file aside to check it there needs
+// no lock, but would make a live file that was put there meanwhile vanish for a moment.
+bool PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st, bool lock_held) const {
+  std::unique_ptr<FileLock> lock;
+  if (!lock_held) {
+    try {
+      lock = TryLock(LockNameOf(name));
+    } catch (const Error&) {
+      return false;  // no usable lock file (planted symlink, full disk): nothing removed
+    }
+    if (!lock) return false;
   }
+  struct stat now;
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
+      now.st_ino != st.st_ino)
+    return false;
+#ifdef SEALED_TEST_HOOKS
+  if (test_hooks::before_unlink) test_hooks::before_unlink(name);
+#endif
+  return unlinkat(fd_, name.c_str(), 0) == 0;
 }
+
+// Best effort, for removals of files that are expired or invalid anyway: one that a power cut
+// brings back is refused again by its header or its tag, so a failure here is not an error.
+void PrivateDir::SyncDirQuietly() const { fsync(fd_); }
 
 namespace {
 // After the bytes are read: expiry from the header before any decryption (a forged header
@@ -504,10 +549,11 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   try {
     std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
     DecodeFile(ring, buf, context, max_bytes, now, &r);
-    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired)) RemoveIfSame(name, st);
+    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired) && RemoveIfSame(name, st, flags & kLockHeld))
+      SyncDirQuietly();
     return r;
   } catch (const Error& e) {
-    if (RemovesOnError(e, flags)) RemoveIfSame(name, st);
+    if (RemovesOnError(e, flags) && RemoveIfSame(name, st, flags & kLockHeld)) SyncDirQuietly();
     throw;
   }
 }
@@ -575,9 +621,14 @@ std::optional<Header> PrivateDir::Peek(const std::string& name) const {
 bool PrivateDir::Remove(const std::string& name) const {
   CheckName(name);
   Check();
-  if (unlinkat(fd_, name.c_str(), 0) == 0) return true;
-  if (errno == ENOENT) return false;
-  ThrowIo("unlink", path_ + "/" + name, errno);
+  if (unlinkat(fd_, name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return false;
+    ThrowIo("unlink", path_ + "/" + name, errno);
+  }
+  // A logout or delete is done only once the directory entry's removal is on disk: else a
+  // power cut can bring the session back. A failure here is reported, not swallowed.
+  if (fsync(fd_) != 0 && errno != EINVAL) ThrowIo("fsync", path_, errno);
+  return true;
 }
 
 namespace {
@@ -650,6 +701,13 @@ uint64_t PrivateDir::RemoveStaleTemps() const {
 SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) const {
   Check();
   SweepStats s;
+  // Files found expired, removed after the pass: each lock (LockNameOf) is tried once for all
+  // of its files, and each file is checked to be the one judged under it.
+  struct Expired {
+    std::string lock, name;
+    struct stat st;
+  };
+  std::vector<Expired> expired;
   const auto collect = [&](const std::string& name) {
     if (!collect_prefix.empty() && std::string_view(name).substr(0, collect_prefix.size()) == collect_prefix)
       s.collected.push_back(name);
@@ -692,16 +750,35 @@ SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) cons
       return;
     }
     if (h.ExpiredAt(now)) {
-      RemoveIfSame(name, st);
-      s.removed++;
+      expired.push_back({LockNameOf(name), name, st});
       return;
     }
     collect(name);
   });
+  std::sort(expired.begin(), expired.end(), [](const Expired& a, const Expired& b) { return a.lock < b.lock; });
+  for (size_t i = 0; i < expired.size();) {
+    size_t end = i;
+    while (end < expired.size() && expired[end].lock == expired[i].lock) end++;
+    std::unique_ptr<FileLock> lock;
+    try {
+      lock = TryLock(expired[i].lock);
+    } catch (const Error&) {
+      // no usable lock file: these files are left, as when the lock is busy
+    }
+    for (; i < end; i++) {
+      if (lock && RemoveIfSame(expired[i].name, expired[i].st, true)) s.removed++;
+      else collect(expired[i].name);
+    }
+  }
+  if (s.removed > 0) SyncDirQuietly();  // once for the whole batch
   return s;
 }
 
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
+std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const { return LockFile(name, false); }
+
+std::unique_ptr<FileLock> PrivateDir::TryLock(const std::string& name) const { return LockFile(name, true); }
+
+std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool nonblocking) const {
   CheckName(name);
   Check();
   const std::string lock_name = name + kLockSuffix;
@@ -715,10 +792,11 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
     close(fd);
     throw Error(code::kUnsafePath, "lock file " + path_ + "/" + lock_name + " is not a regular file of ours");
   }
-  while (flock(fd, LOCK_EX) != 0) {
+  while (flock(fd, LOCK_EX | (nonblocking ? LOCK_NB : 0)) != 0) {
     if (errno == EINTR) continue;
     int err = errno;
     close(fd);
+    if (nonblocking && err == EWOULDBLOCK) return nullptr;
     ThrowIo("flock", path_ + "/" + lock_name, err);
   }
   return std::make_unique<FileLock>(fd);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sys/stat.h>
@@ -32,7 +33,18 @@ struct SweepStats {
 enum OpenFlags : unsigned {
   kRemoveExpired = 1,
   kRemoveInvalid = 2,
+  // (4 is the addon's "as string")
+  // The caller holds the file's lock (PrivateDir::LockNameOf): a removal does not take it again.
+  kLockHeld = 8,
 };
+
+#ifdef SEALED_TEST_HOOKS
+// Core tests only (never in the addon): runs between a removal's check of the file's identity
+// and its unlink, where a concurrent writer would land.
+namespace test_hooks {
+inline std::function<void(const std::string& name)> before_unlink;
+}
+#endif
 
 // What an attempt to read without blocking came to: done (result set, or the error thrown), or
 // the kernel would have had to wait (or the outcome needs a removal): read on the pool instead.
@@ -65,6 +77,10 @@ class PrivateDir {
   PrivateDir& operator=(const PrivateDir&) = delete;
 
   const std::string& path() const { return path_; }
+  // The directory's identity, "<device>:<inode>" (Windows: "<volume serial>:<file index>"),
+  // taken when it was opened: the same for every spelling of its path (trailing slash, "..",
+  // symlinked parents), so in-process lock queues on it are shared by all of them.
+  const std::string& id() const { return id_; }
 
   // Re-checks owner and mode through the open descriptor (cheap: one fstat).
   void Check() const;
@@ -100,6 +116,14 @@ class PrivateDir {
   uint64_t RemoveStaleTemps() const;
   // Blocks until the lock is ours: call it off the main thread.
   std::unique_ptr<FileLock> Lock(const std::string& name) const;
+  // Lock without waiting: nullptr when someone else (another process, or another descriptor
+  // in this one) holds it.
+  std::unique_ptr<FileLock> TryLock(const std::string& name) const;
+  // The lock (Lock's name) that every writer of `name` holds while it replaces or removes it,
+  // and that a removal after a check takes too: the store's stripes (lib/stores/file-store.ts),
+  // `stripe-<first byte>`, for a 64-hex session name and for `index-<64 hex>`; the name itself
+  // for any other (the manager's session.enc).
+  static std::string LockNameOf(const std::string& name);
 
   // Names must be a plain file name: 1..255 bytes, no '/', no NUL, not starting with '.'
   // (temp files), not ending in ".lock" (lock files).
@@ -111,14 +135,20 @@ class PrivateDir {
   int CreateLockedTemp(const std::string& name, std::string* tmp) const;
   bool RemoveIfStaleTemp(const std::string& name) const;
   void CheckOpened(int fd, const struct stat& st, const std::string& name) const;
-  // Unlinks name only if it is still the file we looked at (same device and inode).
-  void RemoveIfSame(const std::string& name, const struct stat& st) const;
+  // Unlinks name only if it is still the file we looked at (same device and inode), under its
+  // lock (taken here unless lock_held); true if it did.
+  bool RemoveIfSame(const std::string& name, const struct stat& st, bool lock_held) const;
+  // Opens (creating) the lock file of name, checked; waits for the lock unless nonblocking.
+  std::unique_ptr<FileLock> LockFile(const std::string& name, bool nonblocking) const;
+  // fsync of the directory, errors ignored (see its definition).
+  void SyncDirQuietly() const;
 
   // The effective uid, taken once: every file we read must be owned by it. A later seteuid()
   // in this process does not change whose files this directory holds.
   static unsigned EffectiveUid();
 
   std::string path_;
+  std::string id_;
   int fd_ = -1;
   unsigned euid_ = EffectiveUid();
   // A property of the filesystem under fd_, learnt by the first read it refused (any thread).

@@ -626,6 +626,10 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
   fd_ = ToFd(h, path);
   try {
     Check();
+    BY_HANDLE_FILE_INFORMATION bi;
+    if (!GetFileInformationByHandle(H(fd_), &bi)) ThrowWin("GetFileInformationByHandle", path_, GetLastError());
+    id_ = std::to_string(bi.dwVolumeSerialNumber) + ":" +
+          std::to_string((static_cast<uint64_t>(bi.nFileIndexHigh) << 32) | bi.nFileIndexLow);
     RemoveStaleTemps();
   } catch (...) {
     _close(fd_);
@@ -889,7 +893,11 @@ SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) cons
   return s;
 }
 
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
+std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const { return LockFile(name, false); }
+
+std::unique_ptr<FileLock> PrivateDir::TryLock(const std::string& name) const { return LockFile(name, true); }
+
+std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool nonblocking) const {
   CheckName(name);
   Check();
   const std::string lock_name = name + kLockSuffix;
@@ -911,9 +919,14 @@ std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const {
       GetFileType(h.h) != FILE_TYPE_DISK)
     throw Error(code::kUnsafePath, what + " is not a regular file of ours");
   CheckOwnedAndPrivate(h.h, what);
-  // A synchronous handle: LockFileEx waits until the lock is ours.
+  // A synchronous handle: LockFileEx waits until the lock is ours (unless nonblocking).
   OVERLAPPED ov{};
-  if (!LockFileEx(h.h, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &ov)) ThrowWin("LockFileEx", what, GetLastError());
+  const DWORD flags = LOCKFILE_EXCLUSIVE_LOCK | (nonblocking ? LOCKFILE_FAIL_IMMEDIATELY : 0);
+  if (!LockFileEx(h.h, flags, 0, 1, 0, &ov)) {
+    const DWORD err = GetLastError();
+    if (nonblocking && (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING)) return nullptr;
+    ThrowWin("LockFileEx", what, err);
+  }
   return std::make_unique<FileLock>(ToFd(h, what));
 }
 

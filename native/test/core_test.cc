@@ -919,7 +919,8 @@ TEST(pdir_expired_removed) {
   CHECK(d.OpenFile(*ring, "live", kCtx, kDefaultMaxBytes, 999, kRemoveExpired).status == OpenFileResult::kOk);
   d.SealToFile(*ring, "never", pt.data(), pt.size(), kCtx, 1, 0);
   CHECK(d.OpenFile(*ring, "never", kCtx, kDefaultMaxBytes, UINT64_MAX, kRemoveExpired).status == OpenFileResult::kOk);
-  CHECK_EQ(Join(RawNames(t.path)), std::string("live,never"));
+  // The removal took the name's lock (a lock file, as every writer leaves).
+  CHECK_EQ(Join(RawNames(t.path)), std::string("e.lock,live,never"));
 }
 
 TEST(pdir_invalid_removed) {
@@ -953,7 +954,8 @@ TEST(pdir_invalid_removed) {
   d.SealToFile(other, "foreignkey", pt.data(), pt.size(), kCtx, 1, 0);
   CHECK_CODE(d.OpenFile(*ring, "foreignkey", kCtx, kDefaultMaxBytes, 0, kRemoveInvalid), code::kUnknownKey);
   CHECK(!Exists(t / "foreignkey"));
-  CHECK(RawNames(t.path).empty());
+  // Only the lock files of the removals are left.
+  CHECK_EQ(Join(RawNames(t.path)), std::string("foreignkey.lock,junk.lock,short.lock,t.lock"));
 }
 
 TEST(pdir_check_name) {
@@ -1014,7 +1016,8 @@ TEST(pdir_sweep) {
   CHECK_EQ(s.removed, uint64_t{3});
   CHECK_EQ(s.scanned, uint64_t{7});  // 5 envelopes, junk, short
   CHECK_EQ(s.skipped, uint64_t{2});  // junk, short
-  CHECK_EQ(Join(RawNames(t.path)), std::string(".dotfile,junk,live,live.lock,never,short,subdir"));
+  CHECK_EQ(Join(RawNames(t.path)), std::string(".dotfile,expired1.lock,expired2.lock,expired_other_key.lock,junk,live,live.lock,"
+                                                "never,short,subdir"));
   // A second sweep finds nothing more to remove.
   CHECK_EQ(d.Sweep(5000).removed, uint64_t{0});
   // Later everything with an expiry goes; the never-expiring envelope stays.
@@ -1043,6 +1046,103 @@ TEST(pdir_sweep_collects_the_names_it_keeps_by_prefix) {
   std::sort(got.begin(), got.end());
   CHECK_EQ(Join(got), std::string("index-forged,index-never"));
   CHECK(d.Sweep(5000).collected.empty());  // no prefix, nothing collected
+}
+
+TEST(pdir_lock_name_of) {
+  const std::string hex(64, 'a');
+  CHECK_EQ(PrivateDir::LockNameOf("ab" + hex.substr(2)), std::string("stripe-ab"));
+  CHECK_EQ(PrivateDir::LockNameOf("index-0f" + hex.substr(2)), std::string("stripe-0f"));
+  CHECK_EQ(PrivateDir::LockNameOf("session.enc"), std::string("session.enc"));
+  CHECK_EQ(PrivateDir::LockNameOf("AB" + hex.substr(2)), "AB" + hex.substr(2));  // not lowercase hex
+  CHECK_EQ(PrivateDir::LockNameOf(hex + "0"), hex + "0");                         // 65 chars
+  CHECK_EQ(PrivateDir::LockNameOf("index-" + hex.substr(1)), "index-" + hex.substr(1));
+}
+
+TEST(pdir_try_lock) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto held = d.TryLock("s");
+  CHECK(held != nullptr);
+  CHECK(d.TryLock("s") == nullptr);  // another descriptor, even in this process: busy
+  held->Release();
+  CHECK(d.TryLock("s") != nullptr);
+  CHECK_EQ(symlink((t / "elsewhere").c_str(), (t / "y.lock").c_str()), 0);
+  CHECK_CODE(d.TryLock("y"), code::kUnsafePath);
+}
+
+// A writer holds a file's lock while it replaces it: a read or a sweep that finds the old file
+// expired (or invalid) leaves it then, and removes it once the lock is free.
+TEST(pdir_removal_leaves_a_file_whose_lock_is_held) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes pt = B("{}");
+  const std::string name = "ab" + std::string(62, '0');
+  d.SealToFile(*ring, name, pt.data(), pt.size(), kCtx, 1, 1000);
+  Bytes junk = B("this is not an envelope, but it is long enough to have a header and a tag......");
+  d.WriteAtomic("session.enc", junk.data(), junk.size());
+  {
+    auto writer = d.Lock("stripe-ab");
+    auto manager_writer = d.Lock("session.enc");
+    CHECK(d.OpenFile(*ring, name, kCtx, kDefaultMaxBytes, 2000, kRemoveExpired).status == OpenFileResult::kExpired);
+    CHECK(Exists(t / name));
+    CHECK_EQ(d.Sweep(2000).removed, uint64_t{0});
+    CHECK(Exists(t / name));
+    CHECK_CODE(d.OpenFile(*ring, "session.enc", kCtx, kDefaultMaxBytes, 0, kRemoveInvalid), code::kBadMagic);
+    CHECK(Exists(t / "session.enc"));
+    // A caller that holds the lock itself says so, and the removal goes ahead.
+    CHECK(d.OpenFile(*ring, name, kCtx, kDefaultMaxBytes, 2000, kRemoveExpired | kLockHeld).status ==
+          OpenFileResult::kExpired);
+    CHECK(!Exists(t / name));
+  }
+  d.SealToFile(*ring, name, pt.data(), pt.size(), kCtx, 1, 1000);
+  CHECK_EQ(d.Sweep(2000).removed, uint64_t{1});
+  CHECK(!Exists(t / name));
+  CHECK_CODE(d.OpenFile(*ring, "session.enc", kCtx, kDefaultMaxBytes, 0, kRemoveInvalid), code::kBadMagic);
+  CHECK(!Exists(t / "session.enc"));
+}
+
+// The race itself: a writer that puts a new file under the name between a removal's identity
+// check and its unlink (test_hooks::before_unlink runs it there). Writers take the name's lock
+// to replace it; this one cannot wait for it on the remover's own thread, so when it finds the
+// lock busy it writes once the removal has returned, as a waiting writer would.
+TEST(pdir_removal_spares_a_file_written_after_its_check) {
+  TempDir t;
+  PrivateDir d(t.path, false);
+  auto ring = StoreRing();
+  Bytes old_pt = B("{\"old\":1}"), new_pt = B("{\"new\":1}");
+  const std::string name = "cd" + std::string(62, '1');
+  bool waited = false;
+  const auto writer = [&](const std::string& n) {
+    auto lock = d.TryLock(PrivateDir::LockNameOf(n));
+    if (!lock) {
+      waited = true;
+      return;
+    }
+    d.SealToFile(*ring, n, new_pt.data(), new_pt.size(), kCtx, 1, 0);
+  };
+  const auto write_if_waited = [&] {
+    if (waited) d.SealToFile(*ring, name, new_pt.data(), new_pt.size(), kCtx, 1, 0);
+    waited = false;
+  };
+  const auto new_one_is_there = [&] {
+    OpenFileResult r = d.OpenFile(*ring, name, kCtx, kDefaultMaxBytes, 5000, 0);
+    return r.status == OpenFileResult::kOk && r.opened.plaintext == new_pt;
+  };
+  // A read that found the old file expired.
+  d.SealToFile(*ring, name, old_pt.data(), old_pt.size(), kCtx, 1, 1000);
+  test_hooks::before_unlink = writer;
+  d.OpenFile(*ring, name, kCtx, kDefaultMaxBytes, 5000, kRemoveExpired);
+  test_hooks::before_unlink = nullptr;
+  write_if_waited();
+  CHECK(new_one_is_there());
+  // A sweep that found it expired.
+  d.SealToFile(*ring, name, old_pt.data(), old_pt.size(), kCtx, 1, 1000);
+  test_hooks::before_unlink = writer;
+  d.Sweep(5000);
+  test_hooks::before_unlink = nullptr;
+  write_if_waited();
+  CHECK(new_one_is_there());
 }
 
 TEST(pdir_stale_temps_go_live_ones_stay) {
