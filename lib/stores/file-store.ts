@@ -44,7 +44,8 @@ function entryFile(index: string, name: string): string {
   return `${ENTRY_PREFIX}${index}-${name}`
 }
 
-/** The lock of a hex name: 256 stripes by its first byte (`stripe-ab.lock`). */
+/** The lock of a hex name: 256 stripes by its first byte (`stripe-ab.lock`). The native
+ *  PrivateDir::LockNameOf names the same lock for the files it removes on its own. */
 function stripeOf(hexName: string): string {
   return `stripe-${hexName.slice(0, 2)}`
 }

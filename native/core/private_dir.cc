@@ -12,10 +12,19 @@ std::string PrivateDir::LockNameOf(const std::string& name) {
   const auto hex64 = [](std::string_view v) {
     return v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   };
-  constexpr std::string_view kIndex = "index-";
+  // Each name's lock is the stripe the file store takes for it: a session's and an index
+  // entry's by the session's name (ix-<index>-<name>); a 0.2 index's and a revocation mark's by
+  // the index name.
   const std::string_view v(name);
   if (hex64(v)) return "stripe-" + name.substr(0, 2);
-  if (v.substr(0, kIndex.size()) == kIndex && hex64(v.substr(kIndex.size()))) return "stripe-" + name.substr(kIndex.size(), 2);
+  for (std::string_view prefix : {std::string_view("index-"), std::string_view("revoked-")}) {
+    if (v.substr(0, prefix.size()) == prefix && hex64(v.substr(prefix.size()))) return "stripe-" + name.substr(prefix.size(), 2);
+  }
+  constexpr std::string_view kEntry = "ix-";
+  if (v.size() == kEntry.size() + 64 + 1 + 64 && v.substr(0, kEntry.size()) == kEntry && hex64(v.substr(3, 64)) && v[67] == '-' &&
+      hex64(v.substr(68))) {
+    return "stripe-" + name.substr(68, 2);
+  }
   return name;
 }
 
