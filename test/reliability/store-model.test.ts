@@ -10,12 +10,13 @@
 // - get returns the latest saved data (a stale copy's own changed paths win, others are kept);
 // - an I/O error makes an operation reject (or is tolerated) but never loses a live session.
 //
-// MODEL_OPS (default 300) operations per store, in runs seeded from MODEL_SEED (printed). A
+// MODEL_OPS (default 500) operations per store, in runs seeded from MODEL_SEED (printed). A
 // failure prints the seed, the shrunk sequence and the trace of its run, and how to replay it
 // (MODEL_SEED, MODEL_PATH, MODEL_REPLAY). MODEL_SKIP leaves operation kinds out (to look past
-// one finding at the next); MODEL_TRACE=1 prints every run's trace; MODEL_DIR puts the file
-// store's directories elsewhere (e.g. /dev/shm). The clock is vitest's fake Date (timers stay
-// real), moved only by the model.
+// one finding at the next); MODEL_SHRINK_MS bounds shrinking (default 60 s; MODEL_NO_SHRINK=1:
+// none); MODEL_TRACE=1 prints every run's trace; MODEL_DIR puts the file store's directories
+// elsewhere (default: /dev/shm where there is one). The clock is vitest's fake Date (timers stay real), moved only by
+// the model.
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, it, vi } from 'vitest'
 import type { Redis } from 'ioredis'
@@ -29,18 +30,20 @@ import { fileBackend, memoryBackend, redisBackend, tempRoot, type Backend, type 
 import { commandArb, counter, finalCheck } from './store-model/commands'
 import { Model, Real } from './store-model/model'
 
-const OPS = Number(process.env.MODEL_OPS ?? 300)
+const OPS = Number(process.env.MODEL_OPS ?? 500)
 const SEED = Number(process.env.MODEL_SEED ?? 2205)
 const PATH = process.env.MODEL_PATH
 const REPLAY = process.env.MODEL_REPLAY
+const NO_SHRINK = process.env.MODEL_NO_SHRINK === '1'
 // Comma list of: create, createMany, get, change, login, save, delete, revoke, race, list,
 // sweep, advance, rotate, faults.
 const SKIP = new Set((process.env.MODEL_SKIP ?? '').split(',').filter(Boolean))
 // Long enough for a big index, a rotation and a sweep in one run (a run averages ~20 commands:
 // the lengths spread up to this, and commands whose precondition fails are dropped).
 const MAX_COMMANDS = 60
-const TIMEOUT = Math.max(120_000, OPS * 150)
-for (const [name, value] of Object.entries({ MODEL_OPS: OPS, MODEL_SEED: SEED })) {
+const SHRINK_MS = Number(process.env.MODEL_SHRINK_MS ?? 60_000)
+const TIMEOUT = Math.max(180_000, OPS * 150 + SHRINK_MS)
+for (const [name, value] of Object.entries({ MODEL_OPS: OPS, MODEL_SEED: SEED, MODEL_SHRINK_MS: SHRINK_MS })) {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`)
 }
 
@@ -54,10 +57,19 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
   const started = performance.now()
   const opsBefore = counter.ops
   let run = 0
+  // Shrinking re-runs whole sequences (slow on a disk that fsyncs): past SHRINK_MS after the
+  // first failure, every further candidate is skipped and the smallest failure so far reported.
+  let failedAt: number | null = null
+  let cut = false
+  // Commands first: they shrink before the options (which could swap one finding for another).
   const property = fc.asyncProperty(
-    configArb,
     fc.commands([commandArb(kind, { faults, skip: SKIP })], { maxCommands: MAX_COMMANDS, size: 'max', ...(REPLAY === undefined ? {} : { replayPath: REPLAY }) }),
-    async (config, cmds) => {
+    configArb,
+    async (cmds, config) => {
+      if (failedAt !== null && performance.now() - failedAt > SHRINK_MS) {
+        cut = true
+        fc.pre(false)
+      }
       vi.useFakeTimers({ toFake: ['Date'] })
       let backend: Backend | null = null
       try {
@@ -67,6 +79,9 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
         await fc.asyncModelRun(() => ({ model, real }), cmds)
         await finalCheck(model, real)
         if (process.env.MODEL_TRACE) console.log(model.trace.join('\n'))
+      } catch (err) {
+        failedAt ??= performance.now()
+        throw err
       } finally {
         vi.useRealTimers()
         await backend?.dispose()
@@ -79,10 +94,11 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
   for (;;) {
     const opsSoFar = counter.ops - opsBefore
     const batch = PATH !== undefined ? 1 : Math.max(1, Math.ceil((OPS - opsSoFar) / 20))
-    const details = await fc.check(property, { seed, numRuns: batch, ...(PATH === undefined ? {} : { path: PATH }) })
+    const details = await fc.check(property, { seed, numRuns: batch, endOnFailure: NO_SHRINK, ...(PATH === undefined ? {} : { path: PATH }) })
     runs += details.numRuns
     const ops = counter.ops - opsBefore
-    const status = `seed ${SEED}${seed === SEED ? '' : `..${seed}`}, ${runs} runs, ${ops} operations${details.failed ? ' (shrinking included)' : ''}`
+    const shrunk = cut ? ` (shrinking included, stopped after ${SHRINK_MS} ms)` : ' (shrinking included)'
+    const status = `seed ${SEED}${seed === SEED ? '' : `..${seed}`}, ${runs} runs, ${ops} operations${details.failed ? shrunk : ''}`
     if (details.failed) {
       const err = details.errorInstance
       const report = `${fc.defaultReportMessage(details) ?? 'failed'}\n${err instanceof Error ? err.message : String(err)}`

@@ -225,7 +225,12 @@ export function redisBackend(config: StoreConfig, nodeRedis: NodeRedis, ioredis:
   }
 }
 
-/** A temp root for the file store's run directories. */
+/**
+ * A temp root for the file store's run directories: MODEL_DIR, else /dev/shm where there is one
+ * (tmpfs: the model is about what the store promises, not fsync latency, and shrinking re-runs
+ * whole sequences), else the OS temp directory.
+ */
 export function tempRoot(): string {
-  return fs.mkdtempSync(path.join(process.env.MODEL_DIR ?? os.tmpdir(), 'ss-model-'))
+  const base = process.env.MODEL_DIR ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir())
+  return fs.mkdtempSync(path.join(base, 'ss-model-'))
 }

@@ -137,13 +137,28 @@ export class Model {
     if (got.id !== s.id) this.fail(`${where}: #${s.seq} read back with another id`)
     const identity = got.avatar.isAnonymous ? null : got.avatar.identity
     if (identity !== s.identity) this.fail(`${where}: #${s.seq} reads as ${identity ?? 'anonymous'}, model: ${s.identity ?? 'anonymous'}`)
-    const data = got.data.toJSON()
+    const data = pruned(got.data.toJSON())
     if (!isDeepStrictEqual(data, s.data)) this.fail(`${where}: #${s.seq} data ${JSON.stringify(data)}, model: ${JSON.stringify(s.data)}`)
   }
 
   why(s: MSession): string {
     return s.fate ?? (this.live(s) ? 'live' : 'expired')
   }
+}
+
+/**
+ * `data` without empty bags. The model compares values by path: a bag left empty by deletes is
+ * kept or dropped depending on whether a save re-applied its changes, and holds nothing either way.
+ */
+export function pruned(data: Data): Data {
+  const out: Data = {}
+  for (const [key, value] of Object.entries(data)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const inner = pruned(value as Data)
+      if (Object.keys(inner).length > 0) out[key] = inner
+    } else out[key] = value
+  }
+  return out
 }
 
 /** `data` with `changes` applied path by path (a set creates missing bags; a delete of a missing path does nothing). */
@@ -168,7 +183,7 @@ export function applyChanges(data: Data, changes: Map<string, number | null>): D
     if (value === null) delete bag[last]
     else bag[last] = value
   }
-  return out
+  return pruned(out)
 }
 
 /** A failure an operation may report: a SessionError with a code, nothing else. */
@@ -229,7 +244,7 @@ export async function resync(
     }
     const got = fromRecord(rec)
     const identity = got.avatar.isAnonymous ? null : got.avatar.identity
-    const data = got.data.toJSON()
+    const data = pruned(got.data.toJSON())
     const allowed = candidates?.get(s) ?? [{ data: s.data, identity: s.identity }]
     if (!allowed.some((c) => c.identity === identity && isDeepStrictEqual(c.data, data))) {
       m.fail(`${where}: #${s.seq} holds ${identity ?? 'anonymous'} ${JSON.stringify(data)}, expected one of ${JSON.stringify(allowed)}`)
