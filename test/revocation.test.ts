@@ -237,6 +237,18 @@ for (const kind of kinds) {
         expect(await readable(current, alice)).toEqual([])
       })
 
+      it('a copy read under a key since dropped does not bring its session back on save', async () => {
+        const backend = kind.backend()
+        const old = backend.open({ secret: K1 })
+        const s = await old.create({ identity: 'alice' })
+        const copy = (await old.get(s.id))!
+        const current = backend.open({ secret: K2 })
+        expect(await current.get(s.id)).toBeNull() // sealed under K1 only: unreadable here, gone
+        copy.data.set('late', true)
+        expect(await current.save(copy)).toBe(false)
+        expect(await current.get(s.id)).toBeNull()
+      })
+
       it('a revocation made while keys rotate holds on an instance that has only the new key', async () => {
         const backend = kind.backend()
         const rotating = backend.open({ secrets: [K2, K1] })

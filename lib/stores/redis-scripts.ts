@@ -17,9 +17,11 @@ function script(source: string): RedisScript {
  * Compare-and-swap of a session value, one round trip per attempt.
  * KEYS[1] the session key. ARGV[1] what the current value must start with (its version header;
  * '' = insert only if absent), ARGV[2] the new value, ARGV[3] PX, ARGV[4] GETRANGE end of a
- * bounded read, ARGV[5] another accepted start ('SEAL': a 0.1 value, which is version 1) or ''.
- * Replies 1 when written; 0 when there is nothing to update (missing, or not a string); else the
- * current value, bounded like a read (someone else wrote meanwhile: merge and retry).
+ * bounded read, ARGV[5] another accepted start ('SEAL': a 0.1 value, which is version 1) or '',
+ * ARGV[6] the hex key ids the writer can open, each between commas (',ab12cd34,ef56...,').
+ * Replies 1 when written; 0 when there is nothing to update (missing, not a string, or sealed
+ * under a key the writer no longer has: unreadable counts as gone, as it does for a read); else
+ * the current value, bounded like a read (someone else wrote meanwhile: merge and retry).
  */
 export const SWAP = script(`
 local t = redis.call('TYPE', KEYS[1])['ok']
@@ -31,7 +33,12 @@ if ARGV[1] == '' then
 else
   if t ~= 'string' then return 0 end
   local head = redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1)
-  if head == ARGV[1] or (ARGV[5] ~= '' and string.sub(head, 1, #ARGV[5]) == ARGV[5]) then
+  local at = -1
+  if head == ARGV[1] then at = 24 elseif ARGV[5] ~= '' and string.sub(head, 1, #ARGV[5]) == ARGV[5] then at = 8 end
+  if at >= 0 then
+    -- the envelope's key id (4 bytes at offset 8 of the envelope, after the 16-byte version header)
+    local kid = redis.call('GETRANGE', KEYS[1], at, at + 3)
+    if #kid ~= 4 or not string.find(ARGV[6], ',' .. string.format('%02x%02x%02x%02x', string.byte(kid, 1, 4)) .. ',', 1, true) then return 0 end
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
     return 1
   end

@@ -189,7 +189,7 @@ export class RedisSessionStore extends SealedStore {
     let legacy = condition.kind === 'version' && condition.version === 1 ? 'SEAL' : ''
     try {
       for (let attempt = 0; ; attempt++) {
-        const reply = await this.#script(SWAP, this.prefix + write.name, [expected, this.#value(write), px(write.expiresAt), this.#readEnd, legacy])
+        const reply = await this.#script(SWAP, this.prefix + write.name, [expected, this.#value(write), px(write.expiresAt), this.#readEnd, legacy, this.#keyIds()])
         if (reply === 1) return 'written'
         if (reply === 0) return condition.kind === 'absent' ? 'exists' : 'missing'
         const current = await this.#open(write.name, reply)
@@ -275,6 +275,11 @@ export class RedisSessionStore extends SealedStore {
 
   protected async markRaise(index: string, epoch: number): Promise<void> {
     await this.#script(MARK_RAISE, this.#markKey(index), [String(epoch)])
+  }
+
+  /** The ring's key ids as the SWAP script takes them: ',id,id,'. */
+  #keyIds(): string {
+    return `,${this.ring().keyIds.join(',')},`
   }
 
   #markKey(index: string): string {
