@@ -403,23 +403,33 @@ export abstract class BaseSessionStore implements SessionStore {
     // concurrent reader would remove a revoked session itself, and it would go uncounted.
     const now = Date.now()
     let revoked = 0
-    for (const index of names) {
-      const gone: string[] = []
-      const done: string[] = []
-      for (const entry of await this.indexList(index)) {
-        if (entry.name === keep) continue
-        const outcome = await this.#removeRevoked(entry.name, identity, epoch, now)
-        if (outcome === 'removed' || outcome === 'refused') revoked++
-        if (outcome === 'removed' || outcome === 'foreign') done.push(entry.name)
-        else if (outcome === 'gone') gone.push(entry.name)
+    // While keys rotate a session is listed under more than one index name: handled once.
+    const outcomes = new Map<string, RevokeOutcome>()
+    try {
+      for (const index of names) {
+        const gone: string[] = []
+        const done: string[] = []
+        for (const entry of await this.indexList(index)) {
+          if (entry.name === keep) continue
+          let outcome = outcomes.get(entry.name)
+          if (outcome === undefined) {
+            outcomes.set(entry.name, (outcome = await this.#revokeOne(entry.name, identity, epoch, now)))
+            if (outcome === 'removed' || outcome === 'refused') revoked++
+          }
+          if (outcome === 'removed' || outcome === 'foreign') done.push(entry.name)
+          else if (outcome === 'gone') gone.push(entry.name)
+        }
+        if (gone.length > 0) await this.pruneIndex(index, gone)
+        if (done.length > 0) await this.indexRemove(index, done)
       }
-      if (gone.length > 0) await this.pruneIndex(index, gone)
-      if (done.length > 0) await this.indexRemove(index, done)
+    } finally {
+      // Raised even when the clean-up above failed (an unsafe file, an I/O error): the call then
+      // rejects, yet what it revoked stays revoked. From here on no session of this identity
+      // stamped before `epoch` reads back from any store instance, listed or not: one the index
+      // missed, or that a writer kept replacing above, is refused by every get, save and
+      // listSessions (and removed by it).
+      for (const index of names) await this.markRaise(index, epoch)
     }
-    // From here on no session of this identity stamped before `epoch` reads back from any store
-    // instance, listed or not: one the index missed, or that a writer kept replacing above, is
-    // refused by every get, save and listSessions (and removed by it).
-    for (const index of names) await this.markRaise(index, epoch)
     return revoked
   }
 
@@ -565,10 +575,17 @@ export abstract class BaseSessionStore implements SessionStore {
     await this.indexAdd(this.indexNames(identity)[0], { name, expiresAt })
   }
 
-  /** The identity's revocation mark: the highest under any of its index names (keys rotate). */
+  /**
+   * The identity's revocation mark: the highest under any of its index names (keys rotate). A
+   * mark found only under an older key's name is carried to the current one, so it outlives the
+   * older key (every session re-sealed under the new key had its mark read this way first).
+   */
   async #mark(identity: string): Promise<number> {
-    const marks = await Promise.all(this.indexNames(identity).map((index) => this.markRead(index)))
-    return Math.max(0, ...marks)
+    const names = this.indexNames(identity)
+    const marks = await Promise.all(names.map((index) => this.markRead(index)))
+    const mark = Math.max(0, ...marks)
+    if (marks[0] < mark) await this.markRaise(names[0], mark)
+    return mark
   }
 
   /** True when the record's identity was revoked after the record was stamped. */
@@ -605,7 +622,7 @@ export abstract class BaseSessionStore implements SessionStore {
    * now (the entry goes); `kept`: stamped at or after this revocation (a new login), or
    * unreadable here; `refused`: other writers kept replacing it (the mark raised next refuses it).
    */
-  async #removeRevoked(name: string, identity: string, epoch: number, now: number): Promise<'removed' | 'gone' | 'foreign' | 'kept' | 'refused'> {
+  async #revokeOne(name: string, identity: string, epoch: number, now: number): Promise<RevokeOutcome> {
     for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
       const found = await this.readRecord(name, now)
       if (found === null) return (await this.recordGone(name, now)) ? 'gone' : 'kept'
@@ -636,6 +653,9 @@ export abstract class BaseSessionStore implements SessionStore {
     }
   }
 }
+
+/** What revokeSessions did with one indexed session (see #revokeOne). */
+type RevokeOutcome = 'removed' | 'gone' | 'foreign' | 'kept' | 'refused'
 
 // The revocation epoch each Session copy was read or last written with (see the header comment).
 const epochs = new WeakMap<Session, number>()
