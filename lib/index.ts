@@ -13,6 +13,8 @@ export {
   SessionStoreUnavailableError,
   KeychainUnavailableError,
   SessionConflictError,
+  SessionCryptoError,
+  SessionInternalError,
 } from './core/errors'
 export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager/manager'
 export { SessionData, type SessionDataRecord } from './manager/session-data'

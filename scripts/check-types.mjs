@@ -3,12 +3,16 @@
 //   - test/fixtures/types/*.ts (typed req.session / request.session / withSession, SessionShape,
 //     Bag.get<T>, @ts-expect-error lines that must stay errors) under every module resolution a
 //     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler;
-//   - every ```ts block of README.md, each as its own ES module (bundler and node16 ESM).
+//   - every ```ts block of README.md and docs/**/*.md, each as its own ES module (bundler and
+//     node16 ESM); a block's file is named after its page and first line (readme-40.ts,
+//     docs-api-http-12.ts), so an error says where the block is.
 // One tsc program per resolution: the machine may be shared, and each program loads every
 // framework's types (skipLibCheck is off, so our .d.ts files are checked too).
 // It runs in a scratch project whose node_modules links to this repo (as `sealed-session`) and to
 // the repo's own dependencies. Exit code 0 when every program compiles; the errors otherwise.
-//   node scripts/check-types.mjs [--only-readme] [--readme FILE]
+//   node scripts/check-types.mjs [--only-markdown] [--md FILE]... [--readme FILE]
+// --md (repeatable) or --readme checks those Markdown files instead of README.md and docs/;
+// --only-markdown (or --only-readme) leaves the fixtures out.
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -20,8 +24,31 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
 const tsc = require.resolve('typescript/bin/tsc')
 const args = process.argv.slice(2)
-const readmePath = args.includes('--readme') ? path.resolve(args[args.indexOf('--readme') + 1]) : path.join(repo, 'README.md')
-const onlyReadme = args.includes('--only-readme')
+const given = args.flatMap((a, i) => (a === '--md' || a === '--readme' ? [path.resolve(args[i + 1])] : []))
+const onlyMarkdown = args.includes('--only-markdown') || args.includes('--only-readme')
+const readmePath = path.join(repo, 'README.md')
+
+/** README.md and every page under docs/, in a stable order. */
+function markdownPages() {
+  const pages = [readmePath]
+  const walk = (dir) => {
+    if (!fs.existsSync(dir)) return
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.isDirectory()) walk(path.join(dir, e.name))
+      else if (e.name.endsWith('.md')) pages.push(path.join(dir, e.name))
+    }
+  }
+  walk(path.join(repo, 'docs'))
+  return pages
+}
+
+/** The stem of a page's block files: its path in the repository (outside it, its name), in
+ *  lowercase with '-' for separators: README.md → readme, docs/api/http.md → docs-api-http. */
+function stemOf(page) {
+  const rel = path.relative(repo, page)
+  const name = rel.startsWith('..') || path.isAbsolute(rel) ? path.basename(page) : rel
+  return name.replace(/\.md$/i, '').toLowerCase().replace(/[^a-z0-9]+/g, '-')
+}
 
 if (!fs.existsSync(path.join(repo, 'dist', 'index.d.ts'))) {
   console.error('dist/ is missing: run `npm run build:ts` first')
@@ -85,7 +112,7 @@ function program(name, mode, files) {
 }
 
 try {
-  if (!onlyReadme) {
+  if (!onlyMarkdown) {
     const fixtures = path.join(repo, 'test', 'fixtures', 'types')
     const read = (f) => [f, fs.readFileSync(path.join(fixtures, f), 'utf8')]
     const main = ['shape.ts', 'express.ts', 'fastify.ts', 'fetch.ts'].map(read)
@@ -95,15 +122,21 @@ try {
     fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
     for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts')])
   }
-  const blocks = tsBlocks(fs.readFileSync(readmePath, 'utf8'))
-  if (blocks.length === 0) {
-    failed++
-    console.log(`FAIL ${readmePath} holds no \`\`\`ts block`)
-  }
   // Each block is a module of its own, as a user would paste it into a file; one program per
-  // resolution holds them all (errors name the file, readme-<line>.ts, by the block's first line).
-  const files = blocks.map(({ line, code }) => [`readme-${line}.ts`, /^(import|export) /m.test(code) ? code : `${code}\nexport {}\n`])
-  if (files.length > 0) for (const mode of ['bundler', 'node16-esm']) program(`readme-${mode}`, mode, files)
+  // resolution holds them all (errors name the file, <page>-<line>.ts, by the block's first line).
+  // The express-session blocks need its types, so they are in (as the fixtures' last programs left them).
+  const expressSessionTypes = path.join(modules, '@types', 'express-session')
+  if (!fs.existsSync(expressSessionTypes)) fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), expressSessionTypes)
+  const files = []
+  for (const page of given.length > 0 ? given : markdownPages()) {
+    const blocks = tsBlocks(fs.readFileSync(page, 'utf8'))
+    if (blocks.length === 0 && (page === readmePath || given.includes(page))) {
+      failed++
+      console.log(`FAIL ${page} holds no \`\`\`ts block`)
+    }
+    for (const { line, code } of blocks) files.push([`${stemOf(page)}-${line}.ts`, /^(import|export) /m.test(code) ? code : `${code}\nexport {}\n`])
+  }
+  if (files.length > 0) for (const mode of ['bundler', 'node16-esm']) program(`markdown-${mode}`, mode, files)
 } finally {
   fs.rmSync(work, { recursive: true, force: true })
 }

@@ -1,6 +1,6 @@
 // What a rejected Redis save means: SessionStoreUnavailableError after commandTimeout says the
 // store gave up waiting, not that nothing was written. The command already went out; a server
-// that answers late still applies it. The README and commandTimeout's JSDoc say "outcome unknown";
+// that answers late still applies it. docs/api/stores.md and commandTimeout's JSDoc say "outcome unknown";
 // this shows why, through both clients.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 

@@ -1,7 +1,7 @@
 // What a TypeScript user compiles: scripts/check-types.mjs runs `tsc --strict` over the typed
 // consumer programs (test/fixtures/types, under node10, node16 CJS/ESM and bundler resolution,
-// with and without @types/express-session) and over every ```ts block of the README. A broken
-// block must make it fail, naming the block's line.
+// with and without @types/express-session) and over every ```ts block of the README and docs/.
+// A broken block must make it fail, naming its page and line.
 import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -15,12 +15,12 @@ const ROOT = path.join(__dirname, '..')
 const script = path.join(ROOT, 'scripts', 'check-types.mjs')
 
 describe('types as users compile them', () => {
-  it('the typed programs and every README TypeScript block compile with tsc --strict', async () => {
+  it('the typed programs and every TypeScript block of the README and docs/ compile with tsc --strict', async () => {
     requireDist()
     const { stdout } = await run(process.execPath, [script], { cwd: ROOT, maxBuffer: 16 << 20 })
     expect(stdout).toMatch(/ok {3}fixtures-node10\n/)
     expect(stdout).toMatch(/ok {3}with-express-session-bundler\n/)
-    expect(stdout).toMatch(/ok {3}readme-bundler\n/)
+    expect(stdout).toMatch(/ok {3}markdown-bundler\n/)
     expect(stdout).toContain('check-types: ok')
   }, 600_000)
 
@@ -32,7 +32,20 @@ describe('types as users compile them', () => {
       // The 0.1 README's middleware line: get() gave BagValue, so `+ 1` did not compile.
       fs.writeFileSync(readme, "# x\n\n```ts\nimport { Bag } from 'sealed-session'\nconst bag = new Bag()\nconst n: number = (bag.get('visits') ?? 0) + 1\n```\n")
       const failed = run(process.execPath, [script, '--only-readme', '--readme', readme], { cwd: ROOT })
-      await expect(failed).rejects.toMatchObject({ code: 1, stdout: expect.stringMatching(/FAIL readme-bundler\nreadme-4\.ts\(3,[\s\S]*TS2365/) })
+      await expect(failed).rejects.toMatchObject({ code: 1, stdout: expect.stringMatching(/FAIL markdown-bundler\nreadme-4\.ts\(3,[\s\S]*TS2365/) })
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it('fails on a docs page block that does not type-check, naming the page and line', async () => {
+    requireDist()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-docs-'))
+    try {
+      const page = path.join(dir, 'guide.md')
+      fs.writeFileSync(page, "# Guide\n\nText.\n\n```ts\nimport { MemorySessionStore } from 'sealed-session'\nnew MemorySessionStore({ ttl: '1h' })\n```\n")
+      const failed = run(process.execPath, [script, '--only-markdown', '--md', page], { cwd: ROOT })
+      await expect(failed).rejects.toMatchObject({ code: 1, stdout: expect.stringMatching(/FAIL markdown-bundler\nguide-6\.ts\(2,[\s\S]*TS2322/) })
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

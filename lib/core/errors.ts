@@ -43,6 +43,12 @@ export class SessionConflictError extends SessionError {}
 
 /** keySource 'keychain': no OS secret store, or it is locked (ERR_KEYCHAIN_UNAVAILABLE). */
 export class KeychainUnavailableError extends SessionError {}
+/** OpenSSL failed where it does not fail on valid input: no randomness for a nonce, seed or
+ *  temp name, or HKDF, SHA-256, HMAC or AES-GCM itself failed (ERR_SESSION_CRYPTO). */
+export class SessionCryptoError extends SessionError {}
+/** The native core ran out of memory (ERR_SESSION_NO_MEMORY) or met an unexpected C++
+ *  exception (ERR_SESSION_INTERNAL). */
+export class SessionInternalError extends SessionError {}
 
 const byCode: Record<string, new (message: string, code: string) => SessionError> = {
   ERR_SESSION_BAD_MAGIC: SessionFormatError,
@@ -58,6 +64,9 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_SESSION_STORE_UNAVAILABLE: SessionStoreUnavailableError,
   ERR_KEYCHAIN_UNAVAILABLE: KeychainUnavailableError,
   ERR_SESSION_CONFLICT: SessionConflictError,
+  ERR_SESSION_CRYPTO: SessionCryptoError,
+  ERR_SESSION_INTERNAL: SessionInternalError,
+  ERR_SESSION_NO_MEMORY: SessionInternalError,
 }
 
 /** Codes meaning "this envelope cannot be opened with what we have": callers treat them as no session. */

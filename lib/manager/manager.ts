@@ -132,7 +132,7 @@ function checkAppName(appName: unknown): string {
   return appName
 }
 
-// maxBytes and keySource are the desktop options of 0.2 (SPEC section 8), listed ahead of their code.
+// The option names SessionManager accepts (docs/api/manager.md describes each).
 const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'cleanupInterval', 'logger', 'readCache', 'maxBytes', 'keySource'])
 
 export class SessionManager implements AsyncDisposable {

@@ -1,4 +1,4 @@
-// The v1 envelope (SPEC section 2):
+// The v1 envelope (docs/security.md#the-envelope-format-v1):
 //   magic "SEAL" | version 1 | flags | reserved 0,0 | key id (4) | created-at (8, BE ms)
 //   | expires-at (8, BE ms, 0 = never) | nonce (12) | AES-256-GCM ciphertext | tag (16)
 // AAD = the 40 header bytes || a context string that is not stored.

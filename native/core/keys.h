@@ -1,4 +1,4 @@
-// Key derivation (HKDF-SHA256, pinned inputs: SPEC section 3) and the key ring that holds
+// Key derivation (HKDF-SHA256, pinned inputs: docs/security.md#keys) and the key ring that holds
 // one or more 32-byte keys in native memory. Keys are wiped with OPENSSL_cleanse when the
 // ring is destroyed; a ring is shared (shared_ptr) by in-flight work so close() never frees
 // a key under a running thread: the last holder wipes it.
