@@ -46,6 +46,10 @@ for f in index express fastify fetch express-request; do
     grep -qx "dist/$f.$ext" "$work/files.txt" || { echo "FAIL: dist/$f.$ext is not in the tarball"; exit 1; }
   done
 done
+# The README's links lead into docs/: they must resolve in the installed package too.
+for f in docs/api/README.md docs/security.md CHANGELOG.md SECURITY.md; do
+  grep -qx "$f" "$work/files.txt" || { echo "FAIL: no $f in the tarball (README links to it)"; exit 1; }
+done
 for f in prebuilds/win32-x64/sealed-session.node prebuilds/linux-arm64/sealed-session.glibc.node; do
   grep -qx "$f" "$work/files.txt" || { echo "FAIL: no $f in the tarball"; exit 1; }
 done
