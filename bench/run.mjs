@@ -23,7 +23,6 @@ import {
   TTL_MS,
   deriveKey,
   fixturePaths,
-  median,
   require,
   scaleDir,
   sessionRecordInput,

@@ -107,6 +107,7 @@ describe('Bag values', () => {
     ['cyclic object', cyclic],
     ['cyclic array', cyclicArray],
     ['cycle through an array', cycleThroughArray],
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the case under test
     ['array hole', [1, , 3]],
     ['Date inside an array', [1, { when: new Date() }]],
     ['undefined inside an object', { a: { b: undefined } }],

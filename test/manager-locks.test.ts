@@ -124,6 +124,7 @@ describe('SessionManager: login, logout and extendSession under one cross-proces
       await m.login('last', 'eid-last')
       await m.logout()
     } finally {
+      // biome-ignore lint/correctness/noInnerDeclarations: var, so the counts outlive the finally block
       var counts = await extender.stop()
     }
     expect(revived).toEqual([])
@@ -148,6 +149,7 @@ describe('SessionManager: login, logout and extendSession under one cross-proces
         if (now === null || now.eid !== mine.eid || now.expiresAtMs < mine.expiresAtMs) overwritten.push(`${i}: ${now?.eid}`)
       }
     } finally {
+      // biome-ignore lint/correctness/noInnerDeclarations: var, so the counts outlive the finally block
       var counts = await extender.stop()
     }
     expect(overwritten).toEqual([])

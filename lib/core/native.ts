@@ -189,5 +189,4 @@ export interface NativeBinding {
 
 // lib/ (sources under vitest) and dist/ (built) both sit one level below the package root.
 const root = path.join(__dirname, '..', '..')
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const native: NativeBinding = require('node-gyp-build')(root)

@@ -91,7 +91,7 @@ export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>, 
     if (!allowed.has(key)) throw new TypeError(`options.${key} is not an option of ${owner}`)
   }
   for (const key of ['secret', 'secrets']) {
-    if (!Object.prototype.hasOwnProperty.call(record, key)) continue
+    if (!Object.hasOwn(record, key)) continue
     const value = record[key]
     // `{ ...defaults, secret: undefined, secrets: [...] }` replaces one key source by the other:
     // an unset key is harmless only while the other one holds a value.

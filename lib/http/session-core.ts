@@ -241,6 +241,7 @@ export function isErrorStatus(status: number): boolean {
 }
 
 /** save() resolves true or false; a store written for 0.1 resolves undefined once it wrote. */
+// biome-ignore lint/suspicious/noConfusingVoidType: what a Promise<void> save() resolves to
 function isSaved(result: boolean | void): boolean {
   return result !== false
 }

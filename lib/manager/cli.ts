@@ -5,7 +5,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import { defaultSessionDir, privateRuntimeDir } from './default-dir'
+import { privateRuntimeDir } from './default-dir'
 import { toSessionError, UNREADABLE_CODES } from '../core/errors'
 import { checkKeySource, makeKeyRing, type KeySource } from '../core/keys'
 import { SessionManager } from './manager'
@@ -226,7 +226,6 @@ async function doctor(args: Args, io: Out): Promise<number> {
 
   let addon = 'unknown'
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = require('node-gyp-build').resolve(path.join(__dirname, '..', '..')) as string
   } catch {
     /* reported as unknown */

@@ -37,7 +37,7 @@ let buildParsed: (obj: Record<string, unknown>) => Bag
 
 /** `Shape` only types reads and writes of top-level keys (`Session<Data>`); nothing is checked
  *  at run time beyond JSON. */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+// biome-ignore lint/complexity/noBannedTypes: {} is the empty SessionShape: no keys declared
 export class Bag<Shape extends object = {}> implements Iterable<[string, BagValue]> {
   readonly #items = new Map<string, BagValue>()
   #parent: Bag | null = null

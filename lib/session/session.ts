@@ -55,7 +55,7 @@ const SESSION_OPTION_KEYS = new Set(['maxAge', 'now'])
  * empty by default. Declare it once to type `session.data`:
  *   declare module 'sealed-session' { interface SessionShape { visits: number } }
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+// biome-ignore lint/suspicious/noEmptyInterface: an interface, so users can extend it by declaration merging
 export interface SessionShape {}
 
 export interface AttachAvatarOptions {

@@ -11,8 +11,16 @@
 // `index-<index name>`) is turned into entry files the first time it is listed or swept.
 import * as path from 'node:path'
 
-import { type IndexEntry, type Rebuild, type RecordWrite, type Removed, type StoredRecord, type WriteCondition, type WriteOutcome } from './base-store'
-import { identityOf } from './base-store'
+import {
+  identityOf,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type WriteCondition,
+  type WriteOutcome,
+} from './base-store'
 import { mapNative } from '../core/errors'
 import { withFileMutex } from '../core/file-mutex'
 import { isPlainObject } from '../core/json'

@@ -7,14 +7,14 @@
 // The client is the user's own node-redis v5 or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
-import {
-  type IndexEntry,
-  type Rebuild,
-  type RecordWrite,
-  type Removed,
-  type StoredRecord,
-  type WriteCondition,
-  type WriteOutcome,
+import type {
+  IndexEntry,
+  Rebuild,
+  RecordWrite,
+  Removed,
+  StoredRecord,
+  WriteCondition,
+  WriteOutcome,
 } from './base-store'
 import { SessionTamperedError, toSessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
@@ -31,14 +31,18 @@ import { checkOptionKeys, checkTtl, describe } from '../core/validate'
 
 /** A node-redis v5 client or cluster (`createClient()`, `createCluster()` from 'redis'). */
 export interface NodeRedisClientLike {
-  sendCommand(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
-  withTypeMapping(...args: any[]): unknown // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: the clients' own overloads must stay assignable
+  sendCommand(...args: any[]): Promise<unknown>
+  // biome-ignore lint/suspicious/noExplicitAny: the clients' own overloads must stay assignable
+  withTypeMapping(...args: any[]): unknown
 }
 /** An ioredis client or cluster (`new Redis()`, `new Redis.Cluster()`, Sentinel through Redis options). */
 export interface IoRedisClientLike {
   readonly status: string
-  call(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
-  callBuffer(...args: any[]): Promise<unknown> // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: the clients' own overloads must stay assignable
+  call(...args: any[]): Promise<unknown>
+  // biome-ignore lint/suspicious/noExplicitAny: the clients' own overloads must stay assignable
+  callBuffer(...args: any[]): Promise<unknown>
 }
 /** The clients RedisSessionStore accepts; nothing is imported from either package. */
 export type RedisClientLike = NodeRedisClientLike | IoRedisClientLike

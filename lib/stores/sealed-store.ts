@@ -77,7 +77,7 @@ export abstract class SealedStore extends BaseSessionStore {
     return `store:${this.namespace}:${name}`
   }
 
-  protected override checkRecordSize(json: string, session: Session): void {
+  protected override checkRecordSize(json: string, _session: Session): void {
     // No part of the id in the message: errors end up in logs, and an id is a credential.
     assertFits(json, this.maxBytes, 'session record')
   }

@@ -50,7 +50,7 @@ function equals(a, b) {
   const ka = keys(a)
   const kb = keys(b)
   if (ka.length !== kb.length) return false
-  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && equals(a[k], b[k]))
+  return ka.every((k) => Object.hasOwn(b, k) && equals(a[k], b[k]))
 }
 
 // vitest's toMatchObject: every property of expected is in actual, recursively.

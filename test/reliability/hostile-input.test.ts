@@ -155,7 +155,8 @@ function hostileValues(random: () => number, sandbox: string): () => unknown {
   cyclic.self = cyclic
   let deep: unknown = 1
   for (let i = 0; i < 300; i++) deep = { d: deep }
-  const holes = [1, , 3] // eslint-disable-line no-sparse-arrays
+  // biome-ignore lint/suspicious/noSparseArray: the hole is the input under test
+  const holes = [1, , 3]
   const values: Array<() => unknown> = [
     () => undefined, () => null, () => true, () => false, () => 0, () => -0, () => -1, () => 1, () => 1.5, () => NaN,
     () => Infinity, () => -Infinity, () => 2 ** 53, () => 2 ** 64, () => -(2 ** 31), () => Number.MAX_VALUE, () => 8.64e15 + 1,
