@@ -3,23 +3,13 @@
 // logout went through another app server (another adapter over the same directory).
 import { createHmac } from 'node:crypto'
 import * as fs from 'node:fs'
-import * as http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import express from 'express'
-import session from 'express-session'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ExpressSessionStore, expressId } from '../lib/http/express'
 import { FileSessionStore } from '../lib/stores/file-store'
 import { MemorySessionStore } from '../lib/stores/memory-store'
-
-declare module 'express-session' {
-  interface SessionData {
-    n: number
-    note: string
-  }
-}
+import { expressSessionApp, type Gate } from './helpers/express-session-app'
 
 const SECRET = 'express adapter test secret, 32+ chars'
 const COOKIE_SECRET = 'cookie signing secret'
@@ -78,29 +68,8 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 /** One app server: express-session over `adapter`; /slow changes the session and waits for `gate`. */
-async function appServer(adapter: ExpressSessionStore, gate?: { inside: () => void; release: Promise<void> }): Promise<string> {
-  const app = express()
-  app.use(session({ secret: COOKIE_SECRET, resave: false, saveUninitialized: false, store: adapter, cookie: { maxAge: 60_000 } }))
-  app.get('/count', (req, res) => {
-    req.session.n = (req.session.n ?? 0) + 1
-    res.json({ n: req.session.n })
-  })
-  app.get('/peek', (req, res) => res.json({ n: req.session.n ?? null }))
-  app.get('/slow', async (req, res) => {
-    req.session.note = 'changed by the slow request'
-    gate!.inside()
-    await gate!.release
-    res.json({ ok: true })
-  })
-  app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))))
-  const server = http.createServer(app)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  cleanups.push(async () => {
-    const done = new Promise((resolve) => server.close(resolve))
-    server.closeAllConnections()
-    await done
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+async function appServer(adapter: ExpressSessionStore, gate?: Gate): Promise<string> {
+  return expressSessionApp({ secret: COOKIE_SECRET, store: adapter, cookie: { maxAge: 60_000 } }, (c) => cleanups.push(c), gate)
 }
 
 /** The slow request A on `url` (read, then changed), a logout through `logoutUrl`, OTHERS

@@ -13,13 +13,7 @@ import { ExpressSessionStore, expressId } from '../lib/http/express'
 import { FileSessionStore } from '../lib/stores/file-store'
 import { isValidSessionId, storageName } from '../lib/core/ids'
 import { MemorySessionStore } from '../lib/stores/memory-store'
-
-declare module 'express-session' {
-  interface SessionData {
-    n: number
-    note: string
-  }
-}
+import { expressSessionApp, type Gate } from './helpers/express-session-app'
 
 const SECRET = 'express adapter test secret, 32+ chars'
 const MARKER = 'plaintext-marker-7f3a'
@@ -328,30 +322,9 @@ const inners = [
   { name: 'FileSessionStore', make: () => new FileSessionStore({ dir: tempDir(), secret: SECRET, sweepInterval: 0 }) },
 ]
 
-async function adapterApp(inner: MemorySessionStore | FileSessionStore, options: Partial<session.SessionOptions>, gate?: { inside: () => void; release: Promise<void> }) {
+async function adapterApp(inner: MemorySessionStore | FileSessionStore, options: Partial<session.SessionOptions>, gate?: Gate) {
   cleanups.push(() => inner.close())
-  const app = express()
-  app.use(session({ secret: 'cookie signing secret', resave: false, saveUninitialized: false, store: new ExpressSessionStore({ store: inner }), ...options }))
-  app.get('/count', (req, res) => {
-    req.session.n = (req.session.n ?? 0) + 1
-    res.json({ n: req.session.n })
-  })
-  app.get('/peek', (req, res) => res.json({ n: req.session.n ?? null }))
-  app.get('/slow', async (req, res) => {
-    req.session.note = 'changed by the slow request'
-    gate!.inside()
-    await gate!.release
-    res.json({ ok: true })
-  })
-  app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))))
-  const server = http.createServer(app)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  cleanups.push(async () => {
-    const done = new Promise((resolve) => server.close(resolve))
-    server.closeAllConnections()
-    await done
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return expressSessionApp({ secret: 'cookie signing secret', store: new ExpressSessionStore({ store: inner }), ...options }, (c) => cleanups.push(c), gate)
 }
 
 for (const flavour of inners) {

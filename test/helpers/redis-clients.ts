@@ -1,6 +1,7 @@
 // The two Redis clients RedisSessionStore accepts, connected the same way for every suite:
 // node-redis v5 and ioredis, quick reconnects (short outage tests), an 'error' listener (a lost
-// connection must not end the test process), and a way to hook one command's reply.
+// connection must not end the test process), and a way to wrap their commands (e.g. to hook one
+// command's reply).
 import { Redis, Cluster } from 'ioredis'
 import { createClient, createCluster } from 'redis'
 import type { RedisClientLike } from '../../lib/stores/redis-store'
@@ -20,43 +21,46 @@ export interface TestClient {
 
 const quiet = () => {}
 
-type Hook = (args: unknown[]) => Promise<void>
+/** Runs around one command: `cmd` is its name as the store spelled it, `args` the whole command
+ *  (name first), `next` sends it and gives its reply. Whatever it returns is the command's reply. */
+export type CommandWrapper = (cmd: string, args: unknown[], next: () => Promise<unknown>) => Promise<unknown>
 
-function nodeRedisView(c: ReturnType<typeof createClient>, command: string, hook: Hook, when = 'after'): RedisClientLike {
+type NodeRedis = ReturnType<typeof createClient>
+
+/** A view of the same connection (node-redis or ioredis) where every command goes through `wrapper`. */
+export function wrapCommands(c: NodeRedis | Redis, wrapper: CommandWrapper): RedisClientLike {
+  if (c instanceof Redis) {
+    const wrap =
+      (f: (cmd: string, ...a: unknown[]) => Promise<unknown>) =>
+      (cmd: string, ...a: unknown[]) =>
+        wrapper(cmd, [cmd, ...a], () => f.call(c, cmd, ...a))
+    return {
+      get status() {
+        return c.status
+      },
+      listenerCount: (e: string) => c.listenerCount(e),
+      call: wrap(c.call as never),
+      callBuffer: wrap(c.callBuffer as never),
+    } as unknown as RedisClientLike
+  }
   return {
     get isReady() {
       return c.isReady
     },
     listenerCount: (e: string) => c.listenerCount(e),
     withTypeMapping: c.withTypeMapping.bind(c),
-    sendCommand: async (args: unknown[], options?: unknown) => {
-      const hit = String(args[0]).toUpperCase() === command
-      if (hit && when === 'before') await hook(args)
-      const reply = await c.sendCommand(args as string[], options as never)
-      if (hit && when === 'after') await hook(args)
-      return reply
-    },
+    sendCommand: (args: unknown[], options?: unknown) => wrapper(String(args[0]), args, () => c.sendCommand(args as string[], options as never)),
   } as unknown as RedisClientLike
 }
 
-function ioredisView(c: Redis, command: string, hook: Hook, when = 'after'): RedisClientLike {
-  const wrap =
-    (f: (cmd: string, ...a: unknown[]) => Promise<unknown>) =>
-    async (cmd: string, ...a: unknown[]) => {
-      const hit = cmd.toUpperCase() === command
-      if (hit && when === 'before') await hook([cmd, ...a])
-      const reply = await f.call(c, cmd, ...a)
-      if (hit && when === 'after') await hook([cmd, ...a])
-      return reply
-    }
-  return {
-    get status() {
-      return c.status
-    },
-    listenerCount: (e: string) => c.listenerCount(e),
-    call: wrap(c.call as never),
-    callBuffer: wrap(c.callBuffer as never),
-  } as unknown as RedisClientLike
+function interceptView(c: NodeRedis | Redis, command: string, hook: (args: unknown[]) => Promise<void>, when = 'after'): RedisClientLike {
+  return wrapCommands(c, async (cmd, args, next) => {
+    const hit = cmd.toUpperCase() === command
+    if (hit && when === 'before') await hook(args)
+    const reply = await next()
+    if (hit && when === 'after') await hook(args)
+    return reply
+  })
 }
 
 /** A connected client of `kind` to a standalone server on 127.0.0.1:port. */
@@ -72,7 +76,7 @@ export async function connectClient(kind: ClientKind, port: number): Promise<Tes
       close: async () => {
         if (c.isOpen) await c.close().catch(quiet)
       },
-      intercept: (command, hook, when) => nodeRedisView(c, command, hook, when),
+      intercept: (command, hook, when) => interceptView(c, command, hook, when),
     }
   }
   const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 })
@@ -85,7 +89,7 @@ export async function connectClient(kind: ClientKind, port: number): Promise<Tes
     close: async () => {
       c.disconnect()
     },
-    intercept: (command, hook, when) => ioredisView(c, command, hook, when),
+    intercept: (command, hook, when) => interceptView(c, command, hook, when),
   }
 }
 

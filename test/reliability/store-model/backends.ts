@@ -16,6 +16,7 @@ import { FileSessionStore } from '../../../lib/stores/file-store'
 import { MemorySessionStore } from '../../../lib/stores/memory-store'
 import { RedisSessionStore, type RedisClientLike } from '../../../lib/stores/redis-store'
 import type { SessionStore } from '../../../lib/stores/store'
+import { wrapCommands } from '../../helpers/redis-clients'
 
 export type StoreKind = 'memory' | 'file' | 'redis'
 
@@ -152,41 +153,18 @@ class FaultPlan {
 
 type NodeRedis = ReturnType<typeof createClient>
 
-function faultyNodeRedis(c: NodeRedis, plan: FaultPlan): RedisClientLike {
-  return {
-    get isReady() {
-      return c.isReady
-    },
-    listenerCount: (e: string) => c.listenerCount(e),
-    withTypeMapping: c.withTypeMapping.bind(c),
-    sendCommand: (args: unknown[], options?: unknown) => {
-      const err = plan.refuse(String(args[0]))
-      return err !== null ? Promise.reject(err) : c.sendCommand(args as string[], options as never)
-    },
-  } as unknown as RedisClientLike
-}
-
-function faultyIoredis(c: Redis, plan: FaultPlan): RedisClientLike {
-  const wrap =
-    (f: (cmd: string, ...a: unknown[]) => Promise<unknown>) =>
-    (cmd: string, ...a: unknown[]) => {
-      const err = plan.refuse(cmd)
-      return err !== null ? Promise.reject(err) : f.call(c, cmd, ...a)
-    }
-  return {
-    get status() {
-      return c.status
-    },
-    listenerCount: (e: string) => c.listenerCount(e),
-    call: wrap(c.call as never),
-    callBuffer: wrap(c.callBuffer as never),
-  } as unknown as RedisClientLike
+/** `c` with the commands `plan` refuses rejected, unsent. */
+function faulty(c: NodeRedis | Redis, plan: FaultPlan): RedisClientLike {
+  return wrapCommands(c, (cmd, _args, next) => {
+    const err = plan.refuse(cmd)
+    return err !== null ? Promise.reject(err) : next()
+  })
 }
 
 /** Two instances on one Redis: one through node-redis, one through ioredis; a fresh prefix per run. */
 export function redisBackend(config: StoreConfig, nodeRedis: NodeRedis, ioredis: Redis, prefix: string): Backend {
   const plans = [new FaultPlan(), new FaultPlan()]
-  const clients = [faultyNodeRedis(nodeRedis, plans[0]), faultyIoredis(ioredis, plans[1])]
+  const clients = [faulty(nodeRedis, plans[0]), faulty(ioredis, plans[1])]
   const open = (i: number, secrets: string[]) =>
     new RedisSessionStore({
       client: clients[i],
