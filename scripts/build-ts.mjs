@@ -9,8 +9,9 @@ rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' })
 
 // The public entry points (package.json "exports"; typesVersions for node10 resolution).
-// express-request is the `sealed-session/middleware` entry.
-for (const entry of ['index', 'express', 'fastify', 'fetch', 'express-request']) {
+// express-request is the `sealed-session/middleware` entry; express, the deprecated name of
+// express-session.
+for (const entry of ['index', 'express', 'express-session', 'fastify', 'fetch', 'express-request']) {
   if (!existsSync(new URL(`../dist/${entry}.js`, import.meta.url))) continue
   const cjs = require(`../dist/${entry}.js`)
   const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule')

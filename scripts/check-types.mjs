@@ -2,7 +2,8 @@
 // `tsc --strict` and no skipLibCheck:
 //   - test/fixtures/types/*.ts (typed req.session / request.session / withSession, SessionShape,
 //     Bag.get<T>, @ts-expect-error lines that must stay errors) under every module resolution a
-//     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler;
+//     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler; the
+//     express-session store under both its entries, with @types/express-session;
 //   - every ```ts block of README.md, each as its own ES module (bundler and node16 ESM).
 // One tsc program per resolution: the machine may be shared, and each program loads every
 // framework's types (skipLibCheck is off, so our .d.ts files are checked too).
@@ -93,7 +94,7 @@ try {
     for (const mode of Object.keys(modes)) program(`fixtures-${mode}`, mode, main)
     // @types/express-session in the program: linked in for this one only.
     fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
-    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts')])
+    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts'), read('express-session-store.ts')])
   }
   const blocks = tsBlocks(fs.readFileSync(readmePath, 'utf8'))
   if (blocks.length === 0) {
