@@ -9,7 +9,9 @@
 // framework's types (skipLibCheck is off, so our .d.ts files are checked too).
 // It runs in a scratch project whose node_modules links to this repo (as `sealed-session`) and to
 // the repo's own dependencies. Exit code 0 when every program compiles; the errors otherwise.
-//   node scripts/check-types.mjs [--only-readme] [--readme FILE]
+// `--tsc FILE` compiles with another TypeScript's tsc (npm run check:types:ts7: TypeScript 7, which
+// has no node10 resolution, so that program is left out).
+//   node scripts/check-types.mjs [--only-readme] [--readme FILE] [--tsc FILE]
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,8 +21,10 @@ import { fileURLToPath } from 'node:url'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
-const tsc = require.resolve('typescript/bin/tsc')
 const args = process.argv.slice(2)
+const tsc = args.includes('--tsc') ? path.resolve(args[args.indexOf('--tsc') + 1]) : require.resolve('typescript/bin/tsc')
+const tscVersion = execFileSync(process.execPath, [tsc, '--version'], { encoding: 'utf8' }).trim()
+const tscMajor = Number(/(\d+)\./.exec(tscVersion)?.[1])
 const readmePath = args.includes('--readme') ? path.resolve(args[args.indexOf('--readme') + 1]) : path.join(repo, 'README.md')
 const onlyReadme = args.includes('--only-readme')
 
@@ -28,6 +32,7 @@ if (!fs.existsSync(path.join(repo, 'dist', 'index.d.ts'))) {
   console.error('dist/ is missing: run `npm run build:ts` first')
   process.exit(2)
 }
+console.log(tscVersion)
 
 /** The ```ts blocks of a Markdown file, with the line each starts on. */
 export function tsBlocks(markdown) {
@@ -59,7 +64,7 @@ fs.symlinkSync(repo, path.join(modules, 'sealed-session'))
 
 const base = { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', lib: ['ES2022', 'DOM', 'ESNext.Disposable'], esModuleInterop: true, types: ['node'] }
 const modes = {
-  node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } },
+  ...(tscMajor >= 7 ? {} : { node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } } }),
   'node16-cjs': { ext: '.cts', options: { module: 'node16', moduleResolution: 'node16' } },
   'node16-esm': { ext: '.mts', options: { module: 'node16', moduleResolution: 'node16' } },
   bundler: { ext: '.ts', options: { module: 'esnext', moduleResolution: 'bundler' } },
