@@ -12,11 +12,19 @@ const config = ts.getParsedCommandLineOfConfigFile(configPath, undefined, {
   ...ts.sys,
   onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')) },
 })
-const program = ts.createProgram({ rootNames: config.fileNames, options: config.options, configFileParsingDiagnostics: config.errors })
+const program = ts.createProgram({
+  rootNames: config.fileNames,
+  options: config.options,
+  configFileParsingDiagnostics: config.errors,
+})
 const emitted = program.emit()
 const diagnostics = ts.sortAndDeduplicateDiagnostics([...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics])
 if (diagnostics.length > 0) {
-  const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: ts.sys.getCurrentDirectory, getNewLine: () => ts.sys.newLine }
+  const host = {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: ts.sys.getCurrentDirectory,
+    getNewLine: () => ts.sys.newLine,
+  }
   const format = process.stdout.isTTY ? ts.formatDiagnosticsWithColorAndContext : ts.formatDiagnostics
   process.stderr.write(format(diagnostics, host))
   if (diagnostics.some((d) => d.category === ts.DiagnosticCategory.Error)) process.exit(1)
@@ -60,7 +68,9 @@ for (const entry of ['index', 'express', 'express-session', 'fastify', 'fetch', 
   // An entry with a default export (the Fastify plugin) also exports it by name: ESM's default
   // is that value, not the CommonJS module object.
   const alias = values.has('default') ? names.find((n) => values.get(n) === values.get('default')) : undefined
-  if (values.has('default') && alias === undefined) throw new Error(`lib/${entry}.ts: its default export has no named twin`)
+  if (values.has('default') && alias === undefined) {
+    throw new Error(`lib/${entry}.ts: its default export has no named twin`)
+  }
   const js = `import cjs from './${entry}.js'\nexport const { ${names.join(', ')} } = cjs\nexport default ${alias === undefined ? 'cjs' : alias}\n`
   const dts = alias === undefined
     ? `export * from './${entry}.js'\n`

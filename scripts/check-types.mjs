@@ -22,7 +22,9 @@ import { fileURLToPath } from 'node:url'
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
 const args = process.argv.slice(2)
-const tsc = args.includes('--tsc') ? path.resolve(args[args.indexOf('--tsc') + 1]) : require.resolve('typescript/bin/tsc')
+const tsc = args.includes('--tsc')
+  ? path.resolve(args[args.indexOf('--tsc') + 1])
+  : require.resolve('typescript/bin/tsc')
 const tscVersion = execFileSync(process.execPath, [tsc, '--version'], { encoding: 'utf8' }).trim()
 const tscMajor = Number(/(\d+)\./.exec(tscVersion)?.[1])
 const readmePath = args.includes('--readme') ? path.resolve(args[args.indexOf('--readme') + 1]) : path.join(repo, 'README.md')
@@ -99,7 +101,8 @@ try {
     for (const mode of Object.keys(modes)) program(`fixtures-${mode}`, mode, main)
     // @types/express-session in the program: linked in for this one only.
     fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
-    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts'), read('express-session-store.ts')])
+    const withTypes = [read('with-express-session.ts'), read('express-session-store.ts')]
+    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, withTypes)
   }
   const blocks = tsBlocks(fs.readFileSync(readmePath, 'utf8'))
   if (blocks.length === 0) {

@@ -175,7 +175,9 @@ export class SessionManager implements AsyncDisposable {
     const sweepName = options.cleanupInterval !== undefined ? 'options.cleanupInterval' : 'options.sweepInterval'
     const sweepInterval = options.sweepInterval ?? options.cleanupInterval
     this.#cleanupInterval =
-      sweepInterval === undefined || sweepInterval === 0 ? (sweepInterval ?? 5 * 60_000) : checkTtl(sweepName, sweepInterval)
+      sweepInterval === undefined || sweepInterval === 0
+        ? (sweepInterval ?? 5 * 60_000)
+        : checkTtl(sweepName, sweepInterval)
     this.#logger = checkLogger(options.logger)
     this.#hasLogger = options.logger !== undefined
     if (options.readCache !== undefined && typeof options.readCache !== 'boolean') {

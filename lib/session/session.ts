@@ -159,7 +159,8 @@ export class Session<Data extends object = SessionShape> {
     trackChanges(this.#data)
     // A record that carries its avatar gets it right after (fromRecord): building one from the
     // auth snapshot first would only be thrown away (with many roles, most of a read's work).
-    if ((options as ConstructorOptions)[AVATAR_FOLLOWS] !== true) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+    const avatarFollows = (options as ConstructorOptions)[AVATAR_FOLLOWS] === true
+    if (!avatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
   /** Rebuild a session from a record (toRecord, a store's dump); throws TypeError/RangeError on
