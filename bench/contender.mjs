@@ -162,7 +162,7 @@ function managerRing() {
 
 function newManager(dir = P.managerDir, extra = {}) {
   const { SessionManager } = dist('index.js')
-  return new SessionManager(APP, { secret: SECRET, dir, cleanupInterval: 0, ...extra })
+  return new SessionManager(APP, { secret: SECRET, dir, sweepInterval: 0, ...extra })
 }
 
 function newStore(dir = P.storeDir) {

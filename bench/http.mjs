@@ -27,7 +27,7 @@ const CLIENTS = 16
 export const HTTP_CONTENDERS = {
   'es+adapter/file': 'express-session + ExpressSessionStore over FileSessionStore',
   'es+adapter/redis': 'express-session + ExpressSessionStore over RedisSessionStore',
-  'es+connect-redis': 'express-session + connect-redis 9',
+  'es+connect-redis': 'express-session + connect-redis 11',
   'middleware/file': 'sessionMiddleware over FileSessionStore',
   'middleware/redis': 'sessionMiddleware over RedisSessionStore',
 }
@@ -62,7 +62,7 @@ async function serve(name, { pkg, dir, redisPort }) {
     const { ExpressSessionStore } = require(path.join(pkg, 'dist', 'express.js'))
     app.use(session({ ...esOptions, store: new ExpressSessionStore({ store: ours() }) }))
   } else if (name === 'es+connect-redis') {
-    const { RedisStore } = require('connect-redis')
+    const { RedisStore } = await import('connect-redis') // connect-redis is ESM only
     app.use(session({ ...esOptions, store: new RedisStore({ client, prefix: 'cr:' }) }))
   } else {
     app.use(ss.sessionMiddleware({ store: ours(), logger: { debug() {}, info() {}, warn() {}, error: console.error } }))

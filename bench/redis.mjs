@@ -58,7 +58,7 @@ async function setup(name, port) {
   if (name === 'redis-raw-get') {
     op = () => client.get(KEYS.raw)
   } else if (name === 'connect-redis-get') {
-    const { RedisStore } = require('connect-redis')
+    const { RedisStore } = await import('connect-redis') // connect-redis is ESM only
     const store = new RedisStore({ client, prefix: 'bench-cr:' })
     op = () => store.get(SID_CR)
   } else if (name === 'ss-redis-get') {
@@ -155,7 +155,7 @@ export async function makeFixtures(port) {
   const sealed = await client.withTypeMapping({ 36: Buffer }).get(PREFIX + storageName(session.id))
   await client.set(KEYS.raw, sealed)
   // what express-session would store for the same user: the data plus its cookie
-  const { RedisStore } = require('connect-redis')
+  const { RedisStore } = await import('connect-redis')
   const cr = new RedisStore({ client, prefix: 'bench-cr:' })
   await cr.set(SID_CR, {
     cookie: { originalMaxAge: TTL_MS, expires: new Date(Date.now() + TTL_MS).toISOString(), httpOnly: true, path: '/', sameSite: 'lax' },

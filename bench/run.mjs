@@ -92,7 +92,7 @@ async function makeFixtures(fixtureDir) {
   const ss = require(path.join(PKG(), 'dist', 'index.js'))
   const { userId, eid, options } = sessionRecordInput()
 
-  const manager = new ss.SessionManager(APP, { secret: SECRET, dir: P.managerDir, cleanupInterval: 0 })
+  const manager = new ss.SessionManager(APP, { secret: SECRET, dir: P.managerDir, sweepInterval: 0 })
   const record = (await manager.login(userId, eid, options)).toJSON()
   await manager.close()
   const envelope = fs.readFileSync(P.managerFile)

@@ -9,7 +9,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { FileSessionStore } from 'sealed-session'
-import { ExpressSessionStore } from 'sealed-session/express'
+import { ExpressSessionStore } from 'sealed-session/express-session'
 
 export async function start({
   port = 0,

@@ -2,7 +2,8 @@
 // `tsc --strict` and no skipLibCheck:
 //   - test/fixtures/types/*.ts (typed req.session / request.session / withSession, SessionShape,
 //     Bag.get<T>, @ts-expect-error lines that must stay errors) under every module resolution a
-//     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler;
+//     user may have: node10 (typesVersions), node16 from CommonJS and from ESM, bundler; the
+//     express-session store under both its entries, with @types/express-session;
 //   - every ```ts block of README.md and docs/**/*.md, each as its own ES module (bundler and
 //     node16 ESM); a block's file is named after its page and first line (readme-40.ts,
 //     docs-api-http-12.ts), so an error says where the block is.
@@ -10,9 +11,11 @@
 // framework's types (skipLibCheck is off, so our .d.ts files are checked too).
 // It runs in a scratch project whose node_modules links to this repo (as `sealed-session`) and to
 // the repo's own dependencies. Exit code 0 when every program compiles; the errors otherwise.
-//   node scripts/check-types.mjs [--only-markdown] [--md FILE]... [--readme FILE]
+//   node scripts/check-types.mjs [--only-markdown] [--md FILE]... [--readme FILE] [--tsc FILE]
 // --md (repeatable) or --readme checks those Markdown files instead of README.md and docs/;
-// --only-markdown (or --only-readme) leaves the fixtures out.
+// --only-markdown (or --only-readme) leaves the fixtures out. `--tsc FILE` compiles with another
+// TypeScript's tsc (npm run check:types:ts7: TypeScript 7, which has no node10 resolution, so that
+// program is left out).
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -22,8 +25,12 @@ import { fileURLToPath } from 'node:url'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(import.meta.url)
-const tsc = require.resolve('typescript/bin/tsc')
 const args = process.argv.slice(2)
+const tsc = args.includes('--tsc')
+  ? path.resolve(args[args.indexOf('--tsc') + 1])
+  : require.resolve('typescript/bin/tsc')
+const tscVersion = execFileSync(process.execPath, [tsc, '--version'], { encoding: 'utf8' }).trim()
+const tscMajor = Number(/(\d+)\./.exec(tscVersion)?.[1])
 const given = args.flatMap((a, i) => (a === '--md' || a === '--readme' ? [path.resolve(args[i + 1])] : []))
 const onlyMarkdown = args.includes('--only-markdown') || args.includes('--only-readme')
 const readmePath = path.join(repo, 'README.md')
@@ -54,6 +61,7 @@ if (!fs.existsSync(path.join(repo, 'dist', 'index.d.ts'))) {
   console.error('dist/ is missing: run `npm run build:ts` first')
   process.exit(2)
 }
+console.log(tscVersion)
 
 /** The ```ts blocks of a Markdown file, with the line each starts on. */
 export function tsBlocks(markdown) {
@@ -85,7 +93,7 @@ fs.symlinkSync(repo, path.join(modules, 'sealed-session'))
 
 const base = { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', lib: ['ES2022', 'DOM', 'ESNext.Disposable'], esModuleInterop: true, types: ['node'] }
 const modes = {
-  node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } },
+  ...(tscMajor >= 7 ? {} : { node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } } }),
   'node16-cjs': { ext: '.cts', options: { module: 'node16', moduleResolution: 'node16' } },
   'node16-esm': { ext: '.mts', options: { module: 'node16', moduleResolution: 'node16' } },
   bundler: { ext: '.ts', options: { module: 'esnext', moduleResolution: 'bundler' } },
@@ -120,7 +128,8 @@ try {
     for (const mode of Object.keys(modes)) program(`fixtures-${mode}`, mode, main)
     // @types/express-session in the program: linked in for this one only.
     fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
-    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, [read('with-express-session.ts')])
+    const withTypes = [read('with-express-session.ts'), read('express-session-store.ts')]
+    for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, withTypes)
   }
   // Each block is a module of its own, as a user would paste it into a file; one program per
   // resolution holds them all (errors name the file, <page>-<line>.ts, by the block's first line).

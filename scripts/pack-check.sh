@@ -7,7 +7,8 @@
 #      both `require` and `import`, with a working login/getSession round trip;
 #   3. without prebuilds/, compiles from source with node-gyp on install and does the same;
 #   4. passes publint and are-the-types-wrong (node10, node16 CJS and ESM, bundler), for the
-#      root and the express, fastify, fetch and middleware entries.
+#      root and the express-session (and its deprecated name express), fastify, fetch and
+#      middleware entries.
 #   5. carries the cross-built win32-x64 and linux-arm64 prebuilds (scripts/cross-build.mjs,
 #      built here if missing), which node-gyp-build picks on those platforms.
 # Works in a scratch copy so the developer's build/ and prebuilds/ are left alone.
@@ -41,7 +42,7 @@ if grep -Eq '^(test|bench|build|examples|scripts|\.ci)/' "$work/files.txt"; then
   echo "FAIL: the tarball carries development files"; exit 1
 fi
 grep -q '^prebuilds/linux-x64/' "$work/files.txt" || { echo "FAIL: no linux-x64 prebuild in the tarball"; exit 1; }
-for f in index express fastify fetch express-request; do
+for f in index express express-session fastify fetch express-request; do
   for ext in js mjs d.ts d.mts; do
     grep -qx "dist/$f.$ext" "$work/files.txt" || { echo "FAIL: dist/$f.$ext is not in the tarball"; exit 1; }
   done
@@ -70,13 +71,15 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-pack-'))
 EOF
 cat > "$work/roundtrip.mjs" <<'EOF'
 import { SessionManager, SessionError } from 'sealed-session'
-import { ExpressSessionStore } from 'sealed-session/express'
+import { ExpressSessionStore } from 'sealed-session/express-session'
+import { ExpressSessionStore as DeprecatedName } from 'sealed-session/express'
 import sealedSession, { sealedSession as named } from 'sealed-session/fastify'
 import { withSession } from 'sealed-session/fetch'
 import { sessionMiddleware } from 'sealed-session/middleware'
 import { createRequire } from 'node:module'
 import * as os from 'node:os'; import * as path from 'node:path'; import * as fs from 'node:fs'
 if (typeof ExpressSessionStore !== 'function' || typeof SessionError !== 'function') throw new Error('exports missing')
+if (DeprecatedName !== ExpressSessionStore) throw new Error('sealed-session/express is not an alias of sealed-session/express-session')
 if (typeof sealedSession !== 'function' || named !== sealedSession || typeof withSession !== 'function' || typeof sessionMiddleware !== 'function') throw new Error('adapter exports missing')
 // One class identity: the ESM entries re-export the CommonJS build.
 if (createRequire(import.meta.url)('sealed-session').SessionManager !== SessionManager) throw new Error('two copies of SessionManager')

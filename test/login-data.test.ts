@@ -2,14 +2,14 @@
 import { describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { generateSessionId } from '../lib/core/ids'
-import { Session } from '../lib/session/session'
+import { Session, clearDirty } from '../lib/session/session'
 
 describe('attachAvatar keepData', () => {
   const planted = () => {
     const s = new Session(generateSessionId(), null, 60_000)
     s.data.set('csrf', 'known-to-the-attacker')
     s.data.set('cart.items', 2)
-    s.clearDirty()
+    clearDirty(s)
     return s
   }
 

@@ -57,7 +57,7 @@ function spyLogger() {
 }
 
 function manager(appName: string, options: SessionManagerOptions = {}): SessionManager {
-  const m = new SessionManager(appName, { cleanupInterval: 0, ...options })
+  const m = new SessionManager(appName, { sweepInterval: 0, ...options })
   managers.push(m)
   return m
 }
@@ -196,7 +196,7 @@ describe('SessionManager: defaults and readable properties', () => {
 
   it.skipIf(!HAS_SHM)('uses $XDG_RUNTIME_DIR/<appName> when that directory is ours, 0700 and in memory', async () => {
     const runtime = tmpfsRoot()
-    const m = withRuntimeDir(runtime, () => new SessionManager('xdg-app', { cleanupInterval: 0 }))
+    const m = withRuntimeDir(runtime, () => new SessionManager('xdg-app', { sweepInterval: 0 }))
     managers.push(m)
     expect(m.sessionDir).toBe(path.join(runtime, 'xdg-app'))
     await m.login('u', 'e')
@@ -211,7 +211,7 @@ describe('SessionManager: defaults and readable properties', () => {
     fs.chmodSync(onDisk, 0o700)
     const onDiskIsTmpfs = fs.statfsSync(onDisk).type === 0x01021994
     for (const value of [open, 'relative/dir', '', ...(onDiskIsTmpfs ? [] : [onDisk])]) {
-      const m = withRuntimeDir(value, () => new SessionManager('xdg-fallback', { cleanupInterval: 0 }))
+      const m = withRuntimeDir(value, () => new SessionManager('xdg-fallback', { sweepInterval: 0 }))
       managers.push(m)
       expect(m.sessionDir, `XDG_RUNTIME_DIR=${value}`).toBe(fallback)
     }
@@ -219,7 +219,7 @@ describe('SessionManager: defaults and readable properties', () => {
 
   it('a squatted default directory throws SessionSecurityError naming the path and both ways out', async () => {
     const app = `ss-squat-${process.pid}-${Date.now()}`
-    const m = withRuntimeDir(undefined, () => new SessionManager(app, { cleanupInterval: 0 }))
+    const m = withRuntimeDir(undefined, () => new SessionManager(app, { sweepInterval: 0 }))
     managers.push(m)
     // Another user got there first: as root, a directory of uid 65534; otherwise one that
     // others can write (both are refused the same way).
@@ -536,7 +536,7 @@ describe('SessionManager: expiry and extension', () => {
       const s = await m.login('u', 'e', { ttl: 50 })
       expect(await m.isLoggedIn()).toBe(true)
       vi.setSystemTime(s.expiresAtMs + 30)
-      expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (cleanupInterval 0)
+      expect(fs.existsSync(m.sessionFile)).toBe(true) // nothing swept it (sweepInterval 0)
       expect(await m.getSession()).toBeNull()
       expect(fs.existsSync(m.sessionFile)).toBe(false)
       expect(logger.debug).toHaveBeenCalled()
@@ -601,7 +601,7 @@ describe('SessionManager: expiry and extension', () => {
     logger.debug.mockImplementation((message: string, details: unknown) => {
       if (message === 'expired session removed by cleanup') reported(details)
     })
-    const m = manager('sweep-app', { dir: sessionsDir(), cleanupInterval: 50, logger })
+    const m = manager('sweep-app', { dir: sessionsDir(), sweepInterval: 50, logger })
     await m.login('u', 'e', { ttl: 30 })
     expect(await report).toEqual({ removed: 1 })
     expect(fs.existsSync(m.sessionFile)).toBe(false)
@@ -613,7 +613,7 @@ describe('SessionManager: expiry and extension', () => {
     const clearSpy = vi.spyOn(globalThis, 'clearInterval')
     let handle: NodeJS.Timeout
     try {
-      const sweeper = new SessionManager('sweep-stop', { dir, cleanupInterval: 20 })
+      const sweeper = new SessionManager('sweep-stop', { dir, sweepInterval: 20 })
       await sweeper.init()
       expect(setSpy).toHaveBeenCalledTimes(1)
       handle = setSpy.mock.results[0].value as NodeJS.Timeout
@@ -762,10 +762,10 @@ describe('SessionManager: bad arguments name the argument', () => {
     expect((err as Error).message).toMatch(/options\.logger/)
   })
 
-  it('a bad dir, cleanupInterval or options object is rejected', () => {
+  it('a bad dir, sweepInterval or options object is rejected', () => {
     expect(() => new SessionManager('d', { dir: 42 as unknown as string })).toThrow(/options\.dir/)
     expect(() => new SessionManager('d', { dir: 'a\0b' })).toThrow(/options\.dir/)
-    expect(() => new SessionManager('d', { dir: sessionsDir(), cleanupInterval: -5 })).toThrow(RangeError)
+    expect(() => new SessionManager('d', { dir: sessionsDir(), sweepInterval: -5 })).toThrow(RangeError)
     expect(() => new SessionManager('d', 'opts' as never)).toThrow(TypeError)
   })
 })
@@ -1041,6 +1041,6 @@ describe('SessionManager: keySource', () => {
     expect(() => new SessionManager('a', { keySource: 'keychain', secret: SECRET })).toThrow(TypeError)
     expect(() => new SessionManager('a', { keySource: 'keychain', secrets: [SECRET] })).toThrow(/cannot be combined/)
     expect(() => new SessionManager('a', { keySource: 'machine', secret: SECRET })).not.toThrow()
-    expect(() => new SessionManager('a', { keySource: 'keychain', cleanupInterval: 0 })).not.toThrow()
+    expect(() => new SessionManager('a', { keySource: 'keychain', sweepInterval: 0 })).not.toThrow()
   })
 })

@@ -1,10 +1,11 @@
 // One set of option names, checked the same way in every constructor: `ttl` is every store's
-// lifetime (`defaultTtl` its deprecated alias), an unknown option is a TypeError naming it, and a
+// lifetime (`defaultTtl` its deprecated alias), `sweepInterval` every sweep timer's (the manager's
+// `cleanupInterval` its deprecated alias), an unknown option is a TypeError naming it, and a
 // `secret`/`secrets` key present but unset is an error, never a silent machine-bound key.
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ExpressSessionStore } from '../lib/http/express'
 import sealedSession from '../lib/http/fastify'
 import { withSession } from '../lib/http/fetch'
@@ -56,6 +57,28 @@ describe('option names', () => {
     expect(new MemorySessionStore(4_000).ttl).toBe(4_000)
     expect(() => new MemorySessionStore({ ttl: 1_000, defaultTtl: 2_000 })).toThrow(/options\.ttl or options\.defaultTtl/)
     expect(() => new MemorySessionStore({ ttl: -5 })).toThrow(RangeError)
+  })
+
+  it('cleanupInterval is the deprecated name of sweepInterval: the same timer, one of the two', async () => {
+    const both = () => new SessionManager('d', { dir: tmp(), sweepInterval: 1000, cleanupInterval: 1000 })
+    expect(both).toThrow(TypeError)
+    expect(both).toThrow('pass options.sweepInterval or options.cleanupInterval (its deprecated name), not both')
+    // A bad value is reported under the name it was given.
+    expect(() => new SessionManager('d', { dir: tmp(), sweepInterval: -5 })).toThrow(/^options\.sweepInterval /)
+    expect(() => new SessionManager('d', { dir: tmp(), cleanupInterval: -5 })).toThrow(/^options\.cleanupInterval /)
+    const setSpy = vi.spyOn(globalThis, 'setInterval')
+    try {
+      for (const options of [{ sweepInterval: 1234 }, { cleanupInterval: 1234 }]) {
+        setSpy.mockClear()
+        const m = new SessionManager('sweep-alias', { dir: tmp(), ...options })
+        await m.init()
+        expect(setSpy).toHaveBeenCalledTimes(1)
+        expect(setSpy.mock.calls[0][1]).toBe(1234)
+        await m.close()
+      }
+    } finally {
+      setSpy.mockRestore()
+    }
   })
 
   it('the HTTP adapters start new sessions with the store ttl', async () => {

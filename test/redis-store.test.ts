@@ -1,5 +1,5 @@
 // RedisSessionStore against a real redis-server on loopback, through each supported client
-// (node-redis v5 and ioredis): the shared contract, then what only a shared, encrypted Redis store
+// (node-redis and ioredis): the shared contract, then what only a shared, encrypted Redis store
 // must show (sharing across servers, nothing in clear, Redis-side expiry, touchAfter, rotation,
 // and outages). Inspection goes through a separate raw node-redis client. Needs Debian's
 // redis-server: in CI (CI=true) its absence fails the suite; locally the suite is skipped with a message.

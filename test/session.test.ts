@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
 import { Bag } from '../lib/session/bag'
 import { generateSessionId } from '../lib/core/ids'
-import { Session } from '../lib/session/session'
+import { Session, clearDirty } from '../lib/session/session'
 
 const vectors = JSON.parse(readFileSync(path.join(__dirname, 'vectors', 'envelope-v1.json'), 'utf8')) as {
   envelopes: Array<{ storageId?: string; plaintext: string; createdAt: number; expiresAt: number }>
@@ -216,17 +216,19 @@ describe('Session events', () => {
     expect(s.dirty).toBe(false)
     s.data.set('a.b', 1)
     expect(s.dirty).toBe(true)
-    s.clearDirty()
+    clearDirty(s)
     ;(s.data.get('a') as Bag).set('c', 2)
     expect(s.dirty).toBe(true)
-    s.clearDirty()
+    clearDirty(s)
     s.data.delete('a')
     expect(s.dirty).toBe(true)
-    s.clearDirty()
+    clearDirty(s)
     s.data.get('x')
     expect(s.dirty).toBe(false)
     s.markDirty()
     expect(s.dirty).toBe(true)
+    // Clearing is the package's business (a store's save, the middleware's id move), not the app's.
+    expect('clearDirty' in s).toBe(false)
   })
 
   it('becomes dirty when avatar data changes', () => {
@@ -245,11 +247,11 @@ describe('Session events', () => {
     expect(s.dirty).toBe(true)
     expect(s.needsNewId).toBe(true)
     expect(s.toRecord().avatar).toEqual({ identity: 'alice', tags: ['admin'], data: {} })
-    s.clearDirty()
+    clearDirty(s)
     who.data.set('x', 1)
     expect(s.dirty).toBe(true)
     // The replaced avatar no longer reaches this session.
-    s.clearDirty()
+    clearDirty(s)
     old.data.set('y', 1)
     expect(s.dirty).toBe(false)
     expect(() => s.attachAvatar({ identity: 'x' } as never)).toThrow(TypeError)

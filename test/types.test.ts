@@ -7,6 +7,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
+import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import { requireDist } from './helpers/dist'
 
@@ -50,4 +51,27 @@ describe('types as users compile them', () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }, 120_000)
+
+  it('sealed-session/express is the deprecated name: each of its exports is marked so in editors', () => {
+    requireDist()
+    const consumer = (entry: string): string =>
+      `import { ExpressSessionStore, expressId, type ExpressSessionStoreOptions } from './dist/${entry}'\n` +
+      'export const used: [typeof ExpressSessionStore, typeof expressId, ExpressSessionStoreOptions?] = [ExpressSessionStore, expressId]\n'
+    const files: Record<string, string> = { [path.join(ROOT, 'old.ts')]: consumer('express'), [path.join(ROOT, 'new.ts')]: consumer('express-session') }
+    const service = ts.createLanguageService({
+      getScriptFileNames: () => Object.keys(files),
+      getScriptVersion: () => '1',
+      getScriptSnapshot: (f) => (f in files ? ts.ScriptSnapshot.fromString(files[f]) : fs.existsSync(f) ? ts.ScriptSnapshot.fromString(fs.readFileSync(f, 'utf8')) : undefined),
+      getCurrentDirectory: () => ROOT,
+      getCompilationSettings: () => ({ module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, types: ['node'], skipLibCheck: true, strict: true, noEmit: true }),
+      getDefaultLibFileName: (o) => ts.getDefaultLibFilePath(o),
+      fileExists: (f) => f in files || ts.sys.fileExists(f),
+      readFile: (f) => files[f] ?? ts.sys.readFile(f),
+    })
+    const deprecated = (f: string): string[] =>
+      service.getSuggestionDiagnostics(f).filter((d) => d.code === 6385).map((d) => files[f].slice(d.start!, d.start! + d.length!).replace(/^type /, ''))
+    expect(service.getSemanticDiagnostics(path.join(ROOT, 'old.ts'))).toEqual([])
+    expect(new Set(deprecated(path.join(ROOT, 'old.ts')))).toEqual(new Set(['ExpressSessionStore', 'expressId', 'ExpressSessionStoreOptions']))
+    expect(deprecated(path.join(ROOT, 'new.ts'))).toEqual([])
+  })
 })

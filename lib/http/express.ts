@@ -1,4 +1,4 @@
-// `sealed-session/express`: our encrypted stores behind the express-session package.
+// `sealed-session/express-session`: our encrypted stores behind the express-session package.
 //
 //   app.use(session({ secret, resave: false, saveUninitialized: false,
 //                     store: new ExpressSessionStore({ store: new FileSessionStore({ dir, secret }) }) }))

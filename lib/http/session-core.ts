@@ -24,7 +24,7 @@ import { parse, serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import { checkLogger, type Logger } from '../core/logger'
-import { Session, persistedTouch } from '../session/session'
+import { Session, clearDirty, persistedTouch } from '../session/session'
 import { DEFAULT_TTL, checkTtl, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
@@ -200,7 +200,7 @@ export class SessionExchange {
         await store.delete(plan.newId)
         return false
       }
-      session.clearDirty()
+      clearDirty(session)
       this.session = moved
       return true
     }

@@ -80,7 +80,7 @@ interface Out {
 /** The manager the app would build (validates the name and dir as the app's constructor does). */
 function managerFor(args: Args): SessionManager {
   try {
-    return new SessionManager(args.app, { dir: args.dir, keySource: args.keySource, cleanupInterval: 0 })
+    return new SessionManager(args.app, { dir: args.dir, keySource: args.keySource, sweepInterval: 0 })
   } catch (err) {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message.replace(/^appName/, '--app'))
     throw err

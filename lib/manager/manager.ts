@@ -45,6 +45,8 @@ export interface SessionManagerOptions extends KeyOptions {
    */
   keySource?: KeySource
   /** How often expired sessions are removed, in ms (5 min); 0 disables the timer. */
+  sweepInterval?: number
+  /** @deprecated The old name of `sweepInterval`. */
   cleanupInterval?: number
   logger?: Logger
   /**
@@ -133,7 +135,7 @@ function checkAppName(appName: unknown): string {
 }
 
 // The option names SessionManager accepts (docs/api/manager.md describes each).
-const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'cleanupInterval', 'logger', 'readCache', 'maxBytes', 'keySource'])
+const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'sweepInterval', 'cleanupInterval', 'logger', 'readCache', 'maxBytes', 'keySource'])
 
 export class SessionManager implements AsyncDisposable {
   readonly appName: string
@@ -167,10 +169,15 @@ export class SessionManager implements AsyncDisposable {
     this.sessionDir = path.resolve(options.dir ?? defaultSessionDir(this.appName))
     this.maxBytes = checkMaxBytes(options.maxBytes)
     this.sessionFile = path.join(this.sessionDir, FILE_NAME)
+    if (options.sweepInterval !== undefined && options.cleanupInterval !== undefined) {
+      throw new TypeError('pass options.sweepInterval or options.cleanupInterval (its deprecated name), not both')
+    }
+    const sweepName = options.cleanupInterval !== undefined ? 'options.cleanupInterval' : 'options.sweepInterval'
+    const sweepInterval = options.sweepInterval ?? options.cleanupInterval
     this.#cleanupInterval =
-      options.cleanupInterval === undefined || options.cleanupInterval === 0
-        ? (options.cleanupInterval ?? 5 * 60_000)
-        : checkTtl('options.cleanupInterval', options.cleanupInterval)
+      sweepInterval === undefined || sweepInterval === 0
+        ? (sweepInterval ?? 5 * 60_000)
+        : checkTtl(sweepName, sweepInterval)
     this.#logger = checkLogger(options.logger)
     this.#hasLogger = options.logger !== undefined
     if (options.readCache !== undefined && typeof options.readCache !== 'boolean') {

@@ -70,6 +70,7 @@ interface SessionInternals {
   storedIdentity(s: Session): string | null
   touchPersisted(s: Session): boolean
   markStored(s: Session, version: number): void
+  clearDirty(s: Session): void
   markTouched(s: Session, version: number): void
   rebase(s: Session, latest: Session, version: number): void
   fromParsed(record: unknown): Session
@@ -77,8 +78,10 @@ interface SessionInternals {
 // Filled by Session's static block: package-internal access for stores and the middleware.
 let internals!: SessionInternals
 
-// Set by fromRecord only while it builds a Session whose record carries an avatar.
-let recordAvatarFollows = false
+// An options key only fromRecord can pass (module-private; checkOptionKeys sees string keys
+// only): the record carries its avatar, set right after construction.
+const AVATAR_FOLLOWS = Symbol('avatarFollows')
+type ConstructorOptions = SessionOptions & { [AVATAR_FOLLOWS]?: true }
 
 /** `Data` types `session.data` (see SessionShape); it is not checked at run time. */
 export class Session<Data extends object = SessionShape> {
@@ -121,6 +124,9 @@ export class Session<Data extends object = SessionShape> {
         resetChanges(s.#data)
         resetChanges(s.#avatar.data)
       },
+      clearDirty: (s) => {
+        s.#dirty = false
+      },
       markTouched: (s, version) => {
         s.#version = version
         s.#touchPersisted = true
@@ -153,7 +159,8 @@ export class Session<Data extends object = SessionShape> {
     trackChanges(this.#data)
     // A record that carries its avatar gets it right after (fromRecord): building one from the
     // auth snapshot first would only be thrown away (with many roles, most of a read's work).
-    if (!recordAvatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
+    const avatarFollows = (options as ConstructorOptions)[AVATAR_FOLLOWS] === true
+    if (!avatarFollows) this.#setAvatar(new Avatar(undefined, undefined, this.#auth))
   }
 
   /** Rebuild a session from a record (toRecord, a store's dump); throws TypeError/RangeError on
@@ -185,13 +192,9 @@ export class Session<Data extends object = SessionShape> {
     if (!isPlainObject(data)) throw new TypeError(`session record.data must be a plain object, got ${describe(data)}`)
 
     const storedAvatar = avatar === undefined ? null : Avatar.fromJSON(avatar)
-    recordAvatarFollows = storedAvatar !== null
-    let session: Session
-    try {
-      session = new Session(id, parsed ? null : auth, meta.ttl, { maxAge, now: createdAt })
-    } finally {
-      recordAvatarFollows = false
-    }
+    const options: ConstructorOptions = { maxAge, now: createdAt }
+    if (storedAvatar !== null) options[AVATAR_FOLLOWS] = true
+    const session = new Session(id, parsed ? null : auth, meta.ttl, options)
     if (parsed && auth !== null) {
       session.#auth = freezeParsed(auth, 'session record.auth') as JsonObject
       if (storedAvatar === null) session.#setAvatar(new Avatar(undefined, undefined, session.#auth))
@@ -262,11 +265,6 @@ export class Session<Data extends object = SessionShape> {
 
   markDirty(): void {
     this.#dirty = true
-  }
-
-  /** Called by a store once the session is persisted. */
-  clearDirty(): void {
-    this.#dirty = false
   }
 
   /** True after attachAvatar: the middleware must move the session to a new id (fixation). */
@@ -427,6 +425,11 @@ export function persistedTouch(session: Session): boolean {
 /** For stores: `session` is now stored as `version` (clears dirty and the change journals). */
 export function markStored(session: Session, version: number): void {
   internals.markStored(session, version)
+}
+
+/** For the middleware: `session`'s changes are persisted elsewhere (under the new id it moved to). */
+export function clearDirty(session: Session): void {
+  internals.clearDirty(session)
 }
 
 /** For stores: a get persisted the touch of `session` as `version`. */

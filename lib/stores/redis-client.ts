@@ -1,4 +1,4 @@
-// One small adapter over the Redis clients people already have: node-redis v5 (createClient,
+// One small adapter over the Redis clients people already have: node-redis v5 or v6 (createClient,
 // createCluster) and ioredis (Redis, Cluster, Sentinel through Redis options). The store speaks
 // only through it: raw commands that touch one key (or keys sharing its hash slot), so the same
 // code runs on one server, a Sentinel-managed master and a Redis Cluster. Nothing is imported from
@@ -32,9 +32,9 @@ export interface RedisLink {
 }
 
 const SUPPORTED =
-  "a node-redis v5 client (createClient() or createCluster() from 'redis') or an ioredis client (new Redis(), new Redis.Cluster(), or Sentinel through new Redis({ sentinels, name }))"
+  "a node-redis v5 or v6 client (createClient() or createCluster() from 'redis') or an ioredis client (new Redis(), new Redis.Cluster(), or Sentinel through new Redis({ sentinels, name }))"
 
-// RESP type byte of a bulk string ('$'): node-redis v5's RESP_TYPES.BLOB_STRING.
+// RESP type byte of a bulk string ('$'): node-redis's RESP_TYPES.BLOB_STRING (v5 and v6).
 const BINARY = { typeMapping: { 36: Buffer } }
 
 type Fn = (...args: unknown[]) => unknown

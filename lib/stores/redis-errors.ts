@@ -5,7 +5,8 @@ import { SessionStoreUnavailableError } from '../core/errors'
 
 export const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 
-// Error classes of node-redis v5 and ioredis (by name or class name) meaning "not reachable".
+// Error classes of node-redis v5 and v6 and ioredis (by name or class name) meaning "not reachable"
+// (or, like our own commandTimeout, "sent, outcome unknown").
 const CONNECTION_ERRORS = new Set([
   'AbortError',
   'ClientClosedError',
@@ -19,6 +20,10 @@ const CONNECTION_ERRORS = new Set([
   'TimeoutError',
   'SocketTimeoutDuringMaintenanceError',
   'CommandTimeoutDuringMaintenanceError',
+  // node-redis v6: a command that was sent, then timed out or was aborted while awaiting its reply.
+  'TimeoutReadError',
+  'AbortReadError',
+  'CommandTimeoutReadDuringMaintenanceError',
   'MaxRetriesPerRequestError',
   'ClusterAllFailedError',
 ])

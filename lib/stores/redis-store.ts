@@ -4,7 +4,7 @@
 // sweeping. No session id ever reaches Redis in clear: the key holds its SHA-256, the value is
 // ciphertext.
 //
-// The client is the user's own node-redis v5 or ioredis client, reached through one adapter
+// The client is the user's own node-redis (v5 or v6) or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
 import type {
@@ -29,7 +29,7 @@ import type { SessionRecord } from '../session/session'
 import { makeDump, type SessionDump } from './store'
 import { checkOptionKeys, checkTtl, describe } from '../core/validate'
 
-/** A node-redis v5 client or cluster (`createClient()`, `createCluster()` from 'redis'). */
+/** A node-redis v5 or v6 client or cluster (`createClient()`, `createCluster()` from 'redis'). */
 export interface NodeRedisClientLike {
   // biome-ignore lint/suspicious/noExplicitAny: the clients' own overloads must stay assignable
   sendCommand(...args: any[]): Promise<unknown>
@@ -49,7 +49,7 @@ export type RedisClientLike = NodeRedisClientLike | IoRedisClientLike
 
 export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bindToBoot'> {
   /**
-   * A node-redis v5 or ioredis client you created and connected; it stays yours (close() leaves
+   * A node-redis (v5 or v6) or ioredis client you created and connected; it stays yours (close() leaves
    * it open). Give it an 'error' listener (`client.on('error', ...)`): without one, a lost
    * connection makes the client emit an unhandled 'error' event, which ends the process.
    */

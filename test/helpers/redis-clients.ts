@@ -1,5 +1,5 @@
 // The two Redis clients RedisSessionStore accepts, connected the same way for every suite:
-// node-redis v5 and ioredis, quick reconnects (short outage tests), an 'error' listener (a lost
+// node-redis and ioredis, quick reconnects (short outage tests), an 'error' listener (a lost
 // connection must not end the test process), and a way to wrap their commands (e.g. to hook one
 // command's reply).
 import { Redis, Cluster } from 'ioredis'
