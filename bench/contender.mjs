@@ -48,7 +48,15 @@ const READ_FLAGS = 1 | 2 | 4
 
 function summarize(lat, n, elapsedNs, timing, extra = {}) {
   const sorted = Array.from(lat.subarray(0, n)).sort((a, b) => a - b)
-  return { name, timing, n, opsPerSec: (n * 1e9) / elapsedNs, p50Ns: percentile(sorted, 50), p99Ns: percentile(sorted, 99), ...extra }
+  return {
+    name,
+    timing,
+    n,
+    opsPerSec: (n * 1e9) / elapsedNs,
+    p50Ns: percentile(sorted, 50),
+    p99Ns: percentile(sorted, 99),
+    ...extra,
+  }
 }
 
 function runSync(op, { warmupMs, measureMs, minOps, slow }) {
@@ -144,7 +152,14 @@ async function runConcurrent(op, { warmupMs, measureMs, inFlight, eld }) {
   h?.disable()
   const extra = {
     cpuNsPerOp: ((cpu.user + cpu.system) * 1000) / n,
-    ...(h ? { eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6, eldSamples: h.count } : {}),
+    ...(h
+      ? {
+          eldP50Ms: h.percentile(50) / 1e6,
+          eldP99Ms: h.percentile(99) / 1e6,
+          eldMaxMs: h.max / 1e6,
+          eldSamples: h.count,
+        }
+      : {}),
   }
   return summarize(lat, Math.min(n, MAX_SAMPLES), elapsedNs, `async-${inFlight}`, extra)
 }
@@ -215,7 +230,9 @@ function sfsStore(secret) {
   })
   const get = (sid) =>
     new Promise((resolve, reject) =>
-      store.get(sid, (err, s) => (err ? reject(err) : s ? resolve(s) : reject(new Error('session-file-store: no session')))),
+      store.get(sid, (err, s) =>
+        err ? reject(err) : s ? resolve(s) : reject(new Error('session-file-store: no session')),
+      ),
     )
   const set = (sid, s) => new Promise((resolve, reject) => store.set(sid, s, (err) => (err ? reject(err) : resolve())))
   return { get, set }
@@ -243,7 +260,8 @@ const CONTENDERS = {
     const { native } = nativeBinding()
     const ring = managerRing()
     const dir = new native.PrivateDir(P.managerDir, false)
-    const op = () => JSON.parse(dir.openFileSync(ring, FILE_NAME, MANAGER_CONTEXT, MAX_BYTES, Date.now(), READ_FLAGS).plaintext)
+    const op = () =>
+      JSON.parse(dir.openFileSync(ring, FILE_NAME, MANAGER_CONTEXT, MAX_BYTES, Date.now(), READ_FLAGS).plaintext)
     mustHave(op(), 'openFileSync')
     return { run: runSync, op }
   },
@@ -256,7 +274,9 @@ const CONTENDERS = {
     const ring = managerRing()
     const dir = new native.PrivateDir(P.managerDir, false)
     const op = () =>
-      dir.openFile(ring, FILE_NAME, MANAGER_CONTEXT, MAX_BYTES, Date.now(), READ_FLAGS).then((r) => JSON.parse(r.plaintext))
+      dir
+        .openFile(ring, FILE_NAME, MANAGER_CONTEXT, MAX_BYTES, Date.now(), READ_FLAGS)
+        .then((r) => JSON.parse(r.plaintext))
     return { run: runAsync, op, check: op }
   },
   'ss-native-async-64'() {
@@ -363,7 +383,13 @@ const CONTENDERS = {
   // The same op on the 0.1 build (run.mjs builds it from git into BENCH_BASELINE_PKG).
   async 'ss-store-save-v01'() {
     const { FileSessionStore } = require(path.join(process.env.BENCH_BASELINE_PKG, 'dist', 'index.js'))
-    const store = new FileSessionStore({ dir: path.join(P.writesDir, `store-v01-${process.pid}`), namespace: NAMESPACE, secret: SECRET, sweepInterval: 0, touchAfter: 86_400_000 })
+    const store = new FileSessionStore({
+      dir: path.join(P.writesDir, `store-v01-${process.pid}`),
+      namespace: NAMESPACE,
+      secret: SECRET,
+      sweepInterval: 0,
+      touchAfter: 86_400_000,
+    })
     const { options } = sessionRecordInput()
     const session = await store.create({ userId: 'user-4f1c2a9e', name: options.userName, roles: options.data.roles })
     return { run: runAsync, op: () => store.save(session) }
@@ -378,19 +404,35 @@ const CONTENDERS = {
     const duration = Math.max(opts.measureMs * 2, 1000)
     const { spawn } = await import('node:child_process')
     const children = Array.from({ length: WRITERS }, (_, p) => {
-      const args = [path.join(ROOT, 'bench', 'cas-writer.mjs'), process.env.BENCH_PKG ?? ROOT, store.dir, SECRET, NAMESPACE, session.id, String(p), String(duration)]
+      const args = [
+        path.join(ROOT, 'bench', 'cas-writer.mjs'),
+        process.env.BENCH_PKG ?? ROOT,
+        store.dir,
+        SECRET,
+        NAMESPACE,
+        session.id,
+        String(p),
+        String(duration),
+      ]
       const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
       let out = ''
-      const ready = new Promise((resolve) => child.stdout.on('data', (d) => ((out += d), out.includes('ready\n') && resolve())))
+      const ready = new Promise((resolve) =>
+        child.stdout.on('data', (d) => ((out += d), out.includes('ready\n') && resolve())),
+      )
       const done = new Promise((resolve, reject) =>
-        child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.slice(out.indexOf('\n') + 1))) : reject(new Error(`cas-writer exit ${code}`)))),
+        child.on('close', (code) =>
+          code === 0
+            ? resolve(JSON.parse(out.slice(out.indexOf('\n') + 1)))
+            : reject(new Error(`cas-writer exit ${code}`)),
+        ),
       )
       return { child, ready, done }
     })
     await Promise.all(children.map((c) => c.ready))
     for (const c of children) c.child.stdin.end('go\n')
     const runs = await Promise.all(children.map((c) => c.done))
-    if (runs.some((r) => r.lost > 0 || r.errors > 0)) throw new Error(`8 writers: ${JSON.stringify(runs.map((r) => [r.lost, r.errors]))}`)
+    if (runs.some((r) => r.lost > 0 || r.errors > 0))
+      throw new Error(`8 writers: ${JSON.stringify(runs.map((r) => [r.lost, r.errors]))}`)
     const lat = Float64Array.from(runs.flatMap((r) => r.lat))
     return summarize(lat, lat.length, duration * 1e6, `${WRITERS} processes`)
   },
@@ -423,7 +465,17 @@ const CONTENDERS = {
         h.enable()
         await new Promise((resolve) => setTimeout(resolve, o.measureMs))
         h.disable()
-        return { name, timing: 'idle', n: 0, opsPerSec: NaN, p50Ns: NaN, p99Ns: NaN, eldP50Ms: h.percentile(50) / 1e6, eldP99Ms: h.percentile(99) / 1e6, eldMaxMs: h.max / 1e6 }
+        return {
+          name,
+          timing: 'idle',
+          n: 0,
+          opsPerSec: NaN,
+          p50Ns: NaN,
+          p99Ns: NaN,
+          eldP50Ms: h.percentile(50) / 1e6,
+          eldP99Ms: h.percentile(99) / 1e6,
+          eldMaxMs: h.max / 1e6,
+        }
       },
       op: null,
     }
@@ -438,9 +490,16 @@ function sfsWrites(secret) {
   const session = require('express-session')
   const FileStore = require('session-file-store')(session)
   const dir = path.join(P.writesDir, `sfs-${secret ? 'secret' : 'plain'}-${process.pid}`)
-  const store = new FileStore({ path: dir, ttl: TTL_MS / 1000, reapInterval: -1, logFn() {}, ...(secret ? { secret: SECRET } : {}) })
+  const store = new FileStore({
+    path: dir,
+    ttl: TTL_MS / 1000,
+    reapInterval: -1,
+    logFn() {},
+    ...(secret ? { secret: SECRET } : {}),
+  })
   const record = meta.record
-  const op = () => new Promise((resolve, reject) => store.set('bench-sid', { ...record }, (err) => (err ? reject(err) : resolve())))
+  const op = () =>
+    new Promise((resolve, reject) => store.set('bench-sid', { ...record }, (err) => (err ? reject(err) : resolve())))
   return { run: runAsync, op }
 }
 
@@ -491,7 +550,12 @@ async function runScale() {
     for (const f of names) pd.openFileSync(ring, f, `store:${NAMESPACE}:${f}`, MAX_BYTES, now, 4)
     const openEach = Number(hr() - t0) / n
     await store.close()
-    out.sizes[n] = { getP50Ns: percentile(sorted, 50), getP99Ns: percentile(sorted, 99), purgePerFileNs: median(purge), openEachPerFileNs: openEach }
+    out.sizes[n] = {
+      getP50Ns: percentile(sorted, 50),
+      getP99Ns: percentile(sorted, 99),
+      purgePerFileNs: median(purge),
+      openEachPerFileNs: openEach,
+    }
   }
   return out
 }
@@ -512,7 +576,14 @@ async function runRss() {
   for (let i = 0; i < reads; i++) m.getSessionSync()
   const elapsedNs = Number(hr() - t0)
   const after = sample()
-  return { name, reads, gcExposed: typeof globalThis.gc === 'function', before, after, opsPerSec: (reads * 1e9) / elapsedNs }
+  return {
+    name,
+    reads,
+    gcExposed: typeof globalThis.gc === 'function',
+    before,
+    after,
+    opsPerSec: (reads * 1e9) / elapsedNs,
+  }
 }
 
 const make = CONTENDERS[name]

@@ -132,14 +132,17 @@ function stop(child) {
 
 function request(agent, port, urlPath, cookie) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, agent, headers: cookie ? { cookie } : {} }, (res) => {
-      res.resume()
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`${urlPath}: HTTP ${res.statusCode}`))
-        const set = res.headers['set-cookie']?.[0]
-        resolve(set ? set.split(';')[0] : null)
-      })
-    })
+    const req = http.request(
+      { host: '127.0.0.1', port, path: urlPath, agent, headers: cookie ? { cookie } : {} },
+      (res) => {
+        res.resume()
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`${urlPath}: HTTP ${res.statusCode}`))
+          const set = res.headers['set-cookie']?.[0]
+          resolve(set ? set.split(';')[0] : null)
+        })
+      },
+    )
     req.on('error', reject)
     req.end()
   })
@@ -167,7 +170,12 @@ async function drive(port, urlPath, cookies, { warmupMs, measureMs }) {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   agent.destroy()
   latencies.sort((a, b) => a - b)
-  return { rps: latencies.length / seconds, p50Ns: percentile(latencies, 50), p99Ns: percentile(latencies, 99), n: latencies.length }
+  return {
+    rps: latencies.length / seconds,
+    p50Ns: percentile(latencies, 50),
+    p99Ns: percentile(latencies, 99),
+    n: latencies.length,
+  }
 }
 
 async function runOne(name, { pkg, tmp, redisPort, timing, writeFirst }) {
@@ -185,7 +193,8 @@ async function runOne(name, { pkg, tmp, redisPort, timing, writeFirst }) {
     if (cookies.some((c) => c === null)) throw new Error(`${name}: no session cookie`)
     // Phases alternate by round: neither always meets the machine's load at the same moment.
     const out = {}
-    for (const phase of writeFirst ? ['write', 'read'] : ['read', 'write']) out[phase] = await drive(port, `/${phase}`, cookies, timing)
+    for (const phase of writeFirst ? ['write', 'read'] : ['read', 'write'])
+      out[phase] = await drive(port, `/${phase}`, cookies, timing)
     return out
   } finally {
     await stop(child)
@@ -221,7 +230,14 @@ export async function runHttpBench({ pkg, rounds, quick, log = console.error }) 
   }
   const rows = names.map((name) => {
     const of = (phase, key) => median(results.map((round) => round[name][phase][key]))
-    return { name, label: HTTP_CONTENDERS[name], readRps: of('read', 'rps'), readP50Ns: of('read', 'p50Ns'), writeRps: of('write', 'rps'), writeP50Ns: of('write', 'p50Ns') }
+    return {
+      name,
+      label: HTTP_CONTENDERS[name],
+      readRps: of('read', 'rps'),
+      readP50Ns: of('read', 'p50Ns'),
+      writeRps: of('write', 'rps'),
+      writeP50Ns: of('write', 'p50Ns'),
+    }
   })
   const ratios = HTTP_RATIOS.map(([a, b, label]) => ({
     label,
@@ -242,7 +258,10 @@ function toMarkdown(rows, ratios, { rounds, quick }) {
     '',
     '| stack | read req/s | read p50 ms | write req/s | write p50 ms |',
     '|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.label} | ${Math.round(r.readRps)} | ${ms(r.readP50Ns)} | ${Math.round(r.writeRps)} | ${ms(r.writeP50Ns)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${Math.round(r.readRps)} | ${ms(r.readP50Ns)} | ${Math.round(r.writeRps)} | ${ms(r.writeP50Ns)} |`,
+    ),
     '',
     '| ratio (req/s, median of per-round ratios) | read | write |',
     '|---|---:|---:|',

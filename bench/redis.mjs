@@ -31,10 +31,20 @@ export const REDIS_CONTENDERS = {
   'ss-file-get': { label: 'sealed-session FileSessionStore.get() (local encrypted file, same record)' },
 }
 export const REDIS_RATIOS = [
-  { num: 'ss-redis-get', den: 'connect-redis-get', target: 1.15, label: 'RedisSessionStore.get ÷ connect-redis get (time, same server, same run)' },
+  {
+    num: 'ss-redis-get',
+    den: 'connect-redis-get',
+    target: 1.15,
+    label: 'RedisSessionStore.get ÷ connect-redis get (time, same server, same run)',
+  },
   { num: 'ss-redis-get', den: 'redis-raw-get', label: 'RedisSessionStore.get ÷ raw GET of the same bytes (time)' },
   { num: 'connect-redis-get', den: 'redis-raw-get', label: 'connect-redis get ÷ raw GET (time)' },
-  { num: 'connect-redis-get', den: 'ss-file-get', atLeast: 3, label: 'connect-redis get ÷ FileSessionStore.get (time: plaintext Redis on localhost vs a local encrypted file)' },
+  {
+    num: 'connect-redis-get',
+    den: 'ss-file-get',
+    atLeast: 3,
+    label: 'connect-redis get ÷ FileSessionStore.get (time: plaintext Redis on localhost vs a local encrypted file)',
+  },
 ]
 
 const dist = (m) => require(path.join(process.env.BENCH_PKG ?? ROOT, 'dist', m))
@@ -63,11 +73,23 @@ async function setup(name, port) {
     op = () => store.get(SID_CR)
   } else if (name === 'ss-redis-get') {
     const { RedisSessionStore } = dist('index.js')
-    const store = new RedisSessionStore({ client, secret: SECRET, namespace: NAMESPACE, prefix: PREFIX, touchAfter: TTL_MS })
+    const store = new RedisSessionStore({
+      client,
+      secret: SECRET,
+      namespace: NAMESPACE,
+      prefix: PREFIX,
+      touchAfter: TTL_MS,
+    })
     op = () => store.get(meta.id)
   } else if (name === 'ss-file-get') {
     const { FileSessionStore } = dist('index.js')
-    const store = new FileSessionStore({ dir: meta.fileDir, secret: SECRET, namespace: NAMESPACE, sweepInterval: 0, touchAfter: TTL_MS })
+    const store = new FileSessionStore({
+      dir: meta.fileDir,
+      secret: SECRET,
+      namespace: NAMESPACE,
+      sweepInterval: 0,
+      touchAfter: TTL_MS,
+    })
     op = () => store.get(meta.fileId)
   } else throw new Error(`unknown contender ${name}`)
   const check = await op()
@@ -96,12 +118,22 @@ export async function round(port) {
     if (record) busyNs[name] += Number(end - start)
   }
   for (let t0 = Date.now(); Date.now() - t0 < TIMING.warmupMs; ) for (const n of names) await slice(n, false)
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.measureMs * names.length; ) for (const n of names) await slice(n, true)
+  for (let t0 = Date.now(); Date.now() - t0 < TIMING.measureMs * names.length; )
+    for (const n of names) await slice(n, true)
   await Promise.all(names.map((n) => all[n].close()))
   return Object.fromEntries(
     names.map((n) => {
       const l = lat[n].sort((a, b) => a - b)
-      return [n, { name: n, n: l.length, opsPerSec: (l.length * 1e9) / busyNs[n], p50Ns: percentile(l, 50), p99Ns: percentile(l, 99) }]
+      return [
+        n,
+        {
+          name: n,
+          n: l.length,
+          opsPerSec: (l.length * 1e9) / busyNs[n],
+          p50Ns: percentile(l, 50),
+          p99Ns: percentile(l, 99),
+        },
+      ]
     }),
   )
 }
@@ -122,7 +154,11 @@ function freePort() {
 async function startServer() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-bench-redis-'))
   const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  )
   const failed = new Promise((_, reject) => child.once('error', reject))
   const stop = () => {
     if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL')
@@ -148,7 +184,13 @@ export async function makeFixtures(port) {
   const client = await connect(port)
   const { RedisSessionStore, storageName } = dist('index.js')
   const { userId, options } = sessionRecordInput()
-  const store = new RedisSessionStore({ client, secret: SECRET, namespace: NAMESPACE, prefix: PREFIX, touchAfter: TTL_MS })
+  const store = new RedisSessionStore({
+    client,
+    secret: SECRET,
+    namespace: NAMESPACE,
+    prefix: PREFIX,
+    touchAfter: TTL_MS,
+  })
   const session = await store.create({ userId, name: options.userName, roles: options.data.roles }, { ttl: TTL_MS })
   for (const k of ['locale', 'theme', 'cart', 'flags', 'csrf']) session.data.set(k, options.data[k])
   await store.save(session)
@@ -158,7 +200,13 @@ export async function makeFixtures(port) {
   const { RedisStore } = await import('connect-redis')
   const cr = new RedisStore({ client, prefix: 'bench-cr:' })
   await cr.set(SID_CR, {
-    cookie: { originalMaxAge: TTL_MS, expires: new Date(Date.now() + TTL_MS).toISOString(), httpOnly: true, path: '/', sameSite: 'lax' },
+    cookie: {
+      originalMaxAge: TTL_MS,
+      expires: new Date(Date.now() + TTL_MS).toISOString(),
+      httpOnly: true,
+      path: '/',
+      sameSite: 'lax',
+    },
     user: { userId, name: options.userName, roles: options.data.roles },
     ...Object.fromEntries(['locale', 'theme', 'cart', 'flags', 'csrf'].map((k) => [k, options.data[k]])),
   })
@@ -166,16 +214,28 @@ export async function makeFixtures(port) {
   // The same record in a FileSessionStore: what the file row reads.
   const { FileSessionStore } = dist('index.js')
   const fileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-bench-redis-file-'))
-  const files = new FileSessionStore({ dir: path.join(fileDir, 'sessions'), secret: SECRET, namespace: NAMESPACE, sweepInterval: 0, touchAfter: TTL_MS })
+  const files = new FileSessionStore({
+    dir: path.join(fileDir, 'sessions'),
+    secret: SECRET,
+    namespace: NAMESPACE,
+    sweepInterval: 0,
+    touchAfter: TTL_MS,
+  })
   await files.restore(await store.dump())
   await files.close()
-  await client.set(KEYS.meta, JSON.stringify({ id: session.id, fileId: session.id, fileDir: path.join(fileDir, 'sessions') }))
+  await client.set(
+    KEYS.meta,
+    JSON.stringify({ id: session.id, fileId: session.id, fileDir: path.join(fileDir, 'sessions') }),
+  )
   await client.close()
   return { sealedBytes: sealed.length, plainBytes, fileDir }
 }
 
 function runRound(port) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'round', String(port)], { encoding: 'utf8', timeout: 300_000 })
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'round', String(port)], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  })
   if (r.status !== 0) throw new Error(`redis bench round failed:\n${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop())
 }
@@ -214,7 +274,10 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
       '',
       '| contender | ops/s | p50 | p99 |',
       '| --- | ---: | ---: | ---: |',
-      ...rows.map((r) => `| ${r.label} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmtNs(r.p50Ns)} | ${fmtNs(r.p99Ns)} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.label} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${fmtNs(r.p50Ns)} | ${fmtNs(r.p99Ns)} |`,
+      ),
       '',
       '| ratio (median of per-round ratios) | value | target |',
       '| --- | ---: | --- |',

@@ -77,7 +77,9 @@ function snapshotBaseline(into) {
     if (i === 1) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'))
     const r = spawnSync(cmd, args, { cwd: into, encoding: 'utf8', timeout: 600_000 })
     if (r.status !== 0) {
-      log(`  baseline ${ref}: could not build (${cmd}): ${(r.stderr || String(r.error)).trim().split('\n').slice(-5).join('\n')}`)
+      log(
+        `  baseline ${ref}: could not build (${cmd}): ${(r.stderr || String(r.error)).trim().split('\n').slice(-5).join('\n')}`,
+      )
       return null
     }
   }
@@ -97,7 +99,13 @@ async function makeFixtures(fixtureDir) {
   await manager.close()
   const envelope = fs.readFileSync(P.managerFile)
 
-  const store = new ss.FileSessionStore({ dir: P.storeDir, namespace: NAMESPACE, secret: SECRET, sweepInterval: 0, touchAfter: 86_400_000 })
+  const store = new ss.FileSessionStore({
+    dir: P.storeDir,
+    namespace: NAMESPACE,
+    secret: SECRET,
+    sweepInterval: 0,
+    touchAfter: 86_400_000,
+  })
   const session = await store.create({ userId, name: options.userName, roles: options.data.roles }, { ttl: TTL_MS })
   session.data.set('locale', options.data.locale)
   session.data.set('theme', options.data.theme)
@@ -114,7 +122,13 @@ async function makeFixtures(fixtureDir) {
     [P.sfsPlainDir, undefined],
     [P.sfsSecretDir, SECRET],
   ]) {
-    const s = new FileStore({ path: dir, ttl: TTL_MS / 1000, reapInterval: -1, logFn() {}, ...(secret ? { secret } : {}) })
+    const s = new FileStore({
+      path: dir,
+      ttl: TTL_MS / 1000,
+      reapInterval: -1,
+      logFn() {},
+      ...(secret ? { secret } : {}),
+    })
     await new Promise((resolve, reject) => s.set(sfsId, { ...record }, (err) => (err ? reject(err) : resolve())))
   }
 
@@ -158,7 +172,12 @@ function makeScaleFixtures(scaleRoot, sizes) {
       session.data.set('locale', options.data.locale)
       session.data.set('cart', options.data.cart)
       const name = ss.storageName(session.id)
-      const env = ring.seal(JSON.stringify(session), `store:${NAMESPACE}:${name}`, session.meta.createdAt, session.expiresAt())
+      const env = ring.seal(
+        JSON.stringify(session),
+        `store:${NAMESPACE}:${name}`,
+        session.meta.createdAt,
+        session.expiresAt(),
+      )
       fs.writeFileSync(path.join(dir, name), env, { mode: 0o600, flag: 'wx' })
       // As sealToFile does: the expiry as the mtime, which the sweep reads instead of the header.
       fs.utimesSync(path.join(dir, name), new Date(), new Date(session.expiresAt()))
@@ -181,13 +200,22 @@ function buildFloor(outDir) {
     log(`  floor: could not build (${cc} ${args.join(' ')}):\n${r.stderr || r.error}`)
     return null
   }
-  return { bin: out, cmd: `${cc} ${args.join(' ').replaceAll(outDir, '$TMP').replaceAll(ROOT + '/', '')}` }
+  return {
+    bin: out,
+    cmd: `${cc} ${args
+      .join(' ')
+      .replaceAll(outDir, '$TMP')
+      .replaceAll(ROOT + '/', '')}`,
+  }
 }
 
 // ---- running contenders -----------------------------------------------------------------
 
 function lastJsonLine(text) {
-  const lines = text.trim().split('\n').filter((l) => l.startsWith('{'))
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
   return lines.length ? JSON.parse(lines[lines.length - 1]) : null
 }
 
@@ -196,15 +224,21 @@ function lastJsonLine(text) {
 let failures = 0
 
 function runContender(name, fixtureDir, options, nodeArgs = []) {
-  const r = spawnSync(process.execPath, [...nodeArgs, path.join(ROOT, 'bench', 'contender.mjs'), name, fixtureDir, JSON.stringify(options)], {
-    encoding: 'utf8',
-    timeout: 180_000,
-    maxBuffer: 16 << 20,
-  })
+  const r = spawnSync(
+    process.execPath,
+    [...nodeArgs, path.join(ROOT, 'bench', 'contender.mjs'), name, fixtureDir, JSON.stringify(options)],
+    {
+      encoding: 'utf8',
+      timeout: 180_000,
+      maxBuffer: 16 << 20,
+    },
+  )
   const result = r.status === 0 ? lastJsonLine(r.stdout) : null
   if (!result) {
     failures++
-    log(`  ${name}: failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
+    log(
+      `  ${name}: failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`,
+    )
   }
   return result
 }
@@ -212,14 +246,25 @@ function runContender(name, fixtureDir, options, nodeArgs = []) {
 function runFloor(floor, fixtureDir) {
   const P = fixturePaths(fixtureDir)
   const key = deriveKey(SECRET, 'manager', APP).toString('hex')
-  const r = spawnSync(floor.bin, [P.managerFile, key, MANAGER_CONTEXT, String(FLOOR_READS), '1'], { encoding: 'utf8', timeout: 120_000 })
+  const r = spawnSync(floor.bin, [P.managerFile, key, MANAGER_CONTEXT, String(FLOOR_READS), '1'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
   const j = r.status === 0 ? lastJsonLine(r.stdout) : null
   if (!j) {
     failures++
     log(`  floor: failed (${r.stderr?.trim() ?? r.error})`)
     return null
   }
-  return { name: 'floor', timing: 'per-op (C)', n: FLOOR_READS, opsPerSec: 1e9 / j.ns, p50Ns: j.p50, p99Ns: j.p99, openssl: j.openssl }
+  return {
+    name: 'floor',
+    timing: 'per-op (C)',
+    n: FLOOR_READS,
+    opsPerSec: 1e9 / j.ns,
+    p50Ns: j.p50,
+    p99Ns: j.p99,
+    openssl: j.openssl,
+  }
 }
 
 function optionsFor(name) {
@@ -248,7 +293,10 @@ async function main() {
     const wantBaseline = Object.keys(CONTENDERS).some((n) => CONTENDERS[n].baseline && (!ONLY || ONLY.includes(n)))
     if (wantBaseline) process.env.BENCH_BASELINE_PKG = snapshotBaseline(path.join(tmp, 'baseline')) ?? ''
     const names = Object.keys(CONTENDERS).filter(
-      (n) => (!ONLY || ONLY.includes(n)) && (n !== 'floor' || floor) && (!CONTENDERS[n].baseline || process.env.BENCH_BASELINE_PKG),
+      (n) =>
+        (!ONLY || ONLY.includes(n)) &&
+        (n !== 'floor' || floor) &&
+        (!CONTENDERS[n].baseline || process.env.BENCH_BASELINE_PKG),
     )
     const rounds = [] // rounds[r][name] = result
     for (let r = 0; r < ROUNDS; r++) {
@@ -269,7 +317,12 @@ async function main() {
       makeScaleFixtures(scaleRoot, SCALE_SIZES)
       scale = []
       for (let r = 0; r < ROUNDS; r++) {
-        const res = runContender('scale', fixtureDir, { sizes: SCALE_SIZES, scaleRoot, round: r, gets: QUICK ? 1000 : 2000 })
+        const res = runContender('scale', fixtureDir, {
+          sizes: SCALE_SIZES,
+          scaleRoot,
+          round: r,
+          gets: QUICK ? 1000 : 2000,
+        })
         if (res) scale.push(res)
       }
       log(`  scale: done`)
@@ -291,10 +344,17 @@ async function main() {
     // Issue #18.1: reading back a session whose avatar carries 1000 tags (ms per read).
     let tags = null
     if (!ONLY || ONLY.includes('tags')) {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], { encoding: 'utf8', timeout: 180_000 })
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], {
+        encoding: 'utf8',
+        timeout: 180_000,
+      })
       tags = r.status === 0 ? lastJsonLine(r.stdout) : null
       if (!tags) failures++
-      log(tags ? '  tags: done' : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`)
+      log(
+        tags
+          ? '  tags: done'
+          : `  tags: failed (exit ${r.status ?? r.signal})\n${(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`,
+      )
     }
 
     const run = {
@@ -347,16 +407,22 @@ function printTable(run) {
   console.log(`\nsealed-session bench — ${run.date} — Node ${run.node} — ${run.cpu} — ${ROUNDS} rounds (medians)\n`)
   console.log(`${pad('contender', 52)}${padl('ops/s', 12)}${padl('p50', 10)}${padl('p99', 10)}  timing`)
   for (const row of s.rows) {
-    console.log(`${pad(`${row.name}  ${CONTENDERS[row.name].label}`, 52).slice(0, 52)}${padl(fmtOps(row.opsPerSec), 12)}${padl(fmtNs(row.p50Ns), 10)}${padl(fmtNs(row.p99Ns), 10)}  ${row.timing}`)
+    console.log(
+      `${pad(`${row.name}  ${CONTENDERS[row.name].label}`, 52).slice(0, 52)}${padl(fmtOps(row.opsPerSec), 12)}${padl(fmtNs(row.p50Ns), 10)}${padl(fmtNs(row.p99Ns), 10)}  ${row.timing}`,
+    )
   }
   console.log(`\n${pad('ratio (median of per-round ratios)', 62)}${padl('value', 10)}${padl('target', 10)}  met`)
   for (const r of s.ratios) {
-    console.log(`${pad(r.label, 62).slice(0, 62)}${padl(fmtRatio(r.median), 10)}${padl(r.targetText ?? '', 10)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`)
+    console.log(
+      `${pad(r.label, 62).slice(0, 62)}${padl(fmtRatio(r.median), 10)}${padl(r.targetText ?? '', 10)}  ${r.met === undefined ? '' : r.met ? 'yes' : 'NO'}`,
+    )
   }
   for (const line of s.extraLines) console.log(line)
   if (run.tags) {
     const t = run.tags
-    console.log(`\ntags: Session.fromJSON of a record with 1000 tags ${t.tags1000FromJsonMs.toFixed(3)} ms, MemorySessionStore.get ${t.tags1000MemoryGetMs.toFixed(3)} ms; 60 000 tags (stored before the cap) ${t.tags60000FromJsonMs.toFixed(1)} ms`)
+    console.log(
+      `\ntags: Session.fromJSON of a record with 1000 tags ${t.tags1000FromJsonMs.toFixed(3)} ms, MemorySessionStore.get ${t.tags1000MemoryGetMs.toFixed(3)} ms; 60 000 tags (stored before the cap) ${t.tags60000FromJsonMs.toFixed(1)} ms`,
+    )
   }
   console.log(`\n(${run.elapsedS.toFixed(0)} s)`)
 }

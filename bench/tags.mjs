@@ -6,7 +6,9 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { ROOT, median, require } from './common.mjs'
 
-const { Session, MemorySessionStore, generateSessionId } = require(path.join(process.env.BENCH_PKG ?? ROOT, 'dist', 'index.js'))
+const { Session, MemorySessionStore, generateSessionId } = require(
+  path.join(process.env.BENCH_PKG ?? ROOT, 'dist', 'index.js'),
+)
 const QUICK = process.env.BENCH_QUICK === '1'
 
 function record(n) {
@@ -52,4 +54,10 @@ for (let r = 0; r < rounds; r++) {
 }
 await store.close()
 
-console.log(JSON.stringify({ tags1000FromJsonMs: fromJson1000, tags60000FromJsonMs: fromJson60k, tags1000MemoryGetMs: median(t) }))
+console.log(
+  JSON.stringify({
+    tags1000FromJsonMs: fromJson1000,
+    tags60000FromJsonMs: fromJson60k,
+    tags1000MemoryGetMs: median(t),
+  }),
+)

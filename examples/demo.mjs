@@ -32,7 +32,12 @@ if (process.argv[2] === '--read') {
 
 // ---------------------------------------------------------------------------------------------
 // Process A.
-const user = { userId: 'doctor-abc123', eid: 'dr_zhang', userName: '张医生', data: { department: '心内科', room: 'B-312' } }
+const user = {
+  userId: 'doctor-abc123',
+  eid: 'dr_zhang',
+  userName: '张医生',
+  data: { department: '心内科', room: 'B-312' },
+}
 const line = (s = '') => console.log(s)
 const field = (name, value) => console.log(`   ${(name + ':').padEnd(15)} ${value}`)
 const iso = (ms) => (ms === 0 ? 'never' : new Date(ms).toISOString())
@@ -61,9 +66,14 @@ try {
   const { stdout } = await promisify(execFile)(process.execPath, [HERE, '--read', dir])
   const fromB = JSON.parse(stdout)
   line(`2. Process B (pid ${fromB.pid}, a fresh \`node examples/demo.mjs --read <dir>\`) reads the file`)
-  field('at start-up', `getSessionSync() -> ${fromB.atStartup ? `${fromB.atStartup.userName} (${fromB.atStartup.userId})` : 'null'}`)
+  field(
+    'at start-up',
+    `getSessionSync() -> ${fromB.atStartup ? `${fromB.atStartup.userName} (${fromB.atStartup.userId})` : 'null'}`,
+  )
   field('getSession()', JSON.stringify(fromB.session))
-  const same = JSON.stringify(fromB.session) === JSON.stringify(session) && JSON.stringify(fromB.atStartup) === JSON.stringify(session)
+  const same =
+    JSON.stringify(fromB.session) === JSON.stringify(session) &&
+    JSON.stringify(fromB.atStartup) === JSON.stringify(session)
   field('same as A', same ? 'yes' : 'NO')
   if (!same) throw new Error('process B did not read what process A wrote')
   line()
@@ -95,7 +105,14 @@ try {
   field('  created', iso(Number(bytes.readBigUInt64BE(12))))
   field('  expires', iso(Number(bytes.readBigUInt64BE(20))))
   field('  nonce', bytes.subarray(28, 40).toString('hex'))
-  field('  as hex', bytes.subarray(0, 40).toString('hex').replace(/(.{8})/g, '$1 ').trim())
+  field(
+    '  as hex',
+    bytes
+      .subarray(0, 40)
+      .toString('hex')
+      .replace(/(.{8})/g, '$1 ')
+      .trim(),
+  )
   line('   plaintext check (UTF-8 bytes searched in the file):')
   const plain = [user.userId, user.eid, user.userName, user.data.department, user.data.room]
   let leaked = false

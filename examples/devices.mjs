@@ -18,7 +18,11 @@ import { sessionMiddleware } from 'sealed-session/middleware'
 // Only for trying the example: anyone who reads this file can open its sessions.
 const DEV_SECRET = 'sealed-session example secret - NEVER use this in production'
 
-export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-session-devices-example'), secret = process.env.SESSION_SECRET } = {}) {
+export async function start({
+  port = 0,
+  dir = path.join(os.tmpdir(), 'sealed-session-devices-example'),
+  secret = process.env.SESSION_SECRET,
+} = {}) {
   if (!secret) {
     console.warn('\n*** WARNING: SESSION_SECRET is not set; using the built-in development secret. ***\n')
     secret = DEV_SECRET
@@ -28,7 +32,10 @@ export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-ses
   app.use(express.urlencoded({ extended: false, limit: 1024 }))
   app.use(sessionMiddleware({ store }))
   app.use((_req, res, next) => {
-    res.set({ 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; form-action 'self'; frame-ancestors 'none'" })
+    res.set({
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+    })
     next()
   })
 
@@ -40,7 +47,8 @@ export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-ses
   })
   app.post('/login', (req, res) => {
     const name = String(req.body?.username ?? '').trim()
-    if (name === '' || name.length > 64) return res.status(400).type('text').send('A username of 1 to 64 characters, please.\n')
+    if (name === '' || name.length > 64)
+      return res.status(400).type('text').send('A username of 1 to 64 characters, please.\n')
     req.session.attachAvatar(new Avatar(name)) // the login: a new id, indexed under this identity
     res.redirect(303, '/')
   })

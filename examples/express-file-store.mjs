@@ -11,7 +11,11 @@ import { pathToFileURL } from 'node:url'
 import { Avatar, FileSessionStore } from 'sealed-session'
 import { sessionMiddleware } from 'sealed-session/middleware'
 
-export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-session-express-example'), secret = process.env.SESSION_SECRET } = {}) {
+export async function start({
+  port = 0,
+  dir = path.join(os.tmpdir(), 'sealed-session-express-example'),
+  secret = process.env.SESSION_SECRET,
+} = {}) {
   if (!secret) throw new Error('set SESSION_SECRET (32+ characters)')
   const store = new FileSessionStore({ dir, secret })
   const app = express()

@@ -15,7 +15,12 @@ import sealedSession from 'sealed-session/fastify'
 // Only for trying the example: anyone who reads this file can open its sessions.
 const DEV_SECRET = 'sealed-session example secret - NEVER use this in production'
 
-export async function start({ port = 0, host = '127.0.0.1', dir = path.join(os.tmpdir(), 'sealed-session-fastify-example'), secret = process.env.SESSION_SECRET } = {}) {
+export async function start({
+  port = 0,
+  host = '127.0.0.1',
+  dir = path.join(os.tmpdir(), 'sealed-session-fastify-example'),
+  secret = process.env.SESSION_SECRET,
+} = {}) {
   if (!secret) {
     console.warn('\n*** WARNING: SESSION_SECRET is not set; using the built-in development secret. ***\n')
     secret = DEV_SECRET
@@ -23,9 +28,13 @@ export async function start({ port = 0, host = '127.0.0.1', dir = path.join(os.t
   const store = new FileSessionStore({ dir, secret })
   const app = Fastify()
   // HTML forms post application/x-www-form-urlencoded, which Fastify does not parse by itself.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body)))
-  })
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 1024 },
+    (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body)))
+    },
+  )
   await app.register(sealedSession, { store })
 
   app.get('/', async (request, reply) => {
@@ -35,7 +44,8 @@ export async function start({ port = 0, host = '127.0.0.1', dir = path.join(os.t
   })
   app.post('/login', async (request, reply) => {
     const name = String(request.body?.username ?? '').trim()
-    if (name === '' || name.length > 64) return reply.code(400).type('text/plain').send('A username of 1 to 64 characters, please.\n')
+    if (name === '' || name.length > 64)
+      return reply.code(400).type('text/plain').send('A username of 1 to 64 characters, please.\n')
     request.session.attachAvatar(new Avatar(name)) // the login: a new id at write-back
     return reply.code(303).header('cache-control', 'no-store').redirect('/')
   })

@@ -11,7 +11,11 @@ import { pathToFileURL } from 'node:url'
 import { Avatar, FileSessionStore } from 'sealed-session'
 import { withSession } from 'sealed-session/fetch'
 
-export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-session-hono-example'), secret = process.env.SESSION_SECRET } = {}) {
+export async function start({
+  port = 0,
+  dir = path.join(os.tmpdir(), 'sealed-session-hono-example'),
+  secret = process.env.SESSION_SECRET,
+} = {}) {
   if (!secret) throw new Error('set SESSION_SECRET (32+ characters)')
   const store = new FileSessionStore({ dir, secret })
 
@@ -19,7 +23,8 @@ export async function start({ port = 0, dir = path.join(os.tmpdir(), 'sealed-ses
     const url = new URL(request.url)
     if (request.method === 'POST' && url.pathname === '/login') {
       const name = url.searchParams.get('name') ?? ''
-      if (!/^[\w.-]{1,64}$/.test(name)) return Response.json({ error: 'name: 1 to 64 letters, digits, . _ -' }, { status: 400 })
+      if (!/^[\w.-]{1,64}$/.test(name))
+        return Response.json({ error: 'name: 1 to 64 letters, digits, . _ -' }, { status: 400 })
       session.attachAvatar(new Avatar(name, ['user'])) // a new id at write-back
       return Response.json({ user: name })
     }

@@ -20,7 +20,12 @@ const DEV_SECRET = 'sealed-session example secret - NEVER use this in production
 const MAX_BODY = 1024
 
 /** Starts the server; resolves to its URL and a close() that stops it and the store. */
-export async function start({ port = 0, host = '127.0.0.1', dir = path.join(os.tmpdir(), 'sealed-session-example'), secret } = {}) {
+export async function start({
+  port = 0,
+  host = '127.0.0.1',
+  dir = path.join(os.tmpdir(), 'sealed-session-example'),
+  secret,
+} = {}) {
   secret ??= process.env.SESSION_SECRET
   if (!secret) {
     console.warn('\n*** WARNING: SESSION_SECRET is not set; using the built-in development secret. ***\n')
@@ -67,7 +72,8 @@ async function route(req, res) {
     if (body === null) return send(res, 413, 'text/plain; charset=utf-8', 'Request body too large.\n')
     const form = new URLSearchParams(body)
     const name = (form.get('username') ?? '').trim()
-    if (name === '' || name.length > 64) return send(res, 400, 'text/plain; charset=utf-8', 'A username of 1 to 64 characters, please.\n')
+    if (name === '' || name.length > 64)
+      return send(res, 400, 'text/plain; charset=utf-8', 'A username of 1 to 64 characters, please.\n')
     // The login event: at write-back the session moves to a new id and the old one is deleted.
     session.attachAvatar(new Avatar(name))
     return redirect(res, '/')

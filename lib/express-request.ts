@@ -18,7 +18,9 @@ export {
 
 /** req.session's type in Express routes: our Session, and express-session's when its types are
  *  in the program too. */
-export type ExpressRequestSession = Express.Request extends { session: infer Theirs } ? Session<SessionShape> & Theirs : Session<SessionShape>
+export type ExpressRequestSession = Express.Request extends { session: infer Theirs }
+  ? Session<SessionShape> & Theirs
+  : Session<SessionShape>
 
 declare module 'express-serve-static-core' {
   interface Request {

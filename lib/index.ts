@@ -22,9 +22,24 @@ export type { Logger } from './core/logger'
 export type { KeyOptions, KeySource, Secret } from './core/keys'
 export { Bag, type BagValue, type BagJSON, type Stored } from './session/bag'
 export { Avatar, type AvatarRecord } from './session/avatar'
-export { Session, type SessionMeta, type SessionRecord, type SessionView, type SessionOptions, type SessionShape, type AttachAvatarOptions } from './session/session'
+export {
+  Session,
+  type SessionMeta,
+  type SessionRecord,
+  type SessionView,
+  type SessionOptions,
+  type SessionShape,
+  type AttachAvatarOptions,
+} from './session/session'
 export { generateSessionId, isValidSessionId, storageName } from './core/ids'
-export type { SessionStore, SessionDump, CreateOptions, StoreTimingOptions, SessionInfo, RevokeOptions } from './stores/store'
+export type {
+  SessionStore,
+  SessionDump,
+  CreateOptions,
+  StoreTimingOptions,
+  SessionInfo,
+  RevokeOptions,
+} from './stores/store'
 export { MemorySessionStore, type MemorySessionStoreOptions } from './stores/memory-store'
 export { FileSessionStore, type FileSessionStoreOptions } from './stores/file-store'
 export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './stores/redis-store'

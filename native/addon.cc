@@ -45,13 +45,11 @@ struct ErrorInfo {
   std::string syscall;
 };
 
-ErrorInfo Capture(const Error& e) {
-  return {e.code(), e.what(), e.sys_errno(), e.syscall() ? e.syscall() : ""};
-}
+ErrorInfo Capture(const Error& e) { return {e.code(), e.what(), e.sys_errno(), e.syscall() ? e.syscall() : ""}; }
 
 Napi::Error MakeError(Napi::Env env, const ErrorInfo& info) {
-  Napi::Error err = info.code == code::kInvalidArg ? Napi::RangeError::New(env, info.message)
-                                                   : Napi::Error::New(env, info.message);
+  Napi::Error err =
+      info.code == code::kInvalidArg ? Napi::RangeError::New(env, info.message) : Napi::Error::New(env, info.message);
   err.Set("code", Napi::String::New(env, info.code));
   if (info.sys_errno != 0) {
     err.Set("errno", Napi::Number::New(env, info.sys_errno));
@@ -115,9 +113,7 @@ class Bytes {
     b.size_ = b.owned_.size();
     return b;
   }
-  const uint8_t* data() const {
-    return is_owned_ ? reinterpret_cast<const uint8_t*>(owned_.data()) : borrowed_;
-  }
+  const uint8_t* data() const { return is_owned_ ? reinterpret_cast<const uint8_t*>(owned_.data()) : borrowed_; }
   size_t size() const { return size_; }
   // Makes a copy that outlives the JS value (for worker threads).
   void Own() {
@@ -141,9 +137,10 @@ Bytes GetBytes(const Napi::CallbackInfo& info, size_t i, const char* name, bool 
     if (p == nullptr) return Bytes::Borrow(reinterpret_cast<const uint8_t*>(""), 0);
     return Bytes::Borrow(p + ta.ByteOffset(), ta.ByteLength());
   }
-  if (allow_string && info.Length() > i && info[i].IsString()) return Bytes::Copy(info[i].As<Napi::String>().Utf8Value());
+  if (allow_string && info.Length() > i && info[i].IsString())
+    return Bytes::Copy(info[i].As<Napi::String>().Utf8Value());
   ThrowType(info.Env(), std::string(name) + (allow_string ? " must be a Buffer, Uint8Array or string"
-                                                            : " must be a Buffer or Uint8Array"));
+                                                          : " must be a Buffer or Uint8Array"));
 }
 
 // A time or size: a non-negative integer JS can represent exactly.
@@ -214,7 +211,8 @@ Napi::Object SweepObject(Napi::Env env, const sealed::SweepStats& s) {
   o.Set("removed", Napi::Number::New(env, static_cast<double>(s.removed)));
   o.Set("skipped", Napi::Number::New(env, static_cast<double>(s.skipped)));
   Napi::Array collected = Napi::Array::New(env, s.collected.size());
-  for (size_t i = 0; i < s.collected.size(); i++) collected.Set(static_cast<uint32_t>(i), Napi::String::New(env, s.collected[i]));
+  for (size_t i = 0; i < s.collected.size(); i++)
+    collected.Set(static_cast<uint32_t>(i), Napi::String::New(env, s.collected[i]));
   o.Set("collected", collected);
   return o;
 }
@@ -386,7 +384,8 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     Napi::Array arr = Napi::Array::New(env);
     if (ring_) {
       for (size_t i = 0; i < ring_->size(); i++)
-        arr.Set(static_cast<uint32_t>(i), Napi::String::New(env, sealed::ToHex(ring_->key(i).id.data(), sealed::kKeyIdSize)));
+        arr.Set(static_cast<uint32_t>(i),
+                Napi::String::New(env, sealed::ToHex(ring_->key(i).id.data(), sealed::kKeyIdSize)));
     }
     return arr;
   }
@@ -444,7 +443,9 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     auto ring = Ring(env);
     if (index >= ring->size()) ThrowRange(env, "keyIndex must name a key of the ring");
     uint8_t out[sealed::kMacSize];
-    Guard(env, [&] { ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out); });
+    Guard(env, [&] {
+      ring->Mac(static_cast<size_t>(index), reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out);
+    });
     return Napi::String::New(env, sealed::ToHex(out, sizeof out));
   }
 
@@ -578,8 +579,8 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     return PromiseWorker<bool>::Start(
         info.Env(),
         [dir, a] {
-          return dir->SealToFile(*a->ring, a->name, a->plaintext.data(), a->plaintext.size(), a->context,
-                                 a->created_at, a->expires_at, a->existing_only);
+          return dir->SealToFile(*a->ring, a->name, a->plaintext.data(), a->plaintext.size(), a->context, a->created_at,
+                                 a->expires_at, a->existing_only);
         },
         [](Napi::Env env, bool& written) -> Napi::Value { return Napi::Boolean::New(env, written); });
   }
@@ -703,25 +704,26 @@ class Addon : public Napi::Addon<Addon> {
     lock_ctor_ = Napi::Persistent(lock);
     private_dir_ctor_ = Napi::Persistent(private_dir);
     set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
-    flush_ = Napi::Persistent(Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { Flush(info); }, "flushInlineReads"));
+    flush_ = Napi::Persistent(Napi::Function::New(
+        env, [this](const Napi::CallbackInfo& info) { Flush(info); }, "flushInlineReads"));
     opened_factory_ = Napi::Persistent(env.RunScript(kOpenedFactorySource).As<Napi::Function>());
-    DefineAddon(exports, {
-                             InstanceValue("KeyRing", key_ring, napi_enumerable),
-                             InstanceValue("PrivateDir", private_dir, napi_enumerable),
-                             InstanceMethod<&Addon::PeekHeader>("peekHeader", napi_enumerable),
-                             InstanceMethod<&Addon::OpenPrivateDir>("openPrivateDir", napi_enumerable),
-                             InstanceMethod<&Addon::InlineReads>("inlineReads", napi_enumerable),
-                             InstanceMethod<&Addon::SetInlineReadMode>("setInlineReadMode", napi_enumerable),
-                             InstanceMethod<&Addon::MachineId>("machineId", napi_enumerable),
-                             InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
-                             InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
-                             InstanceMethod<&Addon::KeychainStatus>("keychainStatus", napi_enumerable),
-                             InstanceValue("HEADER_SIZE", Napi::Number::New(env, sealed::kHeaderSize), napi_enumerable),
-                             InstanceValue("MIN_ENVELOPE_SIZE", Napi::Number::New(env, sealed::kMinEnvelope),
-                                           napi_enumerable),
-                             InstanceValue("DEFAULT_MAX_BYTES", Napi::Number::New(env, sealed::kDefaultMaxBytes),
-                                           napi_enumerable),
-                         });
+    DefineAddon(
+        exports,
+        {
+            InstanceValue("KeyRing", key_ring, napi_enumerable),
+            InstanceValue("PrivateDir", private_dir, napi_enumerable),
+            InstanceMethod<&Addon::PeekHeader>("peekHeader", napi_enumerable),
+            InstanceMethod<&Addon::OpenPrivateDir>("openPrivateDir", napi_enumerable),
+            InstanceMethod<&Addon::InlineReads>("inlineReads", napi_enumerable),
+            InstanceMethod<&Addon::SetInlineReadMode>("setInlineReadMode", napi_enumerable),
+            InstanceMethod<&Addon::MachineId>("machineId", napi_enumerable),
+            InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
+            InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
+            InstanceMethod<&Addon::KeychainStatus>("keychainStatus", napi_enumerable),
+            InstanceValue("HEADER_SIZE", Napi::Number::New(env, sealed::kHeaderSize), napi_enumerable),
+            InstanceValue("MIN_ENVELOPE_SIZE", Napi::Number::New(env, sealed::kMinEnvelope), napi_enumerable),
+            InstanceValue("DEFAULT_MAX_BYTES", Napi::Number::New(env, sealed::kDefaultMaxBytes), napi_enumerable),
+        });
   }
 
   Napi::Object NewLock(Napi::Env env, std::unique_ptr<sealed::FileLock>& lock) {
@@ -802,7 +804,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value SettleLater(Napi::Env env, sealed::OpenFileResult r, std::optional<ErrorInfo> error, bool as_string) {
     napi_deferred deferred;
     napi_value promise;
-    if (napi_create_promise(env, &deferred, &promise) != napi_ok) throw Napi::Error::New(env, "could not create a promise");
+    if (napi_create_promise(env, &deferred, &promise) != napi_ok)
+      throw Napi::Error::New(env, "could not create a promise");
     pending_.push_back(Pending{deferred, std::move(r), std::move(error), as_string});
     if (!flush_scheduled_) {
       set_immediate_.Call(env.Global(), {flush_.Value()});
@@ -891,8 +894,8 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
     std::optional<ErrorInfo> error;
     sealed::InlineRead st;
     try {
-      st = dir->TryOpenFileInline(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags, addon->inline_mode,
-                                  &r);
+      st =
+          dir->TryOpenFileInline(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags, addon->inline_mode, &r);
     } catch (const Error& e) {
       error = Capture(e);
       st = sealed::InlineRead::kDone;
@@ -972,9 +975,9 @@ Napi::Value PrivateDirWrap::CasSeal(const Napi::CallbackInfo& info) {
   return PromiseWorker<std::shared_ptr<sealed::CasResult>>::Start(
       env,
       [dir, a] {
-        return std::make_shared<sealed::CasResult>(sealed::CasSeal(*dir, *a->ring, a->name, a->stripe, a->plaintext.data(),
-                                                                   a->plaintext.size(), a->context, a->created_at,
-                                                                   a->expires_at, a->max_bytes, a->now, a->mode, a->expected));
+        return std::make_shared<sealed::CasResult>(
+            sealed::CasSeal(*dir, *a->ring, a->name, a->stripe, a->plaintext.data(), a->plaintext.size(), a->context,
+                            a->created_at, a->expires_at, a->max_bytes, a->now, a->mode, a->expected));
       },
       [](Napi::Env env, std::shared_ptr<sealed::CasResult>& r) -> Napi::Value {
         static const char* kOutcomes[] = {"written", "missing", "conflict", "exists"};

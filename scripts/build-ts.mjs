@@ -10,7 +10,9 @@ rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true })
 const configPath = fileURLToPath(new URL('../tsconfig.json', import.meta.url))
 const config = ts.getParsedCommandLineOfConfigFile(configPath, undefined, {
   ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')) },
+  onUnRecoverableConfigFileDiagnostic: (d) => {
+    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+  },
 })
 const program = ts.createProgram({
   rootNames: config.fileNames,
@@ -72,9 +74,10 @@ for (const entry of ['index', 'express', 'express-session', 'fastify', 'fetch', 
     throw new Error(`lib/${entry}.ts: its default export has no named twin`)
   }
   const js = `import cjs from './${entry}.js'\nexport const { ${names.join(', ')} } = cjs\nexport default ${alias === undefined ? 'cjs' : alias}\n`
-  const dts = alias === undefined
-    ? `export * from './${entry}.js'\n`
-    : `export * from './${entry}.js'\nimport { ${alias} } from './${entry}.js'\nexport default ${alias}\n`
+  const dts =
+    alias === undefined
+      ? `export * from './${entry}.js'\n`
+      : `export * from './${entry}.js'\nimport { ${alias} } from './${entry}.js'\nexport default ${alias}\n`
   writeFileSync(new URL(`../dist/${entry}.mjs`, import.meta.url), js)
   writeFileSync(new URL(`../dist/${entry}.d.mts`, import.meta.url), dts)
 }

@@ -17,7 +17,9 @@ export function markdownFiles(root) {
   const files = ['README.md', 'CHANGELOG.md', 'SECURITY.md'].filter((f) => fs.existsSync(path.join(root, f)))
   const walk = (dir) => {
     if (!fs.existsSync(path.join(root, dir))) return
-    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const e of fs
+      .readdirSync(path.join(root, dir), { withFileTypes: true })
+      .sort((a, b) => a.name.localeCompare(b.name))) {
       const rel = path.join(dir, e.name)
       if (e.isDirectory()) walk(rel)
       else if (e.name.endsWith('.md')) files.push(rel)
@@ -35,7 +37,8 @@ function withoutCode(markdown) {
   for (let i = 0; i < lines.length; i++) {
     const m = /^ {0,3}(`{3,}|~{3,})/.exec(lines[i])
     if (fence) {
-      if (m && m[1][0] === fence[0] && m[1].length >= fence.length && /^\s*$/.test(lines[i].slice(m[0].length))) fence = null
+      if (m && m[1][0] === fence[0] && m[1].length >= fence.length && /^\s*$/.test(lines[i].slice(m[0].length)))
+        fence = null
       lines[i] = ''
     } else if (m) {
       fence = m[1]
@@ -83,7 +86,12 @@ export function anchorsOf(markdown) {
     }
     const atx = /^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line)
     if (atx) add(slug(atx[1]))
-    else if (/^ {0,3}(=+|-+)[ \t]*$/.test(line) && i > 0 && /\S/.test(lines[i - 1]) && !/^ {0,3}([|>#*+-]|\d+[.)])/.test(lines[i - 1])) {
+    else if (
+      /^ {0,3}(=+|-+)[ \t]*$/.test(line) &&
+      i > 0 &&
+      /\S/.test(lines[i - 1]) &&
+      !/^ {0,3}([|>#*+-]|\d+[.)])/.test(lines[i - 1])
+    ) {
       add(slug(lines[i - 1].trim()))
     }
     for (const m of line.matchAll(/<a\s[^>]*(?:id|name)="([^"]+)"/gi)) anchors.add(m[1])
@@ -97,13 +105,16 @@ export function linksOf(markdown) {
   const text = withoutCode(markdown)
   const lineAt = (offset) => text.slice(0, offset).split('\n').length
   const links = []
-  for (const m of text.matchAll(/!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*(<[^>]*>|[^\s)]+)(?:\s+("[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/g)) {
+  for (const m of text.matchAll(
+    /!?\[(?:[^[\]]|\[[^[\]]*\])*\]\(\s*(<[^>]*>|[^\s)]+)(?:\s+("[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/g,
+  )) {
     links.push({ target: m[1].replace(/^<|>$/g, ''), line: lineAt(m.index) })
   }
   for (const m of text.matchAll(/^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)/gm)) {
     links.push({ target: m[1].replace(/^<|>$/g, ''), line: lineAt(m.index) })
   }
-  for (const m of text.matchAll(/<(?:a|img)\s[^>]*(?:href|src)="([^"]+)"/gi)) links.push({ target: m[1], line: lineAt(m.index) })
+  for (const m of text.matchAll(/<(?:a|img)\s[^>]*(?:href|src)="([^"]+)"/gi))
+    links.push({ target: m[1], line: lineAt(m.index) })
   return links
 }
 
@@ -136,7 +147,12 @@ export function checkLinks(root) {
       let dest
       try {
         const decoded = decodeURIComponent(pathPart.split('?')[0])
-        dest = decoded === '' ? file : decoded.startsWith('/') ? path.join(root, decoded) : path.resolve(path.dirname(file), decoded)
+        dest =
+          decoded === ''
+            ? file
+            : decoded.startsWith('/')
+              ? path.join(root, decoded)
+              : path.resolve(path.dirname(file), decoded)
       } catch {
         problems.push(`${where}: ${target}: not a valid URL path`)
         continue
@@ -151,7 +167,8 @@ export function checkLinks(root) {
       }
       if (anchor === null || anchor === '') continue
       if (fs.statSync(dest).isFile() && dest.endsWith('.md')) {
-        if (!anchorsIn(dest).has(anchor)) problems.push(`${where}: ${target}: no heading or anchor #${anchor} in ${path.relative(root, dest)}`)
+        if (!anchorsIn(dest).has(anchor))
+          problems.push(`${where}: ${target}: no heading or anchor #${anchor} in ${path.relative(root, dest)}`)
       } else if (!/^L\d+(-L\d+)?$/.test(anchor)) {
         problems.push(`${where}: ${target}: #${anchor} on a file that has no headings`)
       }
@@ -165,7 +182,8 @@ export function checkLinks(root) {
       const [page, anchor] = m[0].split('#')
       const dest = path.join(root, page)
       if (!fs.existsSync(dest)) problems.push(`${rel}:${line}: ${m[0]}: no such file`)
-      else if (anchor && !anchorsIn(dest).has(anchor)) problems.push(`${rel}:${line}: ${m[0]}: no heading or anchor #${anchor} in ${page}`)
+      else if (anchor && !anchorsIn(dest).has(anchor))
+        problems.push(`${rel}:${line}: ${m[0]}: no heading or anchor #${anchor} in ${page}`)
     }
   }
   const walkCode = (dir) => {
@@ -183,7 +201,9 @@ export function checkLinks(root) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const args = process.argv.slice(2)
-  const root = args.includes('--root') ? args[args.indexOf('--root') + 1] : path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+  const root = args.includes('--root')
+    ? args[args.indexOf('--root') + 1]
+    : path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
   const problems = checkLinks(root)
   for (const p of problems) console.log(p)
   const files = markdownFiles(path.resolve(root)).length

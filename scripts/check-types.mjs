@@ -54,7 +54,10 @@ function markdownPages() {
 function stemOf(page) {
   const rel = path.relative(repo, page)
   const name = rel.startsWith('..') || path.isAbsolute(rel) ? path.basename(page) : rel
-  return name.replace(/\.md$/i, '').toLowerCase().replace(/[^a-z0-9]+/g, '-')
+  return name
+    .replace(/\.md$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
 }
 
 if (!fs.existsSync(path.join(repo, 'dist', 'index.d.ts'))) {
@@ -87,11 +90,20 @@ for (const name of fs.readdirSync(path.join(repo, 'node_modules'))) {
 }
 for (const name of fs.readdirSync(path.join(repo, 'node_modules', '@types'))) {
   // @types/express-session only where a program imports it (its global augmentation is the point).
-  if (name !== 'express-session') fs.symlinkSync(path.join(repo, 'node_modules', '@types', name), path.join(modules, '@types', name))
+  if (name !== 'express-session')
+    fs.symlinkSync(path.join(repo, 'node_modules', '@types', name), path.join(modules, '@types', name))
 }
 fs.symlinkSync(repo, path.join(modules, 'sealed-session'))
 
-const base = { strict: true, noEmit: true, skipLibCheck: false, target: 'ES2022', lib: ['ES2022', 'DOM', 'ESNext.Disposable'], esModuleInterop: true, types: ['node'] }
+const base = {
+  strict: true,
+  noEmit: true,
+  skipLibCheck: false,
+  target: 'ES2022',
+  lib: ['ES2022', 'DOM', 'ESNext.Disposable'],
+  esModuleInterop: true,
+  types: ['node'],
+}
 const modes = {
   ...(tscMajor >= 7 ? {} : { node10: { ext: '.ts', options: { module: 'commonjs', moduleResolution: 'node10' } } }),
   'node16-cjs': { ext: '.cts', options: { module: 'node16', moduleResolution: 'node16' } },
@@ -109,7 +121,10 @@ function program(name, mode, files) {
     fs.writeFileSync(path.join(dir, target), code)
     names.push(target)
   }
-  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...base, ...modes[mode].options }, files: names }, null, 2))
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { ...base, ...modes[mode].options }, files: names }, null, 2),
+  )
   try {
     execFileSync(process.execPath, [tsc, '-p', dir], { cwd: dir, stdio: 'pipe', encoding: 'utf8' })
     console.log(`ok   ${name}`)
@@ -127,7 +142,10 @@ try {
     // ESM-only syntax (export default of an app) is fine in CJS output too; top-level await is not used.
     for (const mode of Object.keys(modes)) program(`fixtures-${mode}`, mode, main)
     // @types/express-session in the program: linked in for this one only.
-    fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), path.join(modules, '@types', 'express-session'))
+    fs.symlinkSync(
+      path.join(repo, 'node_modules', '@types', 'express-session'),
+      path.join(modules, '@types', 'express-session'),
+    )
     const withTypes = [read('with-express-session.ts'), read('express-session-store.ts')]
     for (const mode of ['node16-cjs', 'bundler']) program(`with-express-session-${mode}`, mode, withTypes)
   }
@@ -135,7 +153,8 @@ try {
   // resolution holds them all (errors name the file, <page>-<line>.ts, by the block's first line).
   // The express-session blocks need its types, so they are in (as the fixtures' last programs left them).
   const expressSessionTypes = path.join(modules, '@types', 'express-session')
-  if (!fs.existsSync(expressSessionTypes)) fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), expressSessionTypes)
+  if (!fs.existsSync(expressSessionTypes))
+    fs.symlinkSync(path.join(repo, 'node_modules', '@types', 'express-session'), expressSessionTypes)
   const files = []
   for (const page of given.length > 0 ? given : markdownPages()) {
     const blocks = tsBlocks(fs.readFileSync(page, 'utf8'))
@@ -143,7 +162,8 @@ try {
       failed++
       console.log(`FAIL ${page} holds no \`\`\`ts block`)
     }
-    for (const { line, code } of blocks) files.push([`${stemOf(page)}-${line}.ts`, /^(import|export) /m.test(code) ? code : `${code}\nexport {}\n`])
+    for (const { line, code } of blocks)
+      files.push([`${stemOf(page)}-${line}.ts`, /^(import|export) /m.test(code) ? code : `${code}\nexport {}\n`])
   }
   if (files.length > 0) for (const mode of ['bundler', 'node16-esm']) program(`markdown-${mode}`, mode, files)
 } finally {

@@ -32,7 +32,10 @@ function addonSources() {
 }
 
 function addonApiInclude() {
-  const r = spawnSync(process.execPath, ['-p', "require('node-addon-api').include_dir"], { cwd: root, encoding: 'utf8' })
+  const r = spawnSync(process.execPath, ['-p', "require('node-addon-api').include_dir"], {
+    cwd: root,
+    encoding: 'utf8',
+  })
   return resolve(root, r.stdout.trim())
 }
 
@@ -118,10 +121,11 @@ function buildWin32() {
 // The core's own Windows tests (native/test/core_test_win.cc) as a Node-API module.
 function buildWin32CoreTests() {
   const core = addonSources().filter((s) => s.startsWith('native/core/'))
-  return mingwLink(join(work, 'win32-x64', 'core_test.node'), [...core, 'native/test/core_test_win.cc'], [
-    '-Inative/core',
-    '-Inative/test',
-  ])
+  return mingwLink(
+    join(work, 'win32-x64', 'core_test.node'),
+    [...core, 'native/test/core_test_win.cc'],
+    ['-Inative/core', '-Inative/test'],
+  )
 }
 
 function buildLinuxArm64() {
@@ -141,7 +145,11 @@ function buildLinuxArm64() {
   return target
 }
 
-const builders = { 'win32-x64': buildWin32, 'linux-arm64': buildLinuxArm64, 'win32-x64-core-tests': buildWin32CoreTests }
+const builders = {
+  'win32-x64': buildWin32,
+  'linux-arm64': buildLinuxArm64,
+  'win32-x64-core-tests': buildWin32CoreTests,
+}
 
 export { builders }
 

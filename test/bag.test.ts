@@ -42,7 +42,11 @@ describe('Bag paths', () => {
     bag.set('a', 20)
     expect([...bag.keys()]).toEqual(['z', 'a', 'm'])
     expect([...bag.values()]).toEqual([1, 20, 3])
-    expect([...bag.entries()]).toEqual([['z', 1], ['a', 20], ['m', 3]])
+    expect([...bag.entries()]).toEqual([
+      ['z', 1],
+      ['a', 20],
+      ['m', 3],
+    ])
     expect([...bag]).toEqual([...bag.entries()])
     expect(JSON.stringify(bag)).toBe('{"z":1,"a":20,"m":3}')
   })
@@ -184,7 +188,10 @@ describe('Bag JSON', () => {
   it('round-trips nested data exactly', () => {
     const bag = new Bag()
       .set('cart.items', 3)
-      .set('cart.lines', [{ sku: 'a', qty: 1 }, { sku: 'b', qty: 2 }])
+      .set('cart.lines', [
+        { sku: 'a', qty: 1 },
+        { sku: 'b', qty: 2 },
+      ])
       .set('prefs.theme', 'dark')
       .set('prefs.flags.beta', true)
       .set('nothing', null)
@@ -228,7 +235,9 @@ describe('Bag and prototype pollution', () => {
     const json = bag.toJSON()
     expect(Object.getPrototypeOf(json)).toBe(Object.prototype)
     expect(Object.keys(json)).toEqual(['__proto__', 'constructor', 'prototype'])
-    expect(JSON.stringify(json)).toBe('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":2}},"prototype":3}')
+    expect(JSON.stringify(json)).toBe(
+      '{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":2}},"prototype":3}',
+    )
   })
 
   it('fromJSON of a hostile document does not touch Object.prototype', () => {

@@ -13,7 +13,8 @@ describe('build:ts without the native addon', () => {
   let work: string
   beforeAll(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-build-ts-'))
-    for (const f of ['package.json', 'tsconfig.json', 'scripts/build-ts.mjs']) fs.cpSync(path.join(ROOT, f), path.join(work, f))
+    for (const f of ['package.json', 'tsconfig.json', 'scripts/build-ts.mjs'])
+      fs.cpSync(path.join(ROOT, f), path.join(work, f))
     fs.cpSync(path.join(ROOT, 'lib'), path.join(work, 'lib'), { recursive: true })
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(work, 'node_modules'))
   })
@@ -24,7 +25,8 @@ describe('build:ts without the native addon', () => {
     expect(built.stderr).toBe('')
     expect(built.code).toBe(0)
     for (const entry of ENTRIES) {
-      for (const ext of ['js', 'mjs', 'd.ts', 'd.mts']) expect(fs.existsSync(path.join(work, 'dist', `${entry}.${ext}`)), `${entry}.${ext}`).toBe(true)
+      for (const ext of ['js', 'mjs', 'd.ts', 'd.mts'])
+        expect(fs.existsSync(path.join(work, 'dist', `${entry}.${ext}`)), `${entry}.${ext}`).toBe(true)
     }
     // The condition under test held: this checkout cannot load the addon.
     const load = await runNode(['-e', `require(${JSON.stringify(path.join(work, 'dist', 'index.js'))})`])
@@ -49,7 +51,10 @@ describe('build:ts without the native addon', () => {
       console.log(JSON.stringify(out))`
     const ran = await runNode(['--input-type=module', '-e', compare])
     expect(ran.stderr).toBe('')
-    const found = JSON.parse(ran.stdout) as Record<string, { cjs: string[]; esm: string[]; same: boolean; defaultOk: boolean }>
+    const found = JSON.parse(ran.stdout) as Record<
+      string,
+      { cjs: string[]; esm: string[]; same: boolean; defaultOk: boolean }
+    >
     for (const entry of ENTRIES) {
       expect(found[entry].cjs.length, entry).toBeGreaterThan(0)
       expect(found[entry], entry).toEqual({ cjs: found[entry].cjs, esm: found[entry].cjs, same: true, defaultOk: true })

@@ -22,7 +22,13 @@ describe('README and docs links', () => {
 
   it('the README links into docs/ and keeps the two commands of a clone', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
-    for (const page of ['docs/api/README.md', 'docs/security.md', 'docs/performance.md', 'docs/platforms.md', 'docs/contributing.md']) {
+    for (const page of [
+      'docs/api/README.md',
+      'docs/security.md',
+      'docs/performance.md',
+      'docs/platforms.md',
+      'docs/contributing.md',
+    ]) {
       expect(readme).toContain(`](${page})`)
     }
     expect(readme).toContain('npm install sealed-session')
@@ -57,14 +63,17 @@ describe('README and docs links', () => {
     it('a link to a missing file, a missing anchor, a link outside the repository, or code citing a missing anchor', async () => {
       const root = tree({
         'README.md': '# Title\n\nSee [the API](docs/api.md#sessions), [gone](docs/gone.md), [up](../x.md).\n',
-        'docs/api.md': '# API\n\n## Sessions\n\n[back](../README.md#nothing-here) and [self](#api)\n\n```md\n[in code](nowhere.md)\n```\n',
+        'docs/api.md':
+          '# API\n\n## Sessions\n\n[back](../README.md#nothing-here) and [self](#api)\n\n```md\n[in code](nowhere.md)\n```\n',
         'lib/x.ts': '// The format: docs/api.md#sessions\n// The keys: docs/api.md#keys\nexport {}\n',
       })
       const { code, stdout } = await check(root)
       expect(code).toBe(1)
       expect(stdout).toContain('README.md:3: docs/gone.md: no such file or directory')
       expect(stdout).toContain('README.md:3: ../x.md: leads outside the repository')
-      expect(stdout).toContain('docs/api.md:5: ../README.md#nothing-here: no heading or anchor #nothing-here in README.md')
+      expect(stdout).toContain(
+        'docs/api.md:5: ../README.md#nothing-here: no heading or anchor #nothing-here in README.md',
+      )
       expect(stdout).not.toContain('nowhere.md')
       expect(stdout).not.toContain('#sessions')
       expect(stdout).toContain('lib/x.ts:2: docs/api.md#keys: no heading or anchor #keys in docs/api.md')
@@ -88,7 +97,9 @@ describe('README and docs links', () => {
       })
       const { code, stdout } = await check(root)
       expect(code).toBe(1)
-      expect(stdout.trim().split('\n').slice(0, -1)).toEqual(['README.md:11: #notes-2: no heading or anchor #notes-2 in README.md'])
+      expect(stdout.trim().split('\n').slice(0, -1)).toEqual([
+        'README.md:11: #notes-2: no heading or anchor #notes-2 in README.md',
+      ])
     })
   })
 })

@@ -42,7 +42,15 @@ describe('native error codes', () => {
   const codes = nativeCodes()
 
   it('are found in native/ (the scan itself works)', () => {
-    expect(codes).toEqual(expect.arrayContaining(['ERR_SESSION_TAMPERED', 'ERR_SESSION_CRYPTO', 'ERR_SESSION_NO_MEMORY', 'ERR_SESSION_INTERNAL', 'ERR_KEYCHAIN_UNAVAILABLE']))
+    expect(codes).toEqual(
+      expect.arrayContaining([
+        'ERR_SESSION_TAMPERED',
+        'ERR_SESSION_CRYPTO',
+        'ERR_SESSION_NO_MEMORY',
+        'ERR_SESSION_INTERNAL',
+        'ERR_KEYCHAIN_UNAVAILABLE',
+      ]),
+    )
     expect(codes.length).toBeGreaterThanOrEqual(18)
   })
 
@@ -65,7 +73,9 @@ describe('native error codes', () => {
   })
 
   it('ERR_SESSION_IO keeps errno and syscall', () => {
-    const e = toSessionError(Object.assign(new Error('no space'), { code: 'ERR_SESSION_IO', errno: -28, syscall: 'write' }))
+    const e = toSessionError(
+      Object.assign(new Error('no space'), { code: 'ERR_SESSION_IO', errno: -28, syscall: 'write' }),
+    )
     expect(e).toBeInstanceOf(SessionIOError)
     expect(e).toMatchObject({ code: 'ERR_SESSION_IO', errno: -28, syscall: 'write' })
   })
@@ -84,7 +94,8 @@ describe('the Errors table in docs/api/errors.md', () => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name)
         if (e.isDirectory()) walk(p)
-        else if (e.name.endsWith('.ts')) for (const m of fs.readFileSync(p, 'utf8').matchAll(/'(ERR_[A-Z0-9_]+)'/g)) libCodes.add(m[1])
+        else if (e.name.endsWith('.ts'))
+          for (const m of fs.readFileSync(p, 'utf8').matchAll(/'(ERR_[A-Z0-9_]+)'/g)) libCodes.add(m[1])
       }
     }
     walk(path.join(ROOT, 'lib'))

@@ -31,7 +31,11 @@ function browser(base: string) {
   const jar = new Map<string, string>()
   return {
     jar,
-    async call(method: string, pathname: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+    async call(
+      method: string,
+      pathname: string,
+      body?: string,
+    ): Promise<{ status: number; json: Record<string, unknown> }> {
       const headers: Record<string, string> = {}
       if (jar.size > 0) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
       if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded'
@@ -97,7 +101,11 @@ describe('examples', () => {
 
   it('express-session.mjs: express-session + ExpressSessionStore over a FileSessionStore', async () => {
     const dir = path.join(tmp(), 'sessions')
-    const ex = await startExample('express-session.mjs', { dir, secret: SECRET, cookieSecret: 'cookie signing secret for the test' })
+    const ex = await startExample('express-session.mjs', {
+      dir,
+      secret: SECRET,
+      cookieSecret: 'cookie signing secret for the test',
+    })
     running.push(ex)
     await jsonFlow(ex, 'connect.sid')
     expectSealed(dir, 'alice')

@@ -35,7 +35,12 @@ const inners = [
 const call = <T>(fn: (cb: (err: unknown, value?: T) => void) => void) =>
   new Promise<T | undefined>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))))
 
-const cookieData = (ms: number) => ({ originalMaxAge: ms, expires: new Date(Date.now() + ms).toISOString(), httpOnly: true, path: '/' })
+const cookieData = (ms: number) => ({
+  originalMaxAge: ms,
+  expires: new Date(Date.now() + ms).toISOString(),
+  httpOnly: true,
+  path: '/',
+})
 
 /** The connect.sid header express-session accepts for `sid` (its cookie-signature format). */
 function signedCookie(sid: string): string {
@@ -55,7 +60,11 @@ async function request(url: string, cookie?: string, method = 'GET'): Promise<{ 
 }
 
 /** `count` sessions stored through the adapter, then each read once through `read`. */
-async function readOthers(adapter: ExpressSessionStore, count: number, read: (sid: string) => Promise<void>): Promise<void> {
+async function readOthers(
+  adapter: ExpressSessionStore,
+  count: number,
+  read: (sid: string) => Promise<void>,
+): Promise<void> {
   const sids = Array.from({ length: count }, (_, i) => `other-${i}-${Math.random().toString(36).slice(2)}`)
   for (const sid of sids) await call((cb) => adapter.set(sid, { cookie: cookieData(60_000), n: 1 } as never, cb))
   for (let i = 0; i < sids.length; i += 50) await Promise.all(sids.slice(i, i + 50).map(read))
@@ -69,7 +78,11 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 /** One app server: express-session over `adapter`; /slow changes the session and waits for `gate`. */
 async function appServer(adapter: ExpressSessionStore, gate?: Gate): Promise<string> {
-  return expressSessionApp({ secret: COOKIE_SECRET, store: adapter, cookie: { maxAge: 60_000 } }, (c) => cleanups.push(c), gate)
+  return expressSessionApp(
+    { secret: COOKIE_SECRET, store: adapter, cookie: { maxAge: 60_000 } },
+    (c) => cleanups.push(c),
+    gate,
+  )
 }
 
 /** The slow request A on `url` (read, then changed), a logout through `logoutUrl`, OTHERS
@@ -103,7 +116,8 @@ for (const flavour of inners) {
       const inner = flavour.make()
       cleanups.push(() => inner.close())
       const adapter = new ExpressSessionStore({ store: inner })
-      for (const sid of ['loaded', 'copied']) await call((cb) => adapter.set(sid, { cookie: cookieData(60_000), n: 1 } as never, cb))
+      for (const sid of ['loaded', 'copied'])
+        await call((cb) => adapter.set(sid, { cookie: cookieData(60_000), n: 1 } as never, cb))
       // Request A reads both, as express-session does (load gives its Session object) and as a plain get.
       const loaded = (await call<any>((cb) => adapter.load('loaded', cb)))!
       const copied = (await call<any>((cb) => adapter.get('copied', cb)))!
@@ -139,7 +153,10 @@ describe('two app servers (two adapters over one FileSessionStore directory)', (
     const dir = tempDir()
     const files1 = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
     const files2 = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
-    cleanups.push(() => files1.close(), () => files2.close())
+    cleanups.push(
+      () => files1.close(),
+      () => files2.close(),
+    )
     const adapter1 = new ExpressSessionStore({ store: files1 })
     const adapter2 = new ExpressSessionStore({ store: files2 })
     const gate = { entered: deferred(), release: deferred() }

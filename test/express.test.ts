@@ -33,7 +33,15 @@ async function startApp(dir: string) {
   const files = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
   const store = new ExpressSessionStore({ store: files })
   const app = express()
-  app.use(session({ secret: 'cookie signing secret', resave: false, saveUninitialized: false, store, cookie: { maxAge: 60_000 } }))
+  app.use(
+    session({
+      secret: 'cookie signing secret',
+      resave: false,
+      saveUninitialized: false,
+      store,
+      cookie: { maxAge: 60_000 },
+    }),
+  )
   app.get('/count', (req, res) => {
     req.session.n = (req.session.n ?? 0) + 1
     req.session.note = MARKER
@@ -100,7 +108,8 @@ describe('ExpressSessionStore with express-session over FileSessionStore', () =>
     const bytes = fs.readFileSync(path.join(dir, files[0]))
     expect(bytes.subarray(0, 4).toString('latin1')).toBe('SEAL')
     const text = bytes.toString('latin1')
-    for (const needle of [MARKER, sid, id, 'cookie', 'expires', 'expressSession', '"n"']) expect(text).not.toContain(needle)
+    for (const needle of [MARKER, sid, id, 'cookie', 'expires', 'expressSession', '"n"'])
+      expect(text).not.toContain(needle)
   })
 
   it('destroy (logout) removes the file', async () => {
@@ -136,7 +145,12 @@ describe('ExpressSessionStore with express-session over FileSessionStore', () =>
 })
 
 describe('ExpressSessionStore callbacks', () => {
-  const cookie = (ms: number) => ({ originalMaxAge: ms, expires: new Date(Date.now() + ms).toISOString(), httpOnly: true, path: '/' })
+  const cookie = (ms: number) => ({
+    originalMaxAge: ms,
+    expires: new Date(Date.now() + ms).toISOString(),
+    httpOnly: true,
+    path: '/',
+  })
   const make = (options: { touchAfter?: number } = {}) => {
     const inner = new MemorySessionStore()
     cleanups.push(() => inner.close())
@@ -154,7 +168,9 @@ describe('ExpressSessionStore callbacks', () => {
     expect(ttl).toBeGreaterThan(59_000)
     expect(ttl).toBeLessThanOrEqual(60_000)
 
-    await call((cb) => store.set('old', { cookie: { ...cookie(60_000), expires: new Date(Date.now() - 1).toISOString() } } as never, cb))
+    await call((cb) =>
+      store.set('old', { cookie: { ...cookie(60_000), expires: new Date(Date.now() - 1).toISOString() } } as never, cb),
+    )
     expect(await inner.get(expressId('old'))).toBeNull() // never stored
     await call((cb) => store.set('soon', { cookie: cookie(40) } as never, cb))
     await new Promise((r) => setTimeout(r, 60))
@@ -264,7 +280,9 @@ describe('ExpressSessionStore callbacks', () => {
     await expect(call((cb) => store.get(42 as never, cb))).rejects.toThrow(TypeError)
     await inner.close()
     await expect(call((cb) => store.get('x', cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
-    await expect(call((cb) => store.set('x', { cookie: cookie(1000) } as never, cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
+    await expect(call((cb) => store.set('x', { cookie: cookie(1000) } as never, cb))).rejects.toMatchObject({
+      code: 'ERR_SESSION_CLOSED',
+    })
     await expect(call((cb) => store.destroy('x', cb))).rejects.toMatchObject({ code: 'ERR_SESSION_CLOSED' })
   })
 
@@ -274,7 +292,9 @@ describe('ExpressSessionStore callbacks', () => {
     expect(() => new ExpressSessionStore(undefined as never)).toThrow(TypeError)
     expect(() => new ExpressSessionStore({} as never)).toThrow(/options\.store/)
     expect(() => new ExpressSessionStore({ store: new MemorySessionStore(), ttl: -1 })).toThrow(RangeError)
-    expect(() => new ExpressSessionStore({ store: new MemorySessionStore(), touchAfter: 'x' as never })).toThrow(/options\.touchAfter/)
+    expect(() => new ExpressSessionStore({ store: new MemorySessionStore(), touchAfter: 'x' as never })).toThrow(
+      /options\.touchAfter/,
+    )
   })
 
   it('maps every express id to a valid session id, deterministically', () => {
@@ -302,7 +322,10 @@ class Jar {
   take(res: Response): void {
     const raw = res.headers.getSetCookie().find((c) => c.startsWith('connect.sid='))
     if (raw === undefined) return
-    const expires = raw.split(';').map((s) => s.trim()).find((a) => a.toLowerCase().startsWith('expires='))
+    const expires = raw
+      .split(';')
+      .map((s) => s.trim())
+      .find((a) => a.toLowerCase().startsWith('expires='))
     this.#header = raw.split(';')[0]
     this.#expiresAt = expires === undefined ? Infinity : Date.parse(expires.slice('expires='.length))
   }
@@ -322,9 +345,17 @@ const inners = [
   { name: 'FileSessionStore', make: () => new FileSessionStore({ dir: tempDir(), secret: SECRET, sweepInterval: 0 }) },
 ]
 
-async function adapterApp(inner: MemorySessionStore | FileSessionStore, options: Partial<session.SessionOptions>, gate?: Gate) {
+async function adapterApp(
+  inner: MemorySessionStore | FileSessionStore,
+  options: Partial<session.SessionOptions>,
+  gate?: Gate,
+) {
   cleanups.push(() => inner.close())
-  return expressSessionApp({ secret: 'cookie signing secret', store: new ExpressSessionStore({ store: inner }), ...options }, (c) => cleanups.push(c), gate)
+  return expressSessionApp(
+    { secret: 'cookie signing secret', store: new ExpressSessionStore({ store: inner }), ...options },
+    (c) => cleanups.push(c),
+    gate,
+  )
 }
 
 for (const flavour of inners) {
@@ -347,7 +378,11 @@ for (const flavour of inners) {
       const inner = flavour.make()
       const entered = deferred()
       const release = deferred()
-      const url = await adapterApp(inner, { cookie: { maxAge: 60_000 } }, { inside: entered.resolve, release: release.promise })
+      const url = await adapterApp(
+        inner,
+        { cookie: { maxAge: 60_000 } },
+        { inside: entered.resolve, release: release.promise },
+      )
       const jar = new Jar()
       await jar.request(`${url}/count`)
       const before = jar.header

@@ -14,7 +14,10 @@ function routes(app: FastifyInstance): void {
     request.session.data.set('n', n)
     return { n, user: request.session.avatar.identity }
   })
-  app.get('/peek', async (request) => ({ n: request.session.data.get<number>('n') ?? null, user: request.session.avatar.identity }))
+  app.get('/peek', async (request) => ({
+    n: request.session.data.get<number>('n') ?? null,
+    user: request.session.avatar.identity,
+  }))
   app.post('/login', async (request) => {
     request.session.attachAvatar(new Avatar('alice', ['member']))
     return { ok: true }
@@ -78,7 +81,10 @@ describe('fastify plugin', () => {
 
   it('refuses an unknown option at registration, naming it', async () => {
     const app = Fastify()
-    app.register(sealedSession, { store: new MemorySessionStore(), cookiename: 'x' } as unknown as SessionMiddlewareOptions)
+    app.register(sealedSession, {
+      store: new MemorySessionStore(),
+      cookiename: 'x',
+    } as unknown as SessionMiddlewareOptions)
     await expect(app.ready()).rejects.toThrow(/options\.cookiename is not an option of sealedSession/)
     await app.close()
   })

@@ -17,7 +17,8 @@ const handler: SessionHandler = async (request, session) => {
     session.data.set('n', n)
     return Response.json({ n, user: session.avatar.identity })
   }
-  if (pathname === '/peek') return Response.json({ n: session.data.get<number>('n') ?? null, user: session.avatar.identity })
+  if (pathname === '/peek')
+    return Response.json({ n: session.data.get<number>('n') ?? null, user: session.avatar.identity })
   if (pathname === '/login' && request.method === 'POST') {
     session.attachAvatar(new Avatar('alice', ['member']))
     return Response.json({ ok: true })
@@ -132,7 +133,9 @@ describe('withSession', () => {
     expect(direct.type).toBe('error')
     expect((await store.get(id))!.data.toJSON()).toEqual({ n: 1 })
     // A logout in it is still carried out.
-    const logout = await handle(new Request('http://app.example/network-error', { method: 'POST', headers: { cookie: `sid=${id}` } }))
+    const logout = await handle(
+      new Request('http://app.example/network-error', { method: 'POST', headers: { cookie: `sid=${id}` } }),
+    )
     expect(logout.type).toBe('error')
     expect(await store.get(id)).toBeNull()
   })
@@ -165,7 +168,9 @@ describe('withSession', () => {
     const store = new MemorySessionStore()
     cleanups.push(() => store.close())
     expect(() => withSession({ store, ttl: -1 }, handler)).toThrow(RangeError)
-    expect(() => withSession({ store, bogus: 1 } as unknown as SessionMiddlewareOptions, handler)).toThrow(/options\.bogus is not an option of withSession/)
+    expect(() => withSession({ store, bogus: 1 } as unknown as SessionMiddlewareOptions, handler)).toThrow(
+      /options\.bogus is not an option of withSession/,
+    )
     expect(() => withSession({ store }, 'nope' as unknown as SessionHandler)).toThrow(/handler must be a function/)
     const bad = withSession({ store }, (async () => 'text') as unknown as SessionHandler)
     await expect(bad(new Request('http://x/'))).rejects.toThrow(/must return a Response/)

@@ -18,9 +18,13 @@ function entries(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => !/^stripe-[0-9a-f]{2}\.lock$/.test(n))
 }
 
-describeStoreContract('FileSessionStore', async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }), {
-  exposedNames: async (store) => entries((store as FileSessionStore).dir),
-})
+describeStoreContract(
+  'FileSessionStore',
+  async (opts) => new FileSessionStore({ dir: freshDir(), secret: SECRET, ...opts }),
+  {
+    exposedNames: async (store) => entries((store as FileSessionStore).dir),
+  },
+)
 
 describe('FileSessionStore on disk', () => {
   const stores: FileSessionStore[] = []
@@ -44,7 +48,9 @@ describe('FileSessionStore on disk', () => {
     expect(files).toHaveLength(2)
     expect(files).toContain(storageName(s.id))
     // The index entry: named by the keyed hash of the identity and the session's storage name.
-    expect(files.find((f) => f !== storageName(s.id))).toBe(`ix-${files.find((f) => f.startsWith('ix-'))!.slice(3, 67)}-${storageName(s.id)}`)
+    expect(files.find((f) => f !== storageName(s.id))).toBe(
+      `ix-${files.find((f) => f.startsWith('ix-'))!.slice(3, 67)}-${storageName(s.id)}`,
+    )
     for (const file of files) {
       const raw = fs.readFileSync(path.join(a.dir, file))
       expect(raw.subarray(0, 4).toString()).toBe('SEAL')
@@ -91,7 +97,11 @@ describe('FileSessionStore on disk', () => {
     const s = await old.create({ identity: 'r' })
     const file = path.join(old.dir, storageName(s.id))
     const oldKid = fs.readFileSync(file).subarray(8, 12).toString('hex')
-    const rotated = make({ dir: old.dir, secret: undefined, secrets: ['the new secret, at least thirty-two chars', SECRET] })
+    const rotated = make({
+      dir: old.dir,
+      secret: undefined,
+      secrets: ['the new secret, at least thirty-two chars', SECRET],
+    })
     expect((await rotated.get(s.id))?.avatar.identity).toBe('r')
     expect(fs.readFileSync(file).subarray(8, 12).toString('hex')).not.toBe(oldKid)
     expect((await rotated.get(s.id))?.id).toBe(s.id)
@@ -101,7 +111,18 @@ describe('FileSessionStore on disk', () => {
     const store = make()
     const outside = path.join(root, 'outside')
     fs.writeFileSync(outside, 'keep me')
-    const hostile = ['../outside', outside, '/etc/passwd', 'a\0b', 'x'.repeat(10_000), '..', '.', '', 'é'.repeat(43), `${generateSessionId()}/..`]
+    const hostile = [
+      '../outside',
+      outside,
+      '/etc/passwd',
+      'a\0b',
+      'x'.repeat(10_000),
+      '..',
+      '.',
+      '',
+      'é'.repeat(43),
+      `${generateSessionId()}/..`,
+    ]
     for (const id of hostile) {
       expect(await store.get(id)).toBeNull()
       expect(await store.delete(id)).toBe(false)
@@ -223,37 +244,46 @@ describe('FileSessionStore on disk', () => {
     expect(make().maxAge).toBeUndefined()
   })
 
-  it.skipIf(process.platform !== 'linux')('close() resolves once the directory is released: with its open or a periodic sweep still on the pool', async () => {
-    const dir = freshDir()
-    // This process's descriptors on the directory or inside it.
-    const held = () =>
-      fs.readdirSync('/proc/self/fd').filter((fd) => {
-        try {
-          return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)
-        } catch {
-          return false // closed meanwhile (the listing's own descriptor)
-        }
-      })
-    // Closed right after construction: the open is still on the pool.
-    await new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 }).close()
-    expect(held()).toEqual([])
-    // Closed while the periodic sweep runs over 2000 files.
-    const seeded = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
-    const now = Date.now()
-    const sessions = Array.from({ length: 2000 }, () => ({ id: generateSessionId(), meta: { createdAt: now, lastAccess: now, ttl: 3_600_000 }, auth: null, data: {} }))
-    expect(await seeded.restore({ version: 1, sessions })).toBe(2000)
-    await seeded.close()
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
-    try {
-      const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 60_000 })
-      await store.init()
-      vi.advanceTimersByTime(60_000) // the sweep starts
-      await store.close()
+  it.skipIf(process.platform !== 'linux')(
+    'close() resolves once the directory is released: with its open or a periodic sweep still on the pool',
+    async () => {
+      const dir = freshDir()
+      // This process's descriptors on the directory or inside it.
+      const held = () =>
+        fs.readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)
+          } catch {
+            return false // closed meanwhile (the listing's own descriptor)
+          }
+        })
+      // Closed right after construction: the open is still on the pool.
+      await new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 }).close()
       expect(held()).toEqual([])
-    } finally {
-      vi.useRealTimers()
-    }
-  }, 60_000)
+      // Closed while the periodic sweep runs over 2000 files.
+      const seeded = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+      const now = Date.now()
+      const sessions = Array.from({ length: 2000 }, () => ({
+        id: generateSessionId(),
+        meta: { createdAt: now, lastAccess: now, ttl: 3_600_000 },
+        auth: null,
+        data: {},
+      }))
+      expect(await seeded.restore({ version: 1, sessions })).toBe(2000)
+      await seeded.close()
+      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+      try {
+        const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 60_000 })
+        await store.init()
+        vi.advanceTimersByTime(60_000) // the sweep starts
+        await store.close()
+        expect(held()).toEqual([])
+      } finally {
+        vi.useRealTimers()
+      }
+    },
+    60_000,
+  )
 
   it('validates its options, naming them', () => {
     expect(() => new FileSessionStore({} as never)).toThrow(/options.dir/)

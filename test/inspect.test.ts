@@ -23,7 +23,9 @@ const show = (value: unknown) => inspect(value, { depth: 10, colors: false, brea
 describe('util.inspect', () => {
   it('a Session: id prefix only, identity, tags, ISO times, data as a tree; no auth snapshot', () => {
     const id = generateSessionId()
-    const s = new Session(id, { sub: 'alice', roles: ['admin', 'editor'], access_token: 'tok-5ec2e7' }, 3_600_000, { now: T0 })
+    const s = new Session(id, { sub: 'alice', roles: ['admin', 'editor'], access_token: 'tok-5ec2e7' }, 3_600_000, {
+      now: T0,
+    })
     s.data.set('cart.items', [1, 2])
     s.data.set('theme', 'dark')
     const out = show(s)
@@ -43,7 +45,10 @@ describe('util.inspect', () => {
 
   it('JSON.stringify of a Session (what JSON loggers call) gives the same view as inspect', () => {
     const id = generateSessionId()
-    const s = new Session(id, { sub: 'alice', roles: ['admin'], access_token: 'tok-5ec2e7' }, 3_600_000, { now: T0, maxAge: 7_200_000 })
+    const s = new Session(id, { sub: 'alice', roles: ['admin'], access_token: 'tok-5ec2e7' }, 3_600_000, {
+      now: T0,
+      maxAge: 7_200_000,
+    })
     s.data.set('cart.items', [1, 2])
     s.avatar.data.set('lang', 'it')
     const view = JSON.parse(JSON.stringify(s))
@@ -70,9 +75,18 @@ describe('util.inspect', () => {
     a.data.set('prefs.lang', 'en')
     expect(show(a)).toBe("Avatar { identity: 'bob', tags: [ 'member' ], data: { prefs: { lang: 'en' } } }")
     expect(show(Bag.fromJSON({ a: 1, b: { c: [true, null] } }))).toBe('Bag { a: 1, b: { c: [ true, null ] } }')
-    const d = new SessionData({ userId: 'u-1', userName: 'Dr Zhang', eid: 'e-9', createdAt: new Date(T0).toISOString(), expiresAt: new Date(T0 + 1000).toISOString(), data: { ward: 3 } })
+    const d = new SessionData({
+      userId: 'u-1',
+      userName: 'Dr Zhang',
+      eid: 'e-9',
+      createdAt: new Date(T0).toISOString(),
+      expiresAt: new Date(T0 + 1000).toISOString(),
+      data: { ward: 3 },
+    })
     const out = show(d)
-    expect(out).toMatch(/^SessionData \{ userId: 'u-1', userName: 'Dr Zhang', eid: 'e-9', createdAt: '2026-01-02T03:04:05.006Z'/)
+    expect(out).toMatch(
+      /^SessionData \{ userId: 'u-1', userName: 'Dr Zhang', eid: 'e-9', createdAt: '2026-01-02T03:04:05.006Z'/,
+    )
     expect(out).toContain('data: { ward: 3 }')
   })
 
@@ -86,7 +100,9 @@ describe('util.inspect', () => {
     const dir = path.join(root, 'files')
     const file = new FileSessionStore({ dir, secret: SECRET, namespace: 'shop', sweepInterval: 0 })
     const out = show(file)
-    expect(out).toBe(`FileSessionStore { kind: 'file', dir: '${dir}', namespace: 'shop', ttl: 3600000, touchAfter: 60000, maxBytes: 1048576 }`)
+    expect(out).toBe(
+      `FileSessionStore { kind: 'file', dir: '${dir}', namespace: 'shop', ttl: 3600000, touchAfter: 60000, maxBytes: 1048576 }`,
+    )
     expect(out).not.toContain(SECRET.slice(0, 10))
     await Promise.all([mem.close(), file.close()])
     // Nested deeper than the caller's depth: a short marker, not an error.

@@ -29,23 +29,34 @@ async function finishes<T>(fixture: string, args: string[]): Promise<T> {
 }
 
 describe('one directory, several spellings, one process', () => {
-  it('two FileSessionStores on `dir` and `dir/`: 16 saves then 16 deletes over 8 stripes finish', async () => {
-    const dir = path.join(root, 'store')
-    const seen = await finishes<{ saved: number; deleted: number; left: number }>('file-store-spellings.mjs', [dir, `${dir}/`])
-    expect(seen).toEqual({ saved: 16, deleted: 16, left: 0 })
-  }, DEADLINE_MS + 10_000)
+  it(
+    'two FileSessionStores on `dir` and `dir/`: 16 saves then 16 deletes over 8 stripes finish',
+    async () => {
+      const dir = path.join(root, 'store')
+      const seen = await finishes<{ saved: number; deleted: number; left: number }>('file-store-spellings.mjs', [
+        dir,
+        `${dir}/`,
+      ])
+      expect(seen).toEqual({ saved: 16, deleted: 16, left: 0 })
+    },
+    DEADLINE_MS + 10_000,
+  )
 
-  it('SessionManagers on six spellings (symlinked parents): concurrent logins, extensions and logouts finish', async () => {
-    const real = path.join(root, 'real')
-    fs.mkdirSync(path.join(real, 'app'), { recursive: true, mode: 0o700 })
-    const dirs = [path.join(real, 'app')]
-    for (let i = 0; i < 5; i++) {
-      fs.symlinkSync(real, path.join(root, `alias${i}`))
-      dirs.push(path.join(root, `alias${i}`, 'app'))
-    }
-    const seen = await finishes<{ user: string | null; removed: number }>('manager-spellings.mjs', dirs)
-    // One session file: one login survives, and one logout removes it.
-    expect(seen.user).toMatch(/^user-\d$/)
-    expect(seen.removed).toBe(1)
-  }, DEADLINE_MS + 10_000)
+  it(
+    'SessionManagers on six spellings (symlinked parents): concurrent logins, extensions and logouts finish',
+    async () => {
+      const real = path.join(root, 'real')
+      fs.mkdirSync(path.join(real, 'app'), { recursive: true, mode: 0o700 })
+      const dirs = [path.join(real, 'app')]
+      for (let i = 0; i < 5; i++) {
+        fs.symlinkSync(real, path.join(root, `alias${i}`))
+        dirs.push(path.join(root, `alias${i}`, 'app'))
+      }
+      const seen = await finishes<{ user: string | null; removed: number }>('manager-spellings.mjs', dirs)
+      // One session file: one login survives, and one logout removes it.
+      expect(seen.user).toMatch(/^user-\d$/)
+      expect(seen.removed).toBe(1)
+    },
+    DEADLINE_MS + 10_000,
+  )
 })

@@ -29,13 +29,17 @@ afterEach(async () => {
 type Call = { level: string; args: unknown[] }
 function spyLogger() {
   const calls: Call[] = []
-  const at = (level: string) => (...args: unknown[]) => void calls.push({ level, args })
+  const at =
+    (level: string) =>
+    (...args: unknown[]) =>
+      void calls.push({ level, args })
   return { calls, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } }
 }
 
 /** Every substring of `secret` this long would identify it; none may appear in `text`. */
 function expectNoPiece(text: string, secret: string, piece = 8): void {
-  for (let i = 0; i + piece <= secret.length; i++) expect(text, `holds ${secret.slice(i, i + piece)}`).not.toContain(secret.slice(i, i + piece))
+  for (let i = 0; i + piece <= secret.length; i++)
+    expect(text, `holds ${secret.slice(i, i + piece)}`).not.toContain(secret.slice(i, i + piece))
 }
 
 async function listen(app: http.RequestListener): Promise<string> {
@@ -57,7 +61,13 @@ function cookieOf(res: Response): string | null {
 describe('log lines carry no session or user identifier', () => {
   it('middleware and file store: login, use, a failed write-back, tampering, logout', async () => {
     const { calls, logger } = spyLogger()
-    const store = new FileSessionStore({ dir: fs.mkdtempSync(path.join(root, 'files-')), secret: SECRET, logger, maxBytes: 4096, sweepInterval: 0 })
+    const store = new FileSessionStore({
+      dir: fs.mkdtempSync(path.join(root, 'files-')),
+      secret: SECRET,
+      logger,
+      maxBytes: 4096,
+      sweepInterval: 0,
+    })
     cleanups.push(() => store.close())
     const app = express()
     app.use(sessionMiddleware({ store, logger }))
@@ -168,8 +178,15 @@ describe('JSON loggers get the redacted view of a session', () => {
 
 describe('the middleware is silent by default', () => {
   it('a failed write-back logs nothing to the console; a store failure still reaches next(err)', async () => {
-    const spies = (['debug', 'info', 'log', 'warn', 'error'] as const).map((level) => vi.spyOn(console, level).mockImplementation(() => {}))
-    const store = new FileSessionStore({ dir: fs.mkdtempSync(path.join(root, 'quiet-')), secret: SECRET, maxBytes: 4096, sweepInterval: 0 })
+    const spies = (['debug', 'info', 'log', 'warn', 'error'] as const).map((level) =>
+      vi.spyOn(console, level).mockImplementation(() => {}),
+    )
+    const store = new FileSessionStore({
+      dir: fs.mkdtempSync(path.join(root, 'quiet-')),
+      secret: SECRET,
+      maxBytes: 4096,
+      sweepInterval: 0,
+    })
     cleanups.push(() => store.close())
     const app = express()
     app.use(sessionMiddleware({ store }))

@@ -38,7 +38,9 @@ describe('attachAvatar keepData', () => {
 
   it('wrong-typed options are a TypeError naming them', () => {
     const s = planted()
-    expect(() => s.attachAvatar(new Avatar('a'), { keepData: 'no' } as never)).toThrow(/options\.keepData must be a boolean/)
+    expect(() => s.attachAvatar(new Avatar('a'), { keepData: 'no' } as never)).toThrow(
+      /options\.keepData must be a boolean/,
+    )
     expect(() => s.attachAvatar(new Avatar('a'), 1 as never)).toThrow(TypeError)
     expect(s.data.get('csrf')).toBe('known-to-the-attacker')
   })

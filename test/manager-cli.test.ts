@@ -33,7 +33,16 @@ async function loggedIn(app: string, dir: string): Promise<SessionManager> {
 
 describe('sealed-session CLI', () => {
   it('usage errors exit 2 with the usage on stderr', async () => {
-    for (const args of [[], ['frobnicate'], ['status', '--app'], ['status', '--bogus'], ['logout', '--show-data'], ['status', '--app', '../x'], ['doctor', '--key-source', 'tpm'], ['status', 'extra']]) {
+    for (const args of [
+      [],
+      ['frobnicate'],
+      ['status', '--app'],
+      ['status', '--bogus'],
+      ['logout', '--show-data'],
+      ['status', '--app', '../x'],
+      ['doctor', '--key-source', 'tpm'],
+      ['status', 'extra'],
+    ]) {
       const r = await cli(args)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.stderr).toContain('Usage: sealed-session')
@@ -117,7 +126,10 @@ describe('sealed-session CLI', () => {
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
     for (const check of ['directory', 'machine id', 'openssl', 'addon', 'keychain', 'temp files', 'session file']) {
-      expect(lines.some((l) => l.startsWith(`ok    ${check}:`)), check).toBe(true)
+      expect(
+        lines.some((l) => l.startsWith(`ok    ${check}:`)),
+        check,
+      ).toBe(true)
     }
     expect(r.stdout).toContain('1 stale temp file(s) removed')
     expect(r.stdout).toContain(`OpenSSL ${process.versions.openssl}`)

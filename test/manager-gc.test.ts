@@ -31,10 +31,13 @@ describe('key hygiene: collection and secrets', () => {
   it.each([
     ['manager', 1],
     ['store', 2],
-  ] as const)('an unclosed %s with its default timer running is collected and its key rings destroyed', async (mode, rings) => {
-    const r = await child([mode, fs.mkdtempSync(path.join(root, `${mode}-`))])
-    expect(r).toMatchObject({ collected: true, livesBefore: 0, livesInUse: rings, livesAfter: 0 })
-  })
+  ] as const)(
+    'an unclosed %s with its default timer running is collected and its key rings destroyed',
+    async (mode, rings) => {
+      const r = await child([mode, fs.mkdtempSync(path.join(root, `${mode}-`))])
+      expect(r).toMatchObject({ collected: true, livesBefore: 0, livesInUse: rings, livesAfter: 0 })
+    },
+  )
 
   it('control: a manager still referenced is not reported collected and its ring stays alive', async () => {
     const r = await child(['kept', fs.mkdtempSync(path.join(root, 'kept-'))])

@@ -24,8 +24,17 @@ interface Seen {
   error?: { name: string; code: string; message: string }
 }
 
-async function child(mode: string, dir: string, env: NodeJS.ProcessEnv, extra: string[] = [], nodeArgs: string[] = []): Promise<Seen> {
-  const ran = await runNode([...nodeArgs, path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), mode, dir, APP, ...extra], { env })
+async function child(
+  mode: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[] = [],
+  nodeArgs: string[] = [],
+): Promise<Seen> {
+  const ran = await runNode(
+    [...nodeArgs, path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), mode, dir, APP, ...extra],
+    { env },
+  )
   if (ran.code !== 0) throw new Error(`child ${mode} failed (${ran.code}): ${ran.stderr}`)
   return lastJsonLine<Seen>(ran)
 }
@@ -64,7 +73,9 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     const machineId = fs.readFileSync('/etc/machine-id', 'ascii').trim()
     const ikm = Buffer.concat([Buffer.from(seed, 'hex'), Buffer.from(machineId, 'ascii')])
     const key = hkdfKey(ikm, 'manager', APP, String(process.getuid!()), '')
-    expect(fs.readFileSync(path.join(dir, 'session.enc')).subarray(8, 12).toString('hex')).toBe(keyId(key).toString('hex'))
+    expect(fs.readFileSync(path.join(dir, 'session.enc')).subarray(8, 12).toString('hex')).toBe(
+      keyId(key).toString('hex'),
+    )
   })
 
   it('the machine-bound key alone cannot open a keychain session (a copied disk image without the keychain)', async () => {
@@ -104,7 +115,12 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     const dir = path.join(root, 'f')
     await child('login', dir, keyring.env)
     const bin = (args: string[], env: NodeJS.ProcessEnv) =>
-      spawnSync(process.execPath, [path.join(ROOT, 'bin/sealed-session.js'), ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 20_000 })
+      spawnSync(process.execPath, [path.join(ROOT, 'bin/sealed-session.js'), ...args], {
+        cwd: ROOT,
+        env,
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
     const status = bin(['status', '--app', APP, '--dir', dir, '--key-source', 'keychain'], keyring.env)
     expect(status.status).toBe(0)
     expect(status.stdout).toContain('logged in: kc-user')
@@ -117,7 +133,7 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     expect(bad.stdout).toMatch(/FAIL {2}keychain: .*no D-Bus session bus.*fix: /)
   })
 
-  it('four first runs at once store one seed: every process\'s login reads back afterwards', async () => {
+  it("four first runs at once store one seed: every process's login reads back afterwards", async () => {
     // A fresh app name: no seed in the keyring yet. The test gate (SEALED_SESSION_TEST_SEED_GATE)
     // holds each process right after its lookup found no seed, until all four have got there.
     const app = 'kc-race'
@@ -127,7 +143,9 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     expect(spawnSync('mkfifo', [go]).status).toBe(0)
     const env = { ...keyring.env, SEALED_SESSION_TEST_SEED_GATE: gate }
     const dirs = Array.from({ length: N }, (_, i) => path.join(root, `race-${i}`))
-    const runs = dirs.map((dir) => runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'login', dir, app], { env }))
+    const runs = dirs.map((dir) =>
+      runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'login', dir, app], { env }),
+    )
     const arrived = () => fs.readdirSync(gate).filter((n) => n.startsWith('arrived-')).length
     for (const deadline = Date.now() + 20_000; arrived() < N; ) {
       if (Date.now() > deadline) throw new Error(`only ${arrived()} of ${N} processes reached the seed's creation`)
@@ -141,7 +159,9 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     }
     // Fresh processes, the one seed the keyring keeps: each login opens.
     for (const dir of dirs) {
-      const ran = await runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'read', dir, app], { env: keyring.env })
+      const ran = await runNode([path.join(ROOT, 'test/fixtures/manager-keychain.mjs'), 'read', dir, app], {
+        env: keyring.env,
+      })
       expect(lastJsonLine<Seen>(ran), dir).toEqual({ userId: 'kc-user', warned: [] })
     }
   }, 60_000)

@@ -86,7 +86,9 @@ function startExtender(dir: string): Promise<Extender> {
     child.on('error', reject)
     closed.then((code) => reject(new Error(`extender exited early (${code}): ${err}`)))
     // The session exists (setUp logged in): the first line is a hit once the loop runs.
-    extender.next('hit').then((seen) => (seen ? resolve(extender) : reject(new Error(`extender never extended: ${err}`))))
+    extender
+      .next('hit')
+      .then((seen) => (seen ? resolve(extender) : reject(new Error(`extender never extended: ${err}`))))
   })
 }
 
@@ -146,7 +148,8 @@ describe('SessionManager: login, logout and extendSession under one cross-proces
         await new Promise((r) => setImmediate(r))
         const now = await m.getSession()
         // Extensions of this login are fine (later expiry); an older record is not.
-        if (now === null || now.eid !== mine.eid || now.expiresAtMs < mine.expiresAtMs) overwritten.push(`${i}: ${now?.eid}`)
+        if (now === null || now.eid !== mine.eid || now.expiresAtMs < mine.expiresAtMs)
+          overwritten.push(`${i}: ${now?.eid}`)
       }
     } finally {
       // biome-ignore lint/correctness/noInnerDeclarations: var, so the counts outlive the finally block

@@ -15,7 +15,10 @@ afterEach(async () => {
   for (const r of roots.splice(0)) fs.rmSync(r, { recursive: true, force: true })
 })
 
-function pair(options: SessionManagerOptions = {}): { dir: string; make: (o?: SessionManagerOptions) => SessionManager } {
+function pair(options: SessionManagerOptions = {}): {
+  dir: string
+  make: (o?: SessionManagerOptions) => SessionManager
+} {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-cache-'))
   roots.push(root)
   const dir = path.join(root, 's')
@@ -105,7 +108,11 @@ describe('SessionManager readCache', () => {
     const { make } = pair()
     const old = make()
     await old.login('u', 'e')
-    const rotated = make({ readCache: true, secret: undefined, secrets: ['the brand new secret, 32 characters+', SECRET] })
+    const rotated = make({
+      readCache: true,
+      secret: undefined,
+      secrets: ['the brand new secret, 32 characters+', SECRET],
+    })
     const first = rotated.getSessionSync()
     expect(first?.userId).toBe('u')
     expect(rotated.getSessionSync()).not.toBe(first)

@@ -28,7 +28,14 @@ function killOne(dir: string, first: number, delay: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [path.join(ROOT, 'test/fixtures/reliability-crash-writer.mjs'), 'manager', dir, 'stale-app', SECRET, String(first)],
+      [
+        path.join(ROOT, 'test/fixtures/reliability-crash-writer.mjs'),
+        'manager',
+        dir,
+        'stale-app',
+        SECRET,
+        String(first),
+      ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let out = ''
@@ -62,7 +69,9 @@ describe('stale temp files', () => {
       perKill.push(temps(dir).length)
     }
     const total = perKill.reduce((a, b) => a + b, 0)
-    console.log(`stale temps: ${KILLS} writers killed mid-write; ${total} left a temp file, never more than ${Math.max(...perKill)} at once`)
+    console.log(
+      `stale temps: ${KILLS} writers killed mid-write; ${total} left a temp file, never more than ${Math.max(...perKill)} at once`,
+    )
     expect(Math.max(...perKill)).toBeLessThanOrEqual(1)
     // One more, left by a writer of any kind just now: no age threshold applies.
     fs.writeFileSync(path.join(dir, '.session.enc.00112233aabbccdd.tmp'), 'torn', { mode: 0o600 })

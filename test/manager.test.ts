@@ -7,7 +7,13 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { SessionClosedError, SessionData, SessionManager, SessionSecurityError, type SessionManagerOptions } from '../lib/index'
+import {
+  SessionClosedError,
+  SessionData,
+  SessionManager,
+  SessionSecurityError,
+  type SessionManagerOptions,
+} from '../lib/index'
 import { hkdfKey, jsOpen, jsSeal, keyId } from './helpers/envelope-js'
 import { needs } from './helpers/ci'
 import { requireDist } from './helpers/dist'
@@ -122,7 +128,14 @@ function secretKey(appName: string, secret: string): Buffer {
   return hkdfKey(Buffer.from(secret, 'utf8'), 'manager', appName, '', '')
 }
 
-function seal(key: Buffer, plaintext: string, context: string, createdAt: number, expiresAt: number, flags = 0): Buffer {
+function seal(
+  key: Buffer,
+  plaintext: string,
+  context: string,
+  createdAt: number,
+  expiresAt: number,
+  flags = 0,
+): Buffer {
   return jsSeal({ key, plaintext, context, createdAt, expiresAt, flags })
 }
 
@@ -227,7 +240,10 @@ describe('SessionManager: defaults and readable properties', () => {
     tmpRoots.push(m.sessionDir)
     if (IS_ROOT) fs.chownSync(m.sessionDir, 65534, 65534)
     else fs.chmodSync(m.sessionDir, 0o777)
-    const err = await m.login('u', 'e').then(() => null, (e: unknown) => e)
+    const err = await m.login('u', 'e').then(
+      () => null,
+      (e: unknown) => e,
+    )
     expect(err).toBeInstanceOf(SessionSecurityError)
     const message = (err as Error).message
     expect(message).toContain(m.sessionDir)
@@ -237,7 +253,10 @@ describe('SessionManager: defaults and readable properties', () => {
     expect(fs.readdirSync(m.sessionDir)).toEqual([])
     // An explicit dir that is unsafe says nothing about the default.
     const explicit = manager('squat-explicit', { dir: m.sessionDir })
-    const e2 = await explicit.login('u', 'e').then(() => null, (e: unknown) => e)
+    const e2 = await explicit.login('u', 'e').then(
+      () => null,
+      (e: unknown) => e,
+    )
     expect(e2).toBeInstanceOf(SessionSecurityError)
     expect((e2 as Error).message).not.toContain('default session directory')
   })
@@ -960,8 +979,19 @@ describe.skipIf(!HAS_MACHINE_ID)('SessionManager: keys as SPEC section 3 pins th
     const m = manager(app, { dir, logger })
     await m.init()
     const now = Date.now()
-    const record = { userId: 'u', userName: null, eid: 'e', createdAt: new Date(now).toISOString(), expiresAt: new Date(now + 60_000).toISOString(), data: {} }
-    fs.writeFileSync(m.sessionFile, seal(machineKey(app), JSON.stringify(record), 'manager:someone-else', now, now + 60_000), { mode: 0o600 })
+    const record = {
+      userId: 'u',
+      userName: null,
+      eid: 'e',
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 60_000).toISOString(),
+      data: {},
+    }
+    fs.writeFileSync(
+      m.sessionFile,
+      seal(machineKey(app), JSON.stringify(record), 'manager:someone-else', now, now + 60_000),
+      { mode: 0o600 },
+    )
     expect(await m.getSession()).toBeNull()
     expectDiscarded(logger, m.sessionFile)
   })
@@ -972,7 +1002,10 @@ describe('SessionManager: maxBytes', () => {
     const m = manager('max-app', { dir: sessionsDir(), maxBytes: 2048 })
     expect(m.maxBytes).toBe(2048)
     await m.login('u', 'e', { data: { s: 'x'.repeat(1500) } })
-    const err = await m.login('u', 'e', { data: { s: 'x'.repeat(3000) } }).then(() => null, (e: unknown) => e)
+    const err = await m.login('u', 'e', { data: { s: 'x'.repeat(3000) } }).then(
+      () => null,
+      (e: unknown) => e,
+    )
     expect(err).toMatchObject({ name: 'SessionTooLargeError', code: 'ERR_SESSION_TOO_LARGE' })
     expect((err as Error).message).toContain('maxBytes')
     expect((err as Error).message).toContain('2048')

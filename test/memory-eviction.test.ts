@@ -54,7 +54,11 @@ describe('MemorySessionStore eviction order', () => {
 
   it('once only logged-in sessions are left, the least recently used of them goes; never the one just written', async () => {
     const store = make({ maxSessions: 3 })
-    const [a, b, c] = [await store.create({ identity: 'a' }), await store.create({ identity: 'b' }), await store.create({ identity: 'c' })]
+    const [a, b, c] = [
+      await store.create({ identity: 'a' }),
+      await store.create({ identity: 'b' }),
+      await store.create({ identity: 'c' }),
+    ]
     expect(await store.get(a.id)).not.toBeNull() // order now b, c, a
     // A new visitor finds no other anonymous session: b (the least recently used) makes room.
     const v1 = await store.create()
@@ -81,7 +85,9 @@ describe('MemorySessionStore maxTotalBytes', () => {
     expect(make({}).maxTotalBytes).toBe(64 * KIB * KIB)
     expect(make({ maxTotalBytes: 10 * KIB }).maxTotalBytes).toBe(10 * KIB)
     expect(() => new MemorySessionStore({ maxTotalBytes: '1024' as never })).toThrow(TypeError)
-    expect(() => new MemorySessionStore({ maxTotalBytes: '1024' as never })).toThrow(/options\.maxTotalBytes must be a number/)
+    expect(() => new MemorySessionStore({ maxTotalBytes: '1024' as never })).toThrow(
+      /options\.maxTotalBytes must be a number/,
+    )
     for (const bad of [0, -1, 1.5, 1023, NaN, Infinity, 2 ** 53]) {
       expect(() => new MemorySessionStore({ maxTotalBytes: bad })).toThrow(RangeError)
       expect(() => new MemorySessionStore({ maxTotalBytes: bad })).toThrow(/options\.maxTotalBytes/)

@@ -43,7 +43,9 @@ describe('MemorySessionStore maxSessions', () => {
   })
 
   it('rejects bad maxSessions and sweepInterval values, naming them', () => {
-    expect(() => new MemorySessionStore({ maxSessions: '10' as never })).toThrow(/options\.maxSessions must be a number/)
+    expect(() => new MemorySessionStore({ maxSessions: '10' as never })).toThrow(
+      /options\.maxSessions must be a number/,
+    )
     expect(() => new MemorySessionStore({ maxSessions: 0 })).toThrow(RangeError)
     expect(() => new MemorySessionStore({ maxSessions: 1.5 })).toThrow(/options\.maxSessions/)
     expect(() => new MemorySessionStore({ sweepInterval: -1 })).toThrow(/options\.sweepInterval/)

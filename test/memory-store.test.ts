@@ -19,7 +19,9 @@ describe('MemorySessionStore options', () => {
   })
 
   it('rejects bad options, naming them', () => {
-    expect(() => new MemorySessionStore({ defaultTtl: 'x' as never })).toThrow(/defaultTtl must be a finite number of milliseconds, got "x"/)
+    expect(() => new MemorySessionStore({ defaultTtl: 'x' as never })).toThrow(
+      /defaultTtl must be a finite number of milliseconds, got "x"/,
+    )
     expect(() => new MemorySessionStore({ defaultTtl: 'x' as never })).toThrow(TypeError)
     expect(() => new MemorySessionStore(0)).toThrow(RangeError)
     expect(() => new MemorySessionStore(NaN)).toThrow(/ttl/)

@@ -208,7 +208,16 @@ for (const flavour of flavours) {
       const real = sid((await get(`${url}/count`)).res)!.value
       const tampered = real.slice(0, 10) + (real[10] === 'A' ? 'B' : 'A') + real.slice(11)
       const valid = [generateSessionId(), tampered]
-      const malformed = ['../x', '../../etc/passwd', 'a'.repeat(10_000), '!!!not*base64url', real + 'A', real.slice(0, 42), '%00', '']
+      const malformed = [
+        '../x',
+        '../../etc/passwd',
+        'a'.repeat(10_000),
+        '!!!not*base64url',
+        real + 'A',
+        real.slice(0, 42),
+        '%00',
+        '',
+      ]
       for (const value of [...valid, ...malformed]) {
         getSpy.mockClear()
         const { res, body } = await get(`${url}/count`, `sid=${value}`)
@@ -276,7 +285,9 @@ for (const flavour of flavours) {
       const logout = await get(`${url}/logout`, `sid=${id}`, { method: 'POST' })
       const cleared = sid(logout.res)!
       expect(cleared.value).toBe('')
-      expect(cleared.attrs).toEqual(expect.arrayContaining(['Max-Age=0', 'Expires=Thu, 01 Jan 1970 00:00:00 GMT', 'Path=/', 'HttpOnly']))
+      expect(cleared.attrs).toEqual(
+        expect.arrayContaining(['Max-Age=0', 'Expires=Thu, 01 Jan 1970 00:00:00 GMT', 'Path=/', 'HttpOnly']),
+      )
       expect(await store.get(id)).toBeNull()
       expect((await get(`${url}/peek`, `sid=${id}`)).body.user).toBe('anonymous')
       if (flavour.file) expect(fs.existsSync(flavour.file(store, id))).toBe(false)
@@ -323,7 +334,10 @@ for (const flavour of flavours) {
       const store = make()
       let inside = 0
       const allIn = deferred()
-      const url = await hosts[0].serve(store, gatedApp({ arrived: () => ++inside === 50 && allIn.resolve(), release: allIn.promise }))
+      const url = await hosts[0].serve(
+        store,
+        gatedApp({ arrived: () => ++inside === 50 && allIn.resolve(), release: allIn.promise }),
+      )
       const id = sid((await get(`${url}/count`)).res)!.value
       // Every request has read the session and changed its own path before any of them writes:
       // a last-writer-wins store keeps one mark, a compare-and-swap that re-applies each
@@ -331,7 +345,9 @@ for (const flavour of flavours) {
       const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`${url}/slow?k=r${i}`, `sid=${id}`)))
       for (const { res } of results) expect(res.status).toBe(200)
       const stored = (await store.get(id))!
-      expect(Object.keys(stored.data.toJSON().changes as object).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`).sort())
+      expect(Object.keys(stored.data.toJSON().changes as object).sort()).toEqual(
+        Array.from({ length: 50 }, (_, i) => `r${i}`).sort(),
+      )
       expect(stored.data.get('n')).toBe(1) // untouched by the marks
       expect((await store.dump()).sessions).toHaveLength(1)
     })
@@ -409,7 +425,7 @@ describe('sessionMiddleware failures and hosts', () => {
         const session = (req as SessionRequest).session!
         res.write('streaming...') // headers leave here
         if (req.url === '/late-login') session.attachAvatar(new Avatar('mallory'))
-        else session.data.set('n', ((session.data.get('n', 0) as number) + 1))
+        else session.data.set('n', (session.data.get('n', 0) as number) + 1)
         res.end()
       }),
     )
@@ -456,7 +472,11 @@ describe('sessionMiddleware failures and hosts', () => {
       expect(() => sessionMiddleware(options as SessionMiddlewareOptions)).toThrow(message)
     }
     expect(() =>
-      sessionMiddleware({ store, cookieName: '__Host-sid', cookie: { sameSite: 'strict', secure: true, domain: 'example.com' } }),
+      sessionMiddleware({
+        store,
+        cookieName: '__Host-sid',
+        cookie: { sameSite: 'strict', secure: true, domain: 'example.com' },
+      }),
     ).not.toThrow()
   })
 })
@@ -558,7 +578,9 @@ for (const host of errorHosts) {
           vi.spyOn(store, 'delete').mockRejectedValueOnce(new Error('delete failed'))
           // Whether the 200 status line reached the client before the connection went down or
           // not, the response never completes: the client sees a failure, not "out".
-          const body = fetch(`${url}${path}`, { method: 'POST', headers: { cookie: `sid=${id}` } }).then((res) => res.text())
+          const body = fetch(`${url}${path}`, { method: 'POST', headers: { cookie: `sid=${id}` } }).then((res) =>
+            res.text(),
+          )
           await expect(body, path).rejects.toThrow()
           expect((await store.get(id))?.avatar.identity).toBe('alice')
         }
@@ -686,7 +708,10 @@ function gatedApp(gates: { arrived: (name: string) => void; release: Promise<voi
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>
 
-const hosts: Array<{ name: string; serve(store: SessionStore, handler: Handler, options?: Partial<SessionMiddlewareOptions>): Promise<string> }> = [
+const hosts: Array<{
+  name: string
+  serve(store: SessionStore, handler: Handler, options?: Partial<SessionMiddlewareOptions>): Promise<string>
+}> = [
   {
     name: 'node:http',
     async serve(store, handler, options = {}) {
@@ -776,7 +801,9 @@ for (const host of hosts) {
         const inside = deferred()
         const release = deferred()
         // rolling: a read-only response would otherwise carry the cookie with a fresh Max-Age.
-        const url = await host.serve(store, gatedApp({ arrived: () => inside.resolve(), release: release.promise }), { rolling: true })
+        const url = await host.serve(store, gatedApp({ arrived: () => inside.resolve(), release: release.promise }), {
+          rolling: true,
+        })
         const jar = new Jar()
         await jar.request(`${url}/login`, { method: 'POST' })
         const slow = jar.request(`${url}/slow-peek`)
@@ -865,7 +892,12 @@ describe('a handler whose end() throws after the write-back', () => {
     })
     const url = await listen(server)
     await expect(fetch(url)).rejects.toThrow()
-    await vi.waitFor(() => expect(logger.error).toHaveBeenCalledWith('response could not be ended', expect.objectContaining({ reason: expect.stringContaining('chunk') })))
+    await vi.waitFor(() =>
+      expect(logger.error).toHaveBeenCalledWith(
+        'response could not be ended',
+        expect.objectContaining({ reason: expect.stringContaining('chunk') }),
+      ),
+    )
     // One more turn for a rejection to be reported, had there been one.
     await new Promise((resolve) => setImmediate(resolve))
     expect(unhandled).toEqual([])

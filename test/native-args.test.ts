@@ -23,45 +23,106 @@ const fake = Object.create(native.KeyRing.prototype) as object
 
 // Values of every kind, including look-alikes of our own objects.
 const hostile: unknown[] = [
-  undefined, null, true, 0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 60, 10n, '', 'x', '\0', 'a/b', '../x',
-  Symbol('s'), {}, [], [1, 2], () => 1, new Date(0), Buffer.alloc(0), new Uint8Array(3), new ArrayBuffer(8),
-  new Float64Array(2), new DataView(new ArrayBuffer(4)), fake, dir, ring, new Proxy({}, {}),
+  undefined,
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 60,
+  10n,
+  '',
+  'x',
+  '\0',
+  'a/b',
+  '../x',
+  Symbol('s'),
+  {},
+  [],
+  [1, 2],
+  () => 1,
+  new Date(0),
+  Buffer.alloc(0),
+  new Uint8Array(3),
+  new ArrayBuffer(8),
+  new Float64Array(2),
+  new DataView(new ArrayBuffer(4)),
+  fake,
+  dir,
+  ring,
+  new Proxy({}, {}),
 ]
 
 // Each native entry point and a valid argument list; one argument at a time is replaced.
 const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
-  ['KeyRing', (...a) => new (native.KeyRing as unknown as new (...x: unknown[]) => unknown)(...a), [{ scope: 'store', name: 'n', ikms: [Buffer.alloc(32)] }]],
+  [
+    'KeyRing',
+    (...a) => new (native.KeyRing as unknown as new (...x: unknown[]) => unknown)(...a),
+    [{ scope: 'store', name: 'n', ikms: [Buffer.alloc(32)] }],
+  ],
   // Closed at once: an open directory cannot be removed afterwards on Windows.
-  ['PrivateDir', (...a) => {
-    const d = new (native.PrivateDir as unknown as new (...x: unknown[]) => { close(): void })(...a)
-    d.close()
-    return d
-  }, [path.join(tmp, 'p'), true]],
+  [
+    'PrivateDir',
+    (...a) => {
+      const d = new (native.PrivateDir as unknown as new (...x: unknown[]) => { close(): void })(...a)
+      d.close()
+      return d
+    },
+    [path.join(tmp, 'p'), true],
+  ],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
   ['ring.mac', (...a) => (ring.mac as (...x: unknown[]) => unknown).apply(ring, a), ['alice', 0]],
-  ['ring.open', (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a), [ring.seal('x', 'c', 1, 2), 'c', 1000]],
-  ['dir.sealToFileSync', (...a) => (dir.sealToFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'pt', 'c', 1, 0]],
-  ['dir.openFileSync', (...a) => (dir.openFileSync as (...x: unknown[]) => unknown).apply(dir, a), [ring, 'f', 'c', 1000, 0, 0]],
+  [
+    'ring.open',
+    (...a) => (ring.open as (...x: unknown[]) => unknown).apply(ring, a),
+    [ring.seal('x', 'c', 1, 2), 'c', 1000],
+  ],
+  [
+    'dir.sealToFileSync',
+    (...a) => (dir.sealToFileSync as (...x: unknown[]) => unknown).apply(dir, a),
+    [ring, 'f', 'pt', 'c', 1, 0],
+  ],
+  [
+    'dir.openFileSync',
+    (...a) => (dir.openFileSync as (...x: unknown[]) => unknown).apply(dir, a),
+    [ring, 'f', 'c', 1000, 0, 0],
+  ],
   ['dir.removeSync', (...a) => (dir.removeSync as (...x: unknown[]) => unknown).apply(dir, a), ['f']],
   ['dir.sweepSync', (...a) => (dir.sweepSync as (...x: unknown[]) => unknown).apply(dir, a), [0]],
   ['dir.lockSync', (...a) => (dir.lockSync as (...x: unknown[]) => { release(): void }).apply(dir, a), ['f']],
 ]
 const asyncEntries: Array<[string, (...a: unknown[]) => Promise<unknown>, unknown[]]> = [
-  ['dir.sealToFile', (...a) => (dir.sealToFile as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'pt', 'c', 1, 0]],
-  ['dir.openFile', (...a) => (dir.openFile as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'c', 1000, 0, 0]],
+  [
+    'dir.sealToFile',
+    (...a) => (dir.sealToFile as (...x: unknown[]) => Promise<unknown>).apply(dir, a),
+    [ring, 'f', 'pt', 'c', 1, 0],
+  ],
+  [
+    'dir.openFile',
+    (...a) => (dir.openFile as (...x: unknown[]) => Promise<unknown>).apply(dir, a),
+    [ring, 'f', 'c', 1000, 0, 0],
+  ],
   ['dir.remove', (...a) => (dir.remove as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
   ['dir.peek', (...a) => (dir.peek as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
   ['dir.sweep', (...a) => (dir.sweep as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [0]],
   ['dir.lock', (...a) => (dir.lock as (...x: unknown[]) => Promise<unknown>).apply(dir, a), ['f']],
-  ['dir.casSeal', (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a), [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1]],
+  [
+    'dir.casSeal',
+    (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a),
+    [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1],
+  ],
 ]
 
 // What a well-behaved failure looks like: an argument error, or a SessionError code.
 function expectTypedFailure(err: unknown, label: string): void {
   expect(err, label).toBeInstanceOf(Error)
   const e = err as Error & { code?: string }
-  const ok = e instanceof TypeError || e instanceof RangeError || (typeof e.code === 'string' && e.code.startsWith('ERR_'))
+  const ok =
+    e instanceof TypeError || e instanceof RangeError || (typeof e.code === 'string' && e.code.startsWith('ERR_'))
   expect(ok, `${label}: ${e.name} ${e.code} ${e.message}`).toBe(true)
 }
 
@@ -96,8 +157,9 @@ describe('hostile arguments into every native function', () => {
           args[i] = bad
           try {
             const r = await fn(...args)
-            if (r && typeof (r as { release?: unknown }).release === 'function') (r as { release(): void }).release()
-            // casSeal's conflict hands back the stripe lock still held
+            if (r && typeof (r as { release?: unknown }).release === 'function')
+              (r as { release(): void }).release()
+              // casSeal's conflict hands back the stripe lock still held
             ;(r as { lock?: { release(): void } } | null)?.lock?.release()
           } catch (err) {
             expectTypedFailure(err, `${name} arg ${i}`)

@@ -87,13 +87,16 @@ describe('key derivation (SPEC section 3)', () => {
   })
 
   const rawMachineId = fs.existsSync('/etc/machine-id') ? fs.readFileSync('/etc/machine-id', 'utf8').trim() : ''
-  it.skipIf(!needs(/^[0-9a-f]{32}$/.test(rawMachineId), 'a valid /etc/machine-id'))('the machine-bound ring uses /etc/machine-id and the euid', () => {
-    const raw = rawMachineId
-    expect(native.machineId()).toBe(raw)
-    const machine = new native.KeyRing({ scope: 'manager', name: 'x', machine: true })
-    const expected = keyId(hkdfKey(raw, 'manager', 'x', String(process.geteuid!()), ''))
-    expect(machine.keyIds[0]).toBe(expected.toString('hex'))
-  })
+  it.skipIf(!needs(/^[0-9a-f]{32}$/.test(rawMachineId), 'a valid /etc/machine-id'))(
+    'the machine-bound ring uses /etc/machine-id and the euid',
+    () => {
+      const raw = rawMachineId
+      expect(native.machineId()).toBe(raw)
+      const machine = new native.KeyRing({ scope: 'manager', name: 'x', machine: true })
+      const expected = keyId(hkdfKey(raw, 'manager', 'x', String(process.geteuid!()), ''))
+      expect(machine.keyIds[0]).toBe(expected.toString('hex'))
+    },
+  )
 })
 
 describe('envelope v1 known answers (SPEC section 2)', () => {
@@ -129,7 +132,10 @@ describe('every rejection has its own code', () => {
   const v = vectors.envelopes[0]
   const ring = ringForKeyHex(v.keyHex)
   const good = Buffer.from(v.envelopeHex, 'hex')
-  const open = (buf: Buffer, ctx = v.context, max = MAX) => () => ring.open(buf, ctx, max)
+  const open =
+    (buf: Buffer, ctx = v.context, max = MAX) =>
+    () =>
+      ring.open(buf, ctx, max)
   const patched = (offset: number, value: number) => {
     const b = Buffer.from(good)
     b[offset] = value

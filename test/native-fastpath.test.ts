@@ -20,7 +20,8 @@ function have(bin: string): boolean {
   return spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0
 }
 const haveStrace = process.platform === 'linux' && have('strace')
-if (!haveStrace && !inCI) console.warn('native-fastpath: strace tests skipped, strace is not installed (apt-get install strace)')
+if (!haveStrace && !inCI)
+  console.warn('native-fastpath: strace tests skipped, strace is not installed (apt-get install strace)')
 
 let tmp: string
 beforeEach(() => {
@@ -83,7 +84,7 @@ const prelude = (dir: string) => `
 const path = require('node:path'), fs = require('node:fs')
 const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'core', 'native.js'))})
 const ring = new native.KeyRing({ scope: 'store', name: 'fast', ikms: [Buffer.alloc(32, 5)] })
-const dir = ${JSON.stringify(path.join(dir, "d"))}
+const dir = ${JSON.stringify(path.join(dir, 'd'))}
 const d = new native.PrivateDir(dir, true)
 const mark = (m) => fs.statSync('/__ss_' + m + '__', { throwIfNoEntry: false })
 `
@@ -156,49 +157,55 @@ if (r.scanned !== 20 || r.removed !== 0) process.exit(3)`,
 })
 
 describe('inline async reads', () => {
-  it.skipIf(process.platform !== 'linux')('are served on the main thread when the file is cached, and settle on a later tick', async () => {
-    const d = openDir(tmp)
-    d.sealToFileSync(ring, 'a', '{"x":1}', 'c', 1, Date.now() + HOUR)
-    d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
-    const before = native.inlineReads()
-    expect(before.available).toBe(true)
-    let settled = false
-    const p = d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING).then((r) => {
-      settled = true
-      return r
-    })
-    expect(settled).toBe(false) // never called back synchronously
-    await Promise.resolve()
-    expect(settled).toBe(false) // nor from a microtask: on a later turn of the event loop, as I/O
-    const r = await p
-    expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":1}')
-    const after = native.inlineReads()
-    expect(after.inline - before.inline).toBe(1)
-    expect(after.pool - before.pool).toBe(0)
-  })
-
-  it.skipIf(process.platform !== 'linux')('a burst of 64 cached reads settles 16 per event-loop turn: other callbacks run between the slices', async () => {
-    const d = openDir(tmp)
-    d.sealToFileSync(ring, 'a', '{"x":7}', 'c', 1, Date.now() + HOUR)
-    d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
-    const before = native.inlineReads()
-    let settled = 0
-    const reads = Array.from({ length: 64 }, () =>
-      d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING).then((r) => {
-        settled++
+  it.skipIf(process.platform !== 'linux')(
+    'are served on the main thread when the file is cached, and settle on a later tick',
+    async () => {
+      const d = openDir(tmp)
+      d.sealToFileSync(ring, 'a', '{"x":1}', 'c', 1, Date.now() + HOUR)
+      d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
+      const before = native.inlineReads()
+      expect(before.available).toBe(true)
+      let settled = false
+      const p = d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING).then((r) => {
+        settled = true
         return r
-      }),
-    )
-    expect(native.inlineReads().inline - before.inline).toBe(64)
-    // An immediate queued now runs right after this turn's slice; each next one, a turn later.
-    const seen: number[] = []
-    for (let turn = 0; turn < 5; turn++) {
-      await new Promise((resolve) => setImmediate(resolve))
-      seen.push(settled)
-    }
-    expect(seen).toEqual([16, 32, 48, 64, 64])
-    for (const r of await Promise.all(reads)) expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":7}')
-  })
+      })
+      expect(settled).toBe(false) // never called back synchronously
+      await Promise.resolve()
+      expect(settled).toBe(false) // nor from a microtask: on a later turn of the event loop, as I/O
+      const r = await p
+      expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":1}')
+      const after = native.inlineReads()
+      expect(after.inline - before.inline).toBe(1)
+      expect(after.pool - before.pool).toBe(0)
+    },
+  )
+
+  it.skipIf(process.platform !== 'linux')(
+    'a burst of 64 cached reads settles 16 per event-loop turn: other callbacks run between the slices',
+    async () => {
+      const d = openDir(tmp)
+      d.sealToFileSync(ring, 'a', '{"x":7}', 'c', 1, Date.now() + HOUR)
+      d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // now in the page cache
+      const before = native.inlineReads()
+      let settled = 0
+      const reads = Array.from({ length: 64 }, () =>
+        d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING).then((r) => {
+          settled++
+          return r
+        }),
+      )
+      expect(native.inlineReads().inline - before.inline).toBe(64)
+      // An immediate queued now runs right after this turn's slice; each next one, a turn later.
+      const seen: number[] = []
+      for (let turn = 0; turn < 5; turn++) {
+        await new Promise((resolve) => setImmediate(resolve))
+        seen.push(settled)
+      }
+      expect(seen).toEqual([16, 32, 48, 64, 64])
+      for (const r of await Promise.all(reads)) expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":7}')
+    },
+  )
 
   it('the test switch that answers EAGAIN sends the read to the pool, with the same result', async () => {
     const d = openDir(tmp)
@@ -213,27 +220,36 @@ describe('inline async reads', () => {
     expect(after.available).toBe(process.platform === 'linux') // EAGAIN does not stop later tries
   })
 
-  it.skipIf(process.platform !== 'linux')('a file evicted from the page cache is read on the pool; a resident one inline', async () => {
-    const d = openDir(tmp)
-    d.sealToFileSync(ring, 'a', '{"x":3}', 'c', 1, Date.now() + HOUR)
-    const file = path.join(tmp, 'a')
-    // dd's nocache flag is posix_fadvise(POSIX_FADV_DONTNEED); tmpfs and some others ignore it.
-    // Several tries: on a busy machine the page can come back between the check and the read.
-    const tries: Array<{ resident: number; inline: number; pool: number }> = []
-    for (let i = 0; i < 5; i++) {
-      execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
-      const resident = Number(execFileSync('fincore', ['--raw', '--noheadings', '--output', 'PAGES', file], { encoding: 'utf8' }).trim())
-      const before = native.inlineReads()
-      const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
-      expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":3}')
-      const after = native.inlineReads()
-      tries.push({ resident, inline: after.inline - before.inline, pool: after.pool - before.pool })
-    }
-    // A resident file is never sent to the pool; an evicted one (disk-backed file systems) is.
-    for (const t of tries.filter((t) => t.resident > 0)) expect(t).toMatchObject({ inline: 1, pool: 0 })
-    const evicted = tries.filter((t) => t.resident === 0)
-    if (evicted.length > 0) expect(evicted.some((t) => t.pool === 1 && t.inline === 0), JSON.stringify(tries)).toBe(true)
-  })
+  it.skipIf(process.platform !== 'linux')(
+    'a file evicted from the page cache is read on the pool; a resident one inline',
+    async () => {
+      const d = openDir(tmp)
+      d.sealToFileSync(ring, 'a', '{"x":3}', 'c', 1, Date.now() + HOUR)
+      const file = path.join(tmp, 'a')
+      // dd's nocache flag is posix_fadvise(POSIX_FADV_DONTNEED); tmpfs and some others ignore it.
+      // Several tries: on a busy machine the page can come back between the check and the read.
+      const tries: Array<{ resident: number; inline: number; pool: number }> = []
+      for (let i = 0; i < 5; i++) {
+        execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+        const resident = Number(
+          execFileSync('fincore', ['--raw', '--noheadings', '--output', 'PAGES', file], { encoding: 'utf8' }).trim(),
+        )
+        const before = native.inlineReads()
+        const r = await d.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
+        expect(r && 'plaintext' in r && r.plaintext).toBe('{"x":3}')
+        const after = native.inlineReads()
+        tries.push({ resident, inline: after.inline - before.inline, pool: after.pool - before.pool })
+      }
+      // A resident file is never sent to the pool; an evicted one (disk-backed file systems) is.
+      for (const t of tries.filter((t) => t.resident > 0)) expect(t).toMatchObject({ inline: 1, pool: 0 })
+      const evicted = tries.filter((t) => t.resident === 0)
+      if (evicted.length > 0)
+        expect(
+          evicted.some((t) => t.pool === 1 && t.inline === 0),
+          JSON.stringify(tries),
+        ).toBe(true)
+    },
+  )
 
   it('an expired file to be removed goes to the pool, which removes it', async () => {
     const d = openDir(tmp)
@@ -243,33 +259,36 @@ describe('inline async reads', () => {
     expect(fs.existsSync(path.join(tmp, 'a'))).toBe(false)
   })
 
-  it.skipIf(process.platform !== 'linux')('a filesystem without RWF_NOWAIT (simulated EOPNOTSUPP): that directory reads on the pool from then on, others inline', async () => {
-    const d = openDir(path.join(tmp, 'nfs-like'))
-    const other = openDir(path.join(tmp, 'local'))
-    d.sealToFileSync(ring, 'a', '{"x":5}', 'c', 1, Date.now() + HOUR)
-    other.sealToFileSync(ring, 'a', '{"x":6}', 'c', 1, Date.now() + HOUR)
-    d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // both in the page cache
-    other.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0)
-    const read = async (dir: typeof d) => {
-      const before = native.inlineReads()
-      const r = await dir.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
-      const after = native.inlineReads()
-      return {
-        plaintext: r && 'plaintext' in r ? r.plaintext : null,
-        attempts: after.attempts - before.attempts,
-        inline: after.inline - before.inline,
-        pool: after.pool - before.pool,
+  it.skipIf(process.platform !== 'linux')(
+    'a filesystem without RWF_NOWAIT (simulated EOPNOTSUPP): that directory reads on the pool from then on, others inline',
+    async () => {
+      const d = openDir(path.join(tmp, 'nfs-like'))
+      const other = openDir(path.join(tmp, 'local'))
+      d.sealToFileSync(ring, 'a', '{"x":5}', 'c', 1, Date.now() + HOUR)
+      other.sealToFileSync(ring, 'a', '{"x":6}', 'c', 1, Date.now() + HOUR)
+      d.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0) // both in the page cache
+      other.openFileSync(ring, 'a', 'c', MAX, Date.now(), 0)
+      const read = async (dir: typeof d) => {
+        const before = native.inlineReads()
+        const r = await dir.openFile(ring, 'a', 'c', MAX, Date.now(), OPEN_AS_STRING)
+        const after = native.inlineReads()
+        return {
+          plaintext: r && 'plaintext' in r ? r.plaintext : null,
+          attempts: after.attempts - before.attempts,
+          inline: after.inline - before.inline,
+          pool: after.pool - before.pool,
+        }
       }
-    }
-    native.setInlineReadMode(4)
-    expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 1, inline: 0, pool: 1 })
-    native.setInlineReadMode(0)
-    // Learnt: no second attempt on that directory, even with the switch off.
-    expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 0, inline: 0, pool: 1 })
-    // Another directory (another filesystem, in real life) still reads inline; the process keeps the fast path.
-    expect(await read(other)).toEqual({ plaintext: '{"x":6}', attempts: 1, inline: 1, pool: 0 })
-    expect(native.inlineReads().available).toBe(true)
-  })
+      native.setInlineReadMode(4)
+      expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 1, inline: 0, pool: 1 })
+      native.setInlineReadMode(0)
+      // Learnt: no second attempt on that directory, even with the switch off.
+      expect(await read(d)).toEqual({ plaintext: '{"x":5}', attempts: 0, inline: 0, pool: 1 })
+      // Another directory (another filesystem, in real life) still reads inline; the process keeps the fast path.
+      expect(await read(other)).toEqual({ plaintext: '{"x":6}', attempts: 1, inline: 1, pool: 0 })
+      expect(native.inlineReads().available).toBe(true)
+    },
+  )
 
   it('a kernel without openat2 (simulated ENOSYS) stops the attempts for the whole process', () => {
     // In a child process: the capability flag is process-wide by design.
@@ -297,7 +316,12 @@ d.sealToFileSync(ring, 'a', 'ok', 'c', 1, Date.now() + 3600000)
       expect(out.afterSwitch).toEqual({ available: false, attempts: 1, inline: 0, pool: 1 })
     }
     // Never tried again, even with the switch off: straight to the pool.
-    expect(out.end).toMatchObject({ available: false, attempts: out.afterSwitch.attempts, inline: 0, pool: out.afterSwitch.pool + 1 })
+    expect(out.end).toMatchObject({
+      available: false,
+      attempts: out.afterSwitch.attempts,
+      inline: 0,
+      pool: out.afterSwitch.pool + 1,
+    })
   })
 })
 
@@ -325,7 +349,8 @@ describe('every refusal stays, sync, inline and on the pool', () => {
     fs.writeFileSync(path.join(tmp, 'big'), Buffer.alloc(201), { mode: 0o600 })
     fs.writeFileSync(path.join(tmp, 'shared'), Buffer.alloc(100), { mode: 0o600 })
     fs.chmodSync(path.join(tmp, 'shared'), 0o620)
-    for (const name of ['fifo', 'dir', 'link', 'shared']) expect(await paths(d, name), name).toEqual(Array(3).fill('ERR_SESSION_UNSAFE_PATH'))
+    for (const name of ['fifo', 'dir', 'link', 'shared'])
+      expect(await paths(d, name), name).toEqual(Array(3).fill('ERR_SESSION_UNSAFE_PATH'))
     expect(await paths(d, 'big')).toEqual(Array(3).fill('ERR_SESSION_TOO_LARGE'))
   })
 
@@ -379,7 +404,12 @@ describe('the expiry as mtime (sweep)', () => {
     for (let i = 0; i < 10; i++) d.sealToFileSync(ring, `s${i}`, 'x', 'c', 1, i < 4 ? now - 1 : now + HOUR)
     expect(await d.sweep(now)).toEqual({ scanned: 10, removed: 4, skipped: 0, collected: [] })
     // (each removal holds the file's lock: the lock files stay, as every writer's do)
-    expect(fs.readdirSync(tmp).filter((n) => !n.endsWith('.lock')).sort()).toEqual(['s4', 's5', 's6', 's7', 's8', 's9'])
+    expect(
+      fs
+        .readdirSync(tmp)
+        .filter((n) => !n.endsWith('.lock'))
+        .sort(),
+    ).toEqual(['s4', 's5', 's6', 's7', 's8', 's9'])
   })
 
   it('a sweep hands back the names it kept that start with a prefix (the store finds its indexes in the same pass)', async () => {

@@ -70,7 +70,12 @@ describe('PrivateDir', () => {
     expect(fs.readdirSync(tmp + '/s')).toEqual(['one'])
     const r = await d.openFile(ring, 'one', 'ctx', MAX, Date.now(), 0)
     expect(r && 'plaintext' in r && r.plaintext.toString()).toBe('{"a":2}')
-    expect(fs.readFileSync(tmp + '/s/one').subarray(0, 4).toString()).toBe('SEAL')
+    expect(
+      fs
+        .readFileSync(tmp + '/s/one')
+        .subarray(0, 4)
+        .toString(),
+    ).toBe('SEAL')
   })
 
   it('existingOnly replaces a file that is there and never re-creates one that is gone', async () => {
@@ -203,36 +208,44 @@ describe('PrivateDir', () => {
     expect(left).toContain('notes')
     expect(left).toContain('s1.lock')
     expect(left.filter((n) => /^s\d+$/.test(n)).map((n) => Number(n.slice(1)) % 2)).toEqual(Array(10).fill(1))
-    expect((await d.list()).sort()).toEqual([...Array(10)].map((_, i) => `s${2 * i + 1}`).concat('notes').sort())
+    expect((await d.list()).sort()).toEqual(
+      [...Array(10)]
+        .map((_, i) => `s${2 * i + 1}`)
+        .concat('notes')
+        .sort(),
+    )
   })
 
-  it.skipIf(!FLOCK)('removes temp files whose writer is gone, at open and in every sweep, whatever their age; never a live writer\'s', async () => {
-    fs.mkdirSync(tmp, { recursive: true, mode: 0o700 })
-    const dead = path.join(tmp, '.x.0011223344556677.tmp')
-    const live = path.join(tmp, '.y.0011223344556677.tmp')
-    fs.writeFileSync(dead, 'torn', { mode: 0o600 }) // written a moment ago: no age threshold
-    const writer = await holdFlock(live)
-    try {
-      const d = openDir(tmp, true)
-      expect(fs.existsSync(dead)).toBe(false) // removed when the directory was opened
-      expect(fs.existsSync(live)).toBe(true) // its writer holds the lock
-      fs.writeFileSync(dead, 'torn again', { mode: 0o600 })
-      d.sweepSync(Date.now())
-      expect(fs.existsSync(dead)).toBe(false)
-      expect(fs.existsSync(live)).toBe(true)
-      // The async paths open the directory on the pool: that open removes them too.
-      fs.writeFileSync(dead, 'torn a third time', { mode: 0o600 })
-      const pooled = await native.openPrivateDir(tmp, false)
-      expect(fs.existsSync(dead)).toBe(false)
-      expect(fs.existsSync(live)).toBe(true)
-      pooled.close()
-      await writer.release()
-      await d.sweep(Date.now())
-      expect(fs.existsSync(live)).toBe(false) // its writer is gone now
-    } finally {
-      await writer.release()
-    }
-  })
+  it.skipIf(!FLOCK)(
+    "removes temp files whose writer is gone, at open and in every sweep, whatever their age; never a live writer's",
+    async () => {
+      fs.mkdirSync(tmp, { recursive: true, mode: 0o700 })
+      const dead = path.join(tmp, '.x.0011223344556677.tmp')
+      const live = path.join(tmp, '.y.0011223344556677.tmp')
+      fs.writeFileSync(dead, 'torn', { mode: 0o600 }) // written a moment ago: no age threshold
+      const writer = await holdFlock(live)
+      try {
+        const d = openDir(tmp, true)
+        expect(fs.existsSync(dead)).toBe(false) // removed when the directory was opened
+        expect(fs.existsSync(live)).toBe(true) // its writer holds the lock
+        fs.writeFileSync(dead, 'torn again', { mode: 0o600 })
+        d.sweepSync(Date.now())
+        expect(fs.existsSync(dead)).toBe(false)
+        expect(fs.existsSync(live)).toBe(true)
+        // The async paths open the directory on the pool: that open removes them too.
+        fs.writeFileSync(dead, 'torn a third time', { mode: 0o600 })
+        const pooled = await native.openPrivateDir(tmp, false)
+        expect(fs.existsSync(dead)).toBe(false)
+        expect(fs.existsSync(live)).toBe(true)
+        pooled.close()
+        await writer.release()
+        await d.sweep(Date.now())
+        expect(fs.existsSync(live)).toBe(false) // its writer is gone now
+      } finally {
+        await writer.release()
+      }
+    },
+  )
 
   it('a closed handle refuses further work', () => {
     const d = openDir(tmp, true)

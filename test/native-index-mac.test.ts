@@ -17,7 +17,11 @@ function expected(secret: string, namespace: string, identity: string): string {
 
 describe("KeyRing scope 'store-index' and mac()", () => {
   it('is HMAC-SHA256 under the HKDF key of scope store-index, one name per key', () => {
-    const ring = new native.KeyRing({ scope: 'store-index', name: 'default', ikms: [Buffer.from(SECRET), Buffer.from(OLDER)] })
+    const ring = new native.KeyRing({
+      scope: 'store-index',
+      name: 'default',
+      ikms: [Buffer.from(SECRET), Buffer.from(OLDER)],
+    })
     for (const identity of ['alice', 'alice@example.com', 'ébène 本 😀', ' ']) {
       expect(ring.mac(identity)).toBe(expected(SECRET, 'default', identity))
       expect(ring.mac(identity, 0)).toBe(expected(SECRET, 'default', identity))
@@ -37,7 +41,9 @@ describe("KeyRing scope 'store-index' and mac()", () => {
   })
 
   it('refuses bad arguments without crashing, and a closed ring', () => {
-    expect(() => new native.KeyRing({ scope: 'index' as never, name: 'n', ikms: [Buffer.from(SECRET)] })).toThrow(RangeError)
+    expect(() => new native.KeyRing({ scope: 'index' as never, name: 'n', ikms: [Buffer.from(SECRET)] })).toThrow(
+      RangeError,
+    )
     const ring = new native.KeyRing({ scope: 'store-index', name: 'n', ikms: [Buffer.from(SECRET)] })
     expect(() => ring.mac(42 as never)).toThrow(TypeError)
     expect(() => ring.mac('a', 1)).toThrow(RangeError)

@@ -55,7 +55,9 @@ describe('option names', () => {
     expect((await files.create()).meta.ttl).toBe(7_000)
     expect(new MemorySessionStore({ defaultTtl: 9_000 }).ttl).toBe(9_000)
     expect(new MemorySessionStore(4_000).ttl).toBe(4_000)
-    expect(() => new MemorySessionStore({ ttl: 1_000, defaultTtl: 2_000 })).toThrow(/options\.ttl or options\.defaultTtl/)
+    expect(() => new MemorySessionStore({ ttl: 1_000, defaultTtl: 2_000 })).toThrow(
+      /options\.ttl or options\.defaultTtl/,
+    )
     expect(() => new MemorySessionStore({ ttl: -5 })).toThrow(RangeError)
   })
 
@@ -113,7 +115,9 @@ describe('a secret that is present but unset is an error, never a machine-bound 
     expect(() => make({ secret: '' })).toThrow(RangeError)
     expect(() => make({ secret: '' })).toThrow(/options\.secret is "": the secret is not set/)
     expect(() => make({ secrets: undefined })).toThrow(/options\.secrets is undefined/)
-    expect(() => make({ secrets: [SECRET, undefined] })).toThrow(/options\.secrets\[1\] is undefined: that secret is not set/)
+    expect(() => make({ secrets: [SECRET, undefined] })).toThrow(
+      /options\.secrets\[1\] is undefined: that secret is not set/,
+    )
     expect(() => make({ secrets: [''] })).toThrow(RangeError)
     expect(() => make({ secret: undefined, secrets: undefined })).toThrow(/options\.secret is undefined/)
   })

@@ -40,7 +40,9 @@ describe('a dir through a parent others can write', () => {
     fs.symlinkSync(path.join(base, 'appA'), path.join(shared, 'appB'))
     const bDir = path.join(shared, 'appB', 'sessions')
     const err = await refusal(() => new FileSessionStore({ dir: bDir, secret: SECRET, sweepInterval: 0 }).init())
-    expect(err.message).toContain(`directory ${shared} on the path of session directory ${bDir} is writable by others and not sticky`)
+    expect(err.message).toContain(
+      `directory ${shared} on the path of session directory ${bDir} is writable by others and not sticky`,
+    )
     // The manager's dir goes through the same walk.
     const m = new SessionManager('walk-app', { dir: bDir, secret: SECRET, cleanupInterval: 0 })
     await expect(m.init()).rejects.toThrow(SessionSecurityError)

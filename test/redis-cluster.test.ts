@@ -53,7 +53,9 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
 
       beforeAll(async () => {
         cluster = await startRedisCluster()
-        raw = cluster.ports.map((port) => createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } }))
+        raw = cluster.ports.map((port) =>
+          createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } }),
+        )
         for (const r of raw) r.on('error', () => {})
         await Promise.all(raw.map((r) => r.connect()))
         tc = await connectCluster(kind, cluster.ports)
@@ -104,7 +106,9 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
               prefixed.once('end', () => reject(new Error('ioredis cluster ended before ready')))
             })
             const store = new RedisSessionStore({ client: prefixed, secret: SECRET, prefix: 'kp:' })
-            const sessions = await Promise.all(Array.from({ length: 30 }, (_, i) => store.create({ identity: `k${i}` })))
+            const sessions = await Promise.all(
+              Array.from({ length: 30 }, (_, i) => store.create({ identity: `k${i}` })),
+            )
             const perNode = [0, 0, 0]
             for (const s of sessions) perNode[await owner(`app:kp:${storageName(s.id)}`)]++
             expect(perNode.every((n) => n > 0)).toBe(true)
@@ -144,7 +148,12 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
       it('a plain (non-cluster) client that reaches the wrong node gets MOVED: SessionStoreUnavailableError', async () => {
         const first = await connectClient(kind, cluster.ports[0])
         try {
-          const store = new RedisSessionStore({ client: first.client, secret: SECRET, prefix: 'c:', commandTimeout: 1_000 })
+          const store = new RedisSessionStore({
+            client: first.client,
+            secret: SECRET,
+            prefix: 'c:',
+            commandTimeout: 1_000,
+          })
           let id = generateSessionId()
           while ((await owner(store.prefix + storageName(id))) === 0) id = generateSessionId()
           expect(await rejectsUnavailable(store.get(id))).toBeLessThan(1_500)
@@ -160,7 +169,17 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
         let id = generateSessionId()
         for (;;) {
           const key = store.prefix + storageName(id)
-          if ((await owner(key)) === 0 && Number(await raw[0].sendCommand(['CLUSTER', 'COUNTKEYSINSLOT', String(await raw[0].sendCommand(['CLUSTER', 'KEYSLOT', key]))])) === 0) break
+          if (
+            (await owner(key)) === 0 &&
+            Number(
+              await raw[0].sendCommand([
+                'CLUSTER',
+                'COUNTKEYSINSLOT',
+                String(await raw[0].sendCommand(['CLUSTER', 'KEYSLOT', key])),
+              ]),
+            ) === 0
+          )
+            break
           id = generateSessionId()
         }
         const slot = String(await raw[0].sendCommand(['CLUSTER', 'KEYSLOT', store.prefix + storageName(id)]))

@@ -30,7 +30,10 @@ if (haveRedisBinaries('redis-concurrency.test', { 'redis-server': 'redis-server'
       /** Two stores on two connections sharing one prefix: two app servers. */
       const pair = (o: Partial<RedisSessionStoreOptions> = {}) => {
         const prefix = `cc${n++}:`
-        return [c1, c2].map((c) => new RedisSessionStore({ client: c.client, secret: SECRET, prefix, ...o })) as [RedisSessionStore, RedisSessionStore]
+        return [c1, c2].map((c) => new RedisSessionStore({ client: c.client, secret: SECRET, prefix, ...o })) as [
+          RedisSessionStore,
+          RedisSessionStore,
+        ]
       }
       const keys = async (prefix: string) => {
         const out: string[] = []

@@ -64,7 +64,10 @@ describe('CommandDeadlines', () => {
       await expect(d.watch('GET', slow.promise)).rejects.toBeInstanceOf(SessionStoreUnavailableError)
       slow.reject(new Error('Connection is closed.'))
       const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
-      await expect(d.watch('GET', Promise.reject(refused))).rejects.toMatchObject({ name: 'SessionStoreUnavailableError', cause: refused })
+      await expect(d.watch('GET', Promise.reject(refused))).rejects.toMatchObject({
+        name: 'SessionStoreUnavailableError',
+        cause: refused,
+      })
       const scriptError = new Error('ERR Error running script')
       await expect(d.watch('EVALSHA', Promise.reject(scriptError))).rejects.toBe(scriptError) // not an outage: unchanged
       await new Promise((r) => setTimeout(r, 20))

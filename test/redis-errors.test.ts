@@ -28,7 +28,9 @@ describe('toUnavailable', () => {
   })
 
   it("node-redis 6's MaxCommandRedirectionsError, by its message as ioredis words it", () => {
-    expect(toUnavailable(named('MaxCommandRedirectionsError', 'Too many Cluster redirections'), 'GET')).toBeInstanceOf(SessionStoreUnavailableError)
+    expect(toUnavailable(named('MaxCommandRedirectionsError', 'Too many Cluster redirections'), 'GET')).toBeInstanceOf(
+      SessionStoreUnavailableError,
+    )
   })
 
   it('other errors pass through unchanged', () => {

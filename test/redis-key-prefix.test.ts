@@ -20,7 +20,13 @@ if (haveRedisBinaries('redis-key-prefix.test', { 'redis-server': 'redis-server' 
     const stores: RedisSessionStore[] = []
 
     async function ioredis(keyPrefix?: string): Promise<Redis> {
-      const c = new Redis({ host: '127.0.0.1', port: server.port, keyPrefix, lazyConnect: true, maxRetriesPerRequest: 1 })
+      const c = new Redis({
+        host: '127.0.0.1',
+        port: server.port,
+        keyPrefix,
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+      })
       c.on('error', () => {})
       await c.connect()
       clients.push(c)
@@ -50,14 +56,20 @@ if (haveRedisBinaries('redis-key-prefix.test', { 'redis-server': 'redis-server' 
     it('a keyPrefix that is not UTF-8 text is refused at construction, naming the client', () => {
       const client = new Redis({ keyPrefix: Buffer.from([0x61, 0xff, 0x3a]) as never, lazyConnect: true })
       expect(() => new RedisSessionStore({ client, secret: SECRET })).toThrow(TypeError)
-      expect(() => new RedisSessionStore({ client, secret: SECRET })).toThrow(/options\.client has a keyPrefix that is not UTF-8/)
+      expect(() => new RedisSessionStore({ client, secret: SECRET })).toThrow(
+        /options\.client has a keyPrefix that is not UTF-8/,
+      )
     })
 
     // 'app[1]:' is a glob character class unless escaped: its own keys would not match it.
     for (const keyPrefix of ['app:', 'app[1]:']) {
       it(`dump finds every session under keyPrefix ${JSON.stringify(keyPrefix)}, and restore brings them back`, async () => {
         const store = make(await ioredis(keyPrefix), 'kp:')
-        const sessions = [await store.create({ identity: 'alice' }), await store.create(), await store.create({ identity: 'bob' })]
+        const sessions = [
+          await store.create({ identity: 'alice' }),
+          await store.create(),
+          await store.create({ identity: 'bob' }),
+        ]
         // The keys really carry both prefixes.
         for (const s of sessions) expect(await raw.exists(`${keyPrefix}kp:${storageName(s.id)}`)).toBe(1)
         // A session of the same store prefix without keyPrefix is another namespace: not in the dump.

@@ -15,7 +15,13 @@ import { haveRedisBinaries } from './helpers/redis-suite'
 const SECRET = 'a redis-sentinel test secret, 32+ chars long'
 const COMMAND_TIMEOUT = 1_000
 
-if (haveRedisBinaries('redis-sentinel.test', { 'redis-server': 'redis-server', 'redis-sentinel': 'redis-sentinel', 'redis-cli': 'redis-tools' })) {
+if (
+  haveRedisBinaries('redis-sentinel.test', {
+    'redis-server': 'redis-server',
+    'redis-sentinel': 'redis-sentinel',
+    'redis-cli': 'redis-tools',
+  })
+) {
   describe('RedisSessionStore behind Sentinel', () => {
     let topo: SentinelTopology
     let client: Redis
@@ -41,8 +47,15 @@ if (haveRedisBinaries('redis-sentinel.test', { 'redis-server': 'redis-server', '
       it(`a write that reaches a replica (READONLY) rejects with SessionStoreUnavailableError (${kind})`, async () => {
         const onReplica = await connectClient(kind, topo.replica.port)
         try {
-          const store = new RedisSessionStore({ client: onReplica.client, secret: SECRET, commandTimeout: COMMAND_TIMEOUT })
-          await expect(store.create()).rejects.toMatchObject({ name: 'SessionStoreUnavailableError', message: /READONLY/ })
+          const store = new RedisSessionStore({
+            client: onReplica.client,
+            secret: SECRET,
+            commandTimeout: COMMAND_TIMEOUT,
+          })
+          await expect(store.create()).rejects.toMatchObject({
+            name: 'SessionStoreUnavailableError',
+            message: /READONLY/,
+          })
         } finally {
           await onReplica.close()
         }

@@ -24,7 +24,14 @@ describe('Redis value layout', () => {
   })
 
   it('anything else is not ours', () => {
-    for (const bad of ['', 'sv', 'sv0000000000000g' + 'SEAL....', 'SV00000000000001SEAL', 'x'.repeat(100), 'sv00000000000001']) {
+    for (const bad of [
+      '',
+      'sv',
+      'sv0000000000000g' + 'SEAL....',
+      'SV00000000000001SEAL',
+      'x'.repeat(100),
+      'sv00000000000001',
+    ]) {
       expect(parseValue(Buffer.from(bad, 'latin1')), bad).toBeNull()
     }
   })

@@ -12,7 +12,8 @@ import { requireDist } from './helpers/dist'
 
 const inCI = process.env.CI === 'true' || process.env.CI === '1'
 const haveStrace = process.platform === 'linux' && spawnSync('strace', ['--version'], { stdio: 'ignore' }).status === 0
-if (!haveStrace && !inCI) console.warn('removal-durability: strace tests skipped, strace is not installed (apt-get install strace)')
+if (!haveStrace && !inCI)
+  console.warn('removal-durability: strace tests skipped, strace is not installed (apt-get install strace)')
 
 const dist = (file: string) => JSON.stringify(path.join(__dirname, '..', 'dist', file))
 const SECRET = JSON.stringify('a removal-durability secret, 32+ chars')
@@ -67,7 +68,9 @@ const names = {}
   const file = path.join(tmp, 'traced.cjs')
   const out = path.join(tmp, 'strace.txt')
   fs.writeFileSync(file, script)
-  execFileSync('strace', ['-f', '-e', 'trace=%file,%desc', '-o', out, process.execPath, file], { stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync('strace', ['-f', '-e', 'trace=%file,%desc', '-o', out, process.execPath, file], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
   const lines = fs.readFileSync(out, 'utf8').split('\n')
   windows = new Map()
   for (const op of ['delete', 'logout', 'sweep', 'read']) {

@@ -82,7 +82,8 @@ const kinds: Kind[] = [
     backend() {
       const dir = path.join(root, `d${n++}`)
       return {
-        open: (keys = { secret: K1 }, extra = {}) => track(new FileSessionStore({ dir, sweepInterval: 0, ...keys, ...extra })),
+        open: (keys = { secret: K1 }, extra = {}) =>
+          track(new FileSessionStore({ dir, sweepInterval: 0, ...keys, ...extra })),
         loseIndex: async () => {
           for (const f of fs.readdirSync(dir)) if (f.startsWith('ix-')) fs.rmSync(path.join(dir, f))
         },
@@ -98,7 +99,8 @@ if (redisOk) {
     backend() {
       const prefix = `rv${n++}:`
       return {
-        open: (keys = { secret: K1 }, extra = {}) => track(new RedisSessionStore({ client: client!.client, prefix, ...keys, ...extra })),
+        open: (keys = { secret: K1 }, extra = {}) =>
+          track(new RedisSessionStore({ client: client!.client, prefix, ...keys, ...extra })),
         loseIndex: async () => {
           const c = client!.client as unknown as { sendCommand(args: string[]): Promise<unknown> }
           const keys = (await c.sendCommand(['KEYS', `${prefix}idx:*`])) as string[]
@@ -122,7 +124,11 @@ for (const kind of kinds) {
       const backend = kind.backend()
       const a = backend.open()
       const b = backend.open()
-      const alice = await Promise.all([a.create({ identity: 'alice' }), b.create({ identity: 'alice' }), a.create({ identity: 'alice' })])
+      const alice = await Promise.all([
+        a.create({ identity: 'alice' }),
+        b.create({ identity: 'alice' }),
+        a.create({ identity: 'alice' }),
+      ])
       const bob = await a.create({ identity: 'bob' })
       expect(await a.revokeSessions('alice')).toBe(3)
       expect(await readable(a, alice)).toEqual([])
@@ -227,7 +233,11 @@ for (const kind of kinds) {
       it('sessions re-sealed under a new key are listed and revoked once the old key is dropped', async () => {
         const backend = kind.backend()
         const old = backend.open({ secret: K1 })
-        const alice = [await old.create({ identity: 'alice' }), await old.create({ identity: 'alice' }), await old.create({ identity: 'alice' })]
+        const alice = [
+          await old.create({ identity: 'alice' }),
+          await old.create({ identity: 'alice' }),
+          await old.create({ identity: 'alice' }),
+        ]
         const rotating = backend.open({ secrets: [K2, K1] })
         for (const s of alice) expect(await rotating.get(s.id)).not.toBeNull() // re-sealed under K2
         const current = backend.open({ secret: K2 })
@@ -266,7 +276,11 @@ describe('FileSessionStore: an I/O error during a sweep is not evidence that a s
     if (process.getuid?.() !== 0) throw new Error('this test changes file owners: run it as root (CI does)')
     const dir = path.join(root, `io${n++}`)
     const store = track(new FileSessionStore({ dir, secret: K1, sweepInterval: 0 }))
-    const alice = [await store.create({ identity: 'alice' }), await store.create({ identity: 'alice' }), await store.create({ identity: 'alice' })]
+    const alice = [
+      await store.create({ identity: 'alice' }),
+      await store.create({ identity: 'alice' }),
+      await store.create({ identity: 'alice' }),
+    ]
     const files = alice.map((s) => path.join(dir, storageName(s.id)))
     // Owned by someone else for the sweep: the native layer refuses to touch them.
     for (const f of files) fs.chownSync(f, 65534, 65534)

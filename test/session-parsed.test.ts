@@ -6,7 +6,11 @@ import { generateSessionId } from '../lib/core/ids'
 import { Session, sessionFromParsed } from '../lib/session/session'
 
 function record(): string {
-  const s = new Session(generateSessionId(), { identity: 'ada', roles: ['admin', 'editor'], nested: { a: [1, { b: 2 }] } }, 60_000)
+  const s = new Session(
+    generateSessionId(),
+    { identity: 'ada', roles: ['admin', 'editor'], nested: { a: [1, { b: 2 }] } },
+    60_000,
+  )
   s.data.set('cart', [1042, { sku: 'x', qty: [1, 2] }])
   s.data.set('prefs.theme', 'dark')
   s.data.set('flags', { beta: true })

@@ -17,7 +17,9 @@ const id = () => generateSessionId()
 describe('Session record format', () => {
   it('serialises exactly as the store vector’s plaintext', () => {
     const v = storeVector
-    const s = new Session(v.storageId!, { identity: 'alice', tags: ['admin'] }, v.expiresAt - v.createdAt, { now: v.createdAt })
+    const s = new Session(v.storageId!, { identity: 'alice', tags: ['admin'] }, v.expiresAt - v.createdAt, {
+      now: v.createdAt,
+    })
     s.data.set('cart.items', 3)
     expect(JSON.stringify(s.toRecord())).toBe(v.plaintext)
     expect(s.expiresAt()).toBe(v.expiresAt)

@@ -4,7 +4,7 @@
 // every store (memory, files, Redis).
 import { describe, expect, it } from 'vitest'
 import { Avatar } from '../lib/session/avatar'
-import { type Rebuild, type RecordWrite, type WriteCondition, type WriteOutcome } from '../lib/stores/base-store'
+import type { Rebuild, RecordWrite, WriteCondition, WriteOutcome } from '../lib/stores/base-store'
 import { SessionConflictError } from '../lib/core/errors'
 import { generateSessionId } from '../lib/core/ids'
 import { persistedTouch, Session } from '../lib/session/session'
@@ -270,7 +270,12 @@ export function describeConcurrencyContract(
       const ids = (list: Array<{ id: string }>) => list.map((e) => e.id).sort()
       expect(ids(await store.listSessions('alice'))).toEqual([a1.id, a2.id, anon.id].sort())
       const [info] = await store.listSessions('bob')
-      expect(info).toEqual({ id: b1.id, createdAt: b1.meta.createdAt, lastAccess: expect.any(Number), expiresAt: expect.any(Number) })
+      expect(info).toEqual({
+        id: b1.id,
+        createdAt: b1.meta.createdAt,
+        lastAccess: expect.any(Number),
+        expiresAt: expect.any(Number),
+      })
       expect(info.expiresAt).toBeGreaterThan(Date.now())
       expect(await store.listSessions('nobody')).toEqual([])
 

@@ -55,7 +55,7 @@ export function describeIdentityContract(make: (opts?: StoreFactoryOptions) => P
   })
 
   describe('attachAvatar with keepData: false', () => {
-    it("the saved session holds only what this copy set after the login, not a key another request added meanwhile", async () => {
+    it('the saved session holds only what this copy set after the login, not a key another request added meanwhile', async () => {
       const store = await make()
       const s = await store.create()
       s.data.set('cart', 1)

@@ -24,9 +24,16 @@ export type StoreFactory = (opts: StoreFactoryOptions) => Promise<SessionStore>
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** A record as a dump would hold it, with times relative to now. */
-function record(meta: { createdAgo: number; accessedAgo: number; ttl: number; maxAge?: number }, data: Record<string, unknown> = {}): SessionRecord {
+function record(
+  meta: { createdAgo: number; accessedAgo: number; ttl: number; maxAge?: number },
+  data: Record<string, unknown> = {},
+): SessionRecord {
   const now = Date.now()
-  const m: SessionRecord['meta'] = { createdAt: now - meta.createdAgo, lastAccess: now - meta.accessedAgo, ttl: meta.ttl }
+  const m: SessionRecord['meta'] = {
+    createdAt: now - meta.createdAgo,
+    lastAccess: now - meta.accessedAgo,
+    ttl: meta.ttl,
+  }
   if (meta.maxAge !== undefined) m.maxAge = meta.maxAge
   return { id: generateSessionId(), meta: m, auth: null, data: data as SessionRecord['data'] }
 }
@@ -40,7 +47,11 @@ export interface StoreContractOptions {
   exposedNames?: (store: SessionStore) => Promise<string[]>
 }
 
-export function describeStoreContract(name: string, makeStore: StoreFactory, contract: StoreContractOptions = {}): void {
+export function describeStoreContract(
+  name: string,
+  makeStore: StoreFactory,
+  contract: StoreContractOptions = {},
+): void {
   describe(`SessionStore contract: ${name}`, () => {
     const open: SessionStore[] = []
     const make = async (opts: StoreFactoryOptions = {}) => {
@@ -114,7 +125,11 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
       it('round-trips data, auth and meta', async () => {
         const store = await make({ maxAge: 3_600_000 })
         const s = await store.create({ sub: 'bob', roles: 'a,b', profile: { tz: 'UTC' } })
-        s.data.set('cart.items', 3).set('cart.lines', [{ sku: 'x', qty: 1 }]).set('flag', true).set('none', null)
+        s.data
+          .set('cart.items', 3)
+          .set('cart.lines', [{ sku: 'x', qty: 1 }])
+          .set('flag', true)
+          .set('none', null)
         s.data.set('__proto__.x', 1).set('医生', '张')
         await store.save(s)
         const got = (await store.get(s.id))!
@@ -315,7 +330,8 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
           { version: 1, sessions: [good, { ...good, id: '' }] },
           { version: 1, sessions: [good, { ...good, id: generateSessionId(), data: 'x' }] },
         ]
-        for (const dump of bad) await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)
+        for (const dump of bad)
+          await expect(store.restore(dump as SessionDump), JSON.stringify(dump)).rejects.toThrow(TypeError)
         expect((await store.dump()).sessions).toEqual([])
       })
 
@@ -329,7 +345,11 @@ export function describeStoreContract(name: string, makeStore: StoreFactory, con
         const cases: Array<[SessionRecord, RegExp, ErrorConstructor]> = [
           [far, /dump\.sessions\[2\]: lastAccess \+ ttl .* up to 2\^53/, RangeError],
           [fraction, /dump\.sessions\[2\]: lastAccess \+ ttl/, RangeError],
-          [big, /dump\.sessions\[2\]: session record is over the 8192-byte cap \(options\.maxBytes\)/, SessionTooLargeError as unknown as ErrorConstructor],
+          [
+            big,
+            /dump\.sessions\[2\]: session record is over the 8192-byte cap \(options\.maxBytes\)/,
+            SessionTooLargeError as unknown as ErrorConstructor,
+          ],
         ]
         for (const [bad, message, Cls] of cases) {
           const dump: SessionDump = { version: 1, sessions: [good(), good(), bad, good()] }

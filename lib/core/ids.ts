@@ -36,7 +36,12 @@ export function hasLoneSurrogate(value: string): boolean {
 /** True for any id a store accepts: a non-empty string of at most 256 characters without lone
  *  surrogates (those would encode to the same UTF-8 bytes, so two ids would share a name). */
 export function isStoreSessionId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_SESSION_ID_LENGTH && !LONE_SURROGATE.test(value)
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= MAX_SESSION_ID_LENGTH &&
+    !LONE_SURROGATE.test(value)
+  )
 }
 
 /** The name a store files a session under: lowercase hex SHA-256 of the id's UTF-8 bytes, so
@@ -44,11 +49,15 @@ export function isStoreSessionId(value: unknown): value is string {
 export function storageName(id: string): string {
   if (typeof id !== 'string') throw new TypeError(`id must be a string, got ${describe(id)}`)
   if (!isStoreSessionId(id)) {
-    throw new RangeError(`id must be a session id (a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters), got ${describe(id)}`)
+    throw new RangeError(
+      `id must be a session id (a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters), got ${describe(id)}`,
+    )
   }
   return sha256Hex(id)
 }
 
 // crypto.hash (Node >= 20.12) is one call with no Hash object: a third of the cost on every read.
 const sha256Hex: (s: string) => string =
-  typeof crypto.hash === 'function' ? (s) => crypto.hash('sha256', s, 'hex') : (s) => createHash('sha256').update(s, 'utf8').digest('hex')
+  typeof crypto.hash === 'function'
+    ? (s) => crypto.hash('sha256', s, 'hex')
+    : (s) => createHash('sha256').update(s, 'utf8').digest('hex')

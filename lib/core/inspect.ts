@@ -16,9 +16,18 @@ export function isoTime(ms: number): string {
 }
 
 /** `Name { ...view }` formatted with the caller's options, one level deeper. */
-export function render(name: string, view: object, depth: number, options: InspectOptionsStylized, fn: typeof inspect = inspect): string {
+export function render(
+  name: string,
+  view: object,
+  depth: number,
+  options: InspectOptionsStylized,
+  fn: typeof inspect = inspect,
+): string {
   if (depth < 0) return options.stylize(`[${name}]`, 'special')
-  const inner = fn(view, { ...options, depth: options.depth === null || options.depth === undefined ? null : options.depth - 1 })
+  const inner = fn(view, {
+    ...options,
+    depth: options.depth === null || options.depth === undefined ? null : options.depth - 1,
+  })
   return `${name} ${inner}`
 }
 

@@ -98,11 +98,18 @@ function copy(value: unknown, where: string, freeze: boolean, ancestors: Set<obj
 }
 
 function isJsonPrimitive(value: unknown): value is JsonPrimitive {
-  return typeof value === 'string' || typeof value === 'boolean' || value === null || (typeof value === 'number' && Number.isFinite(value))
+  return (
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    value === null ||
+    (typeof value === 'number' && Number.isFinite(value))
+  )
 }
 
 function notJson(where: string, value: unknown): TypeError {
-  return new TypeError(`${where} must be a JSON value (string, finite number, boolean, null, array or plain object), got ${describe(value)}`)
+  return new TypeError(
+    `${where} must be a JSON value (string, finite number, boolean, null, array or plain object), got ${describe(value)}`,
+  )
 }
 
 /**

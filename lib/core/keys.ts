@@ -77,7 +77,11 @@ export function checkKeySource(options: KeyOptions): KeySource {
  * A key ring for `scope`/`name`: from the secrets when there are any, else machine-bound
  * (machine id and OS uid read natively). Throws MachineIdError when neither is available.
  */
-export function makeKeyRing(scope: 'manager' | 'store' | 'store-index', name: string, options: KeyOptions): NativeKeyRing {
+export function makeKeyRing(
+  scope: 'manager' | 'store' | 'store-index',
+  name: string,
+  options: KeyOptions,
+): NativeKeyRing {
   const ikms = secretsFrom(options)
   const bindToBoot = checkBindToBoot(options.bindToBoot)
   const keychain = checkKeySource(options) === 'keychain'

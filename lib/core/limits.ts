@@ -16,6 +16,9 @@ export function checkMaxBytes(value: unknown): number {
 /** Throws SessionTooLargeError when `json` sealed would exceed `maxBytes`. */
 export function assertFits(json: string, maxBytes: number, what: string): void {
   if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > maxBytes) {
-    throw new SessionTooLargeError(`${what} is over the ${maxBytes}-byte cap (options.maxBytes)`, 'ERR_SESSION_TOO_LARGE')
+    throw new SessionTooLargeError(
+      `${what} is over the ${maxBytes}-byte cap (options.maxBytes)`,
+      'ERR_SESSION_TOO_LARGE',
+    )
   }
 }

@@ -102,15 +102,45 @@ export interface NativePrivateDir {
   readonly closed: boolean
   close(): void
   /** Seal and replace atomically; with existingOnly, write nothing (false) when the file is gone. */
-  sealToFile(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): Promise<boolean>
-  sealToFileSync(ring: NativeKeyRing, name: string, plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, existingOnly?: boolean): boolean
+  sealToFile(
+    ring: NativeKeyRing,
+    name: string,
+    plaintext: Buffer | string,
+    context: string,
+    createdAt: number,
+    expiresAt: number,
+    existingOnly?: boolean,
+  ): Promise<boolean>
+  sealToFileSync(
+    ring: NativeKeyRing,
+    name: string,
+    plaintext: Buffer | string,
+    context: string,
+    createdAt: number,
+    expiresAt: number,
+    existingOnly?: boolean,
+  ): boolean
   /**
    * open, read (size-capped), check expiry from the header, decrypt, close: one call. On Linux
    * ≥ 5.12 served on the main thread when the kernel can do it without blocking (page cache,
    * cached lookups), on the thread pool otherwise; the promise settles on a later tick either way.
    */
-  openFile(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): Promise<OpenFileResult>
-  openFileSync(ring: NativeKeyRing, name: string, context: string, maxBytes: number, now: number, flags: number): OpenFileResult
+  openFile(
+    ring: NativeKeyRing,
+    name: string,
+    context: string,
+    maxBytes: number,
+    now: number,
+    flags: number,
+  ): Promise<OpenFileResult>
+  openFileSync(
+    ring: NativeKeyRing,
+    name: string,
+    context: string,
+    maxBytes: number,
+    now: number,
+    flags: number,
+  ): OpenFileResult
   remove(name: string): Promise<boolean>
   removeSync(name: string): boolean
   peek(name: string): Promise<EnvelopeHeader | null>
@@ -164,7 +194,10 @@ export interface InlineReadStats {
 export interface NativeBinding {
   KeyRing: new (spec: KeyRingSpec) => NativeKeyRing
   /** Opens (creating if asked) a private 0700 directory owned by the caller; refuses unsafe ones. */
-  PrivateDir: new (dirPath: string, create: boolean) => NativePrivateDir
+  PrivateDir: new (
+    dirPath: string,
+    create: boolean,
+  ) => NativePrivateDir
   /** Opens (creating if asked) a private directory on the thread pool. */
   openPrivateDir(dirPath: string, create: boolean): Promise<NativePrivateDir>
   /** Whether non-blocking reads are still tried in this process, and how this instance's async reads went. */

@@ -11,9 +11,12 @@ export function checkRecordWritable<T>(session: Session, index: number, prepare:
   const where = `dump.sessions[${index}]`
   const { createdAt } = session.meta
   const expiresAt = session.expiresAt()
-  if (!Number.isInteger(createdAt)) throw new RangeError(`${where}.meta.createdAt must be an integer number of ms, got ${createdAt}`)
+  if (!Number.isInteger(createdAt))
+    throw new RangeError(`${where}.meta.createdAt must be an integer number of ms, got ${createdAt}`)
   if (!Number.isInteger(expiresAt) || expiresAt > MAX_SEAL_TIME) {
-    throw new RangeError(`${where}: lastAccess + ttl (or createdAt + maxAge) must be an integer number of ms up to 2^53, got ${expiresAt}`)
+    throw new RangeError(
+      `${where}: lastAccess + ttl (or createdAt + maxAge) must be an integer number of ms up to 2^53, got ${expiresAt}`,
+    )
   }
   try {
     return prepare()

@@ -85,7 +85,8 @@ export function checkDirPath(name: string, value: unknown): string {
  */
 export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>, owner: string): void {
   const proto: unknown = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined
-  if (proto !== Object.prototype && proto !== null) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+  if (proto !== Object.prototype && proto !== null)
+    throw new TypeError(`options must be a plain object, got ${describe(options)}`)
   const record = options as Record<string, unknown>
   for (const key of Object.keys(record)) {
     if (!allowed.has(key)) throw new TypeError(`options.${key} is not an option of ${owner}`)
@@ -99,13 +100,17 @@ export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>, 
     if ((value === undefined || value === null) && other !== undefined && other !== null) continue
     if (value === undefined || value === null || value === '') {
       const Cls = value === '' ? RangeError : TypeError
-      throw new Cls(`options.${key} is ${describe(value)}: the ${key} is not set (an unset environment variable?). Set it, or leave options.${key} out for a machine-bound key`)
+      throw new Cls(
+        `options.${key} is ${describe(value)}: the ${key} is not set (an unset environment variable?). Set it, or leave options.${key} out for a machine-bound key`,
+      )
     }
     if (Array.isArray(value)) {
       value.forEach((item: unknown, i) => {
         if (item === undefined || item === null || item === '') {
           const Cls = item === '' ? RangeError : TypeError
-          throw new Cls(`options.${key}[${i}] is ${describe(item)}: that secret is not set (an unset environment variable?)`)
+          throw new Cls(
+            `options.${key}[${i}] is ${describe(item)}: that secret is not set (an unset environment variable?)`,
+          )
         }
       })
     }

@@ -77,16 +77,22 @@ export class ExpressSessionStore extends Base {
 
   constructor(options: ExpressSessionStoreOptions) {
     super()
-    if (!isPlainObject(options as unknown)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+    if (!isPlainObject(options as unknown))
+      throw new TypeError(`options must be a plain object, got ${describe(options)}`)
     checkOptionKeys(options, EXPRESS_KEYS, 'ExpressSessionStore')
     const store = options.store as unknown as Record<string, unknown> | null | undefined
-    if (typeof store !== 'object' || store === null) throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
+    if (typeof store !== 'object' || store === null)
+      throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
     for (const method of ['get', 'save', 'delete', 'dump'] as const) {
-      if (typeof store[method] !== 'function') throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
+      if (typeof store[method] !== 'function')
+        throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
     }
     this.store = options.store
     this.ttl = options.ttl === undefined ? DEFAULT_EXPRESS_TTL : checkTtl('options.ttl', options.ttl)
-    this.touchAfter = options.touchAfter === undefined ? DEFAULT_TOUCH_AFTER : checkNonNegativeMs('options.touchAfter', options.touchAfter)
+    this.touchAfter =
+      options.touchAfter === undefined
+        ? DEFAULT_TOUCH_AFTER
+        : checkNonNegativeMs('options.touchAfter', options.touchAfter)
   }
 
   /** express-session installs its generate here (`store.generate = fn`); the wrapper marks each
@@ -101,7 +107,8 @@ export class ExpressSessionStore extends Base {
     this.#generate = function (this: unknown, req: GenerateRequest) {
       fn.call(this, req)
       const made = req.session
-      if (typeof made === 'object' && made !== null && typeof req.sessionID === 'string') generated.set(made, req.sessionID)
+      if (typeof made === 'object' && made !== null && typeof req.sessionID === 'string')
+        generated.set(made, req.sessionID)
     }
   }
 
@@ -156,7 +163,8 @@ export class ExpressSessionStore extends Base {
 
   async #set(sid: string, session: SessionData): Promise<void> {
     const id = expressId(sid)
-    if (typeof session !== 'object' || session === null) throw new TypeError(`session must be an express-session object, got ${describe(session)}`)
+    if (typeof session !== 'object' || session === null)
+      throw new TypeError(`session must be an express-session object, got ${describe(session)}`)
     const ttl = this.#ttlOf(session)
     const { cookie, rest } = split(session)
     if (ttl <= 0) {
@@ -187,7 +195,10 @@ export class ExpressSessionStore extends Base {
     if (this.#generated.get(session) === sid) return true
     if (isExpressSessionObject(session)) return false
     const cookie = (session as { cookie?: unknown }).cookie
-    return this.#handedOut.get(session) !== sid && !(typeof cookie === 'object' && cookie !== null && this.#handedOut.get(cookie) === sid)
+    return (
+      this.#handedOut.get(session) !== sid &&
+      !(typeof cookie === 'object' && cookie !== null && this.#handedOut.get(cookie) === sid)
+    )
   }
 
   /** Marks a session get or all returns (and its cookie) as read under `sid`. */
@@ -232,7 +243,13 @@ export class ExpressSessionStore extends Base {
    * to now: a compare-and-swap on base's version, each part re-applied onto a newer version if
    * another request wrote meanwhile; nothing when the session is gone.
    */
-  async #write(id: string, base: Session, ttl: number, rest: string | undefined, cookie: string | undefined): Promise<void> {
+  async #write(
+    id: string,
+    base: Session,
+    ttl: number,
+    rest: string | undefined,
+    cookie: string | undefined,
+  ): Promise<void> {
     const record = base.toRecord()
     const copy =
       ttl === base.meta.ttl
@@ -305,7 +322,8 @@ function readEntry(data: Record<string, unknown>, expiresAt: number): { sid: str
     if (!isPlainObject(session)) return null
     if (typeof cookieJson === 'string') session.cookie = JSON.parse(cookieJson)
     const cookie = session.cookie
-    if (isPlainObject(cookie) && cookie.expires !== null && cookie.expires !== undefined) cookie.expires = new Date(expiresAt).toISOString()
+    if (isPlainObject(cookie) && cookie.expires !== null && cookie.expires !== undefined)
+      cookie.expires = new Date(expiresAt).toISOString()
     return { sid, session: session as unknown as SessionData }
   } catch {
     return null
@@ -315,7 +333,10 @@ function readEntry(data: Record<string, unknown>, expiresAt: number): { sid: str
 /** express-session's own Session object (a loaded or generated req.session): it carries its
  *  request and id as non-enumerable properties, which JSON data cannot. */
 function isExpressSessionObject(session: object): boolean {
-  return Object.getOwnPropertyDescriptor(session, 'req')?.enumerable === false && Object.getOwnPropertyDescriptor(session, 'id')?.enumerable === false
+  return (
+    Object.getOwnPropertyDescriptor(session, 'req')?.enumerable === false &&
+    Object.getOwnPropertyDescriptor(session, 'id')?.enumerable === false
+  )
 }
 
 /** The express session as two JSON strings: without its cookie, and the cookie. */

@@ -11,7 +11,14 @@
 // with reply.hijack() skips onSend and so is not written back.
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Session, SessionShape } from '../session/session'
-import { SessionExchange, checkSessionOptions, isErrorStatus, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
+import {
+  SessionExchange,
+  checkSessionOptions,
+  isErrorStatus,
+  isSecureRequest,
+  type SessionConfig,
+  type SessionMiddlewareOptions,
+} from './session-core'
 
 export type SealedSessionOptions = SessionMiddlewareOptions
 
@@ -53,7 +60,12 @@ async function plugin(app: FastifyInstance, options: SealedSessionOptions): Prom
   })
 }
 
-async function writeBack(config: SessionConfig, request: WithExchange, reply: FastifyReply, exchange: SessionExchange): Promise<void> {
+async function writeBack(
+  config: SessionConfig,
+  request: WithExchange,
+  reply: FastifyReply,
+  exchange: SessionExchange,
+): Promise<void> {
   let cookie: string | null
   try {
     const encrypted = (request.raw.socket as { encrypted?: boolean } | null)?.encrypted === true

@@ -8,12 +8,22 @@
 // that throws, or returns a 5xx or Response.error(), persists nothing but a logout; its error goes
 // to the caller unchanged. A write-back that fails is answered with a 500 instead.
 import type { Session, SessionShape } from '../session/session'
-import { SessionExchange, checkSessionOptions, isErrorStatus, isSecureRequest, type SessionConfig, type SessionMiddlewareOptions } from './session-core'
+import {
+  SessionExchange,
+  checkSessionOptions,
+  isErrorStatus,
+  isSecureRequest,
+  type SessionConfig,
+  type SessionMiddlewareOptions,
+} from './session-core'
 import { describe } from '../core/validate'
 
 export type WithSessionOptions = SessionMiddlewareOptions
 
-export type SessionHandler<Data extends object = SessionShape> = (request: Request, session: Session<Data>) => Response | Promise<Response>
+export type SessionHandler<Data extends object = SessionShape> = (
+  request: Request,
+  session: Session<Data>,
+) => Response | Promise<Response>
 
 export function withSession<Data extends object = SessionShape>(
   options: WithSessionOptions,
@@ -47,7 +57,10 @@ export function withSession<Data extends object = SessionShape>(
       // either: the client keeps the one it has, and can try again.
       config.logger.error('session write-back failed', { reason: String(err) })
       discardBody(response)
-      return new Response('Internal Server Error', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+      return new Response('Internal Server Error', {
+        status: 500,
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+      })
     }
     // A network error carries no headers: a clearing cookie cannot go with it.
     if (cookie === null || response.type === 'error') return response
@@ -79,7 +92,11 @@ function withSetCookie(response: Response, cookie: string): Response {
     response.headers.append('set-cookie', cookie)
     return response
   } catch {
-    const copy = new Response(response.body, { status: response.status, statusText: response.statusText, headers: new Headers(response.headers) })
+    const copy = new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: new Headers(response.headers),
+    })
     copy.headers.append('set-cookie', cookie)
     return copy
   }

@@ -53,7 +53,12 @@ export function sessionMiddleware(options: SessionMiddlewareOptions): SessionMid
   return middleware
 }
 
-async function start(config: SessionConfig, req: SessionRequest & { [HANDLED]?: true }, res: ServerResponse, next: NextFunction | undefined): Promise<void> {
+async function start(
+  config: SessionConfig,
+  req: SessionRequest & { [HANDLED]?: true },
+  res: ServerResponse,
+  next: NextFunction | undefined,
+): Promise<void> {
   if (req[HANDLED]) return
   req[HANDLED] = true
   const exchange = await SessionExchange.open(config, req.headers.cookie)
@@ -61,7 +66,13 @@ async function start(config: SessionConfig, req: SessionRequest & { [HANDLED]?: 
   watch(config, req, res, exchange, next)
 }
 
-function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, exchange: SessionExchange, next: NextFunction | undefined): void {
+function watch(
+  config: SessionConfig,
+  req: SessionRequest,
+  res: ServerResponse,
+  exchange: SessionExchange,
+  next: NextFunction | undefined,
+): void {
   let ourCookie: string | null = null
 
   const decide = (): void => {
@@ -83,7 +94,12 @@ function watch(config: SessionConfig, req: SessionRequest, res: ServerResponse, 
   // passed to writeHead cannot overwrite ours. Node's implicit headers (write/end without
   // writeHead) also go through res.writeHead, so this sees every response.
   const writeHead = res.writeHead
-  res.writeHead = function (this: ServerResponse, statusCode: number, reason?: unknown, headers?: unknown): ServerResponse {
+  res.writeHead = function (
+    this: ServerResponse,
+    statusCode: number,
+    reason?: unknown,
+    headers?: unknown,
+  ): ServerResponse {
     res.writeHead = writeHead
     const message = typeof reason === 'string' ? reason : undefined
     const given = message === undefined ? reason : headers

@@ -63,7 +63,13 @@ export interface SessionMiddlewareOptions {
 export interface SessionConfig {
   store: SessionStore
   cookieName: string
-  cookie: { httpOnly: boolean; sameSite: 'lax' | 'strict' | 'none'; secure: boolean | 'auto'; path: string; domain?: string }
+  cookie: {
+    httpOnly: boolean
+    sameSite: 'lax' | 'strict' | 'none'
+    secure: boolean | 'auto'
+    path: string
+    domain?: string
+  }
   saveUninitialized: boolean
   rolling: boolean
   trustProxy: boolean
@@ -84,7 +90,16 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // A path attribute cannot hold ';' or control characters (it would end or break the header).
 const COOKIE_PATH = /^\/[\x20-\x3a\x3c-\x7e]*$/
 const COOKIE_DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
-const OPTION_KEYS = new Set(['store', 'cookieName', 'cookie', 'saveUninitialized', 'rolling', 'trustProxy', 'ttl', 'logger'])
+const OPTION_KEYS = new Set([
+  'store',
+  'cookieName',
+  'cookie',
+  'saveUninitialized',
+  'rolling',
+  'trustProxy',
+  'ttl',
+  'logger',
+])
 const COOKIE_KEYS = new Set(['httpOnly', 'sameSite', 'secure', 'path', 'domain'])
 // Ids are base64url: nothing to decode, and no decoding means no second spelling of an id.
 const RAW = (value: string): string => value
@@ -248,16 +263,28 @@ function isSaved(result: boolean | void): boolean {
 
 /** Whether the request came over HTTPS: `encrypted` for this server's own TLS, else the
  *  first X-Forwarded-Proto, believed only with trustProxy. */
-export function isSecureRequest(config: SessionConfig, encrypted: boolean, forwardedProto: string | string[] | null | undefined): boolean {
+export function isSecureRequest(
+  config: SessionConfig,
+  encrypted: boolean,
+  forwardedProto: string | string[] | null | undefined,
+): boolean {
   if (config.cookie.secure !== 'auto') return config.cookie.secure
   if (encrypted) return true
   if (!config.trustProxy) return false
-  const first = (Array.isArray(forwardedProto) ? forwardedProto[0] : forwardedProto)?.split(',')[0]?.trim().toLowerCase()
+  const first = (Array.isArray(forwardedProto) ? forwardedProto[0] : forwardedProto)
+    ?.split(',')[0]
+    ?.trim()
+    .toLowerCase()
   return first === 'https'
 }
 
 function baseAttributes(config: SessionConfig, secure: boolean): SerializeOptions {
-  const attrs: SerializeOptions = { httpOnly: config.cookie.httpOnly, sameSite: config.cookie.sameSite, path: config.cookie.path, secure }
+  const attrs: SerializeOptions = {
+    httpOnly: config.cookie.httpOnly,
+    sameSite: config.cookie.sameSite,
+    path: config.cookie.path,
+    secure,
+  }
   if (config.cookie.domain !== undefined) attrs.domain = config.cookie.domain
   return attrs
 }
@@ -267,7 +294,11 @@ function baseAttributes(config: SessionConfig, secure: boolean): SerializeOption
 function setCookie(config: SessionConfig, id: string, session: Session, secure: boolean): string {
   const { createdAt, ttl, maxAge } = session.meta
   const left = maxAge === undefined ? ttl : Math.min(ttl, createdAt + maxAge - Date.now())
-  return serialize(config.cookieName, id, { ...baseAttributes(config, secure), maxAge: Math.max(0, Math.floor(left / 1000)), encode: RAW })
+  return serialize(config.cookieName, id, {
+    ...baseAttributes(config, secure),
+    maxAge: Math.max(0, Math.floor(left / 1000)),
+    encode: RAW,
+  })
 }
 
 function clearCookie(config: SessionConfig, secure: boolean): string {
@@ -276,17 +307,22 @@ function clearCookie(config: SessionConfig, secure: boolean): string {
 
 /** Validates the options of `owner` (sessionMiddleware, sealedSession, withSession). */
 export function checkSessionOptions(options: SessionMiddlewareOptions, owner: string): SessionConfig {
-  if (!isPlainObject(options as unknown)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
+  if (!isPlainObject(options as unknown))
+    throw new TypeError(`options must be a plain object, got ${describe(options)}`)
   checkOptionKeys(options, OPTION_KEYS, owner)
   const store = options.store as unknown as Record<string, unknown> | null | undefined
-  if (typeof store !== 'object' || store === null) throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
+  if (typeof store !== 'object' || store === null)
+    throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
   for (const method of ['get', 'save', 'delete'] as const) {
-    if (typeof store[method] !== 'function') throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
+    if (typeof store[method] !== 'function')
+      throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
   }
 
   const cookieName = options.cookieName ?? 'sid'
-  if (typeof cookieName !== 'string') throw new TypeError(`options.cookieName must be a string, got ${describe(cookieName)}`)
-  if (!COOKIE_NAME.test(cookieName)) throw new RangeError(`options.cookieName must be a cookie name (RFC 6265 token), got ${describe(cookieName)}`)
+  if (typeof cookieName !== 'string')
+    throw new TypeError(`options.cookieName must be a string, got ${describe(cookieName)}`)
+  if (!COOKIE_NAME.test(cookieName))
+    throw new RangeError(`options.cookieName must be a cookie name (RFC 6265 token), got ${describe(cookieName)}`)
 
   const c = options.cookie ?? {}
   if (!isPlainObject(c as unknown)) throw new TypeError(`options.cookie must be a plain object, got ${describe(c)}`)
@@ -295,31 +331,50 @@ export function checkSessionOptions(options: SessionMiddlewareOptions, owner: st
   }
   const httpOnly = checkBoolean('options.cookie.httpOnly', c.httpOnly, true)
   const sameSite = c.sameSite ?? 'lax'
-  if (typeof sameSite !== 'string') throw new TypeError(`options.cookie.sameSite must be a string, got ${describe(sameSite)}`)
+  if (typeof sameSite !== 'string')
+    throw new TypeError(`options.cookie.sameSite must be a string, got ${describe(sameSite)}`)
   if (!['lax', 'strict', 'none'].includes(sameSite)) {
     throw new RangeError(`options.cookie.sameSite must be 'lax', 'strict' or 'none', got ${describe(sameSite)}`)
   }
   const secure = c.secure ?? 'auto'
-  if (secure !== 'auto' && typeof secure !== 'boolean') throw new TypeError(`options.cookie.secure must be a boolean or 'auto', got ${describe(secure)}`)
+  if (secure !== 'auto' && typeof secure !== 'boolean')
+    throw new TypeError(`options.cookie.secure must be a boolean or 'auto', got ${describe(secure)}`)
   if (sameSite === 'none' && secure === false) {
-    throw new RangeError("options.cookie.sameSite 'none' needs options.cookie.secure true or 'auto' (browsers drop it otherwise)")
+    throw new RangeError(
+      "options.cookie.sameSite 'none' needs options.cookie.secure true or 'auto' (browsers drop it otherwise)",
+    )
   }
   const path = c.path ?? '/'
   if (typeof path !== 'string') throw new TypeError(`options.cookie.path must be a string, got ${describe(path)}`)
-  if (!COOKIE_PATH.test(path)) throw new RangeError(`options.cookie.path must start with '/' and hold no ';' or control characters, got ${describe(path)}`)
+  if (!COOKIE_PATH.test(path))
+    throw new RangeError(
+      `options.cookie.path must start with '/' and hold no ';' or control characters, got ${describe(path)}`,
+    )
   const domain = c.domain
   if (domain !== undefined) {
-    if (typeof domain !== 'string') throw new TypeError(`options.cookie.domain must be a string, got ${describe(domain)}`)
-    if (!COOKIE_DOMAIN.test(domain)) throw new RangeError(`options.cookie.domain must be a domain name, got ${describe(domain)}`)
+    if (typeof domain !== 'string')
+      throw new TypeError(`options.cookie.domain must be a string, got ${describe(domain)}`)
+    if (!COOKIE_DOMAIN.test(domain))
+      throw new RangeError(`options.cookie.domain must be a domain name, got ${describe(domain)}`)
   }
 
   // A store's lifetime (`ttl`; `defaultTtl` on stores of 0.1 and look-alikes).
   const storeTtl = typeof store.ttl === 'number' ? store.ttl : store.defaultTtl
-  const ttl = options.ttl !== undefined ? checkTtl('options.ttl', options.ttl) : typeof storeTtl === 'number' ? storeTtl : DEFAULT_TTL
+  const ttl =
+    options.ttl !== undefined
+      ? checkTtl('options.ttl', options.ttl)
+      : typeof storeTtl === 'number'
+        ? storeTtl
+        : DEFAULT_TTL
   // The store's absolute lifetime, where it tells: new sessions are built here, not by create().
   const maxAge = typeof store.maxAge === 'number' ? store.maxAge : undefined
 
-  const cookie: SessionConfig['cookie'] = { httpOnly, sameSite: sameSite as SessionConfig['cookie']['sameSite'], secure, path }
+  const cookie: SessionConfig['cookie'] = {
+    httpOnly,
+    sameSite: sameSite as SessionConfig['cookie']['sameSite'],
+    secure,
+    path,
+  }
   if (domain !== undefined) cookie.domain = domain
   return {
     store: options.store,

@@ -61,7 +61,8 @@ function parse(argv: string[]): Args | 'help' {
     command = arg
   }
   if (command === undefined) throw new UsageError('no command given')
-  if (command !== 'status' && command !== 'logout' && command !== 'doctor') throw new UsageError(`unknown command ${command}`)
+  if (command !== 'status' && command !== 'logout' && command !== 'doctor')
+    throw new UsageError(`unknown command ${command}`)
   if (showData && command !== 'status') throw new UsageError('--show-data goes with status only')
   let keySource: KeySource
   try {
@@ -82,7 +83,8 @@ function managerFor(args: Args): SessionManager {
   try {
     return new SessionManager(args.app, { dir: args.dir, keySource: args.keySource, sweepInterval: 0 })
   } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message.replace(/^appName/, '--app'))
+    if (err instanceof TypeError || err instanceof RangeError)
+      throw new UsageError(err.message.replace(/^appName/, '--app'))
     throw err
   }
 }
@@ -255,14 +257,18 @@ async function doctor(args: Args, io: Out): Promise<number> {
       ring = makeKeyRing('manager', args.app, { keySource: args.keySource })
       const found = peek(dir, ring, args.app)
       if (found instanceof Error) {
-        fail('session file', describeUnreadable(found, args.keySource), 'pass the --key-source the app uses, or remove it with `sealed-session logout`')
+        fail(
+          'session file',
+          describeUnreadable(found, args.keySource),
+          'pass the --key-source the app uses, or remove it with `sealed-session logout`',
+        )
       } else if (found !== null && 'expired' in found) {
         ok('session file', 'expired (removed at the next read or sweep)')
       } else {
         ok('session file', 'opens with this key')
       }
     } catch (err) {
-      fail('session file', (err as Error).message, "use --key-source machine, or make the keychain available")
+      fail('session file', (err as Error).message, 'use --key-source machine, or make the keychain available')
     } finally {
       ring?.close()
     }
@@ -273,7 +279,10 @@ async function doctor(args: Args, io: Out): Promise<number> {
 }
 
 /** Runs the command line; resolves with the exit code. */
-export async function main(argv: string[], io: Out = { out: (l) => console.log(l), err: (l) => console.error(l) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Out = { out: (l) => console.log(l), err: (l) => console.error(l) },
+): Promise<number> {
   let args: Args | 'help'
   try {
     args = parse(argv)

@@ -10,7 +10,14 @@ import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, 
 import { checkMaxBytes } from '../core/limits'
 import { withFileMutex } from '../core/file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
-import { checkBindToBoot, checkKeySource, makeKeyRing, secretsFrom, type KeyOptions, type KeySource } from '../core/keys'
+import {
+  checkBindToBoot,
+  checkKeySource,
+  makeKeyRing,
+  secretsFrom,
+  type KeyOptions,
+  type KeySource,
+} from '../core/keys'
 import { checkLogger, type Logger } from '../core/logger'
 import {
   native,
@@ -135,7 +142,19 @@ function checkAppName(appName: unknown): string {
 }
 
 // The option names SessionManager accepts (docs/api/manager.md describes each).
-const MANAGER_KEYS = new Set(['ttl', 'dir', 'secret', 'secrets', 'bindToBoot', 'sweepInterval', 'cleanupInterval', 'logger', 'readCache', 'maxBytes', 'keySource'])
+const MANAGER_KEYS = new Set([
+  'ttl',
+  'dir',
+  'secret',
+  'secrets',
+  'bindToBoot',
+  'sweepInterval',
+  'cleanupInterval',
+  'logger',
+  'readCache',
+  'maxBytes',
+  'keySource',
+])
 
 export class SessionManager implements AsyncDisposable {
   readonly appName: string
@@ -301,7 +320,15 @@ export class SessionManager implements AsyncDisposable {
     this.#cached = null
     const found = this.#readSync(dir, ring)
     const session = this.#interpret(found)
-    if (session !== null && dirStat && fileStat && found && !(found instanceof Error) && !('expired' in found) && found.keyIndex === 0) {
+    if (
+      session !== null &&
+      dirStat &&
+      fileStat &&
+      found &&
+      !(found instanceof Error) &&
+      !('expired' in found) &&
+      found.keyIndex === 0
+    ) {
       this.#cached = { session, expiresAt: found.expiresAt, file: fileStat, dir: dirStat }
     }
     return session
@@ -377,19 +404,39 @@ export class SessionManager implements AsyncDisposable {
     })
   }
 
-  async #write(dir: NativePrivateDir, ring: NativeKeyRing, record: SessionData, existingOnly = false): Promise<boolean> {
+  async #write(
+    dir: NativePrivateDir,
+    ring: NativeKeyRing,
+    record: SessionData,
+    existingOnly = false,
+  ): Promise<boolean> {
     const json = JSON.stringify(record)
     checkFits(json, this.maxBytes)
     this.#cached = null
     return mapNative(() =>
-      dir.sealToFile(ring, FILE_NAME, json, this.#context, Date.parse(record.createdAt), record.expiresAtMs, existingOnly),
+      dir.sealToFile(
+        ring,
+        FILE_NAME,
+        json,
+        this.#context,
+        Date.parse(record.createdAt),
+        record.expiresAtMs,
+        existingOnly,
+      ),
     )
   }
 
   // held: the caller holds the lock, so the read's own removals (expired, invalid) need not take it.
   #readSync(dir: NativePrivateDir, ring: NativeKeyRing, held = false): OpenFileResult | Error {
     try {
-      return dir.openFileSync(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS)
+      return dir.openFileSync(
+        ring,
+        FILE_NAME,
+        this.#context,
+        this.maxBytes,
+        Date.now(),
+        held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS,
+      )
     } catch (err) {
       return toSessionError(err) as Error
     }
@@ -397,7 +444,14 @@ export class SessionManager implements AsyncDisposable {
 
   async #read(dir: NativePrivateDir, ring: NativeKeyRing, held = false): Promise<OpenFileResult | Error> {
     try {
-      return await dir.openFile(ring, FILE_NAME, this.#context, this.maxBytes, Date.now(), held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS)
+      return await dir.openFile(
+        ring,
+        FILE_NAME,
+        this.#context,
+        this.maxBytes,
+        Date.now(),
+        held ? READ_FLAGS | OPEN_LOCK_HELD : READ_FLAGS,
+      )
     } catch (err) {
       return toSessionError(err) as Error
     }
@@ -441,10 +495,13 @@ export class SessionManager implements AsyncDisposable {
       return
     }
     const hint = details.code === 'ERR_SESSION_TOO_LARGE' ? '; the SessionManager option maxBytes raises the cap' : ''
-    process.emitWarning(`${message}: ${this.sessionFile} (${details.code ?? 'not a session record'}: ${details.reason}${hint})`, {
-      code: 'SEALED_SESSION_DISCARDED',
-      detail: 'Pass options.logger to SessionManager to receive these as log lines instead.',
-    })
+    process.emitWarning(
+      `${message}: ${this.sessionFile} (${details.code ?? 'not a session record'}: ${details.reason}${hint})`,
+      {
+        code: 'SEALED_SESSION_DISCARDED',
+        detail: 'Pass options.logger to SessionManager to receive these as log lines instead.',
+      },
+    )
   }
 
   // Opened with an older secret: re-seal with the current one, in the background, under the
@@ -464,7 +521,6 @@ export class SessionManager implements AsyncDisposable {
     this.#resealing.add(resealing)
     void resealing.finally(() => this.#resealing.delete(resealing))
   }
-
 
   #ready(): { dir: NativePrivateDir; ring: NativeKeyRing } {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')

@@ -26,13 +26,15 @@ export class SessionData implements SessionDataRecord {
     const r = record as unknown as Record<string, unknown>
     if (!isPlainObject(record)) throw new TypeError(`session record must be an object, got ${describe(record)}`)
     for (const key of ['userId', 'eid', 'createdAt', 'expiresAt'] as const) {
-      if (typeof r[key] !== 'string') throw new TypeError(`session record ${key} must be a string, got ${describe(r[key])}`)
+      if (typeof r[key] !== 'string')
+        throw new TypeError(`session record ${key} must be a string, got ${describe(r[key])}`)
     }
     if (r.userName !== null && typeof r.userName !== 'string') {
       throw new TypeError(`session record userName must be a string or null, got ${describe(r.userName)}`)
     }
     for (const key of ['createdAt', 'expiresAt'] as const) {
-      if (Number.isNaN(Date.parse(r[key] as string))) throw new RangeError(`session record ${key} is not an ISO-8601 time`)
+      if (Number.isNaN(Date.parse(r[key] as string)))
+        throw new RangeError(`session record ${key} is not an ISO-8601 time`)
     }
     const data = r.data === undefined ? {} : r.data
     if (!isPlainObject(data)) throw new TypeError(`session record data must be a plain object, got ${describe(data)}`)

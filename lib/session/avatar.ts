@@ -58,7 +58,11 @@ export class Avatar {
    * a user. A finite number is taken as its decimal string. With `auth`, identity and tags come
    * from it (the same rules, per claim) and the first two arguments are ignored.
    */
-  constructor(identity?: string | number, tags: readonly string[] = [], auth?: Readonly<Record<string, unknown>> | null) {
+  constructor(
+    identity?: string | number,
+    tags: readonly string[] = [],
+    auth?: Readonly<Record<string, unknown>> | null,
+  ) {
     const named = identity === undefined ? null : identityValue('identity', identity)
     if (!Array.isArray(tags)) throw new TypeError(`tags must be an array of strings, got ${describe(tags)}`)
     tags.forEach((tag: unknown, i) => {
@@ -126,7 +130,13 @@ export class Avatar {
 
   /** console.log shows identity, tags and data. */
   [custom](depth: number, options: InspectOptionsStylized, fn: typeof inspect): string {
-    return render('Avatar', { identity: this.identity, tags: [...this.#tags], data: this.#data.toJSON() }, depth, options, fn)
+    return render(
+      'Avatar',
+      { identity: this.identity, tags: [...this.#tags], data: this.#data.toJSON() },
+      depth,
+      options,
+      fn,
+    )
   }
 
   /** The record (also what JSON loggers get): it holds what inspect shows, nothing secret. */
@@ -144,10 +154,12 @@ export class Avatar {
  *  the same UTF-8 bytes, so they would share one index). */
 function identityValue(name: string, value: unknown): string {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError(`${name} must be a string or a finite number, got ${describe(value)}`)
+    if (!Number.isFinite(value))
+      throw new TypeError(`${name} must be a string or a finite number, got ${describe(value)}`)
     return String(value)
   }
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string or a finite number, got ${describe(value)}`)
+  if (typeof value !== 'string')
+    throw new TypeError(`${name} must be a string or a finite number, got ${describe(value)}`)
   if (value.trim() === '') throw new RangeError(`${name} must not be empty`)
   if (!storedRecord) checkWellFormed(name, value)
   return value

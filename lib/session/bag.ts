@@ -11,7 +11,16 @@
 //   `onChange`, which is how a Session learns it is dirty.
 // - A Bag can keep a journal of the paths (relative to it) that were set or deleted: a store
 //   re-applies exactly those paths onto a newer copy of the session when two writers met.
-import { checkDepth, childPath, copyJson, freezeParsed, isPlainObject, MAX_DEPTH, setOwn, type JsonValue } from '../core/json'
+import {
+  checkDepth,
+  childPath,
+  copyJson,
+  freezeParsed,
+  isPlainObject,
+  MAX_DEPTH,
+  setOwn,
+  type JsonValue,
+} from '../core/json'
 import type { inspect, InspectOptionsStylized } from 'node:util'
 import { custom, render } from '../core/inspect'
 import { describe } from '../core/validate'
@@ -109,7 +118,9 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
       if (next === undefined) break
       if (!(next instanceof Bag)) {
         const blocker = parts.slice(0, depth + 1).join('.')
-        throw new TypeError(`cannot set ${JSON.stringify(path)}: ${JSON.stringify(blocker)} holds ${describe(next)}, not a Bag`)
+        throw new TypeError(
+          `cannot set ${JSON.stringify(path)}: ${JSON.stringify(blocker)} holds ${describe(next)}, not a Bag`,
+        )
       }
       existing = next
     }
@@ -267,7 +278,13 @@ export class Bag<Shape extends object = {}> implements Iterable<[string, BagValu
   }
 
   /** `obj`, sitting at `level` (0: the root), becomes a Bag whose values sit at `level + 1`. */
-  static #build(obj: Record<string, unknown>, where: string, ancestors: Set<object>, level: number, parsed = false): Bag {
+  static #build(
+    obj: Record<string, unknown>,
+    where: string,
+    ancestors: Set<object>,
+    level: number,
+    parsed = false,
+  ): Bag {
     checkDepth(level, where)
     if (ancestors.has(obj)) throw new TypeError(`${where} is a cyclic structure; only JSON values can be stored`)
     ancestors.add(obj)
@@ -356,7 +373,9 @@ function splitPath(path: unknown): string[] {
 /** Object keys that would need to become Bag keys (a Bag key cannot be empty or hold a '.'). */
 function checkKey(key: string, at: string): void {
   if (key === '' || key.includes('.')) {
-    throw new RangeError(`key ${JSON.stringify(key)} at ${JSON.stringify(at)} cannot be a Bag key: keys are non-empty strings without '.'`)
+    throw new RangeError(
+      `key ${JSON.stringify(key)} at ${JSON.stringify(at)} cannot be a Bag key: keys are non-empty strings without '.'`,
+    )
   }
 }
 

@@ -4,7 +4,16 @@
 // flags it raises (dirty, needsNewId, invalidated) to decide whether to write, regenerate the
 // id, or delete it at the end of a request.
 import { Avatar, checkTagCaps, checkWellFormed, readStored, type AvatarRecord } from './avatar'
-import { applyPaths, Bag, bagFromParsed, changedPaths, resetChanges, setChangedPaths, trackChanges, type BagJSON } from './bag'
+import {
+  applyPaths,
+  Bag,
+  bagFromParsed,
+  changedPaths,
+  resetChanges,
+  setChangedPaths,
+  trackChanges,
+  type BagJSON,
+} from './bag'
 import { copyJson, freezeParsed, isPlainObject, type JsonObject } from '../core/json'
 import { isStoreSessionId, MAX_SESSION_ID_LENGTH } from '../core/ids'
 import type { inspect, InspectOptionsStylized } from 'node:util'
@@ -137,7 +146,12 @@ export class Session<Data extends object = SessionShape> {
   }
 
   /** `ttl` is the idle timeout in ms; a ttl <= 0 makes the session expired from the start. */
-  constructor(sessionId: string, auth: Readonly<Record<string, unknown>> | null, ttl: number, options: SessionOptions = {}) {
+  constructor(
+    sessionId: string,
+    auth: Readonly<Record<string, unknown>> | null,
+    ttl: number,
+    options: SessionOptions = {},
+  ) {
     checkId('sessionId', sessionId)
     if (auth !== null && auth !== undefined && !isPlainObject(auth)) {
       throw new TypeError(`auth must be a plain object or null, got ${describe(auth)}`)
@@ -283,7 +297,8 @@ export class Session<Data extends object = SessionShape> {
     if (!(avatar instanceof Avatar)) throw new TypeError(`avatar must be an Avatar, got ${describe(avatar)}`)
     if (!isPlainObject(options)) throw new TypeError(`options must be a plain object, got ${describe(options)}`)
     const keepData = options.keepData ?? true
-    if (typeof keepData !== 'boolean') throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
+    if (typeof keepData !== 'boolean')
+      throw new TypeError(`options.keepData must be a boolean, got ${describe(keepData)}`)
     // An avatar rebuilt from a stored record skipped the caps and identity checks; one attached
     // at login may not.
     checkTagCaps(avatar.tags, 'avatar.tags')
@@ -341,7 +356,9 @@ export class Session<Data extends object = SessionShape> {
       data: this.#data.toJSON(),
     }
     if (this.#avatar.data.size > 0) view.avatarData = this.#avatar.data.toJSON()
-    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter((f) => f !== false)
+    const flags = [this.#dirty && 'dirty', this.#needsNewId && 'needsNewId', this.#invalidated && 'invalidated'].filter(
+      (f) => f !== false,
+    )
     if (flags.length > 0) view.flags = flags
     return view
   }
@@ -453,7 +470,8 @@ export function isMetaExpired(meta: SessionMeta, now: number): boolean {
 
 /** Unlike a store's ttl option, any finite ttl is allowed here: <= 0 means already expired. */
 function checkSessionTtl(name: string, value: unknown): asserts value is number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a finite number of milliseconds, got ${describe(value)}`)
+  if (typeof value !== 'number')
+    throw new TypeError(`${name} must be a finite number of milliseconds, got ${describe(value)}`)
   if (!Number.isFinite(value) || Math.abs(value) > MAX_MS) {
     throw new RangeError(`${name} must be a finite number of milliseconds up to ${MAX_MS}, got ${describe(value)}`)
   }
@@ -462,7 +480,9 @@ function checkSessionTtl(name: string, value: unknown): asserts value is number 
 function checkId(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`)
   if (!isStoreSessionId(value)) {
-    throw new RangeError(`${name} must be a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters, got ${describe(value)}`)
+    throw new RangeError(
+      `${name} must be a non-empty well-formed string of at most ${MAX_SESSION_ID_LENGTH} characters, got ${describe(value)}`,
+    )
   }
 }
 

@@ -192,7 +192,10 @@ export abstract class BaseSessionStore implements SessionStore {
       if (await this.#insert(session)) return session
     }
     // Three 256-bit random ids already taken: the random source is broken, not unlucky.
-    throw new SessionConflictError('could not create a session: every fresh id was already taken', 'ERR_SESSION_CONFLICT')
+    throw new SessionConflictError(
+      'could not create a session: every fresh id was already taken',
+      'ERR_SESSION_CONFLICT',
+    )
   }
 
   async get(id: string): Promise<Session | null> {
@@ -304,7 +307,8 @@ export abstract class BaseSessionStore implements SessionStore {
         markStored(session, write.version)
         epochs.set(session, write.epoch)
         await this.afterWrite(write, condition)
-        if (replaced !== null && replaced !== write.identity) await this.indexRemove(this.indexNames(replaced)[0], [name])
+        if (replaced !== null && replaced !== write.identity)
+          await this.indexRemove(this.indexNames(replaced)[0], [name])
         return true
       }
       if (outcome !== 'conflict') return false
@@ -335,7 +339,9 @@ export abstract class BaseSessionStore implements SessionStore {
     }
     // All or nothing: every record is prepared (and so checked as its write would check it)
     // before the first write.
-    const writes = live.map((s, i) => checkRecordWritable(s, i, () => this.#prepare(s, freshVersion(), marks.get(identityOf(s) ?? '') ?? 0)))
+    const writes = live.map((s, i) =>
+      checkRecordWritable(s, i, () => this.#prepare(s, freshVersion(), marks.get(identityOf(s) ?? '') ?? 0)),
+    )
     const condition: WriteCondition = { kind: 'any' }
     let next = 0
     const worker = async (): Promise<void> => {
@@ -380,7 +386,12 @@ export abstract class BaseSessionStore implements SessionStore {
           continue
         }
         seen.add(entry.name)
-        out.push({ id: session.id, createdAt: session.meta.createdAt, lastAccess: session.meta.lastAccess, expiresAt: session.expiresAt() })
+        out.push({
+          id: session.id,
+          createdAt: session.meta.createdAt,
+          lastAccess: session.meta.lastAccess,
+          expiresAt: session.expiresAt(),
+        })
       }
       if (gone.length > 0) await this.pruneIndex(index, gone)
       if (stale.length > 0) await this.indexRemove(index, stale)
@@ -464,7 +475,11 @@ export abstract class BaseSessionStore implements SessionStore {
    * lock (Redis) may call it with the live record its failed compare returned and try again.
    * rebuild throws SessionConflictError once the save's attempts are spent.
    */
-  protected abstract writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome>
+  protected abstract writeRecord(
+    write: RecordWrite,
+    condition: WriteCondition,
+    rebuild?: Rebuild,
+  ): Promise<WriteOutcome>
 
   /**
    * Removes the record under `name`: any record (even unreadable or expired), or with `ifVersion`
@@ -603,7 +618,8 @@ export abstract class BaseSessionStore implements SessionStore {
   async #restamp(name: string, identity: string, before: number, epoch: number): Promise<void> {
     for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
       const found = await this.readRecord(name, Date.now())
-      if (found === null || identityOf(found.session) !== identity || found.session.isExpired() || found.epoch < before) return
+      if (found === null || identityOf(found.session) !== identity || found.session.isExpired() || found.epoch < before)
+        return
       const write = this.#prepare(found.session, found.version + 1, epoch)
       const condition: WriteCondition = { kind: 'version', version: found.version }
       const outcome = await this.writeRecord(write, condition)
@@ -637,7 +653,8 @@ export abstract class BaseSessionStore implements SessionStore {
   #prepare(session: Session, version: number, epoch: number): RecordWrite {
     const identity = identityOf(session)
     // The epoch goes before the version, which stays the record's last field.
-    const record: VersionedRecord = identity === null ? { ...session.toRecord(), version } : { ...session.toRecord(), epoch, version }
+    const record: VersionedRecord =
+      identity === null ? { ...session.toRecord(), version } : { ...session.toRecord(), epoch, version }
     const json = JSON.stringify(record)
     this.checkRecordSize(json, session)
     return {
@@ -681,7 +698,8 @@ export function identityOf(session: Session): string | null {
 function checkIdentity(identity: unknown): asserts identity is string {
   if (typeof identity !== 'string') throw new TypeError(`identity must be a string, got ${describe(identity)}`)
   if (identity.trim() === '') throw new RangeError('identity must not be empty')
-  if (hasLoneSurrogate(identity)) throw new TypeError(`identity must be well-formed UTF-16 (it has a lone surrogate), got ${describe(identity)}`)
+  if (hasLoneSurrogate(identity))
+    throw new TypeError(`identity must be well-formed UTF-16 (it has a lone surrogate), got ${describe(identity)}`)
 }
 
 /** The storage name of the session to keep, or null. */

@@ -212,7 +212,19 @@ export class FileSessionStore extends SealedStore {
     return withFileMutex(this.#stripeKey(files, name), async () => {
       const { json } = write
       const r = await mapNative(() =>
-        files.casSeal(ring, name, stripeOf(name), json, this.context(name), write.createdAt, write.expiresAt, this.maxBytes, Date.now(), mode, expected),
+        files.casSeal(
+          ring,
+          name,
+          stripeOf(name),
+          json,
+          this.context(name),
+          write.createdAt,
+          write.expiresAt,
+          this.maxBytes,
+          Date.now(),
+          mode,
+          expected,
+        ),
       )
       if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
       if (r.outcome !== 'conflict') return r.outcome
@@ -297,7 +309,9 @@ export class FileSessionStore extends SealedStore {
     const files = await this.#open()
     const file = MARK_PREFIX + index
     // Not read as "no mark" when it cannot be opened: the identity's reads fail instead.
-    const found = await mapNative(() => files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING))
+    const found = await mapNative(() =>
+      files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING),
+    )
     if (found === null || 'expired' in found) return 0
     const epoch = (JSON.parse(found.plaintext as string) as { epoch?: unknown }).epoch
     return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : 0

@@ -88,14 +88,17 @@ export class MemorySessionStore extends BaseSessionStore {
   /** A bare number is taken as ttl (ms), as in the seed. */
   constructor(options: MemorySessionStoreOptions | number = {}) {
     if (typeof options === 'number') options = { ttl: options }
-    if (!isPlainObject(options)) throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
+    if (!isPlainObject(options))
+      throw new TypeError(`options must be a plain object or a number, got ${describe(options)}`)
     checkOptionKeys(options, MEMORY_KEYS, 'MemorySessionStore')
     super(resolveTiming(options))
     this.maxSessions = checkMaxSessions(options.maxSessions)
     this.maxTotalBytes = checkMaxTotalBytes(options.maxTotalBytes)
     this.maxBytes = checkMaxBytes(options.maxBytes)
     this.sweepInterval =
-      options.sweepInterval === undefined ? DEFAULT_SWEEP_INTERVAL : checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
+      options.sweepInterval === undefined
+        ? DEFAULT_SWEEP_INTERVAL
+        : checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
     if (this.sweepInterval > 0) {
       this.#timer = setInterval(() => void this.purgeExpired().catch(() => {}), this.sweepInterval)
       // Never keep a process alive just to sweep.
@@ -158,7 +161,12 @@ export class MemorySessionStore extends BaseSessionStore {
     }
     this.#records.delete(name) // most recently used now
     this.#records.set(name, record)
-    return { session: Session.fromRecord(record), version: recordVersion(record) ?? 1, keyIndex: 0, epoch: recordEpoch(record) }
+    return {
+      session: Session.fromRecord(record),
+      version: recordVersion(record) ?? 1,
+      keyIndex: 0,
+      epoch: recordEpoch(record),
+    }
   }
 
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
@@ -168,7 +176,12 @@ export class MemorySessionStore extends BaseSessionStore {
       if (current === null) return 'missing'
       if (current.version !== condition.version) {
         if (rebuild === undefined) return 'conflict'
-        write = rebuild({ session: Session.fromRecord(current), version: current.version, keyIndex: 0, epoch: recordEpoch(current) })
+        write = rebuild({
+          session: Session.fromRecord(current),
+          version: current.version,
+          keyIndex: 0,
+          epoch: recordEpoch(current),
+        })
       }
     }
     this.#records.delete(write.name) // most recently used now

@@ -43,7 +43,8 @@ const isFn = (o: Obj, name: string): boolean => typeof o[name] === 'function'
 
 /** The adapter for `client`, or a TypeError naming what is supported. */
 export function linkRedis(client: unknown, what = 'options.client'): RedisLink {
-  if (typeof client !== 'object' || client === null) throw new TypeError(`${what} must be ${SUPPORTED}, got ${describe(client)}`)
+  if (typeof client !== 'object' || client === null)
+    throw new TypeError(`${what} must be ${SUPPORTED}, got ${describe(client)}`)
   const c = client as Obj
   if (isFn(c, 'callBuffer') && isFn(c, 'call') && typeof c.status === 'string') {
     const keyPrefix = ioredisKeyPrefix(c, what)
@@ -74,7 +75,9 @@ function ioredisKeyPrefix(c: Obj, what: string): string {
   if (typeof value === 'string') return value
   // A Buffer prefix works if it is text: SCAN replies are compared as UTF-8 strings.
   if (Buffer.isBuffer(value) && Buffer.from(value.toString('utf8')).equals(value)) return value.toString('utf8')
-  throw new TypeError(`${what} has a keyPrefix that is not UTF-8 text, which dump() could not match: got ${describe(value)}`)
+  throw new TypeError(
+    `${what} has a keyPrefix that is not UTF-8 text, which dump() could not match: got ${describe(value)}`,
+  )
 }
 
 function errorListeners(c: Obj): () => boolean {
@@ -95,7 +98,8 @@ function scanReply(reply: unknown): [string, string[]] {
 
 function nodeRedis(c: Obj): RedisLink {
   const send = c.sendCommand as (args: readonly RedisArg[], options?: unknown) => Promise<unknown>
-  const scanner: RedisScanner = async (cursor, match, count) => scanReply(await send.call(c, scanArgs(cursor, match, count)))
+  const scanner: RedisScanner = async (cursor, match, count) =>
+    scanReply(await send.call(c, scanArgs(cursor, match, count)))
   return {
     kind: 'node-redis',
     ready: () => c.isReady === true,
@@ -106,7 +110,12 @@ function nodeRedis(c: Obj): RedisLink {
 }
 
 function nodeRedisCluster(c: Obj): RedisLink {
-  const send = c.sendCommand as (key: string, readonly: boolean | undefined, args: readonly RedisArg[], options?: unknown) => Promise<unknown>
+  const send = c.sendCommand as (
+    key: string,
+    readonly: boolean | undefined,
+    args: readonly RedisArg[],
+    options?: unknown,
+  ) => Promise<unknown>
   const nodeClient = c.nodeClient as (node: unknown) => unknown
   return {
     kind: 'node-redis cluster',
@@ -117,7 +126,8 @@ function nodeRedisCluster(c: Obj): RedisLink {
         (c.masters as unknown[]).map(async (m) => {
           const node = (await nodeClient.call(c, m)) as Obj
           const sendNode = node.sendCommand as (args: readonly RedisArg[]) => Promise<unknown>
-          const scanner: RedisScanner = async (cursor, match, count) => scanReply(await sendNode.call(node, scanArgs(cursor, match, count)))
+          const scanner: RedisScanner = async (cursor, match, count) =>
+            scanReply(await sendNode.call(node, scanArgs(cursor, match, count)))
           return scanner
         }),
       ),

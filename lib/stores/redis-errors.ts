@@ -58,7 +58,9 @@ export function toUnavailable(err: unknown, what: string): unknown {
     UNAVAILABLE_REPLY.test(e.message) ||
     CLIENT_MESSAGES.test(e.message)
   ) {
-    return new SessionStoreUnavailableError(`Redis is not reachable: ${what} failed (${e.message})`, UNAVAILABLE, { cause: err })
+    return new SessionStoreUnavailableError(`Redis is not reachable: ${what} failed (${e.message})`, UNAVAILABLE, {
+      cause: err,
+    })
   }
   return err
 }

@@ -22,7 +22,16 @@ import type { KeyOptions } from '../core/keys'
 import { globEscape, linkRedis, type RedisArg, type RedisLink } from './redis-client'
 import { CommandDeadlines } from './redis-deadlines'
 import { notReady } from './redis-errors'
-import { INDEX_ADD, INDEX_LIST, MARK_RAISE, REMOVE, SWAP, evalArgs, isNoScript, type RedisScript } from './redis-scripts'
+import {
+  INDEX_ADD,
+  INDEX_LIST,
+  MARK_RAISE,
+  REMOVE,
+  SWAP,
+  evalArgs,
+  isNoScript,
+  type RedisScript,
+} from './redis-scripts'
 import { HEADER_BYTES, parseValue, versionHeader } from './redis-value'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
 import type { SessionRecord } from '../session/session'
@@ -110,11 +119,14 @@ export class RedisSessionStore extends SealedStore {
     super({ ...options, bindToBoot: false })
     this.#link = link
     this.prefix = checkPrefix(options.prefix)
-    this.commandTimeout = options.commandTimeout === undefined ? 2_000 : checkTtl('options.commandTimeout', options.commandTimeout)
+    this.commandTimeout =
+      options.commandTimeout === undefined ? 2_000 : checkTtl('options.commandTimeout', options.commandTimeout)
     this.#deadlines = new CommandDeadlines(this.commandTimeout)
     this.#readEnd = String(HEADER_BYTES + this.maxBytes)
     if (!link.hasErrorListener()) {
-      this.logger.warn("the Redis client has no 'error' listener: a lost connection will end the process; add client.on('error', ...)")
+      this.logger.warn(
+        "the Redis client has no 'error' listener: a lost connection will end the process; add client.on('error', ...)",
+      )
     }
   }
 
@@ -167,7 +179,8 @@ export class RedisSessionStore extends SealedStore {
       value = await this.#send('GETRANGE', ['GETRANGE', this.prefix + name, '0', this.#readEnd], true)
     } catch (err) {
       // A list, hash, ... under a session's key (a shared or hostile Redis): not a session.
-      if (err instanceof Error && WRONG_TYPE.test(err.message)) return this.#notOurs('holds a value that is not a string')
+      if (err instanceof Error && WRONG_TYPE.test(err.message))
+        return this.#notOurs('holds a value that is not a string')
       throw err
     }
     return this.#open(name, value)
@@ -193,7 +206,14 @@ export class RedisSessionStore extends SealedStore {
     let legacy = condition.kind === 'version' && condition.version === 1 ? 'SEAL' : ''
     try {
       for (let attempt = 0; ; attempt++) {
-        const reply = await this.#script(SWAP, this.prefix + write.name, [expected, this.#value(write), px(write.expiresAt), this.#readEnd, legacy, this.#keyIds()])
+        const reply = await this.#script(SWAP, this.prefix + write.name, [
+          expected,
+          this.#value(write),
+          px(write.expiresAt),
+          this.#readEnd,
+          legacy,
+          this.#keyIds(),
+        ])
         if (reply === 1) return 'written'
         if (reply === 0) return condition.kind === 'absent' ? 'exists' : 'missing'
         const current = await this.#open(write.name, reply)
@@ -273,7 +293,8 @@ export class RedisSessionStore extends SealedStore {
     const value = await this.#send('GET', ['GET', this.#markKey(index)], false)
     if (value === null || value === undefined) return 0
     const epoch = Number(String(value))
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new SessionTamperedError('a revocation mark in Redis is not a number', 'ERR_SESSION_TAMPERED')
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new SessionTamperedError('a revocation mark in Redis is not a number', 'ERR_SESSION_TAMPERED')
     return epoch
   }
 
@@ -391,7 +412,9 @@ function checkKeyOptions(options: RedisSessionStoreOptions): RedisSessionStoreOp
     )
   }
   if ((options as KeyOptions).bindToBoot !== undefined && (options as KeyOptions).bindToBoot !== false) {
-    throw new TypeError("RedisSessionStore does not take options.bindToBoot: a key bound to one machine's boot cannot be shared by several servers")
+    throw new TypeError(
+      "RedisSessionStore does not take options.bindToBoot: a key bound to one machine's boot cannot be shared by several servers",
+    )
   }
   return options
 }

@@ -23,7 +23,15 @@ export interface SealedStoreOptions extends StoreTimingOptions, KeyOptions {
 }
 
 /** The option keys every sealed store takes; a subclass adds its own. */
-export const SEALED_KEYS: readonly string[] = [...TIMING_KEYS, 'namespace', 'maxBytes', 'logger', 'secret', 'secrets', 'bindToBoot']
+export const SEALED_KEYS: readonly string[] = [
+  ...TIMING_KEYS,
+  'namespace',
+  'maxBytes',
+  'logger',
+  'secret',
+  'secrets',
+  'bindToBoot',
+]
 
 export abstract class SealedStore extends BaseSessionStore {
   readonly namespace: string

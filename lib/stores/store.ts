@@ -101,12 +101,17 @@ export function resolveTiming(options: StoreTimingOptions): StoreTiming {
   return {
     defaultTtl: ttl === undefined ? DEFAULT_TTL : checkTtl(options.ttl !== undefined ? 'ttl' : 'defaultTtl', ttl),
     maxAge: options.maxAge === undefined ? undefined : checkTtl('maxAge', options.maxAge),
-    touchAfter: options.touchAfter === undefined ? DEFAULT_TOUCH_AFTER : checkNonNegativeMs('touchAfter', options.touchAfter),
+    touchAfter:
+      options.touchAfter === undefined ? DEFAULT_TOUCH_AFTER : checkNonNegativeMs('touchAfter', options.touchAfter),
   }
 }
 
 /** The arguments of create(): a validated auth snapshot and the ttl to use. */
-export function checkCreateArgs(auth: unknown, options: unknown, defaultTtl: number): { auth: Record<string, unknown> | null; ttl: number } {
+export function checkCreateArgs(
+  auth: unknown,
+  options: unknown,
+  defaultTtl: number,
+): { auth: Record<string, unknown> | null; ttl: number } {
   if (auth !== undefined && auth !== null && !isPlainObject(auth)) {
     throw new TypeError(`auth must be a plain object or null, got ${describe(auth)}`)
   }
@@ -128,7 +133,8 @@ export function parseDump(dump: unknown): Session[] {
   if (dump.version !== DUMP_VERSION) {
     throw new TypeError(`dump.version must be ${DUMP_VERSION}, got ${describe(dump.version)}`)
   }
-  if (!Array.isArray(dump.sessions)) throw new TypeError(`dump.sessions must be an array, got ${describe(dump.sessions)}`)
+  if (!Array.isArray(dump.sessions))
+    throw new TypeError(`dump.sessions must be an array, got ${describe(dump.sessions)}`)
   return dump.sessions.map((record: unknown, i) => {
     try {
       return Session.fromRecord(record)

@@ -25,7 +25,8 @@ uint64_t RecordVersion(std::string_view json) {
   size_t start = end;
   while (start > 0 && json[start - 1] >= '0' && json[start - 1] <= '9') start--;
   if (start == end) return 1;  // no digits before the final brace: a record without a version
-  if (start < kVersionKey.size() || json.substr(start - kVersionKey.size(), kVersionKey.size()) != kVersionKey) return 0;
+  if (start < kVersionKey.size() || json.substr(start - kVersionKey.size(), kVersionKey.size()) != kVersionKey)
+    return 0;
   if (end - start > 16 || json[start] == '0') return 0;
   uint64_t v = 0;
   for (size_t i = start; i < end; i++) v = v * 10 + static_cast<uint64_t>(json[i] - '0');

@@ -60,8 +60,7 @@ Header ParseHeader(const uint8_t* data, size_t len, size_t min_len) {
     throw Error(code::kTruncated, "envelope is truncated (" + std::to_string(len) + " bytes, at least " +
                                       std::to_string(min_len) + " needed)");
   if (memcmp(data, kMagic, 4) != 0) throw Error(code::kBadMagic, "not a sealed-session envelope (bad magic)");
-  if (data[4] != kVersion)
-    throw Error(code::kBadVersion, "unsupported envelope version " + std::to_string(data[4]));
+  if (data[4] != kVersion) throw Error(code::kBadVersion, "unsupported envelope version " + std::to_string(data[4]));
   if ((data[5] & ~kFlagBootBound) != 0 || data[6] != 0 || data[7] != 0)
     throw Error(code::kBadReserved, "envelope has reserved bits set");
   Header h;
@@ -74,8 +73,8 @@ Header ParseHeader(const uint8_t* data, size_t len, size_t min_len) {
   return h;
 }
 
-std::vector<uint8_t> Seal(const KeyRing& ring, const uint8_t* plaintext, size_t plaintext_len,
-                          std::string_view context, uint64_t created_at, uint64_t expires_at, const uint8_t* nonce) {
+std::vector<uint8_t> Seal(const KeyRing& ring, const uint8_t* plaintext, size_t plaintext_len, std::string_view context,
+                          uint64_t created_at, uint64_t expires_at, const uint8_t* nonce) {
   if (plaintext_len > static_cast<size_t>(INT_MAX) - kMinEnvelope || context.size() > static_cast<size_t>(INT_MAX))
     throw Error(code::kTooLarge, "plaintext too large to seal");
   const KeyMaterial& key = ring.key(0);

@@ -38,9 +38,8 @@ Header ParseHeader(const uint8_t* data, size_t len, size_t min_len = kHeaderSize
 
 // Seals plaintext under the ring's current key. nonce may be null (a fresh random nonce is
 // drawn); a fixed nonce exists for known-answer tests only.
-std::vector<uint8_t> Seal(const KeyRing& ring, const uint8_t* plaintext, size_t plaintext_len,
-                          std::string_view context, uint64_t created_at, uint64_t expires_at,
-                          const uint8_t* nonce = nullptr);
+std::vector<uint8_t> Seal(const KeyRing& ring, const uint8_t* plaintext, size_t plaintext_len, std::string_view context,
+                          uint64_t created_at, uint64_t expires_at, const uint8_t* nonce = nullptr);
 
 struct Opened {
   Header header;

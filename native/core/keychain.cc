@@ -92,8 +92,8 @@ struct LibSecret {
   void* (*collection_for_alias_sync)(void*, const char*, int, void*, GError**) = nullptr;
   int (*collection_get_locked)(void*) = nullptr;
   char* (*password_lookup_sync)(const SecretSchema*, void*, GError**, ...) = nullptr;
-  int (*password_store_sync)(const SecretSchema*, const char*, const char*, const char*, void*, GError**, ...) =
-      nullptr;
+  int (*password_store_sync)(const SecretSchema*, const char*, const char*, const char*, void*, GError**,
+                             ...) = nullptr;
   void (*password_free)(char*) = nullptr;
   void (*error_free)(GError*) = nullptr;
   void (*object_unref)(void*) = nullptr;
@@ -288,7 +288,8 @@ std::string StatusText(OSStatus st) {
 std::string KeychainStatus() {
   SecKeychainStatus status = 0;
   SecKeychainRef kc = nullptr;
-  if (SecKeychainCopyDefault(&kc) != errSecSuccess || !kc) return "the OS secret store cannot be used: no default keychain";
+  if (SecKeychainCopyDefault(&kc) != errSecSuccess || !kc)
+    return "the OS secret store cannot be used: no default keychain";
   OSStatus st = SecKeychainGetStatus(kc, &status);
   CFRelease(kc);
   if (st != errSecSuccess) return "the OS secret store cannot be used: " + StatusText(st);
@@ -450,7 +451,9 @@ std::string KeychainSeed(std::string_view app_view) {
 
 #else
 namespace sealed {
-std::string KeychainStatus() { return "the OS secret store cannot be used: not supported on this platform" + std::string(kOtherSources); }
+std::string KeychainStatus() {
+  return "the OS secret store cannot be used: not supported on this platform" + std::string(kOtherSources);
+}
 std::string KeychainSeed(std::string_view) { Unavailable("not supported on this platform"); }
 }  // namespace sealed
 #endif

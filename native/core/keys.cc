@@ -71,7 +71,8 @@ void HmacSha256(const uint8_t* key, size_t key_len, const uint8_t* msg, size_t m
   unsigned int out_len = 0;
   // HMAC() takes a non-null data pointer even for an empty message.
   static const uint8_t kEmpty = 0;
-  if (HMAC(EVP_sha256(), key, static_cast<int>(key_len), msg_len == 0 ? &kEmpty : msg, msg_len, out, &out_len) == nullptr ||
+  if (HMAC(EVP_sha256(), key, static_cast<int>(key_len), msg_len == 0 ? &kEmpty : msg, msg_len, out, &out_len) ==
+          nullptr ||
       out_len != kMacSize) {
     throw Error(code::kCrypto, "HMAC-SHA256 failed");
   }

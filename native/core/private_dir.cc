@@ -10,7 +10,8 @@ namespace sealed {
 // Shared by both platforms.
 std::string PrivateDir::LockNameOf(const std::string& name) {
   const auto hex64 = [](std::string_view v) {
-    return v.size() == 64 && std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    return v.size() == 64 &&
+           std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   };
   // Each name's lock is the stripe the file store takes for it: a session's and an index
   // entry's by the session's name (ix-<index>-<name>); a 0.2 index's and a revocation mark's by
@@ -18,11 +19,12 @@ std::string PrivateDir::LockNameOf(const std::string& name) {
   const std::string_view v(name);
   if (hex64(v)) return "stripe-" + name.substr(0, 2);
   for (std::string_view prefix : {std::string_view("index-"), std::string_view("revoked-")}) {
-    if (v.substr(0, prefix.size()) == prefix && hex64(v.substr(prefix.size()))) return "stripe-" + name.substr(prefix.size(), 2);
+    if (v.substr(0, prefix.size()) == prefix && hex64(v.substr(prefix.size())))
+      return "stripe-" + name.substr(prefix.size(), 2);
   }
   constexpr std::string_view kEntry = "ix-";
-  if (v.size() == kEntry.size() + 64 + 1 + 64 && v.substr(0, kEntry.size()) == kEntry && hex64(v.substr(3, 64)) && v[67] == '-' &&
-      hex64(v.substr(68))) {
+  if (v.size() == kEntry.size() + 64 + 1 + 64 && v.substr(0, kEntry.size()) == kEntry && hex64(v.substr(3, 64)) &&
+      v[67] == '-' && hex64(v.substr(68))) {
     return "stripe-" + name.substr(68, 2);
   }
   return name;
@@ -80,8 +82,7 @@ void CheckOwnedAndPrivate(const struct stat& st, uid_t euid, const std::string& 
   if (st.st_uid != euid)
     throw Error(code::kUnsafePath, what + " is owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
                                        std::to_string(euid) + ")");
-  if (st.st_mode & (S_IWGRP | S_IWOTH))
-    throw Error(code::kUnsafePath, what + " is writable by group or others");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) throw Error(code::kUnsafePath, what + " is writable by group or others");
 }
 
 void WriteAll(int fd, const uint8_t* data, size_t len, const std::string& what) {
@@ -100,8 +101,7 @@ void WriteAll(int fd, const uint8_t* data, size_t len, const std::string& what) 
 // known_size is the size fstat reported: a short read that has reached it is the end of the
 // file, so no second read is made just to see 0 (a short read before it, as some FUSE file
 // systems do, still reads on).
-size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::string& what,
-                size_t known_size = SIZE_MAX) {
+size_t ReadUpTo(int fd, uint8_t* buf, size_t len, off_t offset, const std::string& what, size_t known_size = SIZE_MAX) {
   size_t got = 0;
   while (got < len) {
     const size_t want = len - got;
@@ -145,7 +145,6 @@ uint64_t MtimeMs(const struct stat& st) {
   if (st.st_mtim.tv_sec < 0) return 0;
   return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000 + static_cast<uint64_t>(st.st_mtim.tv_nsec) / 1000000;
 }
-
 
 // ----- Resolving a directory path without trusting what others can change -----------------
 //
@@ -286,8 +285,9 @@ int OpenDirWalking(const std::string& path, bool create, bool* created) {
     if (S_ISLNK(lst.st_mode)) {
       if (last) throw Error(code::kUnsafePath, "session directory " + path + " is a symlink");
       if (shared && !OwnedByTrusted(lst, cur.st))
-        throw Error(code::kUnsafePath, "symlink " + where + " in the shared directory " + cur.where + " belongs to uid " +
-                                           std::to_string(lst.st_uid) + ", not to us or root: not followed");
+        throw Error(code::kUnsafePath, "symlink " + where + " in the shared directory " + cur.where +
+                                           " belongs to uid " + std::to_string(lst.st_uid) +
+                                           ", not to us or root: not followed");
       if (++links > kMaxSymlinks) ThrowIo("open", path, ELOOP);
       const std::string target = ReadLinkAt(cur.fd, name, where);
       if (target.empty()) ThrowIo("open", where, ENOENT);
@@ -314,8 +314,9 @@ int OpenDirWalking(const std::string& path, bool create, bool* created) {
     if (!S_ISDIR(st.st_mode))
       throw Error(code::kUnsafePath, "directory " + where + " was replaced while the path was checked");
     if (shared && !OwnedByTrusted(st, cur.st))
-      throw Error(code::kUnsafePath, "directory " + where + " in the shared directory " + cur.where + " belongs to uid " +
-                                         std::to_string(st.st_uid) + ", who could swap it: not used");
+      throw Error(code::kUnsafePath, "directory " + where + " in the shared directory " + cur.where +
+                                         " belongs to uid " + std::to_string(st.st_uid) +
+                                         ", who could swap it: not used");
     last_created = made;
   }
   // The last directory, readable (the walk holds search-only descriptors where it can).
@@ -325,8 +326,8 @@ int OpenDirWalking(const std::string& path, bool create, bool* created) {
     int err = errno;
     // Not even ours to read: say why it is refused rather than EACCES.
     if (end.st.st_uid != geteuid())
-      throw Error(code::kUnsafePath, "session directory " + path + " is owned by uid " + std::to_string(end.st.st_uid) +
-                                         ", not by us");
+      throw Error(code::kUnsafePath,
+                  "session directory " + path + " is owned by uid " + std::to_string(end.st.st_uid) + ", not by us");
     ThrowIo("open", path, err);
   }
   *created = last_created;
@@ -514,8 +515,7 @@ bool PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st, bo
     if (!lock) return false;
   }
   struct stat now;
-  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
-      now.st_ino != st.st_ino)
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
     return false;
 #ifdef SEALED_TEST_HOOKS
   if (test_hooks::before_unlink) test_hooks::before_unlink(name);
@@ -689,8 +689,7 @@ bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
   // A live writer holds the lock until its rename; a dead one's lock went with its process.
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
   struct stat now;
-  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev ||
-      now.st_ino != st.st_ino)
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
     return false;
   return unlinkat(fd_, name.c_str(), 0) == 0;  // still locked by us: no writer can be using it
 }

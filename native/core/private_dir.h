@@ -95,15 +95,14 @@ class PrivateDir {
   std::optional<std::vector<uint8_t>> Read(const std::string& name, size_t max_bytes) const;
   bool SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
                   std::string_view context, uint64_t created_at, uint64_t expires_at, bool existing_only = false) const;
-  OpenFileResult OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
-                          size_t max_bytes, uint64_t now, unsigned flags) const;
+  OpenFileResult OpenFile(const KeyRing& ring, const std::string& name, std::string_view context, size_t max_bytes,
+                          uint64_t now, unsigned flags) const;
   // OpenFile without blocking the calling thread (see nowait.h): kDone with *out set, or throws
   // what OpenFile would throw; kWouldBlock where OpenFile must run on the pool (never touched
   // the disk, or the file is to be removed). Disables the fast path process-wide on ENOSYS/EPERM,
   // and for this directory alone when its filesystem refuses RWF_NOWAIT (EOPNOTSUPP).
-  InlineRead TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context,
-                               size_t max_bytes, uint64_t now, unsigned flags, nowait::Mode mode,
-                               OpenFileResult* out) const;
+  InlineRead TryOpenFileInline(const KeyRing& ring, const std::string& name, std::string_view context, size_t max_bytes,
+                               uint64_t now, unsigned flags, nowait::Mode mode, OpenFileResult* out) const;
   // False once this directory's filesystem has refused a non-blocking read: its async reads
   // then go straight to the pool instead of paying for a failed attempt each time.
   bool InlineReadsSupported() const { return inline_reads_.load(std::memory_order_relaxed); }

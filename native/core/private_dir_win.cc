@@ -48,8 +48,7 @@ constexpr const char* kLockSuffix = ".lock";
 constexpr const char* kTempSuffix = ".tmp";
 // Rights that let someone change a file or directory, or what is in it.
 constexpr ACCESS_MASK kWriteRights = FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_EA | FILE_WRITE_ATTRIBUTES |
-                                     FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE |
-                                     GENERIC_ALL;
+                                     FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE | GENERIC_ALL;
 
 bool EndsWith(const std::string& s, const char* suffix) {
   size_t n = strlen(suffix);
@@ -113,12 +112,12 @@ const char* PosixName(const char* api) {
   static const struct {
     const char* api;
     const char* posix;
-  } kNames[] = {{"CreateFile", "open"},         {"ReadFile", "read"},
-                {"WriteFile", "write"},         {"FlushFileBuffers", "fsync"},
-                {"CloseHandle", "close"},       {"MoveFileEx", "rename"},
-                {"DeleteFile", "unlink"},       {"CreateDirectory", "mkdir"},
-                {"LockFileEx", "flock"},        {"GetFileInformationByHandle", "fstat"},
-                {"GetSecurityInfo", "fstat"},   {"FindFirstFile", "opendir"},
+  } kNames[] = {{"CreateFile", "open"},       {"ReadFile", "read"},
+                {"WriteFile", "write"},       {"FlushFileBuffers", "fsync"},
+                {"CloseHandle", "close"},     {"MoveFileEx", "rename"},
+                {"DeleteFile", "unlink"},     {"CreateDirectory", "mkdir"},
+                {"LockFileEx", "flock"},      {"GetFileInformationByHandle", "fstat"},
+                {"GetSecurityInfo", "fstat"}, {"FindFirstFile", "opendir"},
                 {"FindNextFile", "readdir"}};
   for (const auto& n : kNames) {
     if (strcmp(n.api, api) == 0) return n.posix;
@@ -130,13 +129,14 @@ const char* PosixName(const char* api) {
 [[noreturn]] void ThrowWin(const char* api, const std::string& what, DWORD err) {
   const char* syscall = PosixName(api);
   char buf[256];
-  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, err, 0, buf,
-                           sizeof buf, nullptr);
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, err, 0, buf, sizeof buf,
+                           nullptr);
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '.')) n--;
   std::string text = n ? std::string(buf, n) : "error";
-  throw Error(code::kIo,
-              std::string(syscall) + " " + what + ": " + text + " (" + api + ", Windows error " + std::to_string(err) + ")",
-              ErrnoOf(err), syscall);
+  throw Error(
+      code::kIo,
+      std::string(syscall) + " " + what + ": " + text + " (" + api + ", Windows error " + std::to_string(err) + ")",
+      ErrnoOf(err), syscall);
 }
 
 struct Handle {
@@ -239,9 +239,7 @@ const Identity& Me() {
 
 bool IsUs(PSID sid) { return EqualSid(sid, const_cast<uint8_t*>(Me().user.data())) != 0; }
 
-bool OwnerAllowed(PSID sid) {
-  return IsUs(sid) || EqualSid(sid, const_cast<uint8_t*>(Me().owner.data())) != 0;
-}
+bool OwnerAllowed(PSID sid) { return IsUs(sid) || EqualSid(sid, const_cast<uint8_t*>(Me().owner.data())) != 0; }
 
 // Who may hold write access besides us: SYSTEM and Administrators can do anything anyway.
 bool TrustedWriter(PSID sid) {
@@ -282,9 +280,8 @@ class PrivateSd {
 
 std::string ToSddl(PSECURITY_DESCRIPTOR sd) {
   LPWSTR str = nullptr;
-  if (!ConvertSecurityDescriptorToStringSecurityDescriptorW(sd, SDDL_REVISION_1,
-                                                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-                                                            &str, nullptr))
+  if (!ConvertSecurityDescriptorToStringSecurityDescriptorW(
+          sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &str, nullptr))
     ThrowWin("ConvertSecurityDescriptorToStringSecurityDescriptor", "", GetLastError());
   std::string s = Narrow(str, wcslen(str));
   LocalFree(str);
@@ -296,15 +293,16 @@ void CheckOwnedAndPrivate(HANDLE h, const std::string& what) {
   PSID owner = nullptr;
   PACL dacl = nullptr;
   PSECURITY_DESCRIPTOR sd = nullptr;
-  DWORD rc = GetSecurityInfo(h, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner,
-                             nullptr, &dacl, nullptr, &sd);
+  DWORD rc = GetSecurityInfo(h, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, nullptr,
+                             &dacl, nullptr, &sd);
   if (rc != ERROR_SUCCESS) ThrowWin("GetSecurityInfo", what, rc);
   struct Free {
     PSECURITY_DESCRIPTOR p;
     ~Free() { LocalFree(p); }
   } free_sd{sd};
   if (!owner || !OwnerAllowed(owner))
-    throw Error(code::kUnsafePath, what + " is owned by " + SidString(owner) + ", not by us (" + Me().user_string + ")");
+    throw Error(code::kUnsafePath,
+                what + " is owned by " + SidString(owner) + ", not by us (" + Me().user_string + ")");
   if (!dacl) throw Error(code::kUnsafePath, what + " has no DACL: everyone may write to it");
   for (DWORD i = 0; i < dacl->AceCount; i++) {
     void* ace = nullptr;
@@ -315,8 +313,8 @@ void CheckOwnedAndPrivate(HANDLE h, const std::string& what) {
         head->AceType == SYSTEM_AUDIT_ACE_TYPE || head->AceType == SYSTEM_ALARM_ACE_TYPE)
       continue;
     if (head->AceType != ACCESS_ALLOWED_ACE_TYPE && head->AceType != ACCESS_ALLOWED_CALLBACK_ACE_TYPE)
-      throw Error(code::kUnsafePath, what + " has an access rule we cannot judge (ACE type " +
-                                         std::to_string(head->AceType) + ")");
+      throw Error(code::kUnsafePath,
+                  what + " has an access rule we cannot judge (ACE type " + std::to_string(head->AceType) + ")");
     const auto* allow = static_cast<const ACCESS_ALLOWED_ACE*>(ace);
     PSID sid = const_cast<DWORD*>(&allow->SidStart);
     if ((allow->Mask & kWriteRights) && !TrustedWriter(sid))
@@ -520,7 +518,6 @@ bool ReservedDeviceName(const std::string& name) {
          base[3] <= '9';
 }
 
-
 // ---- resolving the directory path -------------------------------------------------------
 //
 // The path is walked from its root one component at a time (as POSIX does from '/'); each
@@ -547,8 +544,9 @@ Handle OpenDirWalking(const std::string& path, bool create) {
     if (end == pos) continue;  // a doubled separator
     const bool last = end == dir.size();
     const std::wstring part = dir.substr(0, end);
-    const std::string where = last ? "session directory " + path
-                                   : "directory " + Narrow(part.data(), part.size()) + " on the path of session directory " + path;
+    const std::string where =
+        last ? "session directory " + path
+             : "directory " + Narrow(part.data(), part.size()) + " on the path of session directory " + path;
     if (create && !CreateDirectoryW(part.c_str(), sd.attrs())) {
       DWORD err = GetLastError();
       if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) ThrowWin("CreateFile", where, err);
@@ -823,7 +821,8 @@ bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
                        FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr));
   if (!h.ok()) return false;
   BY_HANDLE_FILE_INFORMATION bi;
-  if (!GetFileInformationByHandle(h.h, &bi) || (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
+  if (!GetFileInformationByHandle(h.h, &bi) ||
+      (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY)) ||
       IsReparse(PathAttributes(w)) || GetFileType(h.h) != FILE_TYPE_DISK)
     return false;
   try {
@@ -904,8 +903,9 @@ std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool non
   const std::string what = "lock file " + path_ + "\\" + lock_name;
   const std::wstring wlock = Child(path_, lock_name);
   PrivateSd sd(false);
-  Handle h(CreateFileW(wlock.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                       sd.attrs(), OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
+  Handle h(CreateFileW(wlock.c_str(), GENERIC_READ | GENERIC_WRITE,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, sd.attrs(), OPEN_ALWAYS,
+                       FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
   if (!h.ok()) {
     DWORD err = GetLastError();
     DWORD attrs = PathAttributes(wlock);
@@ -915,8 +915,8 @@ std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool non
   }
   BY_HANDLE_FILE_INFORMATION bi;
   if (!GetFileInformationByHandle(h.h, &bi)) ThrowWin("GetFileInformationByHandle", what, GetLastError());
-  if (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY) || IsReparse(PathAttributes(wlock)) ||
-      GetFileType(h.h) != FILE_TYPE_DISK)
+  if (bi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY) ||
+      IsReparse(PathAttributes(wlock)) || GetFileType(h.h) != FILE_TYPE_DISK)
     throw Error(code::kUnsafePath, what + " is not a regular file of ours");
   CheckOwnedAndPrivate(h.h, what);
   // A synchronous handle: LockFileEx waits until the lock is ours (unless nonblocking).

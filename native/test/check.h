@@ -106,32 +106,34 @@ inline int RunAll(const std::string& filter) {
 
 #define CHECK_CAT2(a, b) a##b
 #define CHECK_CAT(a, b) CHECK_CAT2(a, b)
-#define TEST(name)                                                          \
-  static void name();                                                       \
-  static ::check::Registrar CHECK_CAT(check_reg_, name)(#name, &name);      \
+#define TEST(name)                                                     \
+  static void name();                                                  \
+  static ::check::Registrar CHECK_CAT(check_reg_, name)(#name, &name); \
   static void name()
 
 #define CHECK(cond) ::check::Record(static_cast<bool>(cond), __FILE__, __LINE__, #cond)
-#define CHECK_MSG(cond, msg) ::check::Record(static_cast<bool>(cond), __FILE__, __LINE__, std::string(#cond) + ": " + (msg))
-#define CHECK_EQ(a, b)                                                                                      \
-  do {                                                                                                      \
-    auto check_a_ = (a);                                                                                    \
-    auto check_b_ = (b);                                                                                    \
-    ::check::Record(::check::Eq(check_a_, check_b_), __FILE__, __LINE__,                                               \
-                    std::string(#a " == " #b) + "  [" + ::check::Show(check_a_) + " vs " + ::check::Show(check_b_) + "]"); \
+#define CHECK_MSG(cond, msg) \
+  ::check::Record(static_cast<bool>(cond), __FILE__, __LINE__, std::string(#cond) + ": " + (msg))
+#define CHECK_EQ(a, b)                                                                                         \
+  do {                                                                                                         \
+    auto check_a_ = (a);                                                                                       \
+    auto check_b_ = (b);                                                                                       \
+    ::check::Record(                                                                                           \
+        ::check::Eq(check_a_, check_b_), __FILE__, __LINE__,                                                   \
+        std::string(#a " == " #b) + "  [" + ::check::Show(check_a_) + " vs " + ::check::Show(check_b_) + "]"); \
   } while (0)
 // The expression must throw sealed::Error with this code.
-#define CHECK_CODE(expr, expected)                                                                   \
-  do {                                                                                               \
-    std::string check_got_ = ::check::CodeOf([&] { (void)(expr); });                                 \
-    ::check::Record(check_got_ == (expected), __FILE__, __LINE__,                                     \
-                    std::string(#expr " throws ") + (expected) + ", got " + check_got_);              \
+#define CHECK_CODE(expr, expected)                                                       \
+  do {                                                                                   \
+    std::string check_got_ = ::check::CodeOf([&] { (void)(expr); });                     \
+    ::check::Record(check_got_ == (expected), __FILE__, __LINE__,                        \
+                    std::string(#expr " throws ") + (expected) + ", got " + check_got_); \
   } while (0)
-#define CHECK_NOTHROW(expr)                                                                          \
-  do {                                                                                               \
-    std::string check_got_ = ::check::CodeOf([&] { (void)(expr); });                                 \
-    ::check::Record(check_got_ == "<no exception>", __FILE__, __LINE__,                               \
-                    std::string(#expr " does not throw, got ") + check_got_);                        \
+#define CHECK_NOTHROW(expr)                                                   \
+  do {                                                                        \
+    std::string check_got_ = ::check::CodeOf([&] { (void)(expr); });          \
+    ::check::Record(check_got_ == "<no exception>", __FILE__, __LINE__,       \
+                    std::string(#expr " does not throw, got ") + check_got_); \
   } while (0)
 
 namespace check {

@@ -190,8 +190,7 @@ TEST(keys_ring_find_rotation) {
   const auto& ks = V()["keys"].arr;
   const Json& k0 = ks[0];
   // Same scope/name/uid as key vector 0, three ikms: current first.
-  KeyRing ring({k0["ikm"].S(), ks[2]["ikm"].S(), ks[3]["ikm"].S()}, k0["scope"].S(), k0["name"].S(), k0["uid"].S(),
-               "");
+  KeyRing ring({k0["ikm"].S(), ks[2]["ikm"].S(), ks[3]["ikm"].S()}, k0["scope"].S(), k0["name"].S(), k0["uid"].S(), "");
   CHECK_EQ(ring.size(), size_t{3});
   CHECK_EQ(Hex(ring.key(0).bytes, kKeySize), k0["keyHex"].S());
   for (size_t i = 0; i < ring.size(); i++) CHECK_EQ(ring.Find(ring.key(i).id.data()), static_cast<int>(i));
@@ -401,8 +400,9 @@ TEST(envelope_wrong_context) {
     auto ring = RingFor(vectors::KeyVectorFor(V(), ev["keyHex"].S()));
     Bytes env = FromHex(ev["envelopeHex"].S());
     const std::string& ctx = ev["context"].S();
-    for (const std::string& bad : {std::string(""), ctx + "x", ctx.substr(0, ctx.size() - 1), ctx + std::string(1, '\0'),
-                                   std::string("manager:other"), "store:default:" + std::string(64, '0')}) {
+    for (const std::string& bad :
+         {std::string(""), ctx + "x", ctx.substr(0, ctx.size() - 1), ctx + std::string(1, '\0'),
+          std::string("manager:other"), "store:default:" + std::string(64, '0')}) {
       CHECK_EQ(CodeOfOpen(*ring, env, bad), code::kTampered);
     }
   }
@@ -428,8 +428,8 @@ TEST(envelope_every_bit_flip) {
         std::string got = CodeOfOpen(*ring, env, ctx);
         tried++;
         if (got == "<no exception>") accepted++;
-        CHECK_MSG(got == want, "byte " + std::to_string(byte) + " bit " + std::to_string(bit) + ": want " + want +
-                                   ", got " + got);
+        CHECK_MSG(got == want,
+                  "byte " + std::to_string(byte) + " bit " + std::to_string(bit) + ": want " + want + ", got " + got);
       }
     }
   }
@@ -959,10 +959,10 @@ TEST(pdir_invalid_removed) {
 }
 
 TEST(pdir_check_name) {
-  for (const std::string& bad : {std::string(""), std::string("."), std::string(".."), std::string("a/b"),
-                                 std::string("/abs"), std::string("../up"), std::string(".hidden"),
-                                 std::string("x.lock"), std::string(".lock"), std::string(256, 'n'),
-                                 std::string("a\0b", 3), std::string(1, '\0')}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("."), std::string(".."), std::string("a/b"), std::string("/abs"),
+        std::string("../up"), std::string(".hidden"), std::string("x.lock"), std::string(".lock"),
+        std::string(256, 'n'), std::string("a\0b", 3), std::string(1, '\0')}) {
     CHECK_CODE(PrivateDir::CheckName(bad), code::kInvalidArg);
   }
   for (const std::string& ok : {std::string("session.enc"), std::string(255, 'n'), std::string("a.lockx"),
@@ -1016,8 +1016,9 @@ TEST(pdir_sweep) {
   CHECK_EQ(s.removed, uint64_t{3});
   CHECK_EQ(s.scanned, uint64_t{7});  // 5 envelopes, junk, short
   CHECK_EQ(s.skipped, uint64_t{2});  // junk, short
-  CHECK_EQ(Join(RawNames(t.path)), std::string(".dotfile,expired1.lock,expired2.lock,expired_other_key.lock,junk,live,live.lock,"
-                                                "never,short,subdir"));
+  CHECK_EQ(Join(RawNames(t.path)),
+           std::string(".dotfile,expired1.lock,expired2.lock,expired_other_key.lock,junk,live,live.lock,"
+                       "never,short,subdir"));
   // A second sweep finds nothing more to remove.
   CHECK_EQ(d.Sweep(5000).removed, uint64_t{0});
   // Later everything with an expiry goes; the never-expiring envelope stays.
@@ -1054,7 +1055,7 @@ TEST(pdir_lock_name_of) {
   CHECK_EQ(PrivateDir::LockNameOf("index-0f" + hex.substr(2)), std::string("stripe-0f"));
   CHECK_EQ(PrivateDir::LockNameOf("session.enc"), std::string("session.enc"));
   CHECK_EQ(PrivateDir::LockNameOf("AB" + hex.substr(2)), "AB" + hex.substr(2));  // not lowercase hex
-  CHECK_EQ(PrivateDir::LockNameOf(hex + "0"), hex + "0");                         // 65 chars
+  CHECK_EQ(PrivateDir::LockNameOf(hex + "0"), hex + "0");                        // 65 chars
   CHECK_EQ(PrivateDir::LockNameOf("index-" + hex.substr(1)), "index-" + hex.substr(1));
 }
 
@@ -1190,7 +1191,8 @@ TEST(cas_seal_modes) {
   auto ring = StoreRing();
   auto seal = [&](const std::string& json, CasMode mode, uint64_t expected, uint64_t now = 1000, uint64_t expires = 0) {
     Bytes pt = B(json);
-    return CasSeal(d, *ring, "s", "stripe-ab", pt.data(), pt.size(), kCtx, 1, expires, kDefaultMaxBytes, now, mode, expected);
+    return CasSeal(d, *ring, "s", "stripe-ab", pt.data(), pt.size(), kCtx, 1, expires, kDefaultMaxBytes, now, mode,
+                   expected);
   };
   auto stored = [&]() {
     auto r = d.OpenFile(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0);

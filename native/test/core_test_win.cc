@@ -87,10 +87,8 @@ struct TempDir {
         std::string p = dir + "\\" + n;
         if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) && !(fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT))
           RemoveTree(p);
-        else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
-          RemoveDirectoryA(p.c_str());
-        else
-          DeleteFileA(p.c_str());
+        else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) RemoveDirectoryA(p.c_str());
+        else DeleteFileA(p.c_str());
       } while (FindNextFileA(h, &fd));
       FindClose(h);
     }
@@ -185,8 +183,8 @@ void SetWriteTimeMs(const std::string& path, uint64_t ms) {
 // Tries an exclusive, non-blocking lock through a handle of its own (LockFileEx locks belong to
 // a handle: this is what another process sees). true if it got the lock (and released it).
 bool OtherHandleGetsLock(const std::string& path) {
-  HANDLE h = CreateFileA(path.c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         nullptr, OPEN_EXISTING, 0, nullptr);
+  HANDLE h = CreateFileA(path.c_str(), GENERIC_READ | GENERIC_WRITE,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING, 0, nullptr);
   if (h == INVALID_HANDLE_VALUE) return false;
   OVERLAPPED ov{};
   bool got = LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov) != 0;
@@ -276,7 +274,8 @@ TEST(win_private_sddl) {
 }
 
 TEST(win_created_objects_carry_it) {
-  if (SkipUnderWine("wine does not store the security descriptors of files (it shows one made from the Unix mode)")) return;
+  if (SkipUnderWine("wine does not store the security descriptors of files (it shows one made from the Unix mode)"))
+    return;
   TempDir t;
   const std::string sid = CurrentUid();
   PrivateDir d(t / "a\\b\\sessions", true);
@@ -290,7 +289,8 @@ TEST(win_created_objects_carry_it) {
 }
 
 TEST(win_loose_or_foreign_dir_refused) {
-  if (SkipUnderWine("wine does not store security descriptors; win_unix_loose_dirs_refused checks the refusals there")) return;
+  if (SkipUnderWine("wine does not store security descriptors; win_unix_loose_dirs_refused checks the refusals there"))
+    return;
   TempDir t;
   const std::string sid = CurrentUid();
   // Everyone (WD) may write: refused, and left as it is.
@@ -302,7 +302,8 @@ TEST(win_loose_or_foreign_dir_refused) {
   CHECK(MakeDirWithSddl(t / "au", "D:P(A;OICI;FA;;;" + sid + ")(A;OICI;0x1301bf;;;AU)"));
   CHECK_CODE(PrivateDir(t / "au", false), code::kUnsafePath);
   // Read for others is fine (only write lets them plant files); SYSTEM and Administrators too.
-  CHECK(MakeDirWithSddl(t / "ro", "D:P(A;OICI;FA;;;" + sid + ")(A;OICI;0x1200a9;;;WD)(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"));
+  CHECK(
+      MakeDirWithSddl(t / "ro", "D:P(A;OICI;FA;;;" + sid + ")(A;OICI;0x1200a9;;;WD)(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"));
   CHECK_NOTHROW(PrivateDir(t / "ro", false));
   // A NULL DACL grants everything to everyone.
   CHECK(MakeDirWithSddl(t / "null", "D:NO_ACCESS_CONTROL"));
@@ -483,11 +484,13 @@ TEST(win_dir_cannot_be_swapped_while_open) {
 }
 
 TEST(win_check_name) {
-  for (const char* bad : {"", "a/b", "a\\b", "a:b", "a*", "a?", "a\"b", "a<b", "a>b", "a|b", ".hidden", "x.lock",
-                          "con", "NUL", "nul.txt", "COM1", "lpt9.enc", "trail.", "trail ", "tab\tname"}) {
+  for (const char* bad :
+       {"",        "a/b",    "a\\b", "a:b", "a*",      "a?",   "a\"b",     "a<b",    "a>b",    "a|b",
+        ".hidden", "x.lock", "con",  "NUL", "nul.txt", "COM1", "lpt9.enc", "trail.", "trail ", "tab\tname"}) {
     CHECK_CODE(PrivateDir::CheckName(bad), code::kInvalidArg);
   }
-  for (const char* good : {"session.enc", "0123abcd", "console", "com10", "a.b.c"}) CHECK_NOTHROW(PrivateDir::CheckName(good));
+  for (const char* good : {"session.enc", "0123abcd", "console", "com10", "a.b.c"})
+    CHECK_NOTHROW(PrivateDir::CheckName(good));
 }
 
 TEST(win_list_and_sweep) {

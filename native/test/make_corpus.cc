@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     for (size_t n : {0, 1, 15, 16, 17, 100, 300}) {
       std::vector<uint8_t> pt(n, '{');
       std::string ctx = n % 2 ? "store:default:" + std::string(64, 'a') : "manager:audex";
-      ok &= WriteSeed(dir, ctx, sealed::Seal(ring, pt.data(), pt.size(), ctx, 1763769600000ull, n ? 1763798400000ull : 0));
+      ok &= WriteSeed(dir, ctx,
+                      sealed::Seal(ring, pt.data(), pt.size(), ctx, 1763769600000ull, n ? 1763798400000ull : 0));
     }
     if (!ok) return 1;
   } catch (const std::exception& e) {

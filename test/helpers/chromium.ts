@@ -14,8 +14,16 @@ export async function launchChromium(): Promise<Browser> {
     executablePath: CHROMIUM,
     // Root in a container: no sandbox. The networking flags keep chromium from calling home on
     // a closed network. Playwright gives the browser a fresh temporary user-data-dir.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     timeout: 30_000,
   })
 }

@@ -22,7 +22,10 @@ export async function startExample(file: string, options: Record<string, unknown
     console.log(JSON.stringify({ url: s.url }))
     process.stdin.on('end', () => s.close().then(() => process.exit(0)))
     process.stdin.resume()`
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')

@@ -82,7 +82,11 @@ export async function startKeyring(password = 'keyring test password'): Promise<
     fs.rmSync(root, { recursive: true, force: true })
   }
   try {
-    const address = await waitForLine(bus, (out) => (out.includes('\n') ? out.split('\n')[0].trim() : null), 'dbus-daemon')
+    const address = await waitForLine(
+      bus,
+      (out) => (out.includes('\n') ? out.split('\n')[0].trim() : null),
+      'dbus-daemon',
+    )
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DBUS_SESSION_BUS_ADDRESS: address,
@@ -111,8 +115,14 @@ export async function startKeyring(password = 'keyring test password'): Promise<
     // Ready once the daemon owns org.freedesktop.secrets on our bus (polled: it says nothing).
     for (let i = 0; ; i++) {
       if (keyring.exitCode !== null) throw new Error(`gnome-keyring-daemon exited (${keyring.exitCode}): ${keyringErr}`)
-      const owner = run('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus',
-        'org.freedesktop.DBus.NameHasOwner', 'string:org.freedesktop.secrets'])
+      const owner = run('dbus-send', [
+        '--session',
+        '--print-reply',
+        '--dest=org.freedesktop.DBus',
+        '/org/freedesktop/DBus',
+        'org.freedesktop.DBus.NameHasOwner',
+        'string:org.freedesktop.secrets',
+      ])
       if (owner.includes('boolean true')) break
       if (i > 100) throw new Error(`gnome-keyring-daemon never took org.freedesktop.secrets: ${keyringErr}`)
       await new Promise((res) => setTimeout(res, 100))

@@ -49,11 +49,17 @@ export function wrapCommands(c: NodeRedis | Redis, wrapper: CommandWrapper): Red
     },
     listenerCount: (e: string) => c.listenerCount(e),
     withTypeMapping: c.withTypeMapping.bind(c),
-    sendCommand: (args: unknown[], options?: unknown) => wrapper(String(args[0]), args, () => c.sendCommand(args as string[], options as never)),
+    sendCommand: (args: unknown[], options?: unknown) =>
+      wrapper(String(args[0]), args, () => c.sendCommand(args as string[], options as never)),
   } as unknown as RedisClientLike
 }
 
-function interceptView(c: NodeRedis | Redis, command: string, hook: (args: unknown[]) => Promise<void>, when = 'after'): RedisClientLike {
+function interceptView(
+  c: NodeRedis | Redis,
+  command: string,
+  hook: (args: unknown[]) => Promise<void>,
+  when = 'after',
+): RedisClientLike {
   return wrapCommands(c, async (cmd, args, next) => {
     const hit = cmd.toUpperCase() === command
     if (hit && when === 'before') await hook(args)
@@ -106,7 +112,10 @@ export function unconnectedClient(kind: ClientKind, port: number): { client: Red
 /** A connected cluster client of `kind`, given the ports of its masters. */
 export async function connectCluster(kind: ClientKind, ports: number[]): Promise<TestClient> {
   if (kind === 'node-redis') {
-    const c = createCluster({ rootNodes: ports.map((p) => ({ url: `redis://127.0.0.1:${p}` })), defaults: { socket: { reconnectStrategy: () => 50 } } })
+    const c = createCluster({
+      rootNodes: ports.map((p) => ({ url: `redis://127.0.0.1:${p}` })),
+      defaults: { socket: { reconnectStrategy: () => 50 } },
+    })
     c.on('error', quiet)
     await c.connect()
     return {

@@ -15,7 +15,9 @@ export interface RedisClusterServers {
 
 async function clusterState(port: number): Promise<string> {
   try {
-    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'CLUSTER', 'INFO'], { timeout: 2_000 })
+    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'CLUSTER', 'INFO'], {
+      timeout: 2_000,
+    })
     return /cluster_state:(\w+)/.exec(stdout)?.[1] ?? 'unknown'
   } catch {
     return 'unreachable'
@@ -41,7 +43,9 @@ export async function startRedisCluster(): Promise<RedisClusterServers> {
     await Promise.allSettled(nodes.map((n) => n.stop()))
   }
   try {
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { timeout: 30_000 })
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], {
+      timeout: 30_000,
+    })
     await waitForClusterState(ports, 'ok')
   } catch (err) {
     await stop()

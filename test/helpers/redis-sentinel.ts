@@ -80,11 +80,19 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
     await Promise.allSettled([master.stop(), replica.stop()])
   }
   try {
-    await until('replica in sync', async () => /master_link_status:up/.test(await cli(replica.port, 'INFO', 'replication')), 10_000)
+    await until(
+      'replica in sync',
+      async () => /master_link_status:up/.test(await cli(replica.port, 'INFO', 'replication')),
+      10_000,
+    )
     sentinel = await startSentinel(master.port)
     const s = sentinel
     // Sentinel learns the replica from the master's INFO: a failover needs it known
-    await until('sentinel knows the replica', async () => (await cli(s.port, 'SENTINEL', 'REPLICAS', MASTER_NAME)).includes(String(replica.port)), 15_000)
+    await until(
+      'sentinel knows the replica',
+      async () => (await cli(s.port, 'SENTINEL', 'REPLICAS', MASTER_NAME)).includes(String(replica.port)),
+      15_000,
+    )
   } catch (err) {
     await stop()
     throw err
@@ -94,7 +102,8 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
     master,
     replica,
     sentinelPort,
-    masterPort: async () => Number((await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)).trim().split('\n')[1]),
+    masterPort: async () =>
+      Number((await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)).trim().split('\n')[1]),
     stop,
   }
 }

@@ -89,7 +89,21 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 }) // stop() removed it
     const proc = spawn(
       bin,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extraArgs],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--dir',
+        dir,
+        ...extraArgs,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()))

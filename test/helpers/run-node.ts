@@ -13,7 +13,11 @@ export interface Ran {
 
 export function runNode(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, { cwd: ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))

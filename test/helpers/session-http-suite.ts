@@ -28,9 +28,16 @@ export const quietLogger = () => ({ debug: vi.fn(), info: vi.fn(), warn: vi.fn()
 export class Client {
   cookie: string | null = null
   last: Response | null = null
-  constructor(readonly base: string, readonly name = 'sid') {}
+  constructor(
+    readonly base: string,
+    readonly name = 'sid',
+  ) {}
 
-  async call(path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ n: number | null; user: string; ok?: boolean }> {
+  async call(
+    path: string,
+    method = 'GET',
+    headers: Record<string, string> = {},
+  ): Promise<{ n: number | null; user: string; ok?: boolean }> {
     const res = await fetch(new URL(path, this.base), {
       method,
       redirect: 'manual',
@@ -62,7 +69,10 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
     async function serve(options: Partial<SessionMiddlewareOptions> = {}) {
       const store = (options.store as MemorySessionStore | undefined) ?? new MemorySessionStore()
       const served = await start({ logger: quietLogger(), ...options, store })
-      cleanups.push(() => store.close(), () => served.close())
+      cleanups.push(
+        () => store.close(),
+        () => served.close(),
+      )
       return { store, client: new Client(served.url, options.cookieName), url: served.url }
     }
 
@@ -192,7 +202,10 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
         await client.call('/count')
         expect(client.last!.status, failure.message).toBeGreaterThanOrEqual(500)
         expect(client.setCookie()).toBeNull()
-        expect(logger.error).toHaveBeenCalledWith('session write-back failed', expect.objectContaining({ reason: expect.stringContaining(failure.message) }))
+        expect(logger.error).toHaveBeenCalledWith(
+          'session write-back failed',
+          expect.objectContaining({ reason: expect.stringContaining(failure.message) }),
+        )
       }
     })
 
@@ -200,7 +213,9 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
       const { store, client } = await serve()
       await client.call('/login', 'POST')
       const id = client.cookie!
-      vi.spyOn(store, 'delete').mockRejectedValueOnce(new SessionStoreUnavailableError('store down', 'ERR_SESSION_STORE_UNAVAILABLE'))
+      vi.spyOn(store, 'delete').mockRejectedValueOnce(
+        new SessionStoreUnavailableError('store down', 'ERR_SESSION_STORE_UNAVAILABLE'),
+      )
       await client.call('/logout', 'POST')
       expect(client.last!.status).toBeGreaterThanOrEqual(500)
       expect(client.setCookie()).toBeNull()
@@ -304,7 +319,11 @@ export function sessionHttpSuite(adapter: string, start: Start): void {
     })
 
     it('takes the middleware options: cookieName, cookie attributes, ttl', async () => {
-      const { client } = await serve({ cookieName: 'app_sid', cookie: { sameSite: 'strict', path: '/', secure: true }, ttl: 90_000 })
+      const { client } = await serve({
+        cookieName: 'app_sid',
+        cookie: { sameSite: 'strict', path: '/', secure: true },
+        ttl: 90_000,
+      })
       await client.call('/count')
       const cookie = client.setCookie()!
       expect(cookie.startsWith('app_sid=')).toBe(true)

@@ -9,7 +9,9 @@ function reg(args: string[]): string {
 }
 
 export function windowsMachineGuid(): string {
-  const m = /MachineGuid\s+REG_SZ\s+(\S+)/.exec(reg(['HKLM\\SOFTWARE\\Microsoft\\Cryptography', '/v', 'MachineGuid', '/reg:64']))
+  const m = /MachineGuid\s+REG_SZ\s+(\S+)/.exec(
+    reg(['HKLM\\SOFTWARE\\Microsoft\\Cryptography', '/v', 'MachineGuid', '/reg:64']),
+  )
   if (!m) throw new Error('no MachineGuid in the registry')
   return m[1]
 }

@@ -31,7 +31,8 @@ function equals(a, b) {
     if (!ArrayBuffer.isView(a) || !ArrayBuffer.isView(b) || a.constructor !== b.constructor) return false
     return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
   }
-  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime()
+  if (a instanceof Date || b instanceof Date)
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime()
   if (a instanceof RegExp || b instanceof RegExp) return String(a) === String(b)
   if (Array.isArray(a) !== Array.isArray(b)) return false
   if (Array.isArray(a)) return a.length === b.length && a.every((x, i) => equals(x, b[i]))
@@ -59,7 +60,11 @@ function matchesObject(actual, expected) {
   if (typeof expected !== 'object' || expected === null) return equals(actual, expected)
   if (typeof actual !== 'object' || actual === null) return false
   if (Array.isArray(expected)) {
-    return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => matchesObject(actual[i], e))
+    return (
+      Array.isArray(actual) &&
+      actual.length === expected.length &&
+      expected.every((e, i) => matchesObject(actual[i], e))
+    )
   }
   if (ArrayBuffer.isView(expected) || expected instanceof Date) return equals(actual, expected)
   return Object.keys(expected).every((k) => k in actual && matchesObject(actual[k], expected[k]))
@@ -86,7 +91,10 @@ function isMock(fn) {
 const matchers = {
   toBe: (a, e) => [Object.is(a, e), `${show(a)} to be ${show(e)}`],
   toEqual: (a, e) => [equals(a, e), `${show(a)} to equal ${show(e)}`],
-  toStrictEqual: (a, e) => [equals(a, e) && Object.getPrototypeOf(a ?? 0) === Object.getPrototypeOf(e ?? 0), `${show(a)} to strictly equal ${show(e)}`],
+  toStrictEqual: (a, e) => [
+    equals(a, e) && Object.getPrototypeOf(a ?? 0) === Object.getPrototypeOf(e ?? 0),
+    `${show(a)} to strictly equal ${show(e)}`,
+  ],
   toMatchObject: (a, e) => [matchesObject(a, e), `${show(a)} to match object ${show(e)}`],
   toContain: (a, e) => [
     typeof a === 'string' ? a.includes(e) : a != null && typeof a[Symbol.iterator] === 'function' && [...a].includes(e),
@@ -102,7 +110,10 @@ const matchers = {
   toBeGreaterThanOrEqual: (a, e) => [a >= e, `${show(a)} >= ${show(e)}`],
   toBeLessThan: (a, e) => [a < e, `${show(a)} < ${show(e)}`],
   toBeLessThanOrEqual: (a, e) => [a <= e, `${show(a)} <= ${show(e)}`],
-  toMatch: (a, e) => [typeof a === 'string' && (e instanceof RegExp ? e.test(a) : a.includes(e)), `${show(a)} to match ${show(e)}`],
+  toMatch: (a, e) => [
+    typeof a === 'string' && (e instanceof RegExp ? e.test(a) : a.includes(e)),
+    `${show(a)} to match ${show(e)}`,
+  ],
   toHaveLength: (a, n) => [a != null && a.length === n, `${show(a)} to have length ${n}`],
   toHaveProperty: (a, p, ...value) => {
     const parts = Array.isArray(p) ? p : String(p).split('.')
@@ -111,7 +122,10 @@ const matchers = {
       if (cur == null || !(part in Object(cur))) return [false, `${show(a)} to have property ${p}`]
       cur = cur[part]
     }
-    return [value.length === 0 || equals(cur, value[0]), `${show(a)} to have property ${p}${value.length ? ` = ${show(value[0])}` : ''}`]
+    return [
+      value.length === 0 || equals(cur, value[0]),
+      `${show(a)} to have property ${p}${value.length ? ` = ${show(value[0])}` : ''}`,
+    ]
   },
   toThrow: (fn, expected) => {
     if (typeof fn !== 'function') throw new Error('toThrow needs a function')
@@ -123,8 +137,14 @@ const matchers = {
     return [false, `the function to throw ${expected === undefined ? '' : show(expected)}`]
   },
   toHaveBeenCalled: (fn) => [isMock(fn) && fn.mock.calls.length > 0, 'the mock to have been called'],
-  toHaveBeenCalledTimes: (fn, n) => [isMock(fn) && fn.mock.calls.length === n, `the mock to have been called ${n} times (got ${isMock(fn) ? fn.mock.calls.length : 'not a mock'})`],
-  toHaveBeenCalledWith: (fn, ...args) => [isMock(fn) && fn.mock.calls.some((c) => equals(c, args)), `the mock to have been called with ${show(args)}; calls: ${isMock(fn) ? show(fn.mock.calls) : 'not a mock'}`],
+  toHaveBeenCalledTimes: (fn, n) => [
+    isMock(fn) && fn.mock.calls.length === n,
+    `the mock to have been called ${n} times (got ${isMock(fn) ? fn.mock.calls.length : 'not a mock'})`,
+  ],
+  toHaveBeenCalledWith: (fn, ...args) => [
+    isMock(fn) && fn.mock.calls.some((c) => equals(c, args)),
+    `the mock to have been called with ${show(args)}; calls: ${isMock(fn) ? show(fn.mock.calls) : 'not a mock'}`,
+  ],
 }
 matchers.toThrowError = matchers.toThrow
 
@@ -156,7 +176,8 @@ function makeAsync(actual, mode, negate) {
       if (mode === 'rejects' && !rejected) throw new AssertionError(`expected a rejection, got ${show(value)}`)
       if (mode === 'resolves' && rejected) throw new AssertionError(`expected a resolved value, got ${show(value)}`)
       if (mode === 'rejects' && (name === 'toThrow' || name === 'toThrowError')) {
-        if (errorMatches(value, args[0]) === negate) throw new AssertionError(`expected rejection ${show(value)} ${negate ? 'not ' : ''}to match ${show(args[0])}`)
+        if (errorMatches(value, args[0]) === negate)
+          throw new AssertionError(`expected rejection ${show(value)} ${negate ? 'not ' : ''}to match ${show(args[0])}`)
         return
       }
       makeAssertions(value, negate)[name](...args)
@@ -174,12 +195,26 @@ function expect(actual) {
   e.rejects.not = makeAsync(actual, 'rejects', true)
   return e
 }
-expect.objectContaining = (o) => ({ asymmetricMatch: (a) => matchesObject(a, o), toString: () => `objectContaining(${show(o)})` })
-expect.arrayContaining = (arr) => ({ asymmetricMatch: (a) => Array.isArray(a) && arr.every((x) => a.some((y) => equals(y, x))) })
+expect.objectContaining = (o) => ({
+  asymmetricMatch: (a) => matchesObject(a, o),
+  toString: () => `objectContaining(${show(o)})`,
+})
+expect.arrayContaining = (arr) => ({
+  asymmetricMatch: (a) => Array.isArray(a) && arr.every((x) => a.some((y) => equals(y, x))),
+})
 expect.stringContaining = (s) => ({ asymmetricMatch: (a) => typeof a === 'string' && a.includes(s) })
 expect.stringMatching = (re) => ({ asymmetricMatch: (a) => typeof a === 'string' && new RegExp(re).test(a) })
 expect.any = (C) => ({
-  asymmetricMatch: (a) => (C === String ? typeof a === 'string' : C === Number ? typeof a === 'number' : C === Boolean ? typeof a === 'boolean' : C === Function ? typeof a === 'function' : a instanceof C),
+  asymmetricMatch: (a) =>
+    C === String
+      ? typeof a === 'string'
+      : C === Number
+        ? typeof a === 'number'
+        : C === Boolean
+          ? typeof a === 'boolean'
+          : C === Function
+            ? typeof a === 'function'
+            : a instanceof C,
 })
 expect.anything = () => ({ asymmetricMatch: (a) => a != null })
 
@@ -210,7 +245,9 @@ const wrap = (fn) =>
 function formatTitle(title, row, index) {
   const args = Array.isArray(row) ? row : [row]
   if (!Array.isArray(row) && row && typeof row === 'object' && title.includes('$')) {
-    return title.replace(/\$([A-Za-z_][\w.]*)/g, (_, key) => String(key.split('.').reduce((o, k) => (o == null ? o : o[k]), row)))
+    return title.replace(/\$([A-Za-z_][\w.]*)/g, (_, key) =>
+      String(key.split('.').reduce((o, k) => (o == null ? o : o[k]), row)),
+    )
   }
   let i = 0
   return title.replace(/%[sdifjo#%]/g, (spec) => {
@@ -237,7 +274,10 @@ function unsupported(name) {
 
 // Tests the runner was told the platform cannot run (scripts/platform-tests.mjs SKIP), by
 // pattern over "describe > ... > title"; registered as skipped with the reason, never hidden.
-const skips = JSON.parse(process.env.PLATFORM_TEST_SKIP || '[]').map((s) => ({ re: new RegExp(s.re, s.flags), why: s.why }))
+const skips = JSON.parse(process.env.PLATFORM_TEST_SKIP || '[]').map((s) => ({
+  re: new RegExp(s.re, s.flags),
+  why: s.why,
+}))
 const titles = []
 const platformSkip = (title) => {
   const full = [...titles, title].join(' > ')
@@ -257,7 +297,9 @@ it.skipIf = (cond) =>
   cond
     ? (title) => {
         const skip = platformSkip(title)
-        return nodeTest.it(title, { skip: skip ? `not on this platform: ${skip.why}` : 'skipIf condition in the test file' })
+        return nodeTest.it(title, {
+          skip: skip ? `not on this platform: ${skip.why}` : 'skipIf condition in the test file',
+        })
       }
     : it
 it.runIf = (cond) => it.skipIf(!cond)
@@ -272,7 +314,8 @@ const describe = (title, fn) =>
   })
 describe.each = withEach((title, fn) => describe(title, fn))
 describe.skip = (title) => nodeTest.describe(title, { skip: 'describe.skip in the test file' }, () => {})
-describe.skipIf = (cond) => (cond ? (title) => nodeTest.describe(title, { skip: 'skipIf condition in the test file' }, () => {}) : describe)
+describe.skipIf = (cond) =>
+  cond ? (title) => nodeTest.describe(title, { skip: 'skipIf condition in the test file' }, () => {}) : describe
 describe.runIf = (cond) => describe.skipIf(!cond)
 
 const hook = (register) => (fn, timeout) => register(wrap(fn), options(timeout))
@@ -334,7 +377,8 @@ const vi = {
   clearAllMocks: () => {},
   useFakeTimers: (opts) => {
     const what = opts && opts.toFake
-    if (!Array.isArray(what) || what.length !== 1 || what[0] !== 'Date') unsupported('vi.useFakeTimers beyond { toFake: ["Date"] }')()
+    if (!Array.isArray(what) || what.length !== 1 || what[0] !== 'Date')
+      unsupported('vi.useFakeTimers beyond { toFake: ["Date"] }')()
     fakeNow = RealDate.now()
     globalThis.Date = FakeDate
   },

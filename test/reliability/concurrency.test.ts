@@ -27,7 +27,9 @@ describe('concurrency across processes', () => {
     const before = await m.login('racer', 'eid-extend', { ttl: 3_600_000, data: { n: 1 } })
     const started = Date.now()
     const runs = await Promise.all(
-      Array.from({ length: PROCS }, () => runNode('reliability-extend.mjs', [dir, app, SECRET, String(EACH), '1000'], { timeoutMs: 35_000 })),
+      Array.from({ length: PROCS }, () =>
+        runNode('reliability-extend.mjs', [dir, app, SECRET, String(EACH), '1000'], { timeoutMs: 35_000 }),
+      ),
     )
     const ms = Date.now() - started
     const results = runs.map((r) => ({ ...lastJson<{ ok: number; errors: string[] }>(r), stderr: r.stderr }))
@@ -58,10 +60,20 @@ describe('concurrency across processes', () => {
     await m.init()
     const runs = await Promise.all(
       Array.from({ length: PROCS }, (_, p) =>
-        runNode('reliability-mixed.mjs', [dir, app, SECRET, String(p), '2000', String(0xc0ffee + p)], { timeoutMs: 30_000 }),
+        runNode('reliability-mixed.mjs', [dir, app, SECRET, String(p), '2000', String(0xc0ffee + p)], {
+          timeoutMs: 30_000,
+        }),
       ),
     )
-    type Mixed = { proc: number; written: string[]; read: string[]; nulls: number; torn: string[]; errors: string[]; warnings: number }
+    type Mixed = {
+      proc: number
+      written: string[]
+      read: string[]
+      nulls: number
+      torn: string[]
+      errors: string[]
+      warnings: number
+    }
     const results = runs.map((r) => ({ ...lastJson<Mixed>(r), stderr: r.stderr }))
     const written = new Set(results.flatMap((r) => r.written))
     const reads = results.flatMap((r) => r.read)
@@ -102,7 +114,10 @@ describe('concurrency across processes', () => {
       ),
     )
     const saveMs = Date.now() - started
-    const results = runs.map((r) => ({ ...lastJson<{ proc: number; ids: string[]; errors: string[] }>(r), stderr: r.stderr }))
+    const results = runs.map((r) => ({
+      ...lastJson<{ proc: number; ids: string[]; errors: string[] }>(r),
+      stderr: r.stderr,
+    }))
     const store = new FileSessionStore({ dir, secret: STORE_SECRET, sweepInterval: 0, touchAfter: 3_600_000 })
     let readable = 0
     const lost: string[] = []

@@ -64,7 +64,12 @@ async function readSlot(slot: Slot): Promise<{ seq: number } | { torn: string }>
       const s = m.getSessionSync()
       if (s === null) return { torn: `no session (warnings: ${counts.warn})` }
       const seq = s.data.seq as number
-      if (s.userId !== `user-${seq % 2}` || s.eid !== `eid-${seq}` || s.data.pad !== pad(seq) || s.userName !== (seq % 2 ? null : 'Even')) {
+      if (
+        s.userId !== `user-${seq % 2}` ||
+        s.eid !== `eid-${seq}` ||
+        s.data.pad !== pad(seq) ||
+        s.userName !== (seq % 2 ? null : 'Even')
+      ) {
         return { torn: `record ${seq} does not match itself: ${JSON.stringify(s).slice(0, 200)}` }
       }
       return { seq }
@@ -72,7 +77,13 @@ async function readSlot(slot: Slot): Promise<{ seq: number } | { torn: string }>
       await m.close()
     }
   }
-  const store = new FileSessionStore({ dir: slot.dir, secret: slot.secret, sweepInterval: 0, touchAfter: 3_600_000, logger })
+  const store = new FileSessionStore({
+    dir: slot.dir,
+    secret: slot.secret,
+    sweepInterval: 0,
+    touchAfter: 3_600_000,
+    logger,
+  })
   try {
     const s = await store.get(slot.name)
     if (s === null) return { torn: `no session (warnings: ${counts.warn})` }
@@ -175,14 +186,20 @@ describe('crash safety', () => {
         reserved++
         const mine = await killOne(slot, 5 + Math.floor(random() * 56))
         for (const entry of fs.readdirSync(slot.dir)) {
-          if (TEMP.test(entry) && (entry.startsWith(`.${slot.fileName}.`) || (slot.kind === 'store' && (entry.startsWith('.ix-') || entry.startsWith('.revoked-'))))) slot.temps.add(entry)
+          if (
+            TEMP.test(entry) &&
+            (entry.startsWith(`.${slot.fileName}.`) ||
+              (slot.kind === 'store' && (entry.startsWith('.ix-') || entry.startsWith('.revoked-'))))
+          )
+            slot.temps.add(entry)
         }
         // Within one child, announcing N means N-1 was written: the file holds N-1 or N. A child
         // killed before its first write finished leaves what the last check found (or its one write).
         const allowed = mine.length >= 2 ? mine.slice(-2) : [slot.committed, ...mine]
         const found = await readSlot(slot)
         if ('torn' in found) torn.push(`${slot.kind} slot, child announced [${mine.join(',')}]: ${found.torn}`)
-        else if (!allowed.includes(found.seq)) torn.push(`${slot.kind} slot holds record ${found.seq}, expected one of ${allowed.join(', ')}`)
+        else if (!allowed.includes(found.seq))
+          torn.push(`${slot.kind} slot holds record ${found.seq}, expected one of ${allowed.join(', ')}`)
         else {
           if (found.seq === allowed[allowed.length - 1]) heldLatest++
           else heldPrevious++

@@ -34,7 +34,11 @@ export interface RunResult {
 export function runNode(
   fixture: string,
   args: string[],
-  { timeoutMs = 20_000, nodeArgs = [] as string[], env }: { timeoutMs?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+  {
+    timeoutMs = 20_000,
+    nodeArgs = [] as string[],
+    env,
+  }: { timeoutMs?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
   return run(process.execPath, [...nodeArgs, path.join(FIXTURES, fixture), ...args], { cwd: ROOT, env }, timeoutMs)
 }
@@ -64,7 +68,9 @@ export function lastJson<T = Record<string, unknown>>(r: RunResult): T {
   try {
     return JSON.parse(lines[lines.length - 1]) as T
   } catch {
-    throw new Error(`child printed no JSON result (code ${r.code}, signal ${r.signal})\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`)
+    throw new Error(
+      `child printed no JSON result (code ${r.code}, signal ${r.signal})\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`,
+    )
   }
 }
 

@@ -54,7 +54,11 @@ afterAll(() => {
 })
 
 /** The session files of a store directory (its stripe lock and identity index files left out). */
-const sessionFiles = (dir: string) => fs.readdirSync(dir).filter((e) => /^[0-9a-f]{64}$/.test(e)).sort()
+const sessionFiles = (dir: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((e) => /^[0-9a-f]{64}$/.test(e))
+    .sort()
 
 /** Every path under dir with a content hash for files and the target for symlinks. */
 function tree(dir: string): string[] {
@@ -67,7 +71,8 @@ function tree(dir: string): string[] {
       else if (e.isDirectory()) {
         out.push(`d ${p}`)
         walk(p)
-      } else if (e.isFile()) out.push(`f ${p} ${crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 16)}`)
+      } else if (e.isFile())
+        out.push(`f ${p} ${crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 16)}`)
       else out.push(`? ${p}`)
     }
   }
@@ -333,37 +338,40 @@ describe.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by anothe
 })
 
 describe('a directory writable by group or others', () => {
-  it.each(['770', '707', '777', '720', '702'])('mode %s: refused when opened and after opening; the good session survives', async (octal) => {
-    cases++
-    const mode = parseInt(octal, 8)
-    const { dir, record, bytes } = await goodManagerDir()
-    const st = await goodStoreDir()
-    const before = tree(root)
-    fs.chmodSync(dir, mode)
-    fs.chmodSync(st.dir, mode)
-    const m = manager(dir)
-    await expectTyped(() => m.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    await expectTyped(() => store(st.dir).init(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    fs.chmodSync(dir, 0o700)
-    fs.chmodSync(st.dir, 0o700)
-    const m2 = manager(dir)
-    await m2.init()
-    const s2 = store(st.dir)
-    await s2.init()
-    fs.chmodSync(dir, mode)
-    fs.chmodSync(st.dir, mode)
-    await expectTyped(() => m2.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    // Reads go through the descriptor checked at open (#13): only we or root could chmod it.
-    expect((await m2.getSession())?.userId).toBe(record.userId)
-    await expectTyped(() => s2.create({ identity: 'mallory' }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    expect(fs.readdirSync(dir).sort()).toEqual(SESSION_FILES)
-    expect(fs.readFileSync(path.join(dir, 'session.enc'))).toEqual(bytes)
-    fs.chmodSync(dir, 0o700)
-    fs.chmodSync(st.dir, 0o700)
-    expectSameTree(tree(root), before)
-    await expectGoodManager(dir, record)
-    await expectGoodStore(st.dir, st.id)
-  })
+  it.each(['770', '707', '777', '720', '702'])(
+    'mode %s: refused when opened and after opening; the good session survives',
+    async (octal) => {
+      cases++
+      const mode = parseInt(octal, 8)
+      const { dir, record, bytes } = await goodManagerDir()
+      const st = await goodStoreDir()
+      const before = tree(root)
+      fs.chmodSync(dir, mode)
+      fs.chmodSync(st.dir, mode)
+      const m = manager(dir)
+      await expectTyped(() => m.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+      await expectTyped(() => store(st.dir).init(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+      fs.chmodSync(dir, 0o700)
+      fs.chmodSync(st.dir, 0o700)
+      const m2 = manager(dir)
+      await m2.init()
+      const s2 = store(st.dir)
+      await s2.init()
+      fs.chmodSync(dir, mode)
+      fs.chmodSync(st.dir, mode)
+      await expectTyped(() => m2.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+      // Reads go through the descriptor checked at open (#13): only we or root could chmod it.
+      expect((await m2.getSession())?.userId).toBe(record.userId)
+      await expectTyped(() => s2.create({ identity: 'mallory' }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
+      expect(fs.readdirSync(dir).sort()).toEqual(SESSION_FILES)
+      expect(fs.readFileSync(path.join(dir, 'session.enc'))).toEqual(bytes)
+      fs.chmodSync(dir, 0o700)
+      fs.chmodSync(st.dir, 0o700)
+      expectSameTree(tree(root), before)
+      await expectGoodManager(dir, record)
+      await expectGoodStore(st.dir, st.id)
+    },
+  )
 
   it('a session file writable by group is refused on read and left alone', async () => {
     cases++
@@ -410,14 +418,22 @@ describe('something else where the session file should be', () => {
     fs.mkdirSync(occupied, { mode: 0o700 })
     fs.writeFileSync(path.join(occupied, 'inside'), 'x')
     const before = tree(root)
-    const err = await expectTyped(() => m.login('alice', 'e'), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
+    const err = await expectTyped(
+      () => m.login('alice', 'e'),
+      SessionIOError,
+      'ERR_SESSION_IO',
+      os.constants.errno.EISDIR,
+    )
     expect((err as SessionIOError).syscall).toBe('rename')
     await expectTyped(() => m.getSession(), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     await expectTyped(() => m.logout(), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
     expect(fs.readdirSync(dir).sort()).toEqual(SESSION_FILES)
     expect(fs.readdirSync(occupied)).toEqual(['inside'])
     // The only new entry is the (empty) lock file the failed login took.
-    expectSameTree(tree(root).filter((e) => !e.startsWith('f sessions/session.enc.lock ')), before)
+    expectSameTree(
+      tree(root).filter((e) => !e.startsWith('f sessions/session.enc.lock ')),
+      before,
+    )
 
     const st = await goodStoreDir()
     const s = store(st.dir)
@@ -425,7 +441,12 @@ describe('something else where the session file should be', () => {
     fs.mkdirSync(path.join(st.dir, storageName(victim.id)), { mode: 0o700 })
     // A store write reads the current record first (compare-and-swap): the directory is refused there.
     await expectTyped(() => s.save(victim), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-    await expectTyped(() => s.restore({ version: 1, sessions: [victim.toRecord()] }), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.EISDIR)
+    await expectTyped(
+      () => s.restore({ version: 1, sessions: [victim.toRecord()] }),
+      SessionIOError,
+      'ERR_SESSION_IO',
+      os.constants.errno.EISDIR,
+    )
     await expectTyped(() => s.get(victim.id), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
     expect(fs.readdirSync(st.dir).filter((e) => TEMP.test(e))).toEqual([])
     await expectGoodStore(st.dir, st.id)
@@ -436,7 +457,12 @@ describe('a full disk', () => {
   /** Runs the full-disk fixture with RLIMIT_FSIZE = 1 KiB and SIGXFSZ ignored. */
   async function underFsizeLimit(args: string[]) {
     const script = `trap '' XFSZ; ulimit -f 1; exec "$0" "$@"`
-    const r = await run('bash', ['-c', script, process.execPath, path.join(FIXTURES, 'reliability-full-disk.mjs'), ...args], { cwd: ROOT }, 20_000)
+    const r = await run(
+      'bash',
+      ['-c', script, process.execPath, path.join(FIXTURES, 'reliability-full-disk.mjs'), ...args],
+      { cwd: ROOT },
+      20_000,
+    )
     expect(r.stderr).toBe('')
     expect(r.signal).toBeNull()
     return lastJson<{ attempts: Array<Record<string, unknown>>; after: Record<string, unknown> | null }>(r)
@@ -470,7 +496,12 @@ describe('a full disk', () => {
     const before = outside(st.dir)
     const out = await underFsizeLimit(['store', st.dir, st.id, STORE_SECRET])
     for (const a of out.attempts) {
-      expect(a).toMatchObject({ code: 'ERR_SESSION_IO', errno: os.constants.errno.EFBIG, syscall: 'write', sessionError: true })
+      expect(a).toMatchObject({
+        code: 'ERR_SESSION_IO',
+        errno: os.constants.errno.EFBIG,
+        syscall: 'write',
+        sessionError: true,
+      })
       typedErrors++
     }
     expect(out.after).toEqual({ identity: 'alice', data: { keep: true } })
@@ -532,7 +563,12 @@ describe('a full disk', () => {
       const free = fill()
 
       const bigData = { big: 'x'.repeat(16_000) }
-      await expectTyped(() => m.login('big', 'e', { data: bigData }), SessionIOError, 'ERR_SESSION_IO', os.constants.errno.ENOSPC)
+      await expectTyped(
+        () => m.login('big', 'e', { data: bigData }),
+        SessionIOError,
+        'ERR_SESSION_IO',
+        os.constants.errno.ENOSPC,
+      )
       expect((await m.getSession())?.toJSON()).toEqual(good.toJSON())
       const grown = (await s.get(a.id))!
       grown.data.set('big', bigData.big)

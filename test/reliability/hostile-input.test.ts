@@ -66,9 +66,24 @@ function hostileIds(random: () => number, count: number, known: { id: string; na
     }).join('')
   const gens: Array<() => string> = [
     // traversal
-    () => Array.from({ length: 1 + int(12) }, () => pick(['../', '..\\', '%2e%2e%2f', '..%2f', '....//', './', '..'])).join('') + pick(['etc/passwd', 'x', 'escape', '', 'session.enc', known.name]),
+    () =>
+      Array.from({ length: 1 + int(12) }, () => pick(['../', '..\\', '%2e%2e%2f', '..%2f', '....//', './', '..'])).join(
+        '',
+      ) + pick(['etc/passwd', 'x', 'escape', '', 'session.enc', known.name]),
     // absolute
-    () => pick(['/etc/passwd', '/tmp/escape', `${root}/escape-${int(1e6)}`, `${root}/cwd/x`, 'C:\\Windows\\x', '\\\\srv\\share\\x', '/', '/dev/null', `/proc/self/fd/${int(10)}`, `${sandboxTmp}/x`]),
+    () =>
+      pick([
+        '/etc/passwd',
+        '/tmp/escape',
+        `${root}/escape-${int(1e6)}`,
+        `${root}/cwd/x`,
+        'C:\\Windows\\x',
+        '\\\\srv\\share\\x',
+        '/',
+        '/dev/null',
+        `/proc/self/fd/${int(10)}`,
+        `${sandboxTmp}/x`,
+      ]),
     // NUL
     () => replaceAt(validish(), int(43), '\0'),
     () => `${known.id}\0${pick(['', '../x', '.lock', '/etc/passwd'])}`,
@@ -102,7 +117,12 @@ function hostileIds(random: () => number, count: number, known: { id: string; na
 describe('hostile session ids', () => {
   it(`${ID_COUNT} generated ids into FileSessionStore and MemorySessionStore: null/false, no file anywhere`, async () => {
     const random = prng(SEED)
-    const fileStore = new FileSessionStore({ dir: path.join(root, 'store'), secret: STORE_SECRET, sweepInterval: 0, touchAfter: 3_600_000 })
+    const fileStore = new FileSessionStore({
+      dir: path.join(root, 'store'),
+      secret: STORE_SECRET,
+      sweepInterval: 0,
+      touchAfter: 3_600_000,
+    })
     const memStore = new MemorySessionStore()
     const good = await fileStore.create({ identity: 'alice' })
     await memStore.restore(await fileStore.dump())
@@ -117,9 +137,15 @@ describe('hostile session ids', () => {
       if (isValidSessionId(id)) validFormat++
       const show = JSON.stringify(id.slice(0, 60))
       try {
-        const results = [await fileStore.get(id), await fileStore.delete(id), await memStore.get(id), await memStore.delete(id)]
+        const results = [
+          await fileStore.get(id),
+          await fileStore.delete(id),
+          await memStore.get(id),
+          await memStore.delete(id),
+        ]
         if (id === good.id) continue // the generator can in principle produce it: not hostile
-        if (results.join() !== ',false,,false') bad.push(`${show} → ${results.map((r) => (r === null ? 'null' : String(r))).join(', ')}`)
+        if (results.join() !== ',false,,false')
+          bad.push(`${show} → ${results.map((r) => (r === null ? 'null' : String(r))).join(', ')}`)
       } catch (err) {
         bad.push(`${show} threw ${String(err)}`)
       }
@@ -158,33 +184,117 @@ function hostileValues(random: () => number, sandbox: string): () => unknown {
   // biome-ignore lint/suspicious/noSparseArray: the hole is the input under test
   const holes = [1, , 3]
   const values: Array<() => unknown> = [
-    () => undefined, () => null, () => true, () => false, () => 0, () => -0, () => -1, () => 1, () => 1.5, () => NaN,
-    () => Infinity, () => -Infinity, () => 2 ** 53, () => 2 ** 64, () => -(2 ** 31), () => Number.MAX_VALUE, () => 8.64e15 + 1,
-    () => 1000, () => 3_600_000, () => 10n, () => '', () => 'x', () => 'a'.repeat(100_000), () => '\0', () => '../x', () => '.',
-    () => 'a.b..c', () => '__proto__', () => 'constructor', () => '\ud800', () => 'x'.repeat(43),
-    () => Symbol('s'), () => ({}), () => [], () => [1, 'a'], () => [undefined], () => holes, () => ({ a: undefined }),
-    () => ({ a: () => 1 }), () => ({ d: new Date(0) }), () => cyclic, () => deep, () => JSON.parse('{"__proto__":{"polluted":1}}'),
-    () => Object.create(null), () => Object.create({ inherited: 1 }), () => () => 1, () => class {}, () => new Date(0),
-    () => new Date(NaN), () => /re/, () => new Map([[1, 2]]), () => new Set([1]), () => Buffer.alloc(0), () => Buffer.alloc(64, 1),
-    () => new Uint8Array(40), () => new ArrayBuffer(8), () => new Proxy({}, {}), () => new Proxy([], {}), () => Promise.resolve(1),
-    () => new Error('e'), () => ({ identity: 'eve', tags: 'a,b', roles: ['x', 1, null] }), () => ({ sub: 5, user: '', tags: [[]] }),
-    () => ({ ttl: -5 }), () => ({ ttl: 1.5 }), () => ({ ttl: '60000' }), () => ({ maxAge: 0 }), () => ({ defaultTtl: NaN }),
-    () => ({ dir: sandbox, secret: 'short' }), () => ({ dir: sandbox, secret: SECRET, secrets: [SECRET] }),
-    () => ({ dir: sandbox, secrets: [] }), () => ({ dir: sandbox, secrets: 'x'.repeat(40) }), () => ({ dir: sandbox, secret: new Uint8Array(31) }),
-    () => ({ dir: sandbox, secret: Buffer.alloc(5000) }), () => ({ dir: sandbox, namespace: 'a:b' }), () => ({ dir: sandbox, namespace: '' }),
-    () => ({ dir: sandbox, maxBytes: 10 }), () => ({ dir: sandbox, maxBytes: 2 ** 40 }), () => ({ dir: sandbox, bindToBoot: 'yes' }),
-    () => ({ dir: sandbox, logger: {} }), () => ({ dir: sandbox, logger: { debug: 1 } }), () => ({ dir: '', secret: SECRET }),
-    () => ({ dir: 'rel\0ative', secret: SECRET }), () => ({ dir: 42 }), () => ({ dir: sandbox, cleanupInterval: -1, secret: SECRET }),
-    () => ({ dir: sandbox, sweepInterval: 'often', secret: STORE_SECRET }), () => ({ dir: sandbox, touchAfter: -1, secret: STORE_SECRET }),
-    () => ({ version: 1, sessions: [{ id: 'x' }] }), () => ({ version: 1, sessions: 'x' }), () => ({ version: 2, sessions: [] }),
-    () => ({ version: 1, sessions: [{ id: generateSessionId(), meta: { createdAt: 1, lastAccess: 1, ttl: 'x' }, auth: null, data: {} }] }),
+    () => undefined,
+    () => null,
+    () => true,
+    () => false,
+    () => 0,
+    () => -0,
+    () => -1,
+    () => 1,
+    () => 1.5,
+    () => NaN,
+    () => Infinity,
+    () => -Infinity,
+    () => 2 ** 53,
+    () => 2 ** 64,
+    () => -(2 ** 31),
+    () => Number.MAX_VALUE,
+    () => 8.64e15 + 1,
+    () => 1000,
+    () => 3_600_000,
+    () => 10n,
+    () => '',
+    () => 'x',
+    () => 'a'.repeat(100_000),
+    () => '\0',
+    () => '../x',
+    () => '.',
+    () => 'a.b..c',
+    () => '__proto__',
+    () => 'constructor',
+    () => '\ud800',
+    () => 'x'.repeat(43),
+    () => Symbol('s'),
+    () => ({}),
+    () => [],
+    () => [1, 'a'],
+    () => [undefined],
+    () => holes,
+    () => ({ a: undefined }),
+    () => ({ a: () => 1 }),
+    () => ({ d: new Date(0) }),
+    () => cyclic,
+    () => deep,
+    () => JSON.parse('{"__proto__":{"polluted":1}}'),
+    () => Object.create(null),
+    () => Object.create({ inherited: 1 }),
+    () => () => 1,
+    () => class {},
+    () => new Date(0),
+    () => new Date(NaN),
+    () => /re/,
+    () => new Map([[1, 2]]),
+    () => new Set([1]),
+    () => Buffer.alloc(0),
+    () => Buffer.alloc(64, 1),
+    () => new Uint8Array(40),
+    () => new ArrayBuffer(8),
+    () => new Proxy({}, {}),
+    () => new Proxy([], {}),
+    () => Promise.resolve(1),
+    () => new Error('e'),
+    () => ({ identity: 'eve', tags: 'a,b', roles: ['x', 1, null] }),
+    () => ({ sub: 5, user: '', tags: [[]] }),
+    () => ({ ttl: -5 }),
+    () => ({ ttl: 1.5 }),
+    () => ({ ttl: '60000' }),
+    () => ({ maxAge: 0 }),
+    () => ({ defaultTtl: NaN }),
+    () => ({ dir: sandbox, secret: 'short' }),
+    () => ({ dir: sandbox, secret: SECRET, secrets: [SECRET] }),
+    () => ({ dir: sandbox, secrets: [] }),
+    () => ({ dir: sandbox, secrets: 'x'.repeat(40) }),
+    () => ({ dir: sandbox, secret: new Uint8Array(31) }),
+    () => ({ dir: sandbox, secret: Buffer.alloc(5000) }),
+    () => ({ dir: sandbox, namespace: 'a:b' }),
+    () => ({ dir: sandbox, namespace: '' }),
+    () => ({ dir: sandbox, maxBytes: 10 }),
+    () => ({ dir: sandbox, maxBytes: 2 ** 40 }),
+    () => ({ dir: sandbox, bindToBoot: 'yes' }),
+    () => ({ dir: sandbox, logger: {} }),
+    () => ({ dir: sandbox, logger: { debug: 1 } }),
+    () => ({ dir: '', secret: SECRET }),
+    () => ({ dir: 'rel\0ative', secret: SECRET }),
+    () => ({ dir: 42 }),
+    () => ({ dir: sandbox, cleanupInterval: -1, secret: SECRET }),
+    () => ({ dir: sandbox, sweepInterval: 'often', secret: STORE_SECRET }),
+    () => ({ dir: sandbox, touchAfter: -1, secret: STORE_SECRET }),
+    () => ({ version: 1, sessions: [{ id: 'x' }] }),
+    () => ({ version: 1, sessions: 'x' }),
+    () => ({ version: 2, sessions: [] }),
+    () => ({
+      version: 1,
+      sessions: [{ id: generateSessionId(), meta: { createdAt: 1, lastAccess: 1, ttl: 'x' }, auth: null, data: {} }],
+    }),
     () => ({ id: generateSessionId(), meta: { createdAt: -1, lastAccess: 0, ttl: 5 }, auth: null, data: {} }),
     () => ({ id: generateSessionId(), meta: { createdAt: 0, lastAccess: 0, ttl: 5 }, auth: [], data: {} }),
-    () => ({ identity: 1, tags: [], data: {} }), () => ({ identity: 'x', tags: [1] }), () => ({ identity: ' ', tags: [] }),
+    () => ({ identity: 1, tags: [], data: {} }),
+    () => ({ identity: 'x', tags: [1] }),
+    () => ({ identity: ' ', tags: [] }),
     () => ({ userId: 'u', eid: 'e', createdAt: 'yesterday', expiresAt: new Date().toISOString(), userName: null }),
-    () => ({ userId: 1, eid: 'e' }), () => ({ userName: 5 }), () => ({ data: [] }), () => ({ data: { f: () => 1 } }), () => ({ data: cyclic }),
-    () => generateSessionId(), () => new Session(generateSessionId(), null, 1000), () => new Avatar('x', ['t']), () => new Bag(),
-    () => new MemorySessionStore(), () => sandbox, () => path.join(sandbox, 'sub'),
+    () => ({ userId: 1, eid: 'e' }),
+    () => ({ userName: 5 }),
+    () => ({ data: [] }),
+    () => ({ data: { f: () => 1 } }),
+    () => ({ data: cyclic }),
+    () => generateSessionId(),
+    () => new Session(generateSessionId(), null, 1000),
+    () => new Avatar('x', ['t']),
+    () => new Bag(),
+    () => new MemorySessionStore(),
+    () => sandbox,
+    () => path.join(sandbox, 'sub'),
   ]
   return () => values[Math.floor(random() * values.length)]()
 }
@@ -206,16 +316,40 @@ describe('random wrong-typed calls into every public API', () => {
     let fileStore = new FileSessionStore({ dir: path.join(sandbox, 'files'), secret: STORE_SECRET, sweepInterval: 0 })
     let memStore = new MemorySessionStore()
     const session = () => new Session(generateSessionId(), { identity: 'fuzz' }, 60_000)
-    const target = { session: session(), avatar: new Avatar('fuzzer', ['a']), bag: new Bag(), data: null as SessionData | null }
+    const target = {
+      session: session(),
+      avatar: new Avatar('fuzzer', ['a']),
+      bag: new Bag(),
+      data: null as SessionData | null,
+    }
     const id = () => generateSessionId()
     const ms = () => 1000 + int(100_000)
     const str = () => `s${int(100)}`
-    const any = (o: object, method: string, a: unknown[]) => (o as Record<string, (...x: unknown[]) => unknown>)[method](...a)
+    const any = (o: object, method: string, a: unknown[]) =>
+      (o as Record<string, (...x: unknown[]) => unknown>)[method](...a)
     const build = (Cls: unknown, a: unknown[]) => new (Cls as new (...x: unknown[]) => unknown)(...a)
 
     const calls: Array<[string, () => unknown]> = [
-      ['new SessionManager', () => build(SessionManager, args(() => 'fuzz-app', () => ({ dir: path.join(sandbox, 'm2'), secret: SECRET, cleanupInterval: 0 })))],
-      ['manager.login', () => any(manager, 'login', args(str, str, () => ({ userName: 'n', ttl: ms(), data: { a: 1 } })))],
+      [
+        'new SessionManager',
+        () =>
+          build(
+            SessionManager,
+            args(
+              () => 'fuzz-app',
+              () => ({ dir: path.join(sandbox, 'm2'), secret: SECRET, cleanupInterval: 0 }),
+            ),
+          ),
+      ],
+      [
+        'manager.login',
+        () =>
+          any(
+            manager,
+            'login',
+            args(str, str, () => ({ userName: 'n', ttl: ms(), data: { a: 1 } })),
+          ),
+      ],
       ['manager.extendSession', () => any(manager, 'extendSession', args(ms))],
       ['manager.logout', () => any(manager, 'logout', args())],
       ['manager.getSession', () => any(manager, 'getSession', args())],
@@ -224,50 +358,194 @@ describe('random wrong-typed calls into every public API', () => {
       ['manager.isLoggedInSync', () => any(manager, 'isLoggedInSync', args())],
       ['manager.getUserId', () => any(manager, 'getUserId', args())],
       ['manager.init', () => any(manager, 'init', args())],
-      ['manager.close', async () => {
-        await manager.close()
-        manager = new SessionManager('fuzz-app', { dir: path.join(sandbox, 'mgr'), secret: SECRET, cleanupInterval: 0 })
-      }],
-      ['new FileSessionStore', async () => {
-        const s = build(FileSessionStore, args(() => ({ dir: path.join(sandbox, 'f2'), secret: STORE_SECRET, sweepInterval: 0 }))) as FileSessionStore
-        await s.close()
-      }],
-      ['new MemorySessionStore', () => build(MemorySessionStore, args(() => ({ defaultTtl: ms() })))],
+      [
+        'manager.close',
+        async () => {
+          await manager.close()
+          manager = new SessionManager('fuzz-app', {
+            dir: path.join(sandbox, 'mgr'),
+            secret: SECRET,
+            cleanupInterval: 0,
+          })
+        },
+      ],
+      [
+        'new FileSessionStore',
+        async () => {
+          const s = build(
+            FileSessionStore,
+            args(() => ({ dir: path.join(sandbox, 'f2'), secret: STORE_SECRET, sweepInterval: 0 })),
+          ) as FileSessionStore
+          await s.close()
+        },
+      ],
+      [
+        'new MemorySessionStore',
+        () =>
+          build(
+            MemorySessionStore,
+            args(() => ({ defaultTtl: ms() })),
+          ),
+      ],
       ...(['file', 'memory'] as const).flatMap((kind): Array<[string, () => unknown]> => {
         const st = () => (kind === 'file' ? fileStore : memStore)
         return [
-          [`${kind}.create`, () => any(st(), 'create', args(() => ({ identity: 'x' }), () => ({ ttl: ms() })))],
+          [
+            `${kind}.create`,
+            () =>
+              any(
+                st(),
+                'create',
+                args(
+                  () => ({ identity: 'x' }),
+                  () => ({ ttl: ms() }),
+                ),
+              ),
+          ],
           [`${kind}.get`, () => any(st(), 'get', args(id))],
           [`${kind}.save`, () => any(st(), 'save', args(session))],
           [`${kind}.delete`, () => any(st(), 'delete', args(id))],
           [`${kind}.dump`, () => any(st(), 'dump', args())],
-          [`${kind}.restore`, () => any(st(), 'restore', args(() => ({ version: 1, sessions: [session().toRecord()] })))],
+          [
+            `${kind}.restore`,
+            () =>
+              any(
+                st(),
+                'restore',
+                args(() => ({ version: 1, sessions: [session().toRecord()] })),
+              ),
+          ],
           [`${kind}.purgeExpired`, () => any(st(), 'purgeExpired', args())],
-          [`${kind}.close`, async () => {
-            await st().close()
-            if (kind === 'file') fileStore = new FileSessionStore({ dir: path.join(sandbox, 'files'), secret: STORE_SECRET, sweepInterval: 0 })
-            else memStore = new MemorySessionStore()
-          }],
+          [
+            `${kind}.close`,
+            async () => {
+              await st().close()
+              if (kind === 'file')
+                fileStore = new FileSessionStore({
+                  dir: path.join(sandbox, 'files'),
+                  secret: STORE_SECRET,
+                  sweepInterval: 0,
+                })
+              else memStore = new MemorySessionStore()
+            },
+          ],
         ]
       }),
-      ['new Session', () => build(Session, args(id, () => ({ identity: 'x' }), ms, () => ({ maxAge: ms() })))],
+      [
+        'new Session',
+        () =>
+          build(
+            Session,
+            args(
+              id,
+              () => ({ identity: 'x' }),
+              ms,
+              () => ({ maxAge: ms() }),
+            ),
+          ),
+      ],
       ['Session.fromRecord', () => Session.fromRecord(arg(() => session().toRecord()))],
-      ['session.isExpired', () => any(target.session, 'isExpired', args(() => Date.now()))],
-      ['session.touch', () => any(target.session, 'touch', args(() => Date.now()))],
-      ['session.attachAvatar', () => any(target.session, 'attachAvatar', args(() => new Avatar('x')))],
+      [
+        'session.isExpired',
+        () =>
+          any(
+            target.session,
+            'isExpired',
+            args(() => Date.now()),
+          ),
+      ],
+      [
+        'session.touch',
+        () =>
+          any(
+            target.session,
+            'touch',
+            args(() => Date.now()),
+          ),
+      ],
+      [
+        'session.attachAvatar',
+        () =>
+          any(
+            target.session,
+            'attachAvatar',
+            args(() => new Avatar('x')),
+          ),
+      ],
       ['session.withId', () => any(target.session, 'withId', args(id))],
       ['session.toJSON', () => any(target.session, 'toJSON', args())],
       ['session.toRecord', () => any(target.session, 'toRecord', args())],
-      ['session.data.set', () => any(target.session.data, 'set', args(str, () => ({ n: 1 })))],
-      ['new Avatar', () => build(Avatar, args(str, () => ['t'], () => ({ sub: 'x' })))],
+      [
+        'session.data.set',
+        () =>
+          any(
+            target.session.data,
+            'set',
+            args(str, () => ({ n: 1 })),
+          ),
+      ],
+      [
+        'new Avatar',
+        () =>
+          build(
+            Avatar,
+            args(
+              str,
+              () => ['t'],
+              () => ({ sub: 'x' }),
+            ),
+          ),
+      ],
       ['Avatar.fromJSON', () => Avatar.fromJSON(arg(() => target.avatar.toJSON()))],
-      ['avatar.hasTag', () => any(target.avatar, 'hasTag', args(() => 'a'))],
-      ['avatar.data.set', () => any(target.avatar.data, 'set', args(str, () => 1))],
+      [
+        'avatar.hasTag',
+        () =>
+          any(
+            target.avatar,
+            'hasTag',
+            args(() => 'a'),
+          ),
+      ],
+      [
+        'avatar.data.set',
+        () =>
+          any(
+            target.avatar.data,
+            'set',
+            args(str, () => 1),
+          ),
+      ],
       ['new Bag', () => build(Bag, args())],
       ['Bag.fromJSON', () => Bag.fromJSON(arg(() => ({ a: { b: 1 } })))],
-      ...(['get', 'has', 'set', 'delete'] as const).map((m): [string, () => unknown] => [`bag.${m}`, () => any(target.bag, m, args(() => ['a', 'a.b', 'x.y.z'][int(3)], () => ({ q: [1] })))]),
+      ...(['get', 'has', 'set', 'delete'] as const).map((m): [string, () => unknown] => [
+        `bag.${m}`,
+        () =>
+          any(
+            target.bag,
+            m,
+            args(
+              () => ['a', 'a.b', 'x.y.z'][int(3)],
+              () => ({ q: [1] }),
+            ),
+          ),
+      ]),
       ['bag.toJSON', () => target.bag.toJSON()],
-      ['new SessionData', () => { target.data = build(SessionData, args(() => ({ userId: 'u', eid: 'e', createdAt: new Date().toISOString(), expiresAt: new Date().toISOString(), userName: null, data: {} }))) as SessionData }],
+      [
+        'new SessionData',
+        () => {
+          target.data = build(
+            SessionData,
+            args(() => ({
+              userId: 'u',
+              eid: 'e',
+              createdAt: new Date().toISOString(),
+              expiresAt: new Date().toISOString(),
+              userName: null,
+              data: {},
+            })),
+          ) as SessionData
+        },
+      ],
       ['SessionData.fromJSON', () => SessionData.fromJSON(value())],
       ['isValidSessionId', () => isValidSessionId(value())],
       ['storageName', () => storageName(value() as string)],
@@ -292,7 +570,10 @@ describe('random wrong-typed calls into every public API', () => {
         }
       } catch (err) {
         outcome = classify(err)
-        if (outcome === 'other') others.push(`#${i} ${name}: ${err instanceof Error ? `${err.constructor.name}: ${err.message}` : `threw a non-Error ${String(err)}`}`)
+        if (outcome === 'other')
+          others.push(
+            `#${i} ${name}: ${err instanceof Error ? `${err.constructor.name}: ${err.message}` : `threw a non-Error ${String(err)}`}`,
+          )
       }
       tally[outcome]++
     }

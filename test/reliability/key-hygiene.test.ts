@@ -25,7 +25,9 @@ beforeAll(() => {
 afterAll(() => rmTree(root))
 
 function hkdf(secret: string, info: string): Buffer {
-  return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'sealed-session/v1', Buffer.from(info, 'utf8'), 32))
+  return Buffer.from(
+    crypto.hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'sealed-session/v1', Buffer.from(info, 'utf8'), 32),
+  )
 }
 
 /** How V8's heap snapshot serializer writes a one-byte string: printable ASCII as is, the
@@ -106,10 +108,21 @@ describe('key hygiene', () => {
     expect(snapshot.includes(Buffer.from(SECRET))).toBe(true)
     expect(snapshot.includes(Buffer.from(STORE_SECRET))).toBe(true)
     // The keys really are the ones in use: the key ids on disk match them.
-    const kid = (key: Buffer) => crypto.createHash('sha256').update('sealed-session kid').update(key).digest().subarray(0, 4).toString('hex')
-    expect(fs.readFileSync(path.join(root, 'use', 'manager', 'session.enc')).subarray(8, 12).toString('hex')).toBe(kid(keys[0][1]))
+    const kid = (key: Buffer) =>
+      crypto.createHash('sha256').update('sealed-session kid').update(key).digest().subarray(0, 4).toString('hex')
+    expect(
+      fs
+        .readFileSync(path.join(root, 'use', 'manager', 'session.enc'))
+        .subarray(8, 12)
+        .toString('hex'),
+    ).toBe(kid(keys[0][1]))
     const storeFile = fs.readdirSync(path.join(root, 'use', 'store'))[0]
-    expect(fs.readFileSync(path.join(root, 'use', 'store', storeFile)).subarray(8, 12).toString('hex')).toBe(kid(keys[1][1]))
+    expect(
+      fs
+        .readFileSync(path.join(root, 'use', 'store', storeFile))
+        .subarray(8, 12)
+        .toString('hex'),
+    ).toBe(kid(keys[1][1]))
 
     const found = findKeys(snapshot)
     const tried = keys.reduce((n, [, k]) => n + needles(k).length, 0)

@@ -26,7 +26,9 @@ describe('FileSessionStore versioned saves across processes', () => {
     const started = Date.now()
     const runs = await Promise.all(
       Array.from({ length: PROCS }, (_, p) =>
-        runNode('store-cas-writer.mjs', [dir, STORE_SECRET, session.id, String(p), String(EACH)], { timeoutMs: 55_000 }),
+        runNode('store-cas-writer.mjs', [dir, STORE_SECRET, session.id, String(p), String(EACH)], {
+          timeoutMs: 55_000,
+        }),
       ),
     )
     const ms = Date.now() - started
@@ -34,9 +36,14 @@ describe('FileSessionStore versioned saves across processes', () => {
     const results = runs.map((r) => ({ ...lastJson<Result>(r), stderr: r.stderr }))
     const final = (await store.get(session.id))!
     await store.close()
-    const present = Array.from({ length: PROCS }, (_, p) => Array.from({ length: EACH }, (_, n) => final.data.get(`p${p}.i${n}`) === n).filter(Boolean).length)
+    const present = Array.from(
+      { length: PROCS },
+      (_, p) => Array.from({ length: EACH }, (_, n) => final.data.get(`p${p}.i${n}`) === n).filter(Boolean).length,
+    )
     const total = present.reduce((a, b) => a + b, 0)
-    console.log(`store-cas: ${PROCS} processes x ${EACH} saves on one session: ${total} of ${PROCS * EACH} changes present (${ms} ms)`)
+    console.log(
+      `store-cas: ${PROCS} processes x ${EACH} saves on one session: ${total} of ${PROCS * EACH} changes present (${ms} ms)`,
+    )
     for (const r of results) {
       expect(r.errors).toEqual([])
       expect(r.stderr).toBe('')
@@ -45,6 +52,11 @@ describe('FileSessionStore versioned saves across processes', () => {
     expect(present).toEqual(Array.from({ length: PROCS }, () => EACH))
     expect(final.avatar.identity).toBe('shared')
     // 256 stripes at most, never a lock file per session.
-    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.lock')).every((n) => /^stripe-[0-9a-f]{2}\.lock$/.test(n))).toBe(true)
+    expect(
+      fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith('.lock'))
+        .every((n) => /^stripe-[0-9a-f]{2}\.lock$/.test(n)),
+    ).toBe(true)
   }, 60_000)
 })

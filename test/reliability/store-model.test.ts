@@ -26,7 +26,15 @@ import { needs } from '../helpers/ci'
 import { connectClient, type TestClient } from '../helpers/redis-clients'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server'
 import { IS_ROOT, rmTree } from './helpers'
-import { fileBackend, memoryBackend, redisBackend, tempRoot, type Backend, type StoreConfig, type StoreKind } from './store-model/backends'
+import {
+  fileBackend,
+  memoryBackend,
+  redisBackend,
+  tempRoot,
+  type Backend,
+  type StoreConfig,
+  type StoreKind,
+} from './store-model/backends'
 import { commandArb, counter, finalCheck } from './store-model/commands'
 import { Model, Real } from './store-model/model'
 
@@ -44,7 +52,8 @@ const MAX_COMMANDS = 60
 const SHRINK_MS = Number(process.env.MODEL_SHRINK_MS ?? 60_000)
 const TIMEOUT = Math.max(180_000, OPS * 150 + SHRINK_MS)
 for (const [name, value] of Object.entries({ MODEL_OPS: OPS, MODEL_SEED: SEED, MODEL_SHRINK_MS: SHRINK_MS })) {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`)
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a non-negative integer, got ${value}`)
 }
 
 const configArb: fc.Arbitrary<StoreConfig> = fc.record({
@@ -53,7 +62,11 @@ const configArb: fc.Arbitrary<StoreConfig> = fc.record({
   maxBytes: fc.constantFrom(undefined, 2048),
 })
 
-async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number) => Backend, faults: boolean): Promise<void> {
+async function runModel(
+  kind: StoreKind,
+  make: (config: StoreConfig, run: number) => Backend,
+  faults: boolean,
+): Promise<void> {
   const started = performance.now()
   const opsBefore = counter.ops
   let run = 0
@@ -63,7 +76,11 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
   let cut = false
   // Commands first: they shrink before the options (which could swap one finding for another).
   const property = fc.asyncProperty(
-    fc.commands([commandArb(kind, { faults, skip: SKIP })], { maxCommands: MAX_COMMANDS, size: 'max', ...(REPLAY === undefined ? {} : { replayPath: REPLAY }) }),
+    fc.commands([commandArb(kind, { faults, skip: SKIP })], {
+      maxCommands: MAX_COMMANDS,
+      size: 'max',
+      ...(REPLAY === undefined ? {} : { replayPath: REPLAY }),
+    }),
     configArb,
     async (cmds, config) => {
       if (failedAt !== null && performance.now() - failedAt > SHRINK_MS) {
@@ -94,7 +111,12 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
   for (;;) {
     const opsSoFar = counter.ops - opsBefore
     const batch = PATH !== undefined ? 1 : Math.max(1, Math.ceil((OPS - opsSoFar) / 20))
-    const details = await fc.check(property, { seed, numRuns: batch, endOnFailure: NO_SHRINK, ...(PATH === undefined ? {} : { path: PATH }) })
+    const details = await fc.check(property, {
+      seed,
+      numRuns: batch,
+      endOnFailure: NO_SHRINK,
+      ...(PATH === undefined ? {} : { path: PATH }),
+    })
     runs += details.numRuns
     const ops = counter.ops - opsBefore
     const shrunk = cut ? ` (shrinking included, stopped after ${SHRINK_MS} ms)` : ' (shrinking included)'
@@ -103,7 +125,9 @@ async function runModel(kind: StoreKind, make: (config: StoreConfig, run: number
       const err = details.errorInstance
       const report = `${fc.defaultReportMessage(details) ?? 'failed'}\n${err instanceof Error ? err.message : String(err)}`
       const replay = /replayPath="([^"]*)"/.exec(report)?.[1]
-      console.error(`store-model[${kind}] FAILED after ${status}\nreplay: MODEL_SEED=${seed} MODEL_PATH=${details.counterexamplePath} MODEL_REPLAY='${replay}'\n${report}`)
+      console.error(
+        `store-model[${kind}] FAILED after ${status}\nreplay: MODEL_SEED=${seed} MODEL_PATH=${details.counterexamplePath} MODEL_REPLAY='${replay}'\n${report}`,
+      )
       throw new Error(`store-model[${kind}] (MODEL_SEED=${seed}): ${report}`)
     }
     if (ops >= OPS || PATH !== undefined) {
@@ -129,20 +153,32 @@ describe('store model: random operation sequences against a reference model', ()
     rmTree(root)
   })
 
-  it(`MemorySessionStore (${OPS} operations)`, async () => {
-    await runModel('memory', (config) => memoryBackend(config), false)
-  }, TIMEOUT)
+  it(
+    `MemorySessionStore (${OPS} operations)`,
+    async () => {
+      await runModel('memory', (config) => memoryBackend(config), false)
+    },
+    TIMEOUT,
+  )
 
-  it(`FileSessionStore, two instances on one directory (${OPS} operations)`, async () => {
-    // Injected read errors need root (chown to another uid); elsewhere the run goes without them.
-    await runModel('file', (config) => fileBackend(config, root), needs(IS_ROOT, 'root (to chown session files)'))
-  }, TIMEOUT)
+  it(
+    `FileSessionStore, two instances on one directory (${OPS} operations)`,
+    async () => {
+      // Injected read errors need root (chown to another uid); elsewhere the run goes without them.
+      await runModel('file', (config) => fileBackend(config, root), needs(IS_ROOT, 'root (to chown session files)'))
+    },
+    TIMEOUT,
+  )
 
-  it(`RedisSessionStore, node-redis and ioredis instances on one redis-server (${OPS} operations)`, async () => {
-    server = await startRedisServer()
-    clients = await Promise.all([connectClient('node-redis', server.port), connectClient('ioredis', server.port)])
-    const nodeRedis = clients[0].client as unknown as ReturnType<typeof createClient>
-    const ioredis = clients[1].client as unknown as Redis
-    await runModel('redis', (config, run) => redisBackend(config, nodeRedis, ioredis, `model${run}:`), true)
-  }, TIMEOUT)
+  it(
+    `RedisSessionStore, node-redis and ioredis instances on one redis-server (${OPS} operations)`,
+    async () => {
+      server = await startRedisServer()
+      clients = await Promise.all([connectClient('node-redis', server.port), connectClient('ioredis', server.port)])
+      const nodeRedis = clients[0].client as unknown as ReturnType<typeof createClient>
+      const ioredis = clients[1].client as unknown as Redis
+      await runModel('redis', (config, run) => redisBackend(config, nodeRedis, ioredis, `model${run}:`), true)
+    },
+    TIMEOUT,
+  )
 })

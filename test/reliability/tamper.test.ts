@@ -30,7 +30,15 @@ function* variants(good: Buffer): Generator<[string, Buffer]> {
 
 const counting = () => {
   const counts = { warn: 0, debug: 0, error: 0 }
-  return { counts, logger: { debug: () => void counts.debug++, info() {}, warn: () => void counts.warn++, error: () => void counts.error++ } }
+  return {
+    counts,
+    logger: {
+      debug: () => void counts.debug++,
+      info() {},
+      warn: () => void counts.warn++,
+      error: () => void counts.error++,
+    },
+  }
 }
 
 const totals = { variants: 0, flips: 0, truncations: 0, accepted: 0, thrown: 0 }
@@ -97,7 +105,13 @@ describe('tampering', () => {
 
   it('FileSessionStore: every bit flip and truncation of one session file reads as null; the other session still reads', async () => {
     const { counts, logger } = counting()
-    const store = new FileSessionStore({ dir: path.join(root, 'store'), secret: STORE_SECRET, sweepInterval: 0, touchAfter: 3_600_000, logger })
+    const store = new FileSessionStore({
+      dir: path.join(root, 'store'),
+      secret: STORE_SECRET,
+      sweepInterval: 0,
+      touchAfter: 3_600_000,
+      logger,
+    })
     const a = await store.create({ identity: 'alice', roles: 'admin,ops' })
     a.data.set('cart.items', ['book', 'pen'])
     await store.save(a)

@@ -56,7 +56,12 @@ export function secretOf(gen: number): string {
 }
 
 export function memoryBackend(config: StoreConfig): Backend {
-  const store = new MemorySessionStore({ ttl: config.ttl, touchAfter: config.touchAfter, maxBytes: config.maxBytes, sweepInterval: 0 })
+  const store = new MemorySessionStore({
+    ttl: config.ttl,
+    touchAfter: config.touchAfter,
+    maxBytes: config.maxBytes,
+    sweepInterval: 0,
+  })
   return {
     kind: 'memory',
     instances: [store],
@@ -195,7 +200,14 @@ export function redisBackend(config: StoreConfig, nodeRedis: NodeRedis, ioredis:
       // Only this run's keys: the prefix is unique to the run.
       let cursor = '0'
       do {
-        const [next, keys] = (await nodeRedis.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000'])) as [string, string[]]
+        const [next, keys] = (await nodeRedis.sendCommand([
+          'SCAN',
+          cursor,
+          'MATCH',
+          `${prefix}*`,
+          'COUNT',
+          '1000',
+        ])) as [string, string[]]
         cursor = next
         if (keys.length > 0) await nodeRedis.sendCommand(['DEL', ...keys])
       } while (cursor !== '0')

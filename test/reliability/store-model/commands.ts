@@ -10,7 +10,18 @@ import { Avatar } from '../../../lib/session/avatar'
 import type { Session } from '../../../lib/session/session'
 import type { SessionInfo } from '../../../lib/stores/store'
 import { secretOf, type Fault, type StoreKind } from './backends'
-import { applyChanges, expectSessionError, IDENTITIES, PATHS, resync, SAFETY_MS, type Candidate, type Model, type MSession, type Real } from './model'
+import {
+  applyChanges,
+  expectSessionError,
+  IDENTITIES,
+  PATHS,
+  resync,
+  SAFETY_MS,
+  type Candidate,
+  type Model,
+  type MSession,
+  type Real,
+} from './model'
 
 type Cmd = fc.AsyncCommand<Model, Real>
 
@@ -25,7 +36,9 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; err: unknown }
 
 const who = (identity: string | null) => identity ?? 'anonymous'
 const errText = (err: unknown) =>
-  err instanceof Error ? `${err.constructor.name}${(err as { code?: string }).code ? ` ${(err as { code?: string }).code}` : ''}: ${err.message}` : String(err)
+  err instanceof Error
+    ? `${err.constructor.name}${(err as { code?: string }).code ? ` ${(err as { code?: string }).code}` : ''}: ${err.message}`
+    : String(err)
 const faultText = (f: FaultArg | undefined) =>
   f === undefined
     ? ''
@@ -46,9 +59,19 @@ async function attempt<T>(p: () => Promise<T>): Promise<Outcome<T>> {
  * removed afterwards. `faulted` is false when no fault was given or none was hit (then the
  * operation is held to the clean rules).
  */
-async function withFault<T>(r: Real, fault: FaultArg | undefined, inst: number, victims: MSession[], op: () => Promise<T>): Promise<{ out: Outcome<T>; faulted: boolean; note: string }> {
+async function withFault<T>(
+  r: Real,
+  fault: FaultArg | undefined,
+  inst: number,
+  victims: MSession[],
+  op: () => Promise<T>,
+): Promise<{ out: Outcome<T>; faulted: boolean; note: string }> {
   if (fault === undefined) return { out: await attempt(op), faulted: false, note: '' }
-  await r.backend.inject(fault.fault, inst % r.backend.instances.length, victims.map((s) => s.id))
+  await r.backend.inject(
+    fault.fault,
+    inst % r.backend.instances.length,
+    victims.map((s) => s.id),
+  )
   const out = await attempt(op)
   const hit = await r.backend.clear()
   return { out, faulted: hit, note: hit ? '' : ' (fault not hit)' }
@@ -73,7 +96,8 @@ function addSession(m: Model, s: Session, identity: string | null, ttl: number):
   }
   m.sessions.push(ms)
   m.expectSame(ms, s, `create #${ms.seq}`)
-  if (s.meta.lastAccess !== m.now || s.meta.ttl !== ttl) m.fail(`create #${ms.seq}: meta ${JSON.stringify(s.meta)}, expected lastAccess ${m.now} ttl ${ttl}`)
+  if (s.meta.lastAccess !== m.now || s.meta.ttl !== ttl)
+    m.fail(`create #${ms.seq}: meta ${JSON.stringify(s.meta)}, expected lastAccess ${m.now} ttl ${ttl}`)
   return ms
 }
 
@@ -91,7 +115,13 @@ async function expectGone(m: Model, r: Real, gone: MSession[], where: string): P
  * revokeSessions that may answer SessionConflictError (it could not finish): retried, without
  * competition, until it resolves. Anything else is a failure.
  */
-async function revokeUntilDone(m: Model, r: Real, identity: string, except: MSession | null, where: string): Promise<void> {
+async function revokeUntilDone(
+  m: Model,
+  r: Real,
+  identity: string,
+  except: MSession | null,
+  where: string,
+): Promise<void> {
   for (let i = 0; i < 3; i++) {
     const out = await attempt(() => r.inst(0).revokeSessions(identity, except ? { except: except.id } : {}))
     if (out.ok) {
@@ -104,7 +134,14 @@ async function revokeUntilDone(m: Model, r: Real, identity: string, except: MSes
 }
 
 /** After revokeSessions(identity, except) resolved: every victim is gone everywhere; the kept one re-learnt. */
-async function afterRevoke(m: Model, r: Real, identity: string, except: MSession | null, victims: MSession[], where: string): Promise<void> {
+async function afterRevoke(
+  m: Model,
+  r: Real,
+  identity: string,
+  except: MSession | null,
+  victims: MSession[],
+  where: string,
+): Promise<void> {
   for (const v of victims) {
     v.alive = false
     v.fate = 'revoked'
@@ -114,7 +151,14 @@ async function afterRevoke(m: Model, r: Real, identity: string, except: MSession
   if (except !== null && except.identity === identity) await resync(m, r, [except], `${where} (kept session)`)
 }
 
-function expectListed(m: Model, identity: string, infos: SessionInfo[], expected: MSession[], mayMiss: MSession[] | 'any', where: string): void {
+function expectListed(
+  m: Model,
+  identity: string,
+  infos: SessionInfo[],
+  expected: MSession[],
+  mayMiss: MSession[] | 'any',
+  where: string,
+): void {
   const byId = new Map(m.sessions.map((s) => [s.id, s]))
   const got = new Set<string>()
   for (const info of infos) {
@@ -122,14 +166,21 @@ function expectListed(m: Model, identity: string, infos: SessionInfo[], expected
     if (s === undefined) m.fail(`${where}: listed an id this run never created`)
     if (got.has(info.id)) m.fail(`${where}: listed #${s.seq} twice`)
     got.add(info.id)
-    if (!expected.includes(s)) m.fail(`${where}: listed #${s.seq} (${s.identity ?? 'anonymous'}, ${m.why(s)}), which is not a live session of ${identity}`)
+    if (!expected.includes(s))
+      m.fail(
+        `${where}: listed #${s.seq} (${s.identity ?? 'anonymous'}, ${m.why(s)}), which is not a live session of ${identity}`,
+      )
     if (info.lastAccess !== s.la || info.expiresAt !== s.la + s.ttl || info.createdAt !== s.createdAt) {
-      m.fail(`${where}: #${s.seq} listed as ${JSON.stringify(info)}, model: createdAt ${s.createdAt} lastAccess ${s.la} expiresAt ${s.la + s.ttl}`)
+      m.fail(
+        `${where}: #${s.seq} listed as ${JSON.stringify(info)}, model: createdAt ${s.createdAt} lastAccess ${s.la} expiresAt ${s.la + s.ttl}`,
+      )
     }
   }
   const missing = expected.filter((s) => !got.has(s.id) && (mayMiss === 'any' ? false : !mayMiss.includes(s)))
   if (missing.length > 0) {
-    m.fail(`${where}: found ${infos.length} of ${expected.length} live sessions of ${identity}; missing ${missing.map((s) => `#${s.seq}`).join(' ')}`)
+    m.fail(
+      `${where}: found ${infos.length} of ${expected.length} live sessions of ${identity}; missing ${missing.map((s) => `#${s.seq}`).join(' ')}`,
+    )
   }
 }
 
@@ -146,7 +197,12 @@ class Create implements Cmd {
     countOp()
     const where = `${this}`
     const out = await attempt(() =>
-      r.inst(this.inst).create(this.identity === null ? null : { identity: this.identity }, this.ttl === undefined ? undefined : { ttl: this.ttl }),
+      r
+        .inst(this.inst)
+        .create(
+          this.identity === null ? null : { identity: this.identity },
+          this.ttl === undefined ? undefined : { ttl: this.ttl },
+        ),
     )
     if (!out.ok) unexpected(m, where, out.err)
     const s = addSession(m, out.value, this.identity, this.ttl ?? m.config.ttl)
@@ -169,7 +225,9 @@ class CreateMany implements Cmd {
   async run(m: Model, r: Real): Promise<void> {
     countOp()
     const where = `${this}`
-    const out = await attempt(() => Promise.all(Array.from({ length: this.count }, (_, i) => r.inst(i).create({ identity: this.identity }))))
+    const out = await attempt(() =>
+      Promise.all(Array.from({ length: this.count }, (_, i) => r.inst(i).create({ identity: this.identity }))),
+    )
     if (!out.ok) unexpected(m, where, out.err)
     const made = out.value.map((s) => addSession(m, s, this.identity, m.config.ttl))
     m.log(`${where} → #${made[0].seq}..#${made[made.length - 1].seq}`)
@@ -202,7 +260,8 @@ class Get implements Cmd {
       m.log(`${where} → ${out.value === null ? 'null' : 'session'}`, note)
       if (this.keep !== null) {
         r.copies[this.keep] = out.value
-        m.copies[this.keep] = out.value === null ? null : { seq: s.seq, la: m.now, changes: new Map(), login: undefined }
+        m.copies[this.keep] =
+          out.value === null ? null : { seq: s.seq, la: m.now, changes: new Map(), login: undefined }
       }
       return
     }
@@ -240,7 +299,9 @@ class Change implements Cmd {
     m.log(`${this} (copy of #${m.copies[this.slot]!.seq})${noop ? ' (not held: no change)' : ''}`)
   }
   toString(): string {
-    return this.value === null ? `slot ${this.slot}: delete ${this.path}` : `slot ${this.slot}: set ${this.path} = ${this.value}`
+    return this.value === null
+      ? `slot ${this.slot}: delete ${this.path}`
+      : `slot ${this.slot}: set ${this.path} = ${this.value}`
   }
 }
 
@@ -282,7 +343,9 @@ class Save implements Cmd {
     const expected = m.live(s)
     const merged: Candidate = { data: applyChanges(s.data, c.changes), identity: c.login ?? s.identity }
     const where = `save(slot ${this.slot}: copy of #${s.seq} ${m.why(s)}) @${this.inst}${faultText(this.fault)}`
-    const { out, faulted, note } = await withFault(r, this.fault, this.inst, [s], () => r.inst(this.inst).save(r.copies[this.slot]!))
+    const { out, faulted, note } = await withFault(r, this.fault, this.inst, [s], () =>
+      r.inst(this.inst).save(r.copies[this.slot]!),
+    )
     m.log(`${where} → ${out.ok ? out.value : errText(out.err)}`, note)
     const apply = () => {
       s.data = merged.data
@@ -348,7 +411,10 @@ class Delete implements Cmd {
     }
   }
   toString(): string {
-    const target = this.slot === null ? `${this.live ? 'live' : 'any'} ${this.pick}` : `held in slot ${this.slot}, else ${this.live ? 'live' : 'any'} ${this.pick}`
+    const target =
+      this.slot === null
+        ? `${this.live ? 'live' : 'any'} ${this.pick}`
+        : `held in slot ${this.slot}, else ${this.live ? 'live' : 'any'} ${this.pick}`
     return `delete(${target}) @${this.inst}${faultText(this.fault)}`
   }
 }
@@ -438,7 +504,9 @@ class RevokeRacing implements Cmd {
         }
       }
     })
-    const out = await attempt(() => r.inst(this.inst).revokeSessions(this.identity, except ? { except: except.id } : {}))
+    const out = await attempt(() =>
+      r.inst(this.inst).revokeSessions(this.identity, except ? { except: except.id } : {}),
+    )
     stop = true
     const ended = await Promise.allSettled(loops)
     m.log(`${where} → ${out.ok ? out.value : errText(out.err)} (${saves} competing saves)`)
@@ -448,7 +516,8 @@ class RevokeRacing implements Cmd {
       await revokeUntilDone(m, r, this.identity, except, where)
     }
     await afterRevoke(m, r, this.identity, except, victims, where)
-    if (out.ok && out.value !== victims.length) m.fail(`${where}: returned ${out.value}, but ${victims.length} live sessions were revoked`)
+    if (out.ok && out.value !== victims.length)
+      m.fail(`${where}: returned ${out.value}, but ${victims.length} live sessions were revoked`)
   }
   toString(): string {
     return `revokeRacing(${this.identity}, victim ${this.victim}${this.except === null ? '' : `, except ${this.except}`}, ${this.savers} ${this.mode} savers) @${this.inst}`
@@ -470,7 +539,9 @@ class List implements Cmd {
     const expected = m.liveOf(this.identity)
     const hit = this.fault === undefined ? [] : m.some(expected, this.fault.n, this.fault.k)
     const where = `listSessions(${this.identity}) @${this.inst}${faultText(this.fault)}`
-    const { out, faulted, note } = await withFault(r, this.fault, this.inst, hit, () => r.inst(this.inst).listSessions(this.identity))
+    const { out, faulted, note } = await withFault(r, this.fault, this.inst, hit, () =>
+      r.inst(this.inst).listSessions(this.identity),
+    )
     m.log(`${where} → ${out.ok ? `${out.value.length} of ${expected.length}` : errText(out.err)}`, note)
     if (!out.ok) {
       if (!faulted) unexpected(m, where, out.err)
@@ -480,7 +551,14 @@ class List implements Cmd {
     // Under an injected error a session it could not read may be left out (never pruned: later
     // lists must find it again).
     const f = this.fault?.fault
-    expectListed(m, this.identity, out.value, expected, !faulted ? [] : f?.kind === 'chown' && !f.indexes ? hit : 'any', where)
+    expectListed(
+      m,
+      this.identity,
+      out.value,
+      expected,
+      !faulted ? [] : f?.kind === 'chown' && !f.indexes ? hit : 'any',
+      where,
+    )
   }
   toString(): string {
     return `list(${this.identity}) @${this.inst}${faultText(this.fault)}`
@@ -501,7 +579,9 @@ class Sweep implements Cmd {
     const live = m.sessions.filter((s) => m.live(s))
     const hit = this.fault === undefined ? [] : m.some(live, this.fault.n, this.fault.k)
     const where = `purgeExpired() @${this.inst}${faultText(this.fault)}${hit.length ? ` [unreadable: ${hit.map((s) => `#${s.seq}`).join(' ')}]` : ''}`
-    const { out, faulted, note } = await withFault(r, this.fault, this.inst, hit, () => r.inst(this.inst).purgeExpired())
+    const { out, faulted, note } = await withFault(r, this.fault, this.inst, hit, () =>
+      r.inst(this.inst).purgeExpired(),
+    )
     m.log(`${where} → ${out.ok ? out.value : errText(out.err)}`, note)
     if (!out.ok) {
       if (!faulted) unexpected(m, where, out.err)
@@ -567,7 +647,9 @@ class Rotate implements Cmd {
       s.alive = false
       s.fate = 'unreadable'
     }
-    m.log(`rotate → secret K${m.gen} alone${lost.length ? ` (unreadable now: ${lost.map((s) => `#${s.seq}`).join(' ')})` : ''}`)
+    m.log(
+      `rotate → secret K${m.gen} alone${lost.length ? ` (unreadable now: ${lost.map((s) => `#${s.seq}`).join(' ')})` : ''}`,
+    )
   }
   toString(): string {
     return 'rotate'
@@ -613,7 +695,10 @@ const STEPS: Array<[number, number]> = [
 ]
 
 /** The generated operations for one store kind (faults and rotation only where the store has them). */
-export function commandArb(kind: StoreKind, { faults, skip = new Set() }: { faults: boolean; skip?: ReadonlySet<string> }): fc.Arbitrary<Cmd> {
+export function commandArb(
+  kind: StoreKind,
+  { faults, skip = new Set() }: { faults: boolean; skip?: ReadonlySet<string> },
+): fc.Arbitrary<Cmd> {
   const inst = fc.nat(1)
   const pick = fc.nat(999)
   const slot = fc.nat(2)
@@ -628,7 +713,11 @@ export function commandArb(kind: StoreKind, { faults, skip = new Set() }: { faul
     !faults || kind === 'memory'
       ? null
       : kind === 'file'
-        ? fc.record({ fault: fc.record({ kind: fc.constant('chown' as const), indexes: fc.boolean() }), n: pick, k: fc.integer({ min: 1, max: 3 }) })
+        ? fc.record({
+            fault: fc.record({ kind: fc.constant('chown' as const), indexes: fc.boolean() }),
+            n: pick,
+            k: fc.integer({ min: 1, max: 3 }),
+          })
         : fc.record({
             fault: fc.record({
               kind: fc.constant('redis' as const),
@@ -641,15 +730,25 @@ export function commandArb(kind: StoreKind, { faults, skip = new Set() }: { faul
           })
   // An injected error in one operation of `1 + clean` (a sweep's or a list's: one in two).
   const faultOr = (clean: number): fc.Arbitrary<FaultArg | undefined> =>
-    faultOf === null || skip.has('faults') ? fc.constant(undefined) : fc.oneof({ weight: clean, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: faultOf })
+    faultOf === null || skip.has('faults')
+      ? fc.constant(undefined)
+      : fc.oneof({ weight: clean, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: faultOf })
   const fault = faultOr(3)
   const arbs: Array<fc.WeightedArbitrary<Cmd> & { name: string }> = [
-    { name: 'create', weight: 6, arbitrary: fc.tuple(anyIdentity, fc.option(fc.constantFrom(...TTLS), { nil: undefined }), inst).map(([i, t, n]) => new Create(i, t, n)) },
+    {
+      name: 'create',
+      weight: 6,
+      arbitrary: fc
+        .tuple(anyIdentity, fc.option(fc.constantFrom(...TTLS), { nil: undefined }), inst)
+        .map(([i, t, n]) => new Create(i, t, n)),
+    },
     {
       name: 'createMany',
       weight: 1,
       // A few, or more than a 2 KiB index file holds (~24 entries).
-      arbitrary: fc.tuple(identity, fc.oneof(fc.integer({ min: 3, max: 10 }), fc.integer({ min: 25, max: 40 }))).map(([i, c]) => new CreateMany(i, c)),
+      arbitrary: fc
+        .tuple(identity, fc.oneof(fc.integer({ min: 3, max: 10 }), fc.integer({ min: 25, max: 40 })))
+        .map(([i, c]) => new CreateMany(i, c)),
     },
     {
       name: 'get',
@@ -658,25 +757,52 @@ export function commandArb(kind: StoreKind, { faults, skip = new Set() }: { faul
         .tuple(pick, live, inst, fc.option(slot, { nil: null, freq: 2 }), fault)
         .map(([p, l, n, k, f]) => new Get(p, l, n, k, k === null ? f : undefined)),
     },
-    { name: 'change', weight: 5, arbitrary: fc.tuple(slot, fc.constantFrom(...PATHS), fc.option(fc.nat(99), { nil: null, freq: 4 })).map(([s, p, v]) => new Change(s, p, v)) },
+    {
+      name: 'change',
+      weight: 5,
+      arbitrary: fc
+        .tuple(slot, fc.constantFrom(...PATHS), fc.option(fc.nat(99), { nil: null, freq: 4 }))
+        .map(([s, p, v]) => new Change(s, p, v)),
+    },
     { name: 'login', weight: 1, arbitrary: fc.tuple(slot, identity).map(([s, i]) => new Login(s, i)) },
     { name: 'save', weight: 5, arbitrary: fc.tuple(slot, inst, fault).map(([s, n, f]) => new Save(s, n, f)) },
-    { name: 'delete', weight: 3, arbitrary: fc.tuple(pick, live, inst, fault, fc.option(slot, { nil: null })).map(([p, l, n, f, h]) => new Delete(p, l, n, f, h)) },
+    {
+      name: 'delete',
+      weight: 3,
+      arbitrary: fc
+        .tuple(pick, live, inst, fault, fc.option(slot, { nil: null }))
+        .map(([p, l, n, f, h]) => new Delete(p, l, n, f, h)),
+    },
     {
       name: 'revoke',
       weight: 4,
-      arbitrary: fc.tuple(identity, fc.option(pick, { nil: null }), inst, fault, fc.option(slot, { nil: null })).map(([i, e, n, f, h]) => new Revoke(i, e, n, f, h)),
+      arbitrary: fc
+        .tuple(identity, fc.option(pick, { nil: null }), inst, fault, fc.option(slot, { nil: null }))
+        .map(([i, e, n, f, h]) => new Revoke(i, e, n, f, h)),
     },
     {
       name: 'race',
       weight: 2,
       arbitrary: fc
-        .tuple(identity, pick, fc.option(pick, { nil: null }), fc.integer({ min: 1, max: 6 }), fc.constantFrom('get' as const, 'copy' as const), inst)
+        .tuple(
+          identity,
+          pick,
+          fc.option(pick, { nil: null }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.constantFrom('get' as const, 'copy' as const),
+          inst,
+        )
         .map(([i, v, e, s, mo, n]) => new RevokeRacing(i, v, e, s, mo, n)),
     },
     { name: 'list', weight: 4, arbitrary: fc.tuple(identity, inst, faultOr(1)).map(([i, n, f]) => new List(i, n, f)) },
     { name: 'sweep', weight: 3, arbitrary: fc.tuple(inst, faultOr(1)).map(([n, f]) => new Sweep(n, f)) },
-    { name: 'advance', weight: 3, arbitrary: fc.oneof(...STEPS.map(([ms, weight]) => ({ weight, arbitrary: fc.constant(ms) }))).map((ms) => new Advance(ms)) },
+    {
+      name: 'advance',
+      weight: 3,
+      arbitrary: fc
+        .oneof(...STEPS.map(([ms, weight]) => ({ weight, arbitrary: fc.constant(ms) })))
+        .map((ms) => new Advance(ms)),
+    },
   ]
   if (kind !== 'memory') arbs.push({ name: 'rotate', weight: 3, arbitrary: fc.constant(new Rotate()) })
   return fc.oneof(...arbs.filter((a) => !skip.has(a.name)))

@@ -136,9 +136,11 @@ export class Model {
   expectSame(s: MSession, got: Session, where: string): void {
     if (got.id !== s.id) this.fail(`${where}: #${s.seq} read back with another id`)
     const identity = got.avatar.isAnonymous ? null : got.avatar.identity
-    if (identity !== s.identity) this.fail(`${where}: #${s.seq} reads as ${identity ?? 'anonymous'}, model: ${s.identity ?? 'anonymous'}`)
+    if (identity !== s.identity)
+      this.fail(`${where}: #${s.seq} reads as ${identity ?? 'anonymous'}, model: ${s.identity ?? 'anonymous'}`)
     const data = pruned(got.data.toJSON())
-    if (!isDeepStrictEqual(data, s.data)) this.fail(`${where}: #${s.seq} data ${JSON.stringify(data)}, model: ${JSON.stringify(s.data)}`)
+    if (!isDeepStrictEqual(data, s.data))
+      this.fail(`${where}: #${s.seq} data ${JSON.stringify(data)}, model: ${JSON.stringify(s.data)}`)
   }
 
   why(s: MSession): string {
@@ -189,7 +191,9 @@ export function applyChanges(data: Data, changes: Map<string, number | null>): D
 /** A failure an operation may report: a SessionError with a code, nothing else. */
 export function expectSessionError(m: Model, err: unknown, where: string): void {
   if (!(err instanceof SessionError) || typeof err.code !== 'string') {
-    m.fail(`${where}: rejected with ${err instanceof Error ? `${err.constructor.name}: ${err.message}` : String(err)}, not a SessionError`)
+    m.fail(
+      `${where}: rejected with ${err instanceof Error ? `${err.constructor.name}: ${err.message}` : String(err)}, not a SessionError`,
+    )
   }
 }
 
@@ -225,7 +229,11 @@ export async function resync(
   r: Real,
   sessions: MSession[],
   where: string,
-  { allowGone = false, fate = 'deleted', candidates }: { allowGone?: boolean; fate?: MSession['fate']; candidates?: Map<MSession, Candidate[]> } = {},
+  {
+    allowGone = false,
+    fate = 'deleted',
+    candidates,
+  }: { allowGone?: boolean; fate?: MSession['fate']; candidates?: Map<MSession, Candidate[]> } = {},
 ): Promise<void> {
   const store = r.inst(0)
   const todo = sessions.filter((s) => m.live(s))
@@ -236,7 +244,8 @@ export async function resync(
   for (const s of todo) {
     const rec = records.get(s.id)
     if (rec === undefined) {
-      if (!allowGone) m.fail(`${where}: live session #${s.seq} (${s.identity ?? 'anonymous'}) is gone after an I/O error`)
+      if (!allowGone)
+        m.fail(`${where}: live session #${s.seq} (${s.identity ?? 'anonymous'}) is gone after an I/O error`)
       s.alive = false
       s.fate = fate
       m.log(`  resync #${s.seq}: gone`)
@@ -247,9 +256,14 @@ export async function resync(
     const data = pruned(got.data.toJSON())
     const allowed = candidates?.get(s) ?? [{ data: s.data, identity: s.identity }]
     if (!allowed.some((c) => c.identity === identity && isDeepStrictEqual(c.data, data))) {
-      m.fail(`${where}: #${s.seq} holds ${identity ?? 'anonymous'} ${JSON.stringify(data)}, expected one of ${JSON.stringify(allowed)}`)
+      m.fail(
+        `${where}: #${s.seq} holds ${identity ?? 'anonymous'} ${JSON.stringify(data)}, expected one of ${JSON.stringify(allowed)}`,
+      )
     }
-    if (got.meta.lastAccess < s.la) m.fail(`${where}: #${s.seq} holds lastAccess t+${got.meta.lastAccess - m.start}ms, older than the t+${s.la - m.start}ms stored before`)
+    if (got.meta.lastAccess < s.la)
+      m.fail(
+        `${where}: #${s.seq} holds lastAccess t+${got.meta.lastAccess - m.start}ms, older than the t+${s.la - m.start}ms stored before`,
+      )
     s.identity = identity
     s.data = data
     s.la = got.meta.lastAccess
