@@ -13,6 +13,7 @@ import { storageName } from '../lib/core/ids'
 import type { Session } from '../lib/session/session'
 import { FileSessionStore } from '../lib/stores/file-store'
 import { MemorySessionStore } from '../lib/stores/memory-store'
+import { INDEX_ADD } from '../lib/stores/redis-scripts'
 import { RedisSessionStore } from '../lib/stores/redis-store'
 import type { SessionStore } from '../lib/stores/store'
 import { connectClient, type TestClient } from './helpers/redis-clients'
@@ -293,4 +294,30 @@ describe('FileSessionStore: an I/O error during a sweep is not evidence that a s
     expect(await store.revokeSessions('alice')).toBe(3)
     expect(await readable(store, alice)).toEqual([])
   })
+})
+
+describe('RedisSessionStore: a re-seal whose pipelined index refresh fails', () => {
+  it.runIf(redisOk)(
+    'still indexes the session under the new key, so it is listed once the old key is gone',
+    async () => {
+      const prefix = `rf${n++}:`
+      const s = await track(new RedisSessionStore({ client: client!.client, prefix, secret: K1 })).create({
+        identity: 'alice',
+      })
+      let failed = 0
+      // The index refresh sent beside the re-seal's swap is refused once.
+      const flaky = client!.intercept(
+        'EVALSHA',
+        async (args) => {
+          if (args[1] === INDEX_ADD.sha && failed++ === 0) throw new Error('injected: INDEX_ADD refused')
+        },
+        'before',
+      )
+      const rotating = track(new RedisSessionStore({ client: flaky, prefix, secrets: [K2, K1] }))
+      expect(await rotating.get(s.id)).not.toBeNull() // re-sealed under K2
+      expect(failed).toBeGreaterThan(0)
+      const current = track(new RedisSessionStore({ client: client!.client, prefix, secret: K2 }))
+      expect(ids(await current.listSessions('alice'))).toEqual([s.id])
+    },
+  )
 })

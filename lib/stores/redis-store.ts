@@ -109,6 +109,8 @@ export class RedisSessionStore extends SealedStore {
   protected override get saveAttempts(): number {
     return REDIS_SAVE_ATTEMPTS
   }
+  // Writes whose index entry writeRecord already refreshed (see afterWrite).
+  readonly #indexed = new WeakSet<RecordWrite>()
   readonly #link: RedisLink
   readonly #deadlines: CommandDeadlines
   // GETRANGE's inclusive end: the header and maxBytes + 1 bytes of envelope at most.
@@ -200,6 +202,7 @@ export class RedisSessionStore extends SealedStore {
     // Keep the identity's index entry as long-lived as the session (touches move its expiry):
     // sent with the write, on the same connection, so it costs no extra round trip.
     const index = condition.kind === 'version' && write.identity !== null ? this.indexNames(write.identity)[0] : null
+    const refreshed = write
     const refresh = index !== null ? this.#indexAdd(index, write) : null
     refresh?.catch(() => {})
     let expected: RedisArg = condition.kind === 'version' ? expectedHeader(condition.version) : ''
@@ -232,7 +235,14 @@ export class RedisSessionStore extends SealedStore {
         legacy = current.version === 1 ? 'SEAL' : ''
       }
     } finally {
-      if (refresh !== null) await refresh.catch(() => {})
+      // afterWrite adds the entry again unless this refresh covered the write that landed.
+      const ok =
+        refresh !== null &&
+        (await refresh.then(
+          () => true,
+          () => false,
+        ))
+      if (ok && write.expiresAt <= refreshed.expiresAt) this.#indexed.add(write)
     }
   }
 
@@ -258,9 +268,10 @@ export class RedisSessionStore extends SealedStore {
 
   // ---- Identity index: a sorted set per identity (member: storage name, score: expiry) ---------
 
-  // A versioned write refreshed the entry itself, on the same connection as the swap.
+  // A versioned write refreshed the entry itself, on the same connection as the swap; the entry
+  // is added here only when that refresh failed or did not cover the expiry that was written.
   protected override async afterWrite(write: RecordWrite, condition: WriteCondition): Promise<void> {
-    if (condition.kind !== 'version') await super.afterWrite(write, condition)
+    if (!this.#indexed.delete(write)) await super.afterWrite(write, condition)
   }
 
   protected async indexAdd(index: string, entry: IndexEntry): Promise<void> {
