@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { defaultSessionDir, squattedDefault } from './default-dir'
 import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from '../core/errors'
 import { checkMaxBytes } from '../core/limits'
-import { withFileMutex } from '../core/file-mutex'
+import { withDirLock } from '../core/file-mutex'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
 import {
   checkBindToBoot,
@@ -371,14 +371,7 @@ export class SessionManager implements AsyncDisposable {
   // session.enc.lock that other processes of this app take too. The queue is keyed by the
   // directory's device and inode: managers on two spellings of one directory share it.
   #locked<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
-    return withFileMutex(`${dir.id}\0${FILE_NAME}`, async () => {
-      const lock = await mapNative(() => dir.lock(FILE_NAME))
-      try {
-        return await fn()
-      } finally {
-        lock.release()
-      }
-    })
+    return withDirLock(dir, FILE_NAME, fn)
   }
 
   #newRecord(userId: unknown, eid: unknown, options: LoginOptions): SessionData {

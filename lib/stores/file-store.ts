@@ -22,7 +22,7 @@ import {
   type WriteOutcome,
 } from './base-store'
 import { mapNative } from '../core/errors'
-import { withFileMutex } from '../core/file-mutex'
+import { dirLockKey, withDirLock, withFileMutex } from '../core/file-mutex'
 import { isPlainObject } from '../core/json'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
 import { makeDump, type SessionDump } from './store'
@@ -209,7 +209,8 @@ export class FileSessionStore extends SealedStore {
     const { name } = write
     const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
     const expected = condition.kind === 'version' ? condition.version : 0
-    return withFileMutex(this.#stripeKey(files, name), async () => {
+    // The same in-process queue as #locked; the native call takes the stripe's flock itself.
+    return withFileMutex(dirLockKey(files.id, stripeOf(name)), async () => {
       const { json } = write
       const r = await mapNative(() =>
         files.casSeal(
@@ -363,25 +364,11 @@ export class FileSessionStore extends SealedStore {
   /**
    * Runs `fn` holding the stripe lock of a hex name (first byte: 256 stripes, so lock files never
    * pile up). The in-process queue comes first: at most one libuv pool thread per stripe waits in
-   * flock, so waiting writers cannot starve the 4-thread pool the lock holder needs.
+   * flock, so waiting writers cannot starve the 4-thread pool the lock holder needs. The queue is
+   * shared by every store on this directory (keyed by its device and inode).
    */
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
-    const files = await this.#open()
-    const stripe = stripeOf(hexName)
-    return withFileMutex(this.#stripeKey(files, hexName), async () => {
-      const lock = await mapNative(() => files.lock(stripe))
-      try {
-        return await fn()
-      } finally {
-        lock.release()
-      }
-    })
-  }
-
-  /** The in-process queue of a stripe, shared by every store on this directory: keyed by the
-   *  directory's device and inode, so two spellings of it (`dir`, `dir/`) share one queue. */
-  #stripeKey(files: NativePrivateDir, hexName: string): string {
-    return `${files.id}\0${stripeOf(hexName)}`
+    return withDirLock(await this.#open(), stripeOf(hexName), fn)
   }
 
   /** The open directory (or the promise of it); throws SessionClosedError once closed. */
