@@ -9,6 +9,7 @@ import { defaultSessionDir, squattedDefault } from './default-dir'
 import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from '../core/errors'
 import { checkMaxBytes } from '../core/limits'
 import { withDirLock } from '../core/file-mutex'
+import { weakInterval } from '../core/weak-timer'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
 import {
   checkBindToBoot,
@@ -563,17 +564,9 @@ export class SessionManager implements AsyncDisposable {
 
   #startCleanup(): void {
     if (this.#cleanupInterval === 0 || this.#timer) return
-    // The timer holds the manager weakly: an unclosed manager is still collected (and its key
-    // ring with it, which wipes the key); the first tick after that stops the timer.
-    const self = new WeakRef(this)
-    const timer = setInterval(() => {
-      const m = self.deref()
-      if (m === undefined) clearInterval(timer)
-      else m.#sweep()
-    }, this.#cleanupInterval)
-    // Never keep a process alive just to clean up.
-    timer.unref()
-    this.#timer = timer
+    // Held weakly: an unclosed manager is still collected (and its key ring with it, which
+    // wipes the key). Never keeps a process alive just to clean up.
+    this.#timer = weakInterval(this, this.#cleanupInterval, (m) => m.#sweep())
   }
 
   #sweep(): void {

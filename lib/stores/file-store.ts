@@ -24,6 +24,7 @@ import {
 import { mapNative } from '../core/errors'
 import { dirLockKey, withDirLock, withFileMutex } from '../core/file-mutex'
 import { isPlainObject } from '../core/json'
+import { weakInterval } from '../core/weak-timer'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
 import { makeDump, type SessionDump } from './store'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
@@ -95,12 +96,9 @@ export class FileSessionStore extends SealedStore {
     this.#openDir().catch(() => {})
     const sweepInterval = options.sweepInterval ?? 5 * 60_000
     if (sweepInterval > 0) {
-      // Held weakly: an unclosed store is still collected (its key ring wiped with it); the
-      // first tick after that stops the timer.
-      const self = new WeakRef(this)
-      const timer = setInterval(() => {
-        const store = self.deref()
-        if (store === undefined) return clearInterval(timer)
+      // Held weakly: an unclosed store is still collected (its key ring wiped with it). Never
+      // keeps a process alive just to sweep.
+      this.#timer = weakInterval(this, sweepInterval, (store) => {
         if (store.#sweeping !== null) return // the last one is still running
         store.#sweeping = store
           .purgeExpired()
@@ -108,10 +106,7 @@ export class FileSessionStore extends SealedStore {
           .finally(() => {
             store.#sweeping = null
           })
-      }, sweepInterval)
-      // Never keep a process alive just to sweep.
-      timer.unref()
-      this.#timer = timer
+      })
     }
   }
 
