@@ -6,8 +6,8 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { defaultSessionDir, squattedDefault } from './default-dir'
-import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from '../core/errors'
-import { checkMaxBytes } from '../core/limits'
+import { mapNative, SessionClosedError, UNREADABLE_CODES, toSessionError } from '../core/errors'
+import { assertFits, checkMaxBytes } from '../core/limits'
 import { withDirLock } from '../core/file-mutex'
 import { weakInterval } from '../core/weak-timer'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
@@ -123,12 +123,7 @@ function laterBy(now: number, ms: number, name: string): number {
 // Never write what the reader would refuse (and then delete) as too large; the error names
 // the option that raises the cap.
 function checkFits(json: string, maxBytes: number): void {
-  if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > maxBytes) {
-    throw new SessionTooLargeError(
-      `session record is over the ${maxBytes}-byte cap (raise it with the SessionManager option maxBytes)`,
-      'ERR_SESSION_TOO_LARGE',
-    )
-  }
+  assertFits(json, maxBytes, 'session record', 'raise it with the SessionManager option maxBytes')
 }
 
 function checkAppName(appName: unknown): string {
