@@ -515,10 +515,7 @@ export class SessionManager implements AsyncDisposable {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')
     if (this.#dir === null || this.#ring === null) {
       // Key first: a missing machine id should fail before a directory is created.
-      if (this.#ring === null) {
-        this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
-        this.#keyOptions = null
-      }
+      this.#keyRing()
       try {
         this.#dir = new native.PrivateDir(this.sessionDir, true)
       } catch (err) {
@@ -527,17 +524,23 @@ export class SessionManager implements AsyncDisposable {
       }
       this.#startCleanup()
     }
-    return { dir: this.#dir, ring: this.#ring }
+    return { dir: this.#dir, ring: this.#keyRing() }
+  }
+
+  // Derived once; the caller's secrets are dropped as soon as the ring holds the key.
+  #keyRing(): NativeKeyRing {
+    if (this.#ring === null) {
+      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
+      this.#keyOptions = null
+    }
+    return this.#ring
   }
 
   // The async paths open the directory on the thread pool, never blocking the main thread.
   async #readyAsync(): Promise<{ dir: NativePrivateDir; ring: NativeKeyRing }> {
     if (this.#closed || this.#dir !== null) return this.#ready()
     // Key first: a missing machine id should fail before a directory is created.
-    if (this.#ring === null) {
-      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
-      this.#keyOptions = null
-    }
+    this.#keyRing()
     this.#opening ??= native.openPrivateDir(this.sessionDir, true).finally(() => {
       this.#opening = null
     })
