@@ -25,7 +25,7 @@ import { generateSessionId, isValidSessionId } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import { checkLogger, type Logger } from '../core/logger'
 import { Session, clearDirty, persistedTouch } from '../session/session'
-import { DEFAULT_TTL, checkTtl, type SessionStore } from '../stores/store'
+import { DEFAULT_TTL, checkStoreOption, checkTtl, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
 export interface SessionCookieOptions {
@@ -310,13 +310,7 @@ export function checkSessionOptions(options: SessionMiddlewareOptions, owner: st
   if (!isPlainObject(options as unknown))
     throw new TypeError(`options must be a plain object, got ${describe(options)}`)
   checkOptionKeys(options, OPTION_KEYS, owner)
-  const store = options.store as unknown as Record<string, unknown> | null | undefined
-  if (typeof store !== 'object' || store === null)
-    throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
-  for (const method of ['get', 'save', 'delete'] as const) {
-    if (typeof store[method] !== 'function')
-      throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
-  }
+  const store = checkStoreOption(options.store, ['get', 'save', 'delete'])
 
   const cookieName = options.cookieName ?? 'sid'
   if (typeof cookieName !== 'string')
