@@ -23,6 +23,7 @@ import {
 } from './base-store'
 import { mapNative } from '../core/errors'
 import { dirLockKey, withDirLock, withFileMutex } from '../core/file-mutex'
+import { isStorageName } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import { weakInterval } from '../core/weak-timer'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
@@ -38,7 +39,6 @@ export interface FileSessionStoreOptions extends SealedStoreOptions {
   sweepInterval?: number
 }
 
-const STORAGE_NAME = /^[0-9a-f]{64}$/
 const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval'])
 const ENTRY_PREFIX = 'ix-'
 const ENTRY_FILE = /^ix-([0-9a-f]{64})-([0-9a-f]{64})$/
@@ -120,7 +120,7 @@ export class FileSessionStore extends SealedStore {
 
   async dump(): Promise<SessionDump> {
     const files = await this.#open()
-    const names = (await mapNative(() => files.list())).filter((n) => STORAGE_NAME.test(n))
+    const names = (await mapNative(() => files.list())).filter(isStorageName)
     const now = Date.now()
     const records: SessionRecord[] = []
     for (const name of names) {
@@ -339,7 +339,7 @@ export class FileSessionStore extends SealedStore {
       try {
         const parsed = JSON.parse(found.plaintext as string) as { entries?: unknown }
         if (!isPlainObject(parsed.entries)) throw new TypeError('bad index')
-        names = Object.keys(parsed.entries).filter((n) => STORAGE_NAME.test(n))
+        names = Object.keys(parsed.entries).filter(isStorageName)
       } catch {
         this.logger.warn('identity index holds no valid record')
         return
