@@ -56,6 +56,14 @@ export function storageName(id: string): string {
   return sha256Hex(id)
 }
 
+const STORAGE_NAME = /^[0-9a-f]{64}$/
+
+/** True for a string of the form storageName returns (64 lowercase hex digits): how a store
+ *  tells its session entries from anything else in a listing. */
+export function isStorageName(value: string): boolean {
+  return STORAGE_NAME.test(value)
+}
+
 // crypto.hash (Node >= 20.12) is one call with no Hash object: a third of the cost on every read.
 const sha256Hex: (s: string) => string =
   typeof crypto.hash === 'function'

@@ -13,12 +13,10 @@ export function checkMaxBytes(value: unknown): number {
   return value
 }
 
-/** Throws SessionTooLargeError when `json` sealed would exceed `maxBytes`. */
-export function assertFits(json: string, maxBytes: number, what: string): void {
+/** Throws SessionTooLargeError when `json` sealed would exceed `maxBytes`; `how` (in the message's
+ *  parentheses) says how to raise the cap. */
+export function assertFits(json: string, maxBytes: number, what: string, how = 'options.maxBytes'): void {
   if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > maxBytes) {
-    throw new SessionTooLargeError(
-      `${what} is over the ${maxBytes}-byte cap (options.maxBytes)`,
-      'ERR_SESSION_TOO_LARGE',
-    )
+    throw new SessionTooLargeError(`${what} is over the ${maxBytes}-byte cap (${how})`, 'ERR_SESSION_TOO_LARGE')
   }
 }

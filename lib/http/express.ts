@@ -30,7 +30,7 @@ import type { SessionData, Store as ExpressStore } from 'express-session'
 import { SessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
 import { markStored, Session, sessionVersion } from '../session/session'
-import { checkNonNegativeMs, checkTtl, DEFAULT_TOUCH_AFTER, type SessionStore } from '../stores/store'
+import { checkNonNegativeMs, checkStoreOption, checkTtl, DEFAULT_TOUCH_AFTER, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
 export interface ExpressSessionStoreOptions {
@@ -80,13 +80,7 @@ export class ExpressSessionStore extends Base {
     if (!isPlainObject(options as unknown))
       throw new TypeError(`options must be a plain object, got ${describe(options)}`)
     checkOptionKeys(options, EXPRESS_KEYS, 'ExpressSessionStore')
-    const store = options.store as unknown as Record<string, unknown> | null | undefined
-    if (typeof store !== 'object' || store === null)
-      throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
-    for (const method of ['get', 'save', 'delete', 'dump'] as const) {
-      if (typeof store[method] !== 'function')
-        throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
-    }
+    checkStoreOption(options.store, ['get', 'save', 'delete', 'dump'])
     this.store = options.store
     this.ttl = options.ttl === undefined ? DEFAULT_EXPRESS_TTL : checkTtl('options.ttl', options.ttl)
     this.touchAfter =

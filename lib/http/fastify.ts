@@ -15,7 +15,7 @@ import {
   SessionExchange,
   checkSessionOptions,
   isErrorStatus,
-  isSecureRequest,
+  isTlsSocket,
   type SessionConfig,
   type SessionMiddlewareOptions,
 } from './session-core'
@@ -68,19 +68,12 @@ async function writeBack(
 ): Promise<void> {
   let cookie: string | null
   try {
-    const encrypted = (request.raw.socket as { encrypted?: boolean } | null)?.encrypted === true
-    cookie = exchange.cookie(isSecureRequest(config, encrypted, request.headers['x-forwarded-proto']))
+    cookie = exchange.cookieFor(isTlsSocket(request.raw.socket), request.headers['x-forwarded-proto'])
   } catch (err) {
     config.logger.error('session cookie could not be set', { reason: String(err) })
     return
   }
-  let stored: boolean
-  try {
-    stored = await exchange.persist()
-  } catch (err) {
-    config.logger.error('session write-back failed', { reason: String(err) })
-    throw err
-  }
+  const stored = await exchange.writeBack()
   // Only an id the store holds goes out: a refused write leaves the client the cookie it has.
   if (cookie !== null && stored) reply.header('set-cookie', cookie)
   request.session = exchange.session

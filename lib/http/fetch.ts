@@ -8,14 +8,7 @@
 // that throws, or returns a 5xx or Response.error(), persists nothing but a logout; its error goes
 // to the caller unchanged. A write-back that fails is answered with a 500 instead.
 import type { Session, SessionShape } from '../session/session'
-import {
-  SessionExchange,
-  checkSessionOptions,
-  isErrorStatus,
-  isSecureRequest,
-  type SessionConfig,
-  type SessionMiddlewareOptions,
-} from './session-core'
+import { SessionExchange, checkSessionOptions, isErrorStatus, type SessionMiddlewareOptions } from './session-core'
 import { describe } from '../core/validate'
 
 export type WithSessionOptions = SessionMiddlewareOptions
@@ -40,7 +33,7 @@ export function withSession<Data extends object = SessionShape>(
       response = await handler(request, exchange.session as Session<Data>)
       if (!isResponse(response)) throw new TypeError(`the handler must return a Response, got ${describe(response)}`)
     } catch (err) {
-      await settleFailed(config, exchange)
+      await settleFailed(exchange)
       throw err
     }
     // Response.error() (a network error, status 0) fails like a 5xx.
@@ -49,7 +42,7 @@ export function withSession<Data extends object = SessionShape>(
     const encrypted = new URL(request.url).protocol === 'https:'
     let cookie: string | null
     try {
-      cookie = exchange.cookie(isSecureRequest(config, encrypted, request.headers.get('x-forwarded-proto')))
+      cookie = exchange.cookieFor(encrypted, request.headers.get('x-forwarded-proto'))
       // Not stored (the session is gone: another request logged out): no cookie for it.
       if (!(await exchange.persist())) cookie = null
     } catch (err) {
@@ -70,13 +63,9 @@ export function withSession<Data extends object = SessionShape>(
 
 /** The handler threw: a logout in it is still carried out, nothing else is written. A store
  *  failure then is only logged, the handler's error being the one the caller must see. */
-async function settleFailed(config: SessionConfig, exchange: SessionExchange): Promise<void> {
+async function settleFailed(exchange: SessionExchange): Promise<void> {
   exchange.fail()
-  try {
-    await exchange.persist()
-  } catch (err) {
-    config.logger.error('session write-back failed', { reason: String(err) })
-  }
+  await exchange.writeBack().catch(() => undefined)
 }
 
 /** Releases a body that will not be sent (a stream from fetch() holds its connection). */

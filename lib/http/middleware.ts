@@ -16,7 +16,7 @@ import {
   SessionExchange,
   checkSessionOptions,
   isErrorStatus,
-  isSecureRequest,
+  isTlsSocket,
   type SessionConfig,
   type SessionCookieOptions,
   type SessionMiddlewareOptions,
@@ -77,8 +77,7 @@ function watch(
 
   const decide = (): void => {
     if (exchange.plan !== null) return
-    const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true
-    const cookie = exchange.cookie(isSecureRequest(config, encrypted, req.headers['x-forwarded-proto']))
+    const cookie = exchange.cookieFor(isTlsSocket(req.socket), req.headers['x-forwarded-proto'])
     if (cookie !== null && !res.headersSent) {
       ourCookie = cookie
       appendSetCookie(res, cookie)
@@ -145,16 +144,13 @@ function watch(
         res.destroy()
       }
     }
-    exchange.persist().then(
+    exchange.writeBack().then(
       (stored) => {
         if (!stored) withdraw()
         req.session = exchange.session
         finishLater()
       },
-      (err: unknown) => {
-        config.logger.error('session write-back failed', { reason: String(err) })
-        answerFailure(err)
-      },
+      (err: unknown) => answerFailure(err),
     )
     return this
   } as ServerResponse['end']

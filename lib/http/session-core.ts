@@ -25,7 +25,7 @@ import { generateSessionId, isValidSessionId } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import { checkLogger, type Logger } from '../core/logger'
 import { Session, clearDirty, persistedTouch } from '../session/session'
-import { DEFAULT_TTL, checkTtl, type SessionStore } from '../stores/store'
+import { DEFAULT_TTL, checkStoreOption, checkTtl, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
 export interface SessionCookieOptions {
@@ -174,6 +174,22 @@ export class SessionExchange {
     return plan.kind === 'none' || plan.kind === 'discard' ? null : plan.cookie
   }
 
+  /** cookie(secure) for a request that came over this server's own TLS (`encrypted`) or, with
+   *  trustProxy, with this X-Forwarded-Proto: how every adapter decides the Secure flag. */
+  cookieFor(encrypted: boolean, forwardedProto: string | string[] | null | undefined): string | null {
+    return this.cookie(isSecureRequest(this.#config, encrypted, forwardedProto))
+  }
+
+  /** persist(), with a failure logged before it rejects (the adapter then answers with an error). */
+  async writeBack(): Promise<boolean> {
+    try {
+      return await this.persist()
+    } catch (err) {
+      this.#config.logger.error('session write-back failed', { reason: String(err) })
+      throw err
+    }
+  }
+
   /** Writes what the handler did, following the plan (decided now if it was not yet, as
    *  insecure: only a handler that sent nothing gets here without a plan). False when nothing of
    *  this request was written and its cookie must not go out: the session is gone from the store
@@ -261,9 +277,14 @@ function isSaved(result: boolean | void): boolean {
   return result !== false
 }
 
+/** Whether a node:http request's socket is this server's own TLS. */
+export function isTlsSocket(socket: unknown): boolean {
+  return (socket as { encrypted?: boolean } | null)?.encrypted === true
+}
+
 /** Whether the request came over HTTPS: `encrypted` for this server's own TLS, else the
  *  first X-Forwarded-Proto, believed only with trustProxy. */
-export function isSecureRequest(
+function isSecureRequest(
   config: SessionConfig,
   encrypted: boolean,
   forwardedProto: string | string[] | null | undefined,
@@ -310,13 +331,7 @@ export function checkSessionOptions(options: SessionMiddlewareOptions, owner: st
   if (!isPlainObject(options as unknown))
     throw new TypeError(`options must be a plain object, got ${describe(options)}`)
   checkOptionKeys(options, OPTION_KEYS, owner)
-  const store = options.store as unknown as Record<string, unknown> | null | undefined
-  if (typeof store !== 'object' || store === null)
-    throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
-  for (const method of ['get', 'save', 'delete'] as const) {
-    if (typeof store[method] !== 'function')
-      throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
-  }
+  const store = checkStoreOption(options.store, ['get', 'save', 'delete'])
 
   const cookieName = options.cookieName ?? 'sid'
   if (typeof cookieName !== 'string')

@@ -6,9 +6,10 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { defaultSessionDir, squattedDefault } from './default-dir'
-import { mapNative, SessionClosedError, SessionTooLargeError, UNREADABLE_CODES, toSessionError } from '../core/errors'
-import { checkMaxBytes } from '../core/limits'
-import { withFileMutex } from '../core/file-mutex'
+import { mapNative, SessionClosedError, UNREADABLE_CODES, toSessionError } from '../core/errors'
+import { assertFits, checkMaxBytes } from '../core/limits'
+import { withDirLock } from '../core/file-mutex'
+import { weakInterval } from '../core/weak-timer'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
 import {
   checkBindToBoot,
@@ -122,12 +123,7 @@ function laterBy(now: number, ms: number, name: string): number {
 // Never write what the reader would refuse (and then delete) as too large; the error names
 // the option that raises the cap.
 function checkFits(json: string, maxBytes: number): void {
-  if (Buffer.byteLength(json) + native.MIN_ENVELOPE_SIZE > maxBytes) {
-    throw new SessionTooLargeError(
-      `session record is over the ${maxBytes}-byte cap (raise it with the SessionManager option maxBytes)`,
-      'ERR_SESSION_TOO_LARGE',
-    )
-  }
+  assertFits(json, maxBytes, 'session record', 'raise it with the SessionManager option maxBytes')
 }
 
 function checkAppName(appName: unknown): string {
@@ -371,14 +367,7 @@ export class SessionManager implements AsyncDisposable {
   // session.enc.lock that other processes of this app take too. The queue is keyed by the
   // directory's device and inode: managers on two spellings of one directory share it.
   #locked<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
-    return withFileMutex(`${dir.id}\0${FILE_NAME}`, async () => {
-      const lock = await mapNative(() => dir.lock(FILE_NAME))
-      try {
-        return await fn()
-      } finally {
-        lock.release()
-      }
-    })
+    return withDirLock(dir, FILE_NAME, fn)
   }
 
   #newRecord(userId: unknown, eid: unknown, options: LoginOptions): SessionData {
@@ -526,10 +515,7 @@ export class SessionManager implements AsyncDisposable {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')
     if (this.#dir === null || this.#ring === null) {
       // Key first: a missing machine id should fail before a directory is created.
-      if (this.#ring === null) {
-        this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
-        this.#keyOptions = null
-      }
+      this.#keyRing()
       try {
         this.#dir = new native.PrivateDir(this.sessionDir, true)
       } catch (err) {
@@ -538,17 +524,23 @@ export class SessionManager implements AsyncDisposable {
       }
       this.#startCleanup()
     }
-    return { dir: this.#dir, ring: this.#ring }
+    return { dir: this.#dir, ring: this.#keyRing() }
+  }
+
+  // Derived once; the caller's secrets are dropped as soon as the ring holds the key.
+  #keyRing(): NativeKeyRing {
+    if (this.#ring === null) {
+      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
+      this.#keyOptions = null
+    }
+    return this.#ring
   }
 
   // The async paths open the directory on the thread pool, never blocking the main thread.
   async #readyAsync(): Promise<{ dir: NativePrivateDir; ring: NativeKeyRing }> {
     if (this.#closed || this.#dir !== null) return this.#ready()
     // Key first: a missing machine id should fail before a directory is created.
-    if (this.#ring === null) {
-      this.#ring = makeKeyRing('manager', this.appName, this.#keyOptions!)
-      this.#keyOptions = null
-    }
+    this.#keyRing()
     this.#opening ??= native.openPrivateDir(this.sessionDir, true).finally(() => {
       this.#opening = null
     })
@@ -570,17 +562,9 @@ export class SessionManager implements AsyncDisposable {
 
   #startCleanup(): void {
     if (this.#cleanupInterval === 0 || this.#timer) return
-    // The timer holds the manager weakly: an unclosed manager is still collected (and its key
-    // ring with it, which wipes the key); the first tick after that stops the timer.
-    const self = new WeakRef(this)
-    const timer = setInterval(() => {
-      const m = self.deref()
-      if (m === undefined) clearInterval(timer)
-      else m.#sweep()
-    }, this.#cleanupInterval)
-    // Never keep a process alive just to clean up.
-    timer.unref()
-    this.#timer = timer
+    // Held weakly: an unclosed manager is still collected (and its key ring with it, which
+    // wipes the key). Never keeps a process alive just to clean up.
+    this.#timer = weakInterval(this, this.#cleanupInterval, (m) => m.#sweep())
   }
 
   #sweep(): void {

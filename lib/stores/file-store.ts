@@ -22,8 +22,10 @@ import {
   type WriteOutcome,
 } from './base-store'
 import { mapNative } from '../core/errors'
-import { withFileMutex } from '../core/file-mutex'
+import { dirLockKey, withDirLock, withFileMutex } from '../core/file-mutex'
+import { isStorageName } from '../core/ids'
 import { isPlainObject } from '../core/json'
+import { weakInterval } from '../core/weak-timer'
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED, type NativePrivateDir, type OpenFileResult } from '../core/native'
 import { makeDump, type SessionDump } from './store'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
@@ -37,7 +39,6 @@ export interface FileSessionStoreOptions extends SealedStoreOptions {
   sweepInterval?: number
 }
 
-const STORAGE_NAME = /^[0-9a-f]{64}$/
 const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval'])
 const ENTRY_PREFIX = 'ix-'
 const ENTRY_FILE = /^ix-([0-9a-f]{64})-([0-9a-f]{64})$/
@@ -95,12 +96,9 @@ export class FileSessionStore extends SealedStore {
     this.#openDir().catch(() => {})
     const sweepInterval = options.sweepInterval ?? 5 * 60_000
     if (sweepInterval > 0) {
-      // Held weakly: an unclosed store is still collected (its key ring wiped with it); the
-      // first tick after that stops the timer.
-      const self = new WeakRef(this)
-      const timer = setInterval(() => {
-        const store = self.deref()
-        if (store === undefined) return clearInterval(timer)
+      // Held weakly: an unclosed store is still collected (its key ring wiped with it). Never
+      // keeps a process alive just to sweep.
+      this.#timer = weakInterval(this, sweepInterval, (store) => {
         if (store.#sweeping !== null) return // the last one is still running
         store.#sweeping = store
           .purgeExpired()
@@ -108,10 +106,7 @@ export class FileSessionStore extends SealedStore {
           .finally(() => {
             store.#sweeping = null
           })
-      }, sweepInterval)
-      // Never keep a process alive just to sweep.
-      timer.unref()
-      this.#timer = timer
+      })
     }
   }
 
@@ -125,7 +120,7 @@ export class FileSessionStore extends SealedStore {
 
   async dump(): Promise<SessionDump> {
     const files = await this.#open()
-    const names = (await mapNative(() => files.list())).filter((n) => STORAGE_NAME.test(n))
+    const names = (await mapNative(() => files.list())).filter(isStorageName)
     const now = Date.now()
     const records: SessionRecord[] = []
     for (const name of names) {
@@ -209,7 +204,8 @@ export class FileSessionStore extends SealedStore {
     const { name } = write
     const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
     const expected = condition.kind === 'version' ? condition.version : 0
-    return withFileMutex(this.#stripeKey(files, name), async () => {
+    // The same in-process queue as #locked; the native call takes the stripe's flock itself.
+    return withFileMutex(dirLockKey(files.id, stripeOf(name)), async () => {
       const { json } = write
       const r = await mapNative(() =>
         files.casSeal(
@@ -343,7 +339,7 @@ export class FileSessionStore extends SealedStore {
       try {
         const parsed = JSON.parse(found.plaintext as string) as { entries?: unknown }
         if (!isPlainObject(parsed.entries)) throw new TypeError('bad index')
-        names = Object.keys(parsed.entries).filter((n) => STORAGE_NAME.test(n))
+        names = Object.keys(parsed.entries).filter(isStorageName)
       } catch {
         this.logger.warn('identity index holds no valid record')
         return
@@ -363,25 +359,11 @@ export class FileSessionStore extends SealedStore {
   /**
    * Runs `fn` holding the stripe lock of a hex name (first byte: 256 stripes, so lock files never
    * pile up). The in-process queue comes first: at most one libuv pool thread per stripe waits in
-   * flock, so waiting writers cannot starve the 4-thread pool the lock holder needs.
+   * flock, so waiting writers cannot starve the 4-thread pool the lock holder needs. The queue is
+   * shared by every store on this directory (keyed by its device and inode).
    */
   async #locked<T>(hexName: string, fn: () => Promise<T>): Promise<T> {
-    const files = await this.#open()
-    const stripe = stripeOf(hexName)
-    return withFileMutex(this.#stripeKey(files, hexName), async () => {
-      const lock = await mapNative(() => files.lock(stripe))
-      try {
-        return await fn()
-      } finally {
-        lock.release()
-      }
-    })
-  }
-
-  /** The in-process queue of a stripe, shared by every store on this directory: keyed by the
-   *  directory's device and inode, so two spellings of it (`dir`, `dir/`) share one queue. */
-  #stripeKey(files: NativePrivateDir, hexName: string): string {
-    return `${files.id}\0${stripeOf(hexName)}`
+    return withDirLock(await this.#open(), stripeOf(hexName), fn)
   }
 
   /** The open directory (or the promise of it); throws SessionClosedError once closed. */

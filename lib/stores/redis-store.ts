@@ -17,6 +17,7 @@ import type {
   WriteOutcome,
 } from './base-store'
 import { SessionTamperedError, toSessionError } from '../core/errors'
+import { isStorageName } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import type { KeyOptions } from '../core/keys'
 import { globEscape, linkRedis, type RedisArg, type RedisLink } from './redis-client'
@@ -76,7 +77,6 @@ export interface RedisSessionStoreOptions extends Omit<SealedStoreOptions, 'bind
   commandTimeout?: number
 }
 
-const STORAGE_NAME = /^[0-9a-f]{64}$/
 const REDIS_KEYS = new Set([...SEALED_KEYS, 'client', 'prefix', 'commandTimeout'])
 const SCAN_COUNT = 500
 // Clients pipeline concurrent commands on one connection: this many in flight at once.
@@ -152,7 +152,7 @@ export class RedisSessionStore extends SealedStore {
         const names = keys
           .filter((k) => k.startsWith(this.prefix))
           .map((k) => k.slice(this.prefix.length))
-          .filter((n) => STORAGE_NAME.test(n))
+          .filter(isStorageName)
         for (let i = 0; i < names.length; i += BATCH) {
           const found = await Promise.all(names.slice(i, i + BATCH).map((n) => this.readRecord(n)))
           for (const f of found) if (f && !f.session.isExpired(now)) records.push(f.session.toRecord())
@@ -293,7 +293,7 @@ export class RedisSessionStore extends SealedStore {
     const flat = Array.isArray(reply) ? reply.map(String) : []
     const out: IndexEntry[] = []
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      if (STORAGE_NAME.test(flat[i])) out.push({ name: flat[i], expiresAt: Number(flat[i + 1]) })
+      if (isStorageName(flat[i])) out.push({ name: flat[i], expiresAt: Number(flat[i + 1]) })
     }
     return out
   }

@@ -127,6 +127,21 @@ export function checkSession(value: unknown): asserts value is Session {
   if (!(value instanceof Session)) throw new TypeError(`session must be a Session, got ${describe(value)}`)
 }
 
+/** Checks that `options.store` has the SessionStore methods an adapter calls (`methods`);
+ *  returns it as a record, for reading its optional fields. */
+export function checkStoreOption(store: unknown, methods: readonly (keyof SessionStore)[]): Record<string, unknown> {
+  if (typeof store !== 'object' || store === null) {
+    throw new TypeError(`options.store must be a SessionStore, got ${describe(store)}`)
+  }
+  const record = store as Record<string, unknown>
+  for (const method of methods) {
+    if (typeof record[method] !== 'function') {
+      throw new TypeError(`options.store.${method} must be a function (options.store must be a SessionStore)`)
+    }
+  }
+  return record
+}
+
 /** Every record of a dump as a Session; throws TypeError/RangeError before the caller writes anything. */
 export function parseDump(dump: unknown): Session[] {
   if (!isPlainObject(dump)) throw new TypeError(`dump must be a plain object, got ${describe(dump)}`)
