@@ -173,7 +173,8 @@ function makeScaleFixtures(scaleRoot, sizes) {
       session.data.set('cart', options.data.cart)
       const name = ss.storageName(session.id)
       const env = ring.seal(
-        JSON.stringify(session),
+        // The full record (JSON.stringify gives the redacted view since 0.3).
+        JSON.stringify(typeof session.toRecord === 'function' ? session.toRecord() : session.toJSON()),
         `store:${NAMESPACE}:${name}`,
         session.meta.createdAt,
         session.expiresAt(),
