@@ -246,18 +246,12 @@ export abstract class BaseSessionStore implements SessionStore {
     }
     for (;;) {
       spend()
-      // The latest stored version, to re-apply this copy's changes onto; null when the session
-      // is gone (deleted, revoked or expired), and then nothing is written.
-      const reload = async (): Promise<StoredRecord | null> => {
-        const current = await this.readRecord(name, Date.now())
-        return current === null || current.session.id !== session.id || current.session.isExpired() ? null : current
-      }
       // Storing an expired copy would only resurrect it until the next read: drop it instead,
       // unless another request kept the session alive meanwhile (a newer version): then this
       // copy's changes go onto that one.
       if (session.isExpired()) {
         if (await this.#remove(name, sessionVersion(session))) return false
-        const current = await reload()
+        const current = await this.#latest(name, session.id)
         if (current === null) return false
         rebaseOnto(session, current)
         continue
@@ -273,9 +267,10 @@ export abstract class BaseSessionStore implements SessionStore {
       // This copy was read before its identity was revoked: the stored version decides (the
       // session revokeSessions kept was re-stamped since; any other is removed, not saved).
       if (stored !== null && (epochs.get(session) ?? 0) < (await markOf(stored))) {
-        const current = await reload()
+        const current = await this.#latest(name, session.id)
         if (current === null) return false
-        if (await this.#isRevoked(current)) {
+        const currentIdentity = identityOf(current.session)
+        if (currentIdentity !== null && current.epoch < (await markOf(currentIdentity))) {
           if (await this.#remove(name, current.version)) return false
           continue
         }
@@ -283,14 +278,14 @@ export abstract class BaseSessionStore implements SessionStore {
         continue
       }
       // A login (a new identity) stamps the record with that identity's mark as it is now.
-      const loginEpoch = identity !== null && identity !== stored ? await markOf(identity) : 0
+      const moved = identity !== null && identity !== stored
+      const loginEpoch = moved ? await markOf(identity) : 0
       const epochNow = (): number => {
         const who = identityOf(session)
         if (who === null) return 0
         return who === storedIdentity(session) ? (epochs.get(session) ?? 0) : loginEpoch
       }
       // Written before the session, so a crash never hides a session from listSessions.
-      const moved = identity !== null && identity !== stored
       if (moved) await this.#indexAdd(identity, name, session.expiresAt())
       let replaced = stored
       const condition: WriteCondition = { kind: 'version', version: sessionVersion(session) }
@@ -312,7 +307,7 @@ export abstract class BaseSessionStore implements SessionStore {
         return true
       }
       if (outcome !== 'conflict') return false
-      const current = await reload()
+      const current = await this.#latest(name, session.id)
       if (current === null) return false
       rebaseOnto(session, current)
     }
@@ -577,6 +572,13 @@ export abstract class BaseSessionStore implements SessionStore {
     epochs.set(session, write.epoch)
     await this.afterWrite(write, condition)
     return true
+  }
+
+  /** The latest stored version of session `id`, to re-apply a copy's changes onto; null when
+   *  the session is gone (deleted, revoked or expired), and then nothing is written. */
+  async #latest(name: string, id: string): Promise<StoredRecord | null> {
+    const current = await this.readRecord(name, Date.now())
+    return current === null || current.session.id !== id || current.session.isExpired() ? null : current
   }
 
   /** Removes a record and its index entry. */
