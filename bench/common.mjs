@@ -37,7 +37,7 @@ export function sessionRecordInput() {
   }
 }
 
-/** HKDF-SHA256 key of SPEC section 3 for a secret (uid and boot id empty), as a user would derive it. */
+/** HKDF-SHA256 key of docs/security.md#keys for a secret (uid and boot id empty), as a user would derive it. */
 export function deriveKey(secret, scope, name) {
   const info = Buffer.concat([Buffer.from(scope), Buffer.from([0]), Buffer.from(name), Buffer.from([0, 0])])
   return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(secret), 'sealed-session/v1', info, 32))

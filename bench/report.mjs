@@ -614,7 +614,7 @@ function markdown(run, s) {
 
   if (run.tags) {
     const t = run.tags
-    L.push('## Many tags (issue #18.1)', '')
+    L.push('## Many tags', '')
     L.push(
       'Reading back a session whose auth carries 1000 roles and whose avatar 1000 tags (the cap), `JSON.parse` included; tags are de-duplicated with a Set (linear). A record stored before the cap must still read back: 60 000 tags. Median ms per read (`bench/tags.mjs`):',
       '',

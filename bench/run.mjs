@@ -342,7 +342,7 @@ async function main() {
       httpBench = await runHttpBench({ pkg: PKG(), rounds: Math.min(ROUNDS, 3), quick: QUICK, log })
     }
 
-    // Issue #18.1: reading back a session whose avatar carries 1000 tags (ms per read).
+    // Reading back a session whose avatar carries 1000 tags (ms per read).
     let tags = null
     if (!ONLY || ONLY.includes('tags')) {
       const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'tags.mjs')], {
@@ -389,7 +389,7 @@ async function main() {
     log(`raw results: ${saved}`)
     if (!ONLY && !SMOKE) writeReports(run, path.join(ROOT, 'bench'))
     else log('(BENCH_ONLY: results files not written)')
-    // Redis rows (issue #13): their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
+    // Redis rows: their own redis-server and file, see bench/redis.mjs (BENCH_ONLY=redis alone)
     if (!ONLY || ONLY.includes('redis')) {
       const redis = await runRedisBench(log)
       console.log(`\n${redis.markdown}`)

@@ -1,5 +1,5 @@
-// Bench row for issue #18.1: reading back a session whose auth and avatar carry many tags.
-// Session.fromJSON used to de-duplicate tags with Array.includes (quadratic); now a Set. Runs in
+// Bench row: reading back a session whose auth and avatar carry many tags.
+// Tags are de-duplicated with a Set, so this stays linear in their number. Runs in
 // its own process (node bench/tags.mjs, or from run.mjs) and prints one JSON line: ms per read
 // for 1000 tags (the cap), and for 60 000 (a record stored before the cap: it must still read).
 import * as path from 'node:path'

@@ -46,25 +46,25 @@ const require = createRequire(import.meta.url)
 // modes, FIFOs, chown as root), express/middleware (pure JavaScript over HTTP: nothing in them
 // differs by platform).
 const PORTABLE = [
-  'test/native-envelope.test.ts', // known-answer vectors, byte for byte
-  'test/native-args.test.ts',
-  'test/native-files.test.ts',
-  'test/file-store.test.ts', // the store contract on files
-  'test/memory-store.test.ts', // the store contract in memory
-  'test/manager.test.ts', // includes the two-process round trip
-  'test/manager-read-cache.test.ts',
-  'test/native-fastpath.test.ts', // expiry as mtime / last-write time, inline reads (pool elsewhere), refusals
+  'test/native/envelope.test.ts', // known-answer vectors, byte for byte
+  'test/native/args.test.ts',
+  'test/native/files.test.ts',
+  'test/stores/file-store.test.ts', // the store contract on files
+  'test/stores/memory-store.test.ts', // the store contract in memory
+  'test/manager/manager.test.ts', // includes the two-process round trip
+  'test/manager/read-cache.test.ts',
+  'test/native/fastpath.test.ts', // expiry as mtime / last-write time, inline reads (pool elsewhere), refusals
   'test/reliability/tamper.test.ts',
   'test/reliability/crash.test.ts', // atomic writes: writers killed mid-write
-  'test/manager-stale-temps.test.ts', // killed writers' temp files go at the next open (their lock is gone)
-  'test/manager-locks.test.ts', // login/logout/extendSession under one cross-process lock
+  'test/manager/stale-temps.test.ts', // killed writers' temp files go at the next open (their lock is gone)
+  'test/manager/locks.test.ts', // login/logout/extendSession under one cross-process lock
   'test/reliability/concurrency.test.ts',
   'test/reliability/hostile-input.test.ts',
   'test/reliability/key-hygiene.test.ts',
-  'test/ids.test.ts',
-  'test/session.test.ts',
-  'test/bag.test.ts',
-  'test/avatar.test.ts',
+  'test/core/ids.test.ts',
+  'test/session/session.test.ts',
+  'test/session/bag.test.ts',
+  'test/session/avatar.test.ts',
 ]
 
 // Whole files a target leaves out to keep CI within its budget, and why (printed).
@@ -80,7 +80,7 @@ const LEFT_OUT = {
       '8 x 250 locked writes take minutes under qemu; manager.test.ts runs 4 processes x 100 extendSession under the same flock',
     'test/reliability/hostile-input.test.ts':
       '6000 random calls take minutes under qemu; the argument checks are JavaScript, the same on every platform',
-    'test/manager-locks.test.ts':
+    'test/manager/locks.test.ts':
       "waits a fixed 2 s for its extender child's first extension, and an arm64 node under qemu takes longer to start; the lock is the same flock as on x64 (and LockFileEx runs it under wine)",
   },
 }
@@ -114,116 +114,116 @@ const SKIP = [
   ],
   [
     'win32-x64',
-    'test/file-store.test.ts',
+    'test/stores/file-store.test.ts',
     /survives a new store on the same directory/,
     'checks the file mode 0600; the Windows core test checks the DACL',
   ],
   [
     'win32-x64',
-    'test/file-store.test.ts',
+    'test/stores/file-store.test.ts',
     /10 000 sessions/,
     '10 000 fsynced writes through wine take minutes; the sweep is covered by the smaller tests',
   ],
   [
     'win32-x64',
-    'test/file-store.test.ts',
+    'test/stores/file-store.test.ts',
     /an unsafe directory rejects every call/,
     'makes it unsafe with chmod 0777, which Windows ignores; the core test refuses loose DACLs',
   ],
   [
     'win32-x64',
-    'test/native-args.test.ts',
+    'test/native/args.test.ts',
     /collected without harm, in a fresh process/,
     'its child has a fixed 60 s budget; 2000 directory opens through wine take longer',
   ],
   [
     'linux-arm64',
-    'test/native-args.test.ts',
+    'test/native/args.test.ts',
     /collected without harm, in a fresh process/,
     'its child has a fixed 60 s budget; 2000 rounds under qemu take longer',
   ],
   [
     'win32-x64',
-    'test/manager-read-cache.test.ts',
+    'test/manager/read-cache.test.ts',
     /made unsafe/,
     'makes the directory unsafe with chmod, which Windows ignores',
   ],
   [
     'win32-x64',
-    'test/manager-read-cache.test.ts',
+    'test/manager/read-cache.test.ts',
     /older key is re-sealed/,
     'its cleanup removes the directory while the background re-seal may still hold it open (Windows refuses)',
   ],
   [
     'win32-x64',
-    'test/manager.test.ts',
+    'test/manager/manager.test.ts',
     /defaults to <os.tmpdir\(\)>|falls back to the temp directory when XDG_RUNTIME_DIR/,
     'the POSIX default directory (uid in its name, XDG_RUNTIME_DIR); on Windows it is %TEMP%\\.<appName>_session',
   ],
   [
     'win32-x64',
-    'test/manager.test.ts',
+    'test/manager/manager.test.ts',
     /a squatted default directory/,
     'squats it with chown or chmod 0777, which Windows ignores; the core test refuses loose and foreign DACLs',
   ],
   [
     'win32-x64',
-    'test/manager.test.ts',
+    'test/manager/manager.test.ts',
     /revives a short session|an expired session reads as null/,
     'a 50-60 ms session: one locked write through wine can take longer',
   ],
   [
     'linux-arm64',
-    'test/manager.test.ts',
+    'test/manager/manager.test.ts',
     /revives a short session|an expired session reads as null/,
     'a 50-60 ms session: one locked write under qemu can take longer',
   ],
   [
     'win32-x64',
-    'test/native-files.test.ts',
+    'test/native/files.test.ts',
     /removes temp files whose writer is gone/,
     "holds the live writer's lock with flock(1), a Linux tool; the Windows core test holds it with LockFileEx (win_stale_temps_go_at_open_and_sweep)",
   ],
   [
     'win32-x64',
-    'test/native-files.test.ts',
+    'test/native/files.test.ts',
     /lock excludes another process/,
     'uses flock(1), a Linux tool; the Windows core test checks LockFileEx against another handle',
   ],
-  ['win32-x64', 'test/native-fastpath.test.ts', /system calls \(strace\)/, 'strace is a Linux tool'],
+  ['win32-x64', 'test/native/fastpath.test.ts', /system calls \(strace\)/, 'strace is a Linux tool'],
   [
     'linux-arm64',
-    'test/native-fastpath.test.ts',
+    'test/native/fastpath.test.ts',
     /system calls \(strace\)/,
     "strace would see qemu's host system calls, not the emulated node's",
   ],
   [
     'linux-arm64',
-    'test/native-fastpath.test.ts',
+    'test/native/fastpath.test.ts',
     /are served on the main thread when the file is cached|the test switch that answers EAGAIN|a burst of 64 cached reads|without RWF_NOWAIT/,
     'qemu-user answers openat2 with ENOSYS, so every async read goes to the pool there (the fallback itself is tested: "a kernel without openat2")',
   ],
   [
     'win32-x64',
-    'test/native-fastpath.test.ts',
+    'test/native/fastpath.test.ts',
     /never-expiring files get a far-future one/,
     "wine hands node times past 2038 as 2038 (the file holds 2446, ext4's limit); the Windows core test checks the exact and the far-future last-write time",
   ],
   [
     'win32-x64',
-    'test/native-fastpath.test.ts',
+    'test/native/fastpath.test.ts',
     /opens, creates and refuses like the constructor/,
     'checks mode 0700 and refuses after chmod 0777 (POSIX modes); the Windows core test checks creation, links and loose DACLs',
   ],
   [
     'linux-arm64',
-    'test/file-store.test.ts',
+    'test/stores/file-store.test.ts',
     /close\(\) resolves once the directory is released/,
     'fakes setInterval, which the node:test runner used under qemu does not; close() is the same JavaScript as on x64',
   ],
   [
     'linux-arm64',
-    'test/file-store.test.ts',
+    'test/stores/file-store.test.ts',
     /10 000 sessions/,
     '10 000 writes under qemu take minutes; the sweep is covered by the smaller tests',
   ],

@@ -134,7 +134,7 @@ const LibSecret& Lib() {
 
 const SecretSchema kSchema = {"org.sealed-session.KeySeed", 0, {{"app", 0}, {nullptr, 0}}, 0, {}};
 
-// Test only (test/manager-keychain.test.ts): with SEALED_SESSION_TEST_SEED_GATE=<dir>, a process
+// Test only (test/manager/keychain.test.ts): with SEALED_SESSION_TEST_SEED_GATE=<dir>, a process
 // that found no seed says so (creates <dir>/arrived-<pid>) and waits until the test opens the
 // FIFO <dir>/go for writing, so that several first runs reach the seed's creation at once.
 void TestSeedGate() {

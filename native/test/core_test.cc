@@ -630,7 +630,7 @@ TEST(pdir_symlinked_dir_refused) {
   CHECK(!Exists(t / "nowhere"));
 }
 
-// ----- the path walk: parents others could swap (#18.2) -------------------------------------
+// ----- the path walk: parents others could swap -------------------------------------
 
 namespace {
 // The message of the sealed::Error that fn throws ("" when none).
@@ -751,7 +751,7 @@ TEST(pdir_group_or_world_writable_refused) {
   chmod((t / "ro").c_str(), 0750);
   CHECK_NOTHROW(PrivateDir(t / "ro", false));
   // Loosened after opening: writes re-check, and nothing is written. Reads go through the held
-  // descriptor without a re-check (#13): only the owner or root can change the mode.
+  // descriptor without a re-check: only the owner or root can change the mode.
   mkdir((t / "later").c_str(), 0700);
   PrivateDir d(t / "later", false);
   chmod((t / "later").c_str(), 0770);

@@ -1,4 +1,4 @@
-// The v1 envelope written independently with node:crypto, from SPEC sections 2 and 3:
+// The v1 envelope written independently with node:crypto, from docs/security.md (the envelope and keys):
 // the yardstick the native core is checked against (and the pure-JS contender in the bench).
 import * as crypto from 'node:crypto'
 

@@ -1,4 +1,4 @@
-// What a machine-bound key is derived from on Windows (SPEC section 8), read without our addon:
+// What a machine-bound key is derived from on Windows (docs/security.md#keys), read without our addon:
 // MachineGuid from the 64-bit registry view, and the current user's SID (the ProfileList entry
 // whose profile is this user's home directory). Tests derive the key from these in JavaScript.
 import { execFileSync } from 'node:child_process'

@@ -1,4 +1,4 @@
-// Concurrency (issue 8): several processes on one SessionManager file or one FileSessionStore
+// Concurrency: several processes on one SessionManager file or one FileSessionStore
 // directory, all with the same secret (so the same key). Child processes are
 // test/fixtures/reliability-{extend,mixed,store-save}.mjs, loading the package from dist/.
 import * as fs from 'node:fs'

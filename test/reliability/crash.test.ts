@@ -1,4 +1,4 @@
-// Crash safety (issue 8): writers killed with SIGKILL at random moments never leave a torn
+// Crash safety: writers killed with SIGKILL at random moments never leave a torn
 // session. Four slots run in parallel (two SessionManager.login loops, two FileSessionStore.save
 // loops), each a chain of child processes (test/fixtures/reliability-crash-writer.mjs): a child
 // announces a record's sequence number, writes it, announces the next, ...; the test kills it

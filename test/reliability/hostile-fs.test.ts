@@ -1,4 +1,4 @@
-// Hostile filesystem (issue 8): a session directory or file that is a symlink, a directory owned
+// Hostile filesystem: a session directory or file that is a symlink, a directory owned
 // by another user or writable by group/others, a FIFO or a directory where the session file
 // should be, and a full disk (RLIMIT_FSIZE in a child process, and a 64 KiB tmpfs when this
 // machine lets us mount one). Each gives a typed SessionError with a stable code, writes nothing
@@ -24,7 +24,7 @@ import { FIXTURES, IS_ROOT, ROOT, SECRET, STORE_SECRET, lastJson, requireDist, r
 import { needs } from '../helpers/ci'
 
 // What a manager's directory holds after a login: the session and the lock file that login,
-// logout and extendSession share (issue 12).
+// logout and extendSession share.
 const SESSION_FILES = ['session.enc', 'session.enc.lock']
 
 const NOBODY = 65534
@@ -293,7 +293,7 @@ describe.skipIf(!needs(IS_ROOT, 'root (to chown)'))('a directory owned by anothe
     fs.chownSync(store0.dir, 0, 0)
 
     // Opened while ours, then handed to someone else (only root can): every write and sweep
-    // re-checks. Reads do not (#13): the held descriptor pins the directory checked at open,
+    // re-checks. Reads do not: the held descriptor pins the directory checked at open,
     // and a file planted by its new owner is still refused by its own owner check.
     const m2 = manager(dir)
     await m2.init()
@@ -360,7 +360,7 @@ describe('a directory writable by group or others', () => {
       fs.chmodSync(dir, mode)
       fs.chmodSync(st.dir, mode)
       await expectTyped(() => m2.login('mallory', 'e'), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
-      // Reads go through the descriptor checked at open (#13): only we or root could chmod it.
+      // Reads go through the descriptor checked at open: only we or root could chmod it.
       expect((await m2.getSession())?.userId).toBe(record.userId)
       await expectTyped(() => s2.create({ identity: 'mallory' }), SessionSecurityError, 'ERR_SESSION_UNSAFE_PATH')
       expect(fs.readdirSync(dir).sort()).toEqual(SESSION_FILES)

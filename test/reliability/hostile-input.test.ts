@@ -1,4 +1,4 @@
-// Hostile input (issue 8): 10 000 generated session ids (traversal, absolute paths, NUL, huge,
+// Hostile input: 10 000 generated session ids (traversal, absolute paths, NUL, huge,
 // unicode, near-valid base64url, storage-name look-alikes) into FileSessionStore and
 // MemorySessionStore, and seeded random wrong-typed calls into every public class. No crash, no
 // file anywhere outside the sandbox, only TypeError / RangeError / SessionError out.

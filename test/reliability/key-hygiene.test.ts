@@ -1,4 +1,4 @@
-// Key hygiene (issue 8, SPEC section 3: "Key bytes never become a JavaScript value"): a child
+// Key hygiene: a child
 // process (--expose-gc) uses a SessionManager and a FileSessionStore, each with a known secret,
 // and writes a V8 heap snapshot while both are open. The test derives the two AES keys itself
 // (HKDF-SHA256, IKM = secret, salt 'sealed-session/v1', info = scope\0name\0\0) and asserts that

@@ -1,4 +1,4 @@
-// Versioned saves across processes (issue #12): 8 processes, each reading one FileSessionStore
+// Versioned saves across processes: 8 processes, each reading one FileSessionStore
 // session and saving a path of its own 100 times; the stripe lock makes each compare-and-swap
 // atomic, so every one of the 800 changes is present at the end. Children run
 // test/fixtures/store-cas-writer.mjs from dist/.

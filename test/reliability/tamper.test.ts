@@ -1,4 +1,4 @@
-// Tampering (issue 8): every single-bit flip and every truncation of a sealed session file is
+// Tampering: every single-bit flip and every truncation of a sealed session file is
 // rejected through the public API (SessionManager.getSession / getSessionSync → null,
 // FileSessionStore.get → null; never thrown, never accepted), and nothing else is affected:
 // the other session in the same store still reads after every variant, and the original bytes

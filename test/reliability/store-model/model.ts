@@ -1,5 +1,5 @@
-// The reference model of the store model test: what a SessionStore promises (SPEC sections 8
-// and 9), kept as plain data and advanced by the commands in commands.ts.
+// The reference model of the store model test: what a SessionStore promises (docs/api/stores.md and
+// docs/api/concurrency.md), kept as plain data and advanced by the commands in commands.ts.
 //
 // A session lives while it was not deleted, revoked or made unreadable (its key rotated away)
 // and its idle time is under its ttl. The model follows the stored lastAccess exactly (touches
