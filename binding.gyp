@@ -3,7 +3,10 @@
     {
       "target_name": "sealed_session",
       "sources": [
-        "native/addon.cc",
+        "native/addon/addon.cc",
+        "native/addon/glue.cc",
+        "native/addon/key_ring_wrap.cc",
+        "native/addon/private_dir_wrap.cc",
         "native/core/cas.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
@@ -12,6 +15,7 @@
         "native/core/machine_id.cc",
         "native/core/nowait.cc",
         "native/core/private_dir.cc",
+        "native/core/private_dir_common.cc",
         "native/core/private_dir_win.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -72,15 +72,24 @@ export interface SweepResult {
   collected: string[]
 }
 
-export const OPEN_REMOVE_EXPIRED = 1
-export const OPEN_REMOVE_INVALID = 2
-/** Return the plaintext as a string (decoded as UTF-8 natively), saving a Buffer. */
-export const OPEN_AS_STRING = 4
-/** The caller holds the file's lock (`lock(name)`): a removal the read makes does not take it. */
-export const OPEN_LOCK_HELD = 8
-
 export interface NativeLock {
   release(): void
+}
+
+export interface CasSealOptions {
+  /** The lock file taken for the write (`<stripe>.lock`). */
+  stripe: string
+  plaintext: Buffer | string
+  context: string
+  createdAt: number
+  expiresAt: number
+  /** The largest current record read for the comparison. */
+  maxBytes: number
+  /** The current record's expiry is judged at this time. */
+  now: number
+  mode: 'any' | 'absent' | 'version'
+  /** With mode 'version': the version the live record must carry. */
+  expected?: number
 }
 
 export interface CasSealResult {
@@ -157,22 +166,11 @@ export interface NativePrivateDir {
   /**
    * Compare-and-swap write of a store record in one pool job: under the flock of `<stripe>.lock`,
    * opens `name` (an expired one is removed, an unreadable one counts as none), checks `mode`
-   * (0 any, 1 absent, 2 a live record whose trailing `"version":N` is `expected`), then seals and
-   * writes. On 'conflict' nothing is written and the lock is still held: write, then release it.
+   * ('any'; 'absent'; 'version': a live record whose trailing `"version":N` is `expected`), then
+   * seals and writes. On 'conflict' nothing is written and the lock is still held: write, then
+   * release it.
    */
-  casSeal(
-    ring: NativeKeyRing,
-    name: string,
-    stripe: string,
-    plaintext: Buffer | string,
-    context: string,
-    createdAt: number,
-    expiresAt: number,
-    maxBytes: number,
-    now: number,
-    mode: 0 | 1 | 2,
-    expected: number,
-  ): Promise<CasSealResult>
+  casSeal(ring: NativeKeyRing, name: string, options: CasSealOptions): Promise<CasSealResult>
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock
@@ -215,6 +213,8 @@ export interface NativeBinding {
   liveKeyRings(): number
   /** 'ok', or why the OS secret store cannot be used (no Secret Service, locked, no libsecret). */
   keychainStatus(): string
+  /** The flags of openFile/openFileSync, defined once in the core (private_dir.h). */
+  OPEN_FLAGS: Readonly<{ REMOVE_EXPIRED: number; REMOVE_INVALID: number; AS_STRING: number; LOCK_HELD: number }>
   HEADER_SIZE: number
   MIN_ENVELOPE_SIZE: number
   DEFAULT_MAX_BYTES: number
@@ -223,3 +223,12 @@ export interface NativeBinding {
 // lib/ (sources under vitest) and dist/ (built) both sit one level below the package root.
 const root = path.join(__dirname, '..', '..')
 export const native: NativeBinding = require('node-gyp-build')(root)
+
+/** Remove a file found expired (under its lock). */
+export const OPEN_REMOVE_EXPIRED: number = native.OPEN_FLAGS.REMOVE_EXPIRED
+/** Remove a file that cannot be opened (tampered, another key's, truncated). */
+export const OPEN_REMOVE_INVALID: number = native.OPEN_FLAGS.REMOVE_INVALID
+/** Return the plaintext as a string (decoded as UTF-8 natively), saving a Buffer. */
+export const OPEN_AS_STRING: number = native.OPEN_FLAGS.AS_STRING
+/** The caller holds the file's lock (`lock(name)`): a removal the read makes does not take it. */
+export const OPEN_LOCK_HELD: number = native.OPEN_FLAGS.LOCK_HELD

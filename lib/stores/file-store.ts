@@ -202,25 +202,21 @@ export class FileSessionStore extends SealedStore {
     const files = await this.#open()
     const ring = this.ring()
     const { name } = write
-    const mode = condition.kind === 'any' ? 0 : condition.kind === 'absent' ? 1 : 2
-    const expected = condition.kind === 'version' ? condition.version : 0
     // The same in-process queue as #locked; the native call takes the stripe's flock itself.
     return withFileMutex(dirLockKey(files.id, stripeOf(name)), async () => {
       const { json } = write
       const r = await mapNative(() =>
-        files.casSeal(
-          ring,
-          name,
-          stripeOf(name),
-          json,
-          this.context(name),
-          write.createdAt,
-          write.expiresAt,
-          this.maxBytes,
-          Date.now(),
-          mode,
-          expected,
-        ),
+        files.casSeal(ring, name, {
+          stripe: stripeOf(name),
+          plaintext: json,
+          context: this.context(name),
+          createdAt: write.createdAt,
+          expiresAt: write.expiresAt,
+          maxBytes: this.maxBytes,
+          now: Date.now(),
+          mode: condition.kind,
+          expected: condition.kind === 'version' ? condition.version : undefined,
+        }),
       )
       if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
       if (r.outcome !== 'conflict') return r.outcome

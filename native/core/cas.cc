@@ -33,35 +33,33 @@ uint64_t RecordVersion(std::string_view json) {
   return v <= kMaxSafe ? v : 0;
 }
 
-CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const std::string& name, const std::string& stripe,
-                  const uint8_t* plaintext, size_t len, std::string_view context, uint64_t created_at,
-                  uint64_t expires_at, size_t max_bytes, uint64_t now, CasMode mode, uint64_t expected) {
+CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const CasWrite& w) {
   CasResult r;
-  std::unique_ptr<FileLock> lock = dir.Lock(stripe);
+  std::unique_ptr<FileLock> lock = dir.Lock(w.stripe);
   // An expired record is removed under the lock held here when it is the name's own lock.
-  const unsigned held = stripe == PrivateDir::LockNameOf(name) ? unsigned{kLockHeld} : 0u;
-  if (mode != CasMode::kAny) {
+  const unsigned held = w.stripe == PrivateDir::LockNameOf(w.name) ? unsigned{kLockHeld} : 0u;
+  if (w.mode != CasMode::kAny) {
     OpenFileResult cur;
     try {
-      cur = dir.OpenFile(ring, name, context, max_bytes, now, kRemoveExpired | held);
+      cur = dir.OpenFile(ring, w.name, w.context, w.max_bytes, w.now, kRemoveExpired | held);
     } catch (const Error& e) {
       if (!Unreadable(e.code())) throw;
       r.unreadable = e.code();
       cur.status = OpenFileResult::kMissing;
     }
     const bool live = cur.status == OpenFileResult::kOk;
-    if (mode == CasMode::kAbsent && live) {
+    if (w.mode == CasMode::kAbsent && live) {
       r.outcome = CasResult::kExists;
       return r;
     }
-    if (mode == CasMode::kVersion) {
+    if (w.mode == CasMode::kVersion) {
       if (!live) {
         r.outcome = CasResult::kMissing;
         return r;
       }
       const auto& pt = cur.opened.plaintext;
       std::string_view json(reinterpret_cast<const char*>(pt.data()), pt.size());
-      if (RecordVersion(json) != expected) {
+      if (RecordVersion(json) != w.expected) {
         r.outcome = CasResult::kConflict;
         r.current.assign(json);
         r.lock = std::move(lock);
@@ -69,7 +67,7 @@ CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const std::string&
       }
     }
   }
-  dir.SealToFile(ring, name, plaintext, len, context, created_at, expires_at);
+  dir.SealToFile(ring, w.name, w.plaintext, w.size, w.context, w.created_at, w.expires_at);
   r.outcome = CasResult::kWritten;
   return r;
 }

@@ -1,7 +1,7 @@
 // Compare-and-swap writes of store records in a private directory, in one call (one libuv pool
 // job for the addon): take the stripe lock, open the current record, compare its version, seal
 // and write the new one, release. The version is the one a record's JSON carries at its end
-// (`,"version":N}`, as lib/base-store.ts writes it), so the check needs no JSON parser.
+// (`,"version":N}`, as lib/stores/base-store.ts writes it), so the check needs no JSON parser.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,8 +13,8 @@
 
 namespace sealed {
 
-// The version at the end of a record's JSON; 1 for a record without one (0.1 records end in
-// `}}`); 0 when the trailing version is malformed (matches no expected version).
+// The version at the end of a record's JSON; 1 for a record without one (it ends in `}}`);
+// 0 when the trailing version is malformed (matches no expected version).
 uint64_t RecordVersion(std::string_view json);
 
 enum class CasMode {
@@ -33,8 +33,21 @@ struct CasResult {
   std::string unreadable;
 };
 
-CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const std::string& name, const std::string& stripe,
-                  const uint8_t* plaintext, size_t len, std::string_view context, uint64_t created_at,
-                  uint64_t expires_at, size_t max_bytes, uint64_t now, CasMode mode, uint64_t expected);
+// One compare-and-swap write: what to write where, and on what condition.
+struct CasWrite {
+  std::string name;    // the record's file
+  std::string stripe;  // the lock taken for it (PrivateDir::LockNameOf(name), or a shared stripe)
+  const uint8_t* plaintext = nullptr;
+  size_t size = 0;
+  std::string context;
+  uint64_t created_at = 0;
+  uint64_t expires_at = 0;
+  size_t max_bytes = kDefaultMaxBytes;  // of the current record, when it is read
+  uint64_t now = 0;                     // expiry of the current record is judged at this time
+  CasMode mode = CasMode::kAny;
+  uint64_t expected = 0;  // kVersion: the version the live record must carry
+};
+
+CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const CasWrite& w);
 
 }  // namespace sealed

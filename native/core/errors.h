@@ -1,5 +1,5 @@
 // Error type of the core. Each rejection has its own stable code, shared with JavaScript
-// (lib/errors.ts maps the code to a SessionError subclass).
+// (lib/core/errors.ts maps the code to a SessionError subclass).
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -19,7 +19,12 @@ inline constexpr const char* kMachineId = "ERR_MACHINE_ID";
 inline constexpr const char* kClosed = "ERR_SESSION_CLOSED";
 inline constexpr const char* kIo = "ERR_SESSION_IO";
 inline constexpr const char* kCrypto = "ERR_SESSION_CRYPTO";
+inline constexpr const char* kNoMemory = "ERR_SESSION_NO_MEMORY";
+inline constexpr const char* kInternal = "ERR_SESSION_INTERNAL";
+// Node's own argument codes: thrown as RangeError / TypeError, as Node's APIs do.
 inline constexpr const char* kInvalidArg = "ERR_INVALID_ARG_VALUE";
+inline constexpr const char* kInvalidArgType = "ERR_INVALID_ARG_TYPE";
+inline constexpr const char* kOutOfRange = "ERR_OUT_OF_RANGE";
 }  // namespace code
 
 class Error : public std::runtime_error {

@@ -24,6 +24,8 @@ struct PkeyCtxFree {
 };
 }  // namespace
 
+void Wipe(void* p, size_t n) { OPENSSL_cleanse(p, n); }
+
 void DeriveKey(std::string_view ikm, std::string_view scope, std::string_view name, std::string_view uid,
                std::string_view boot_id, uint8_t out[kKeySize]) {
   std::string info;

@@ -23,6 +23,10 @@ inline constexpr const char* kKeyIdLabel = "sealed-session kid";
 // Flag bit 0 of the envelope: the key is bound to this boot.
 inline constexpr uint8_t kFlagBootBound = 0x01;
 
+// Overwrites secret bytes in a way the compiler cannot drop (OPENSSL_cleanse): keys, IKMs,
+// seeds and plaintexts, wherever they are copied.
+void Wipe(void* p, size_t n);
+
 using KeyId = std::array<uint8_t, kKeyIdSize>;
 
 struct KeyMaterial {

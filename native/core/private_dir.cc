@@ -2,36 +2,6 @@
 
 #include "errors.h"
 
-#include <algorithm>
-#include <string_view>
-
-namespace sealed {
-
-// Shared by both platforms.
-std::string PrivateDir::LockNameOf(const std::string& name) {
-  const auto hex64 = [](std::string_view v) {
-    return v.size() == 64 &&
-           std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  };
-  // Each name's lock is the stripe the file store takes for it: a session's and an index
-  // entry's by the session's name (ix-<index>-<name>); a 0.2 index's and a revocation mark's by
-  // the index name.
-  const std::string_view v(name);
-  if (hex64(v)) return "stripe-" + name.substr(0, 2);
-  for (std::string_view prefix : {std::string_view("index-"), std::string_view("revoked-")}) {
-    if (v.substr(0, prefix.size()) == prefix && hex64(v.substr(prefix.size())))
-      return "stripe-" + name.substr(prefix.size(), 2);
-  }
-  constexpr std::string_view kEntry = "ix-";
-  if (v.size() == kEntry.size() + 64 + 1 + 64 && v.substr(0, kEntry.size()) == kEntry && hex64(v.substr(3, 64)) &&
-      v[67] == '-' && hex64(v.substr(68))) {
-    return "stripe-" + name.substr(68, 2);
-  }
-  return name;
-}
-
-}  // namespace sealed
-
 // POSIX. Windows: private_dir_win.cc (same interface).
 #ifndef _WIN32
 
@@ -51,14 +21,6 @@ std::string PrivateDir::LockNameOf(const std::string& name) {
 namespace sealed {
 
 namespace {
-
-constexpr const char* kLockSuffix = ".lock";
-constexpr const char* kTempSuffix = ".tmp";
-
-bool EndsWith(const std::string& s, const char* suffix) {
-  size_t n = strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 int RetryOpenAt(int dirfd, const char* name, int flags, mode_t mode = 0) {
   int fd;
@@ -139,6 +101,8 @@ struct timespec ExpiryAsTime(uint64_t expires_at_ms) {
   if (expires_at_ms == 0 || sec >= static_cast<uint64_t>(kFarFutureSeconds)) return {kFarFutureSeconds, 0};
   return {static_cast<time_t>(sec), static_cast<long>(expires_at_ms % 1000) * 1000000L};
 }
+
+FileId IdOf(const struct stat& st) { return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}; }
 
 // The mtime in ms, rounded down.
 uint64_t MtimeMs(const struct stat& st) {
@@ -497,25 +461,10 @@ bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const 
   return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
 }
 
-// The identity check and the unlink are one step only while no writer can put a new file under
-// the name in between: so both happen under the lock every writer of ours takes to replace it
-// (LockNameOf). That lock is taken without waiting: a removal runs on a pool thread or the main
-// thread, and waiting there for an in-process holder that itself needs one could hang the
-// process. Busy means a writer is at work on the name (it replaces or removes the file itself):
-// the file is left for a later read or sweep. Renaming the file aside to check it there needs
-// no lock, but would make a live file that was put there meanwhile vanish for a moment.
-bool PrivateDir::RemoveIfSame(const std::string& name, const struct stat& st, bool lock_held) const {
-  std::unique_ptr<FileLock> lock;
-  if (!lock_held) {
-    try {
-      lock = TryLock(LockNameOf(name));
-    } catch (const Error&) {
-      return false;  // no usable lock file (planted symlink, full disk): nothing removed
-    }
-    if (!lock) return false;
-  }
+bool PrivateDir::UnlinkIfSame(const std::string& name, const FileId& id) const {
   struct stat now;
-  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
+  if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || IdOf(now).volume != id.volume ||
+      IdOf(now).index != id.index)
     return false;
 #ifdef SEALED_TEST_HOOKS
   if (test_hooks::before_unlink) test_hooks::before_unlink(name);
@@ -558,11 +507,12 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   try {
     std::vector<uint8_t> buf = ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
     DecodeFile(ring, buf, context, max_bytes, now, &r);
-    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired) && RemoveIfSame(name, st, flags & kLockHeld))
+    if (r.status == OpenFileResult::kExpired && (flags & kRemoveExpired) &&
+        RemoveIfSame(name, IdOf(st), flags & kLockHeld))
       SyncDirQuietly();
     return r;
   } catch (const Error& e) {
-    if (RemovesOnError(e, flags) && RemoveIfSame(name, st, flags & kLockHeld)) SyncDirQuietly();
+    if (RemovesOnError(e, flags) && RemoveIfSame(name, IdOf(st), flags & kLockHeld)) SyncDirQuietly();
     throw;
   }
 }
@@ -619,12 +569,7 @@ InlineRead PrivateDir::TryOpenFileInline(const KeyRing& ring, const std::string&
 
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
   CheckName(name);
-  struct stat st;
-  FdGuard g{OpenForRead(name, &st)};
-  if (g.fd < 0) return std::nullopt;
-  uint8_t buf[kHeaderSize];
-  size_t got = ReadUpTo(g.fd, buf, sizeof buf, 0, path_ + "/" + name);
-  return ParseHeader(buf, got, kHeaderSize);
+  return ReadHeader(name, nullptr);
 }
 
 bool PrivateDir::Remove(const std::string& name) const {
@@ -694,97 +639,30 @@ bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
   return unlinkat(fd_, name.c_str(), 0) == 0;  // still locked by us: no writer can be using it
 }
 
-uint64_t PrivateDir::RemoveStaleTemps() const {
-  uint64_t removed = 0;
-  try {
-    ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
-      if ((type == DT_REG || type == DT_UNKNOWN) && RemoveIfStaleTemp(name)) removed++;
-    });
-  } catch (const Error&) {
-    // Best effort at open: an unreadable listing shows up in the calls that need it.
-  }
-  return removed;
-}
-
-SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) const {
-  Check();
-  SweepStats s;
-  // Files found expired, removed after the pass: each lock (LockNameOf) is tried once for all
-  // of its files, and each file is checked to be the one judged under it.
-  struct Expired {
-    std::string lock, name;
-    struct stat st;
-  };
-  std::vector<Expired> expired;
-  const auto collect = [&](const std::string& name) {
-    if (!collect_prefix.empty() && std::string_view(name).substr(0, collect_prefix.size()) == collect_prefix)
-      s.collected.push_back(name);
-  };
+void PrivateDir::ForEachPlainFile(const std::function<void(const std::string&, uint64_t)>& fn) const {
   ForEachEntry(fd_, path_, [&](const std::string& name, unsigned char type) {
-    if (type != DT_REG && type != DT_UNKNOWN) return;
-    if (EndsWith(name, kLockSuffix)) return;
-    if (name[0] == '.') {
-      RemoveIfStaleTemp(name);  // a temp file whose writer died before its rename
-      return;
-    }
-    s.scanned++;
-    struct stat st;
-    // SealToFile sets each envelope's mtime to its expiry: a file of ours whose mtime is still
-    // ahead is passed by on one fstatat. Anything else is judged by its header as before, so a
-    // forged mtime can delay a removal but never remove a live session (0.1 files, whose mtime
-    // is their write time, are read as before).
-    if (fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == euid_ &&
-        !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now) {
-      collect(name);
-      return;
-    }
-    int fd;
-    try {
-      fd = OpenForRead(name, &st);
-    } catch (const Error&) {
-      s.skipped++;  // not ours to judge (symlink, FIFO, foreign owner): left alone
-      return;
-    }
-    if (fd < 0) return;  // removed meanwhile
-    FdGuard g{fd};
-    uint8_t buf[kHeaderSize];
-    size_t got;
-    Header h;
-    try {
-      got = ReadUpTo(fd, buf, sizeof buf, 0, path_ + "/" + name);
-      h = ParseHeader(buf, got, kHeaderSize);
-    } catch (const Error&) {
-      s.skipped++;
-      return;
-    }
-    if (h.ExpiredAt(now)) {
-      expired.push_back({LockNameOf(name), name, st});
-      return;
-    }
-    collect(name);
+    if (type == DT_REG || type == DT_UNKNOWN) fn(name, 0);
   });
-  std::sort(expired.begin(), expired.end(), [](const Expired& a, const Expired& b) { return a.lock < b.lock; });
-  for (size_t i = 0; i < expired.size();) {
-    size_t end = i;
-    while (end < expired.size() && expired[end].lock == expired[i].lock) end++;
-    std::unique_ptr<FileLock> lock;
-    try {
-      lock = TryLock(expired[i].lock);
-    } catch (const Error&) {
-      // no usable lock file: these files are left, as when the lock is busy
-    }
-    for (; i < end; i++) {
-      if (lock && RemoveIfSame(expired[i].name, expired[i].st, true)) s.removed++;
-      else collect(expired[i].name);
-    }
-  }
-  if (s.removed > 0) SyncDirQuietly();  // once for the whole batch
-  return s;
 }
 
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const { return LockFile(name, false); }
+// SealToFile sets each envelope's mtime to its expiry: one fstatat tells a file of ours that is
+// still live. Anything else is judged by its header, so a forged mtime can delay a removal but
+// never remove a live session.
+bool PrivateDir::StampedAfter(const std::string& name, uint64_t, uint64_t now) const {
+  struct stat st;
+  return fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == euid_ &&
+         !(st.st_mode & (S_IWGRP | S_IWOTH)) && MtimeMs(st) > now;
+}
 
-std::unique_ptr<FileLock> PrivateDir::TryLock(const std::string& name) const { return LockFile(name, true); }
+std::optional<Header> PrivateDir::ReadHeader(const std::string& name, FileId* id) const {
+  struct stat st;
+  FdGuard g{OpenForRead(name, &st)};
+  if (g.fd < 0) return std::nullopt;
+  if (id) *id = IdOf(st);
+  uint8_t buf[kHeaderSize];
+  size_t got = ReadUpTo(g.fd, buf, sizeof buf, 0, path_ + "/" + name);
+  return ParseHeader(buf, got, kHeaderSize);
+}
 
 std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool nonblocking) const {
   CheckName(name);

@@ -33,7 +33,9 @@ struct SweepStats {
 enum OpenFlags : unsigned {
   kRemoveExpired = 1,
   kRemoveInvalid = 2,
-  // (4 is the addon's "as string")
+  // The plaintext is handed to JavaScript as a string (decoded as UTF-8 natively), not a Buffer:
+  // the addon's concern, the core reads the same either way.
+  kAsString = 4,
   // The caller holds the file's lock (PrivateDir::LockNameOf): a removal does not take it again.
   kLockHeld = 8,
 };
@@ -68,6 +70,24 @@ class FileLock {
   int fd_;
 };
 
+// Lock files are <name>.lock; temp files .<name>.<random>.tmp. Neither is ever a data file's name.
+inline constexpr const char* kLockSuffix = ".lock";
+inline constexpr const char* kTempSuffix = ".tmp";
+inline bool EndsWith(const std::string& s, const char* suffix) {
+  const size_t n = std::char_traits<char>::length(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// A file's identity: device and inode (Windows: volume serial and file index). A removal after
+// a check removes the file only while its name still leads to the same identity.
+struct FileId {
+  uint64_t volume = 0;
+  uint64_t index = 0;
+};
+
+// The rules (which names are ours, how a sweep judges a file, how a removal after a check stays
+// safe) are written once, in private_dir_common.cc, over per-OS primitives: private_dir.cc
+// (POSIX) and private_dir_win.cc (Windows) implement those and the reads and writes.
 class PrivateDir {
  public:
   // Opens path (creating it and missing parents with 0700 when create is set) and checks it.
@@ -134,9 +154,22 @@ class PrivateDir {
   int CreateLockedTemp(const std::string& name, std::string* tmp) const;
   bool RemoveIfStaleTemp(const std::string& name) const;
   void CheckOpened(int fd, const struct stat& st, const std::string& name) const;
-  // Unlinks name only if it is still the file we looked at (same device and inode), under its
-  // lock (taken here unless lock_held); true if it did.
-  bool RemoveIfSame(const std::string& name, const struct stat& st, bool lock_held) const;
+  // Removes name only if it is still the file we looked at, under its lock (taken here without
+  // waiting unless lock_held); true if it did.
+  bool RemoveIfSame(const std::string& name, const FileId& id, bool lock_held) const;
+
+  // ---- per-OS primitives under the shared rules ----
+  // Calls fn(name, listed_expiry_ms) for each entry the listing shows as a plain file (or cannot
+  // tell). listed_expiry_ms: the last-write time the listing carries (Windows), or 0 (POSIX).
+  void ForEachPlainFile(const std::function<void(const std::string&, uint64_t)>& fn) const;
+  // Whether name is a file of ours whose stamped expiry (its mtime, set by SealToFile) is still
+  // after now, known without opening it.
+  bool StampedAfter(const std::string& name, uint64_t listed_expiry_ms, uint64_t now) const;
+  // The header of a file of ours and its identity; nullopt when missing. Throws for a file that
+  // is not ours to read (symlink, foreign owner, not an envelope).
+  std::optional<Header> ReadHeader(const std::string& name, FileId* id) const;
+  // Unlinks name if it still has this identity (the caller holds its lock); true if it did.
+  bool UnlinkIfSame(const std::string& name, const FileId& id) const;
   // Opens (creating) the lock file of name, checked; waits for the lock unless nonblocking.
   std::unique_ptr<FileLock> LockFile(const std::string& name, bool nonblocking) const;
   // fsync of the directory, errors ignored (see its definition).

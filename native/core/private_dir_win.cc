@@ -44,16 +44,9 @@ namespace sealed {
 
 namespace {
 
-constexpr const char* kLockSuffix = ".lock";
-constexpr const char* kTempSuffix = ".tmp";
 // Rights that let someone change a file or directory, or what is in it.
 constexpr ACCESS_MASK kWriteRights = FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_EA | FILE_WRITE_ATTRIBUTES |
                                      FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_WRITE | GENERIC_ALL;
-
-bool EndsWith(const std::string& s, const char* suffix) {
-  size_t n = strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 // ---- strings and errors ------------------------------------------------------------------
 
@@ -373,6 +366,8 @@ struct FileInfo {
   uint64_t size = 0;
 };
 
+FileId IdOf(const FileInfo& info) { return {info.volume, info.index}; }
+
 // Opens an entry of the directory without following a reparse point and checks it is a
 // regular file of ours that nobody else may write. An invalid Handle when it is missing.
 Handle OpenEntry(const std::string& dir, const std::string& name, DWORD access, FileInfo* info,
@@ -426,22 +421,6 @@ std::vector<uint8_t> ReadCapped(HANDLE h, const FileInfo& info, size_t max_bytes
   if (got > max_bytes) throw Error(code::kTooLarge, "session file " + what + " grew over the cap while read");
   buf.resize(got);
   return buf;
-}
-
-// Deletes name only if it is still the file we looked at (same volume and file index),
-// through a handle on that very file.
-void RemoveIfStillSame(const std::string& dir, const std::string& name, const FileInfo& seen) {
-  FileInfo now;
-  Handle h;
-  try {
-    h = OpenEntry(dir, name, DELETE, &now);
-  } catch (const Error&) {
-    return;  // no longer a file of ours: not ours to remove
-  }
-  if (!h.ok()) return;
-  if (now.volume != seen.volume || now.index != seen.index) return;
-  FILE_DISPOSITION_INFO del{TRUE};
-  SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del);
 }
 
 // 100 ns ticks from 1601 to 1970.
@@ -757,7 +736,7 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
     // Expiry comes from the header before any decryption; a forged header still fails the tag.
     r.opened.header = ParseHeader(buf.data(), buf.size(), kMinEnvelope);
     if (r.opened.header.ExpiredAt(now)) {
-      if (flags & kRemoveExpired) RemoveIfStillSame(path_, name, info);
+      if (flags & kRemoveExpired) RemoveIfSame(name, IdOf(info), flags & kLockHeld);
       r.status = OpenFileResult::kExpired;
       return r;
     }
@@ -767,7 +746,7 @@ OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name
   } catch (const Error& e) {
     if ((flags & kRemoveInvalid) && strcmp(e.code(), code::kIo) != 0 && strcmp(e.code(), code::kCrypto) != 0) {
       h = Handle();
-      RemoveIfStillSame(path_, name, info);
+      RemoveIfSame(name, IdOf(info), flags & kLockHeld);
     }
     throw;
   }
@@ -785,11 +764,7 @@ InlineRead PrivateDir::TryOpenFileInline(const KeyRing&, const std::string& name
 std::optional<Header> PrivateDir::Peek(const std::string& name) const {
   CheckName(name);
   Check();
-  Handle h = OpenEntry(path_, name, GENERIC_READ, nullptr);
-  if (!h.ok()) return std::nullopt;
-  uint8_t buf[kHeaderSize];
-  size_t got = ReadUpTo(h.h, buf, sizeof buf, path_ + "\\" + name);
-  return ParseHeader(buf, got, kHeaderSize);
+  return ReadHeader(name, nullptr);
 }
 
 bool PrivateDir::Remove(const std::string& name) const {
@@ -837,64 +812,45 @@ bool PrivateDir::RemoveIfStaleTemp(const std::string& name) const {
   return SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del) != 0;
 }
 
-uint64_t PrivateDir::RemoveStaleTemps() const {
-  uint64_t removed = 0;
-  try {
-    ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
-      if (PlainEntry(fd) && RemoveIfStaleTemp(name)) removed++;
-    });
-  } catch (const Error&) {
-    // Best effort at open: an unreadable listing shows up in the calls that need it.
-  }
-  return removed;
-}
-
-SweepStats PrivateDir::Sweep(uint64_t now, std::string_view collect_prefix) const {
-  Check();
-  SweepStats s;
-  const auto collect = [&](const std::string& name) {
-    if (!collect_prefix.empty() && std::string_view(name).substr(0, collect_prefix.size()) == collect_prefix)
-      s.collected.push_back(name);
-  };
+void PrivateDir::ForEachPlainFile(const std::function<void(const std::string&, uint64_t)>& fn) const {
   ForEachEntry(path_, [&](const std::string& name, const WIN32_FIND_DATAW& fd) {
-    if (!PlainEntry(fd) || EndsWith(name, kLockSuffix)) return;
-    if (name[0] == '.') {
-      RemoveIfStaleTemp(name);  // a temp file whose writer died before its rename
-      return;
-    }
-    s.scanned++;
-    // WriteAtomic sets each envelope's last-write time to its expiry: a file still ahead is
-    // passed by on the listing alone. Anything else is judged by its header before removal, so
-    // a forged time can delay a removal but never remove a live session.
-    if (UnixMs(fd.ftLastWriteTime) > now) {
-      collect(name);
-      return;
-    }
-    FileInfo info;
-    Header hdr;
-    try {
-      Handle h = OpenEntry(path_, name, GENERIC_READ, &info);
-      if (!h.ok()) return;  // removed meanwhile
-      uint8_t buf[kHeaderSize];
-      size_t got = ReadUpTo(h.h, buf, sizeof buf, path_ + "\\" + name);
-      hdr = ParseHeader(buf, got, kHeaderSize);
-    } catch (const Error&) {
-      s.skipped++;  // not ours to judge (link, foreign owner, not an envelope): left alone
-      return;
-    }
-    if (hdr.ExpiredAt(now)) {
-      RemoveIfStillSame(path_, name, info);
-      s.removed++;
-      return;
-    }
-    collect(name);
+    if (PlainEntry(fd)) fn(name, UnixMs(fd.ftLastWriteTime));
   });
-  return s;
 }
 
-std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const { return LockFile(name, false); }
+// WriteAtomic sets each envelope's last-write time to its expiry, and the listing carries it: a
+// file still ahead is passed by on the listing alone. Anything else is judged by its header, so
+// a forged time can delay a removal but never remove a live session.
+bool PrivateDir::StampedAfter(const std::string&, uint64_t listed_expiry_ms, uint64_t now) const {
+  return listed_expiry_ms > now;
+}
 
-std::unique_ptr<FileLock> PrivateDir::TryLock(const std::string& name) const { return LockFile(name, true); }
+std::optional<Header> PrivateDir::ReadHeader(const std::string& name, FileId* id) const {
+  FileInfo info;
+  Handle h = OpenEntry(path_, name, GENERIC_READ, &info);
+  if (!h.ok()) return std::nullopt;
+  if (id) *id = IdOf(info);
+  uint8_t buf[kHeaderSize];
+  size_t got = ReadUpTo(h.h, buf, sizeof buf, path_ + "\\" + name);
+  return ParseHeader(buf, got, kHeaderSize);
+}
+
+// Deleted through a handle on that very file, once its identity is checked on the handle.
+bool PrivateDir::UnlinkIfSame(const std::string& name, const FileId& id) const {
+  FileInfo now;
+  Handle h;
+  try {
+    h = OpenEntry(path_, name, DELETE, &now);
+  } catch (const Error&) {
+    return false;  // no longer a file of ours: not ours to remove
+  }
+  if (!h.ok() || IdOf(now).volume != id.volume || IdOf(now).index != id.index) return false;
+  FILE_DISPOSITION_INFO del{TRUE};
+  return SetFileInformationByHandle(h.h, FileDispositionInfo, &del, sizeof del) != 0;
+}
+
+// NTFS journals its directory changes; Windows has no fsync of a directory to ask for.
+void PrivateDir::SyncDirQuietly() const {}
 
 std::unique_ptr<FileLock> PrivateDir::LockFile(const std::string& name, bool nonblocking) const {
   CheckName(name);

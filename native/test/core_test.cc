@@ -1191,8 +1191,18 @@ TEST(cas_seal_modes) {
   auto ring = StoreRing();
   auto seal = [&](const std::string& json, CasMode mode, uint64_t expected, uint64_t now = 1000, uint64_t expires = 0) {
     Bytes pt = B(json);
-    return CasSeal(d, *ring, "s", "stripe-ab", pt.data(), pt.size(), kCtx, 1, expires, kDefaultMaxBytes, now, mode,
-                   expected);
+    CasWrite w;
+    w.name = "s";
+    w.stripe = "stripe-ab";
+    w.plaintext = pt.data();
+    w.size = pt.size();
+    w.context = kCtx;
+    w.created_at = 1;
+    w.expires_at = expires;
+    w.now = now;
+    w.mode = mode;
+    w.expected = expected;
+    return CasSeal(d, *ring, w);
   };
   auto stored = [&]() {
     auto r = d.OpenFile(*ring, "s", kCtx, kDefaultMaxBytes, 0, 0);

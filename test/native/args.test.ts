@@ -113,9 +113,23 @@ const asyncEntries: Array<[string, (...a: unknown[]) => Promise<unknown>, unknow
   [
     'dir.casSeal',
     (...a) => (dir.casSeal as (...x: unknown[]) => Promise<unknown>).apply(dir, a),
-    [ring, 'f', 'stripe-00', '{"version":1}', 'c', 1, 0, 1000, 0, 2, 1],
+    [ring, 'f', casOptions()],
   ],
 ]
+
+function casOptions(): Record<string, unknown> {
+  return {
+    stripe: 'stripe-00',
+    plaintext: '{"version":1}',
+    context: 'c',
+    createdAt: 1,
+    expiresAt: 0,
+    maxBytes: 1000,
+    now: 0,
+    mode: 'version',
+    expected: 1,
+  }
+}
 
 // What a well-behaved failure looks like: an argument error, or a SessionError code.
 function expectTypedFailure(err: unknown, label: string): void {
@@ -167,6 +181,30 @@ describe('hostile arguments into every native function', () => {
         }
       }
     }
+  })
+
+  it("casSeal's options: each field hostile in turn, or a getter that throws, is a typed failure", async () => {
+    const cas = dir.casSeal as (...x: unknown[]) => Promise<{ lock?: { release(): void } }>
+    for (const key of Object.keys(casOptions())) {
+      for (const bad of [...hostile, 'neither']) {
+        const options = { ...casOptions(), [key]: bad }
+        try {
+          ;(await cas.call(dir, ring, 'f', options)).lock?.release()
+        } catch (err) {
+          expectTypedFailure(err, `casSeal options.${key}`)
+        }
+      }
+      const throwing = Object.defineProperty(casOptions(), key, {
+        get() {
+          throw new Error('getter')
+        },
+      })
+      await expect(async () => cas.call(dir, ring, 'f', throwing)).rejects.toThrow('getter')
+    }
+    await expect(async () => cas.call(dir, ring, 'f', { ...casOptions(), mode: 2 })).rejects.toThrow(TypeError)
+    await expect(async () => cas.call(dir, ring, 'f', { ...casOptions(), mode: 'version!' })).rejects.toThrow(
+      /options\.mode must be 'any', 'absent' or 'version'/,
+    )
   })
 
   it('a KeyRing look-alike is refused, not unwrapped', () => {
