@@ -13,6 +13,7 @@ export {
   SessionStoreUnavailableError,
   KeychainUnavailableError,
   SessionConflictError,
+  SessionLockTimeoutError,
   SessionCryptoError,
   SessionInternalError,
 } from './core/errors'

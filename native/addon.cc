@@ -505,7 +505,8 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                        });
   }
 
-  // new PrivateDir(path, create), or (from openPrivateDir) new PrivateDir(External<opened dir>)
+  // new PrivateDir(path, create, removeStaleTemps = true), or (from openPrivateDir)
+  // new PrivateDir(External<opened dir>)
   explicit PrivateDirWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrivateDirWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() == 1 && info[0].IsExternal()) {
@@ -516,7 +517,12 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
       path_ = GetString(info, 0, "path");
       if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
       bool create = info[1].As<Napi::Boolean>().Value();
-      dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create); });
+      bool temps = true;
+      if (info.Length() > 2 && !info[2].IsUndefined()) {
+        if (!info[2].IsBoolean()) ThrowType(env, "removeStaleTemps must be a boolean");
+        temps = info[2].As<Napi::Boolean>().Value();
+      }
+      dir_ = Guard(env, [&] { return std::make_shared<const sealed::PrivateDir>(path_, create, temps); });
       id_ = dir_->id();
     }
     info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);
