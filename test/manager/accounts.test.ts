@@ -169,6 +169,44 @@ describe('SessionManager accounts: true', () => {
     expect(m.getSessionSync()?.toJSON()).toEqual(record)
   })
 
+  it('an account in both files (a switch cut short) is listed once, as active; too large a side file is refused first', async () => {
+    const dir = freshDir()
+    const m = manager(dir)
+    const a = await m.login('a', 'eid-a')
+    const b = await m.login('b', 'eid-b')
+    // The state a crash between a switch's writes leaves: a in session.enc and in accounts.enc.
+    const ring = new native.KeyRing({ scope: 'manager', name: APP, ikms: [Buffer.from(SECRET)] })
+    const d = new native.PrivateDir(dir, false)
+    const now = Date.now()
+    const side = JSON.stringify({
+      accounts: [
+        { lastActive: now, session: a },
+        { lastActive: now - 1, session: b },
+      ],
+    })
+    d.sealToFileSync(ring, 'accounts.enc', side, `manager-accounts:${APP}`, now, now + 3_600_000)
+    d.sealToFileSync(ring, 'session.enc', JSON.stringify(a), `manager:${APP}`, now, a.expiresAtMs)
+    d.close()
+    ring.close()
+    expect(await listed(m)).toEqual(['a*', 'b'])
+    expect(await m.logout()).toBe(true)
+    expect(await listed(m)).toEqual(['b*'])
+
+    // maxBytes caps accounts.enc too: the login that would overflow it changes nothing.
+    const small = new SessionManager(APP, {
+      dir: freshDir(),
+      secret: SECRET,
+      accounts: true,
+      maxBytes: 1024,
+      sweepInterval: 0,
+    })
+    managers.push(small)
+    await small.login('x', 'eid-x', { data: { pad: 'p'.repeat(400) } })
+    await small.login('y', 'eid-y', { data: { pad: 'p'.repeat(400) } })
+    await expect(small.login('z', 'eid-z', { data: { pad: 'p'.repeat(400) } })).rejects.toThrow(/maxBytes/)
+    expect(await listed(small)).toEqual(['y*', 'x'])
+  })
+
   it('without the option a login still replaces, and accounts() lists at most one', async () => {
     const m = manager(freshDir(), false)
     await m.login('a', 'eid-a')
