@@ -122,7 +122,7 @@ function problem(err: unknown, keySource: KeySource): string {
   if (e.code === 'ERR_MACHINE_ID')
     return 'this system has no machine id (/etc/machine-id, /var/lib/dbus/machine-id), so the key cannot be derived here'
   if (e.code === 'ERR_KEYCHAIN_UNAVAILABLE')
-    return `the OS keychain cannot be used (${e.message.split(':').slice(1).join(':').split('.')[0].trim()}); unlock it, or pass the --key-source the app uses`
+    return `${e.message.replace(/; use keySource .*$/, '')}; unlock the keychain, or pass the --key-source the app uses`
   if (e.code !== undefined && UNREADABLE_CODES.has(e.code))
     return `it cannot be opened with keySource '${keySource}' (${e.code}); an app that uses the keychain needs --key-source keychain here, and a file sealed with an app's secret cannot be read from the command line`
   return e.message

@@ -154,6 +154,12 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     const bad = bin(['doctor', '--app', APP, '--dir', dir, '--key-source', 'keychain'], noBusEnv())
     expect(bad.status).toBe(1)
     expect(bad.stdout).toMatch(/FAIL {2}keychain: .*no D-Bus session bus.*fix: /)
+    // Without the keychain, status still says a file is there, exits 3, and asks for nothing a shell cannot give.
+    const blind = bin(['status', '--app', APP, '--dir', dir, '--key-source', 'keychain'], noBusEnv())
+    expect(blind.status).toBe(3)
+    expect(blind.stdout).toContain('a session file is there (session.enc, until ')
+    expect(blind.stderr).toContain('unlock the keychain, or pass the --key-source the app uses')
+    expect(blind.stderr).not.toMatch(/secret \(options\.secret\)|pass a .?secret/)
   })
 
   it("four first runs at once store one seed: every process's login reads back afterwards", async () => {
