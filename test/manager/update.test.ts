@@ -203,6 +203,28 @@ describe('SessionManager.update', () => {
     expect(m.getSessionSync()?.data).toEqual({ n: 5 })
   })
 
+  it('a bounded update behind a call of this process times out without breaking the queue', async () => {
+    const { dir, m } = setUp()
+    await m.login('u', 'eid', { data: { n: 0 } })
+    let entered!: () => void
+    const inside = new Promise<void>((resolve) => (entered = resolve))
+    let finish!: () => void
+    const held = m.update(async (s) => {
+      entered()
+      await new Promise<void>((resolve) => (finish = resolve))
+      return { data: { n: (s.data.n as number) + 1 } }
+    })
+    await inside
+    const m2 = new SessionManager(APP, { dir, secret: SECRET, sweepInterval: 0 })
+    managers.push(m2)
+    await expect(m2.update(() => null, { timeout: 20 })).rejects.toBeInstanceOf(SessionLockTimeoutError)
+    const queued = m2.update((s) => ({ data: { n: (s.data.n as number) + 10 } }), { timeout: 10_000 })
+    finish()
+    expect((await held)?.data).toEqual({ n: 1 })
+    expect((await queued)?.data).toEqual({ n: 11 })
+    expect((await m.update(() => null, { timeout: 0 }))?.data).toEqual({ n: 11 })
+  })
+
   it('checks its arguments', async () => {
     const { m } = setUp()
     await expect(m.update('x' as never)).rejects.toThrow(/^fn must be a function/)
