@@ -47,9 +47,10 @@ import {
   type AccountInfo,
   type StoredAccount,
 } from './accounts'
-import { checkDirPath, checkNonNegativeMs, checkOptionKeys, checkTtl, describe, MAX_MS } from '../core/validate'
+import { checkDirPath, checkOptionKeys, checkTtl, describe, laterBy } from '../core/validate'
+import { applyUpdate, checkUpdateOptions, type SessionUpdate, type UpdateOptions } from './update'
 
-const UPDATE_OPTION_KEYS: ReadonlySet<string> = new Set(['timeout'])
+export type { SessionUpdate, UpdateOptions } from './update'
 
 function checkUserId(userId: unknown, name: string): asserts userId is string {
   if (typeof userId !== 'string' || userId === '') {
@@ -95,25 +96,6 @@ export interface SessionManagerOptions extends KeyOptions {
    */
   accounts?: boolean
 }
-
-/** What `update`'s function returns to change the active session: each field given replaces it. */
-export interface SessionUpdate {
-  /** The new data object (replaces the old one whole). */
-  data?: Record<string, unknown>
-  userName?: string | null
-  /** A new lifetime from now, in ms. */
-  ttl?: number
-}
-
-export interface UpdateOptions {
-  /**
-   * How long to wait for the lock, in ms (default: as long as the holder needs). Past it,
-   * `SessionLockTimeoutError` and nothing is changed. Bounds the wait, not `fn` itself.
-   */
-  timeout?: number
-}
-
-const UPDATE_KEYS: ReadonlySet<string> = new Set(['data', 'userName', 'ttl'])
 
 // A validated read: what getSessionSync returned, and the state of the file and directory
 // (taken before that read) it stays valid for.
@@ -161,12 +143,6 @@ export interface LoginOptions {
   userName?: string | null
   ttl?: number
   data?: Record<string, unknown>
-}
-
-// now + ms as a time a Date can hold, or a RangeError naming the argument.
-function laterBy(now: number, ms: number, name: string): number {
-  if (now + ms > MAX_MS) throw new RangeError(`${name} puts the expiry past the latest representable date`)
-  return now + ms
 }
 
 // Never write what the reader would refuse (and then delete) as too large; the error names
@@ -445,22 +421,20 @@ export class SessionManager implements AsyncDisposable {
     options: UpdateOptions = {},
   ): Promise<SessionData | null> {
     if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}`)
-    checkOptionKeys(options, UPDATE_OPTION_KEYS, 'update')
-    const timeout = options.timeout
-    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) checkNonNegativeMs('options.timeout', timeout)
+    const timeout = checkUpdateOptions(options)
     const { dir, ring } = await this.#readyAsync()
     const run = async (): Promise<SessionData | null> => {
       const current = await this.#getSession(dir, ring, true)
       if (current === null) return null
       const change = await fn(current)
       if (change === null) return current
-      const record = this.#changed(current, change)
+      const record = applyUpdate(current, change)
       // existingOnly: a reader that found it expired meanwhile removed it; that stands.
       const written = await this.#write(dir, ring, record, true)
       if (written) this.#logger.info('session updated', { expiresAt: record.expiresAt })
       return written ? record : null
     }
-    if (timeout === undefined || timeout === Number.POSITIVE_INFINITY) return this.#locked(dir, run)
+    if (timeout === undefined) return this.#locked(dir, run)
     return withDirLockWithin(
       dir,
       FILE_NAME,
@@ -472,34 +446,6 @@ export class SessionManager implements AsyncDisposable {
         ),
       run,
     )
-  }
-
-  #changed(current: SessionData, change: unknown): SessionData {
-    if (!isPlainObject(change)) {
-      throw new TypeError(`update's fn must return { data?, userName?, ttl? } or null, got ${describe(change)}`)
-    }
-    for (const key of Object.keys(change)) {
-      if (!UPDATE_KEYS.has(key))
-        throw new TypeError(`${key} is not a field update's fn can change (data, userName, ttl)`)
-    }
-    const c = change as SessionUpdate
-    const record = { ...current.toJSON() }
-    if (c.userName !== undefined) {
-      if (c.userName !== null && typeof c.userName !== 'string') {
-        throw new TypeError(`userName returned by update's fn must be a string or null, got ${describe(c.userName)}`)
-      }
-      record.userName = c.userName
-    }
-    if (c.data !== undefined) {
-      if (!isPlainObject(c.data))
-        throw new TypeError(`data returned by update's fn must be a plain object, got ${describe(c.data)}`)
-      record.data = copyJson(c.data, 'data') as JsonObject
-    }
-    if (c.ttl !== undefined) {
-      const ttl = checkTtl('ttl returned by update', c.ttl)
-      record.expiresAt = new Date(laterBy(Date.now(), ttl, 'ttl returned by update')).toISOString()
-    }
-    return new SessionData(record)
   }
 
   async getSession(): Promise<SessionData | null> {
