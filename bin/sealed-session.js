@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npx sealed-session status|logout|doctor [--app NAME] [--dir DIR]`: see lib/manager/cli.ts.
+// `npx sealed-session status|switch ID|logout|doctor [--app NAME] [--dir DIR]`: see lib/manager/cli.ts.
 'use strict'
 require('../dist/manager/cli.js')
   .main(process.argv.slice(2))

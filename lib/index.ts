@@ -13,10 +13,18 @@ export {
   SessionStoreUnavailableError,
   KeychainUnavailableError,
   SessionConflictError,
+  SessionLockTimeoutError,
   SessionCryptoError,
   SessionInternalError,
 } from './core/errors'
-export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager/manager'
+export {
+  SessionManager,
+  type SessionManagerOptions,
+  type LoginOptions,
+  type SessionUpdate,
+  type UpdateOptions,
+} from './manager/manager'
+export type { AccountInfo } from './manager/accounts'
 export { SessionData, type SessionDataRecord } from './manager/session-data'
 export type { Logger } from './core/logger'
 export type { KeyOptions, KeySource, Secret } from './core/keys'

@@ -41,6 +41,10 @@ export class SessionStoreUnavailableError extends SessionError {}
  *  other writers kept changing it. Nothing of this copy was written; retrying later is safe. */
 export class SessionConflictError extends SessionError {}
 
+/** A bounded wait for a cross-process lock ran out (ERR_SESSION_LOCK_TIMEOUT): another
+ *  process (or another call in this one) held it the whole time. Nothing was changed. */
+export class SessionLockTimeoutError extends SessionError {}
+
 /** keySource 'keychain': no OS secret store, or it is locked (ERR_KEYCHAIN_UNAVAILABLE). */
 export class KeychainUnavailableError extends SessionError {}
 /** OpenSSL failed where it does not fail on valid input: no randomness for a nonce, seed or
@@ -64,6 +68,7 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_SESSION_STORE_UNAVAILABLE: SessionStoreUnavailableError,
   ERR_KEYCHAIN_UNAVAILABLE: KeychainUnavailableError,
   ERR_SESSION_CONFLICT: SessionConflictError,
+  ERR_SESSION_LOCK_TIMEOUT: SessionLockTimeoutError,
   ERR_SESSION_CRYPTO: SessionCryptoError,
   ERR_SESSION_INTERNAL: SessionInternalError,
   ERR_SESSION_NO_MEMORY: SessionInternalError,

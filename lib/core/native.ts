@@ -191,10 +191,14 @@ export interface InlineReadStats {
 
 export interface NativeBinding {
   KeyRing: new (spec: KeyRingSpec) => NativeKeyRing
-  /** Opens (creating if asked) a private 0700 directory owned by the caller; refuses unsafe ones. */
+  /**
+   * Opens (creating if asked) a private 0700 directory owned by the caller; refuses unsafe ones.
+   * removeStaleTemps (default true): false leaves dead writers' temp files (read-only inspection).
+   */
   PrivateDir: new (
     dirPath: string,
     create: boolean,
+    removeStaleTemps?: boolean,
   ) => NativePrivateDir
   /** Opens (creating if asked) a private directory on the thread pool. */
   openPrivateDir(dirPath: string, create: boolean): Promise<NativePrivateDir>

@@ -36,6 +36,12 @@ export function describe(value: unknown): string {
   return 'an object'
 }
 
+/** now + ms as a time a Date can hold, or a RangeError naming the argument. */
+export function laterBy(now: number, ms: number, name: string): number {
+  if (now + ms > MAX_MS) throw new RangeError(`${name} puts the expiry past the latest representable date`)
+  return now + ms
+}
+
 /** A duration that must be > 0: ttl, defaultTtl, maxAge. */
 export function checkTtl(name: string, value: unknown): number {
   if (typeof value !== 'number') {

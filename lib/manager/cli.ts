@@ -1,7 +1,8 @@
-// The `sealed-session` command (package bin): look at, end, or check a SessionManager's
-// session from a shell. Exit codes: 0 success (status: logged in; logout: removed; doctor:
-// every check passed), 1 a negative result (not logged in; nothing to remove; a check failed,
-// its line naming the fix), 2 a usage error.
+// The `sealed-session` command (package bin): look at, switch, end, or check a
+// SessionManager's logins from a shell. Exit codes: 0 success, 1 a negative result (not logged
+// in; nothing to remove; no such account; a check failed, its line naming the fix), 2 a usage
+// error, 3 a failure (the directory or the session cannot be read, a check could not run).
+// `status` and `doctor` change nothing on disk; stored text is escaped before it is printed.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
@@ -9,14 +10,19 @@ import { privateRuntimeDir } from './default-dir'
 import { toSessionError, UNREADABLE_CODES } from '../core/errors'
 import { checkKeySource, makeKeyRing, type KeySource } from '../core/keys'
 import { SessionManager } from './manager'
-import { native, OPEN_AS_STRING, type NativeKeyRing, type OpenFileResult } from '../core/native'
+import { native, OPEN_AS_STRING, type NativeKeyRing, type NativePrivateDir, type OpenFileResult } from '../core/native'
 import { SessionData } from './session-data'
+import { ACCOUNTS_FILE, accountsContext, liveAccounts, parseAccounts, type StoredAccount } from './accounts'
+import { printable } from './printable'
 
 const USAGE = `Usage: sealed-session <command> [--app NAME] [--dir DIR] [--key-source machine|keychain]
 
 Commands:
-  status [--show-data]  who is logged in and until when (exit 0 logged in, 1 not)
-  logout                remove the session (exit 0 removed, 1 there was none)
+  status [--show-data]  the accounts kept, the active one marked *, and until when
+                        (exit 0 logged in, 1 not)
+  switch ID             make account ID the active one (exit 0 switched, 1 no such account)
+  logout [--user ID]    end the active login (the most recently active other account takes
+                        over), or account ID's (exit 0 removed, 1 there was none)
   doctor                check the directory, machine id, OpenSSL, addon build, keychain,
                         temp files and session file, one line each (exit 0 all ok, 1 a check failed)
 
@@ -24,24 +30,32 @@ Options:
   --app NAME            the app name given to SessionManager (default: sealed-session)
   --dir DIR             the app's dir option, when it sets one (default: the manager's default)
   --key-source SOURCE   the app's keySource option (default: machine)
-  --show-data           status: also print the session's data
-Exit code 2: usage error.
+  --show-data           status: also print the active session's data
+  --user ID             logout: the account to log out
+Exit code 2: usage error; 3: failure (the directory or the session cannot be read, a check
+could not run). status and doctor change nothing on disk.
 `
+
+export const EXIT = { ok: 0, negative: 1, usage: 2, failure: 3 } as const
 
 class UsageError extends Error {}
 
+type Command = 'status' | 'logout' | 'doctor' | 'switch'
+const COMMANDS: ReadonlySet<string> = new Set(['status', 'logout', 'doctor', 'switch'])
+
 interface Args {
-  command: 'status' | 'logout' | 'doctor'
+  command: Command
   app: string
   dir?: string
   keySource: KeySource
   showData: boolean
+  user?: string
 }
 
 function parse(argv: string[]): Args | 'help' {
   const values: Record<string, string> = {}
   let showData = false
-  let command: string | undefined
+  const positional: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--help' || arg === '-h') return 'help'
@@ -49,28 +63,40 @@ function parse(argv: string[]): Args | 'help' {
       showData = true
       continue
     }
-    const m = /^--(app|dir|key-source)(?:=(.*))?$/.exec(arg)
+    const m = /^--(app|dir|key-source|user)(?:=(.*))?$/.exec(arg)
     if (m) {
       const value = m[2] ?? argv[++i]
       if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value`)
       values[m[1]] = value
       continue
     }
-    if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
-    if (command !== undefined) throw new UsageError(`unexpected argument ${arg}`)
-    command = arg
+    if (arg.startsWith('-')) throw new UsageError(`unknown option ${printable(arg)}`)
+    positional.push(arg)
   }
+  const [command, ...rest] = positional
   if (command === undefined) throw new UsageError('no command given')
-  if (command !== 'status' && command !== 'logout' && command !== 'doctor')
-    throw new UsageError(`unknown command ${command}`)
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command ${printable(command)}`)
+  if (command === 'switch') {
+    if (rest.length !== 1) throw new UsageError('switch takes one account id')
+  } else if (rest.length > 0) {
+    throw new UsageError(`unexpected argument ${printable(rest[0])}`)
+  }
   if (showData && command !== 'status') throw new UsageError('--show-data goes with status only')
+  if (values.user !== undefined && command !== 'logout') throw new UsageError('--user goes with logout only')
   let keySource: KeySource
   try {
     keySource = checkKeySource({ keySource: (values['key-source'] ?? 'machine') as KeySource })
   } catch {
-    throw new UsageError(`--key-source must be machine or keychain, got ${values['key-source']}`)
+    throw new UsageError(`--key-source must be machine or keychain, got ${printable(values['key-source'])}`)
   }
-  return { command, app: values.app ?? 'sealed-session', dir: values.dir, keySource, showData }
+  return {
+    command: command as Command,
+    app: values.app ?? 'sealed-session',
+    dir: values.dir,
+    keySource,
+    showData,
+    user: command === 'switch' ? rest[0] : values.user,
+  }
 }
 
 interface Out {
@@ -81,7 +107,7 @@ interface Out {
 /** The manager the app would build (validates the name and dir as the app's constructor does). */
 function managerFor(args: Args): SessionManager {
   try {
-    return new SessionManager(args.app, { dir: args.dir, keySource: args.keySource, sweepInterval: 0 })
+    return new SessionManager(args.app, { dir: args.dir, keySource: args.keySource, accounts: true, sweepInterval: 0 })
   } catch (err) {
     if (err instanceof TypeError || err instanceof RangeError)
       throw new UsageError(err.message.replace(/^appName/, '--app'))
@@ -89,90 +115,195 @@ function managerFor(args: Args): SessionManager {
   }
 }
 
-// Reads session.enc without removing anything (the CLI may hold the wrong key: a status must
-// never destroy the app's session). null: missing.
-function peek(dir: string, ring: NativeKeyRing, app: string): OpenFileResult | Error {
+// Why a key or a file could not be used, in words for a shell user: the library's own
+// messages suggest options (a secret) that a command line cannot pass.
+function problem(err: unknown, keySource: KeySource): string {
+  const e = toSessionError(err) as Error & { code?: string }
+  if (e.code === 'ERR_MACHINE_ID')
+    return 'this system has no machine id (/etc/machine-id, /var/lib/dbus/machine-id), so the key cannot be derived here'
+  if (e.code === 'ERR_KEYCHAIN_UNAVAILABLE')
+    return `${e.message.replace(/; use keySource .*$/, '')}; unlock the keychain, or pass the --key-source the app uses`
+  if (e.code !== undefined && UNREADABLE_CODES.has(e.code))
+    return `it cannot be opened with keySource '${keySource}' (${e.code}); an app that uses the keychain needs --key-source keychain here, and a file sealed with an app's secret cannot be read from the command line`
+  return e.message
+}
+
+type DirState = { kind: 'none' } | { kind: 'ok'; dir: NativePrivateDir } | { kind: 'unusable'; reason: string }
+
+// Opens the directory for reading only: checked like the app's, but nothing removed (no sweep
+// of stale temp files), nothing created.
+function openForReading(dirPath: string): DirState {
   try {
-    const d = new native.PrivateDir(dir, false)
-    try {
-      return d.openFileSync(ring, 'session.enc', `manager:${app}`, native.DEFAULT_MAX_BYTES, Date.now(), OPEN_AS_STRING)
-    } finally {
-      d.close()
-    }
+    fs.lstatSync(dirPath)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' }
+    return { kind: 'unusable', reason: (err as Error).message }
+  }
+  try {
+    return { kind: 'ok', dir: new native.PrivateDir(dirPath, false, false) }
+  } catch (err) {
+    return { kind: 'unusable', reason: (toSessionError(err) as Error).message }
+  }
+}
+
+// Reads an envelope without removing anything, even an expired or foreign one (the CLI may
+// hold the wrong key: looking must never destroy the app's session). null: missing.
+function peek(dir: NativePrivateDir, ring: NativeKeyRing, name: string, context: string): OpenFileResult | Error {
+  try {
+    return dir.openFileSync(ring, name, context, native.DEFAULT_MAX_BYTES, Date.now(), OPEN_AS_STRING)
   } catch (err) {
     return toSessionError(err) as Error
   }
 }
 
 function until(ms: number): string {
-  const left = ms - Date.now()
+  const left = Math.max(0, ms - Date.now())
   const h = Math.floor(left / 3_600_000)
   const m = Math.floor((left % 3_600_000) / 60_000)
   return `${new Date(ms).toISOString()} (in ${h} h ${m} min)`
 }
 
-function describeUnreadable(err: Error, keySource: KeySource): string {
-  const code = (err as { code?: string }).code ?? ''
-  return UNREADABLE_CODES.has(code)
-    ? `session.enc exists but cannot be opened with keySource '${keySource}' (${code}); an app that uses a secret or the keychain needs the same here`
-    : err.message
-}
+const who = (s: SessionData) => `${printable(s.userId)}${s.userName === null ? '' : ` (${printable(s.userName)})`}`
 
 async function status(args: Args, io: Out): Promise<number> {
   const m = managerFor(args)
   await m.close()
-  if (!fs.existsSync(m.sessionDir)) {
+  const state = openForReading(m.sessionDir)
+  if (state.kind === 'none') {
     io.out(`not logged in (no session directory ${m.sessionDir})`)
-    return 1
+    return EXIT.negative
   }
-  let ring: NativeKeyRing
+  if (state.kind === 'unusable') {
+    io.err(`error: the session directory cannot be used: ${state.reason}`)
+    return EXIT.failure
+  }
+  const dir = state.dir
   try {
-    ring = makeKeyRing('manager', args.app, { keySource: args.keySource })
-  } catch (err) {
-    io.err(`error: ${(err as Error).message}`)
-    return 1
+    // Headers first: saying whether a file is there needs no key. A header that cannot be
+    // read counts as there: the keyed read below names what is wrong with it.
+    const headerOf = (name: string) => dir.peek(name).catch(() => 'unreadable' as const)
+    const header = await headerOf('session.enc')
+    const side = await headerOf(ACCOUNTS_FILE)
+    if (header === null && side === null) {
+      io.out(`not logged in (no session in ${m.sessionDir})`)
+      return EXIT.negative
+    }
+    let ring: NativeKeyRing
+    try {
+      ring = makeKeyRing('manager', args.app, { keySource: args.keySource })
+    } catch (err) {
+      if (header !== null && header !== 'unreadable') {
+        const live = header.expiresAt === 0 || header.expiresAt > Date.now()
+        io.out(
+          `a session file is there (session.enc, ${live ? `until ${new Date(header.expiresAt).toISOString()}` : 'expired'})`,
+        )
+      }
+      io.err(`error: who is logged in cannot be shown: ${problem(err, args.keySource)}`)
+      return EXIT.failure
+    }
+    try {
+      return show(dir, ring, args, io, m.sessionDir)
+    } finally {
+      ring.close()
+    }
+  } finally {
+    dir.close()
   }
-  const found = peek(m.sessionDir, ring, args.app)
-  ring.close()
+}
+
+function show(dir: NativePrivateDir, ring: NativeKeyRing, args: Args, io: Out, where: string): number {
+  const found = peek(dir, ring, 'session.enc', `manager:${args.app}`)
   if (found instanceof Error) {
-    io.err(`error: ${describeUnreadable(found, args.keySource)}`)
-    return 1
+    io.err(`error: session.enc is there but ${problem(found, args.keySource)}`)
+    return EXIT.failure
   }
-  if (found === null) {
-    io.out(`not logged in (no session in ${m.sessionDir})`)
-    return 1
+  let active: SessionData | null = null
+  let expiredAt: number | null = null
+  if (found !== null && 'expired' in found) expiredAt = found.expiresAt
+  else if (found !== null) {
+    try {
+      active = SessionData.fromParsed(JSON.parse(found.plaintext as string))
+    } catch {
+      io.err('error: session.enc opens but holds no session record')
+      return EXIT.failure
+    }
   }
-  if ('expired' in found) {
-    io.out(`not logged in (the session expired at ${new Date(found.expiresAt).toISOString()})`)
-    return 1
+  const sideFound = peek(dir, ring, ACCOUNTS_FILE, accountsContext(args.app))
+  if (sideFound instanceof Error) {
+    io.err(`error: ${ACCOUNTS_FILE} is there but ${problem(sideFound, args.keySource)}`)
+    return EXIT.failure
   }
-  let s: SessionData
-  try {
-    s = SessionData.fromParsed(JSON.parse(found.plaintext as string))
-  } catch {
-    io.err('error: session.enc opens but holds no session record')
-    return 1
+  let others: StoredAccount[] = []
+  if (sideFound !== null && !('expired' in sideFound)) {
+    try {
+      others = liveAccounts(parseAccounts(sideFound.plaintext as string), Date.now(), active?.userId)
+    } catch {
+      io.err(`error: ${ACCOUNTS_FILE} opens but holds no list of accounts`)
+      return EXIT.failure
+    }
   }
-  io.out(`logged in: ${s.userId}${s.userName === null ? '' : ` (${s.userName})`}`)
-  io.out(`since: ${s.createdAt}`)
-  io.out(`until: ${until(s.expiresAtMs)}`)
-  if (args.showData) io.out(`data: ${JSON.stringify(s.data, null, 2)}`)
-  return 0
+  if (active === null) {
+    io.out(
+      expiredAt === null
+        ? `not logged in (no active session in ${where})`
+        : `not logged in (the session expired at ${new Date(expiredAt).toISOString()})`,
+    )
+  } else {
+    io.out(`logged in: ${who(active)}`)
+    io.out(`since: ${printable(active.createdAt)}`)
+    io.out(`until: ${until(active.expiresAtMs)}`)
+    if (args.showData) {
+      const lines = JSON.stringify(active.data, null, 2).split('\n')
+      io.out(`data: ${lines.map(printable).join('\n')}`)
+    }
+  }
+  if (active !== null || others.length > 0) {
+    io.out(`accounts (${(active === null ? 0 : 1) + others.length}, * active):`)
+    if (active !== null) io.out(`* ${who(active)} until ${printable(active.expiresAt)}`)
+    for (const a of others) io.out(`  ${who(a.session)} until ${printable(a.session.expiresAt)}`)
+    if (active === null) io.out('`sealed-session switch ID` makes one of them active')
+  }
+  return active === null ? EXIT.negative : EXIT.ok
 }
 
 async function logout(args: Args, io: Out): Promise<number> {
-  // Removing needs no key: a machine-bound manager takes the app's lock and unlinks the file.
-  const m = managerFor({ ...args, keySource: 'machine' })
+  const m = managerFor(args)
   try {
-    if (!fs.existsSync(m.sessionDir) || !(await m.logout())) {
+    if (openForReading(m.sessionDir).kind === 'none') {
       io.out(`not logged in: no session to remove in ${m.sessionDir}`)
-      return 1
+      return EXIT.negative
     }
-    io.out(`logged out: removed ${m.sessionFile}`)
-    return 0
+    // Removing the only login needs no key; the manager derives one only to pick the next account.
+    if (!(await m.logout(args.user))) {
+      io.out(
+        args.user === undefined
+          ? `not logged in: no session to remove in ${m.sessionDir}`
+          : `no account ${printable(args.user)} in ${m.sessionDir}`,
+      )
+      return EXIT.negative
+    }
+    io.out(args.user === undefined ? `logged out: removed ${m.sessionFile}` : `logged out: ${printable(args.user)}`)
+    return EXIT.ok
   } catch (err) {
-    io.err(`error: ${(err as Error).message}`)
-    return 1
+    io.err(`error: ${problem(err, args.keySource)}`)
+    return EXIT.failure
+  } finally {
+    await m.close()
+  }
+}
+
+async function switchTo(args: Args, io: Out): Promise<number> {
+  const m = managerFor(args)
+  try {
+    if (openForReading(m.sessionDir).kind === 'none' || !(await m.switchAccount(args.user!))) {
+      io.out(`no account ${printable(args.user!)} in ${m.sessionDir} (see \`sealed-session status\`)`)
+      return EXIT.negative
+    }
+    io.out(`switched: ${printable(args.user!)} is the active account`)
+    return EXIT.ok
+  } catch (err) {
+    io.err(`error: ${problem(err, args.keySource)}`)
+    return EXIT.failure
   } finally {
     await m.close()
   }
@@ -183,45 +314,51 @@ const tempName = (n: string) => n.startsWith('.') && n.endsWith('.tmp')
 async function doctor(args: Args, io: Out): Promise<number> {
   const m = managerFor(args)
   await m.close()
-  const dir = m.sessionDir
+  const dirPath = m.sessionDir
   let failed = 0
+  let notRun = 0
   const ok = (check: string, detail: string) => io.out(`ok    ${check}: ${detail}`)
   const fail = (check: string, detail: string, fix: string) => {
     failed++
     io.out(`FAIL  ${check}: ${detail}; fix: ${fix}`)
   }
+  // A check that could not run for a reason another line already reports as failed.
+  const skip = (check: string, why: string) => io.out(`skip  ${check}: not checked: ${why}`)
+  const error = (check: string, why: string) => {
+    notRun++
+    io.out(`ERROR ${check}: could not be checked: ${why}`)
+  }
 
-  // Directory (opening it also removes temp files whose writer is gone: count them first).
   const chosen =
     args.dir !== undefined
       ? '--dir'
       : privateRuntimeDir() !== null
         ? 'default: $XDG_RUNTIME_DIR/<app>'
         : 'default: <tmpdir>/.<app>_session-<uid>'
-  let tempsBefore: string[] | null = null
-  let dirOk = false
-  if (!fs.existsSync(dir)) {
-    ok('directory', `${dir} (${chosen}) does not exist yet; the first login creates it 0700`)
+  const state = openForReading(dirPath)
+  if (state.kind === 'none') {
+    ok('directory', `${dirPath} (${chosen}) does not exist yet; the first login creates it 0700`)
+  } else if (state.kind === 'ok') {
+    ok('directory', `${dirPath} (${chosen}) is private: ours, not writable by others, not a symlink`)
   } else {
-    try {
-      tempsBefore = fs.readdirSync(dir).filter(tempName)
-      new native.PrivateDir(dir, false).close()
-      dirOk = true
-      ok('directory', `${dir} (${chosen}) is private: ours, not writable by others, not a symlink`)
-    } catch (err) {
-      fail(
-        'directory',
-        String((toSessionError(err) as Error).message),
-        `remove ${dir} if you did not create it, or give the app (and this command) another dir`,
-      )
-    }
+    fail(
+      'directory',
+      state.reason,
+      `remove ${dirPath} if you did not create it, or give the app (and this command) another dir`,
+    )
   }
 
+  let machineOk = true
   try {
     native.machineId()
     ok('machine id', 'present')
   } catch (err) {
-    fail('machine id', (err as Error).message, 'mount or create /etc/machine-id, or have the app pass a secret')
+    machineOk = false
+    fail(
+      'machine id',
+      problem(err, args.keySource),
+      'mount or create /etc/machine-id (an app that seals with a secret of its own does not need it)',
+    )
   }
 
   ok('openssl', `OpenSSL ${process.versions.openssl}, Node's own (the addon links no other)`)
@@ -242,40 +379,87 @@ async function doctor(args: Args, io: Out): Promise<number> {
     ok('keychain', `not used (keySource machine); secret store: ${keychain === 'ok' ? 'available' : 'unavailable'}`)
   }
 
-  if (tempsBefore !== null && dirOk) {
-    const left = fs.readdirSync(dir).filter(tempName)
-    const removed = tempsBefore.filter((n) => !left.includes(n)).length
-    if (tempsBefore.length === 0) ok('temp files', 'none')
-    else ok('temp files', `${removed} stale temp file(s) removed, ${left.length} in use by a running writer`)
-  } else {
+  if (state.kind === 'none') {
     ok('temp files', 'none (no directory yet)')
+    ok('session file', 'none (no directory yet)')
+    return failed > 0 ? EXIT.negative : notRun > 0 ? EXIT.failure : EXIT.ok
+  }
+  if (state.kind === 'unusable') {
+    const there = (() => {
+      try {
+        return fs.existsSync(path.join(dirPath, 'session.enc')) ? '; a session.enc is there' : ''
+      } catch {
+        return ''
+      }
+    })()
+    skip('temp files', 'the directory failed its check')
+    skip('session file', `the directory failed its check${there}`)
+    return failed > 0 ? EXIT.negative : EXIT.failure
   }
 
-  if (dirOk && fs.existsSync(path.join(dir, 'session.enc'))) {
-    let ring: NativeKeyRing | null = null
+  const dir = state.dir
+  try {
+    let temps: string[]
+    try {
+      temps = fs.readdirSync(dirPath).filter(tempName)
+      if (temps.length === 0) ok('temp files', 'none')
+      else
+        ok(
+          'temp files',
+          `${temps.length} (a writer at work, or one that died: the app removes those whose writer is gone when it next opens the directory)`,
+        )
+    } catch (err) {
+      error('temp files', (err as Error).message)
+    }
+
+    let header: Awaited<ReturnType<NativePrivateDir['peek']>> = null
+    try {
+      header = await dir.peek('session.enc')
+    } catch {
+      header = null // opened below, which names the problem
+    }
+    const hasFile = header !== null || fs.existsSync(path.join(dirPath, 'session.enc'))
+    const hasSide = fs.existsSync(path.join(dirPath, ACCOUNTS_FILE))
+    if (!hasFile && !hasSide) {
+      ok('session file', 'none')
+      return failed > 0 ? EXIT.negative : notRun > 0 ? EXIT.failure : EXIT.ok
+    }
+    let ring: NativeKeyRing
     try {
       ring = makeKeyRing('manager', args.app, { keySource: args.keySource })
-      const found = peek(dir, ring, args.app)
-      if (found instanceof Error) {
-        fail(
-          'session file',
-          describeUnreadable(found, args.keySource),
-          'pass the --key-source the app uses, or remove it with `sealed-session logout`',
-        )
-      } else if (found !== null && 'expired' in found) {
-        ok('session file', 'expired (removed at the next read or sweep)')
-      } else {
-        ok('session file', 'opens with this key')
-      }
     } catch (err) {
-      fail('session file', (err as Error).message, 'use --key-source machine, or make the keychain available')
-    } finally {
-      ring?.close()
+      if (!machineOk) skip('session file', 'no key without a machine id (above)')
+      else error('session file', problem(err, args.keySource))
+      return failed > 0 ? EXIT.negative : EXIT.failure
     }
-  } else {
-    ok('session file', 'none')
+    try {
+      for (const [name, context] of [
+        ['session.enc', `manager:${args.app}`],
+        [ACCOUNTS_FILE, accountsContext(args.app)],
+      ] as const) {
+        const found = peek(dir, ring, name, context)
+        const check = name === 'session.enc' ? 'session file' : 'accounts file'
+        if (found === null) {
+          if (check === 'session file') ok(check, 'none (no active account)')
+        } else if (found instanceof Error) {
+          fail(
+            check,
+            `${name} is there but ${problem(found, args.keySource)}`,
+            'pass the --key-source the app uses, or remove it with `sealed-session logout`',
+          )
+        } else if ('expired' in found) {
+          ok(check, 'expired (removed at the next read or sweep)')
+        } else {
+          ok(check, 'opens with this key')
+        }
+      }
+    } finally {
+      ring.close()
+    }
+  } finally {
+    dir.close()
   }
-  return failed === 0 ? 0 : 1
+  return failed > 0 ? EXIT.negative : notRun > 0 ? EXIT.failure : EXIT.ok
 }
 
 /** Runs the command line; resolves with the exit code. */
@@ -288,17 +472,18 @@ export async function main(
     args = parse(argv)
     if (args === 'help') {
       io.out(USAGE.trimEnd())
-      return 0
+      return EXIT.ok
     }
     if (args.command === 'status') return await status(args, io)
     if (args.command === 'logout') return await logout(args, io)
+    if (args.command === 'switch') return await switchTo(args, io)
     return await doctor(args, io)
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`sealed-session: ${err.message}\n\n${USAGE.trimEnd()}`)
-      return 2
+      return EXIT.usage
     }
     io.err(`error: ${(err as Error).message}`)
-    return 1
+    return EXIT.failure
   }
 }

@@ -6,9 +6,15 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { defaultSessionDir, squattedDefault } from './default-dir'
-import { mapNative, SessionClosedError, UNREADABLE_CODES, toSessionError } from '../core/errors'
+import {
+  mapNative,
+  SessionClosedError,
+  SessionLockTimeoutError,
+  UNREADABLE_CODES,
+  toSessionError,
+} from '../core/errors'
 import { assertFits, checkMaxBytes } from '../core/limits'
-import { withDirLock } from '../core/file-mutex'
+import { withDirLock, withDirLockWithin } from '../core/file-mutex'
 import { weakInterval } from '../core/weak-timer'
 import { copyJson, isPlainObject, type JsonObject } from '../core/json'
 import {
@@ -31,7 +37,26 @@ import {
   type OpenFileResult,
 } from '../core/native'
 import { SessionData } from './session-data'
-import { checkDirPath, checkOptionKeys, checkTtl, describe, MAX_MS } from '../core/validate'
+import {
+  ACCOUNTS_FILE,
+  accountsContext,
+  infoOf,
+  liveAccounts,
+  parseAccounts,
+  serializeAccounts,
+  type AccountInfo,
+  type StoredAccount,
+} from './accounts'
+import { checkDirPath, checkOptionKeys, checkTtl, describe, laterBy } from '../core/validate'
+import { applyUpdate, checkUpdateOptions, type SessionUpdate, type UpdateOptions } from './update'
+
+export type { SessionUpdate, UpdateOptions } from './update'
+
+function checkUserId(userId: unknown, name: string): asserts userId is string {
+  if (typeof userId !== 'string' || userId === '') {
+    throw new TypeError(`${name} must be a non-empty string, got ${describe(userId)}`)
+  }
+}
 
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_REMOVE_INVALID | OPEN_AS_STRING
 const FILE_NAME = 'session.enc'
@@ -64,6 +89,12 @@ export interface SessionManagerOptions extends KeyOptions {
    * Default false.
    */
   readCache?: boolean
+  /**
+   * Keep several logins: `login` adds (or replaces) that user's login and makes it active, the
+   * others stay; `accounts()`, `switchAccount()`, `logout(userId)`, `logoutAll()`. Every other
+   * method acts on the active account. Default false: a login replaces any other.
+   */
+  accounts?: boolean
 }
 
 // A validated read: what getSessionSync returned, and the state of the file and directory
@@ -114,12 +145,6 @@ export interface LoginOptions {
   data?: Record<string, unknown>
 }
 
-// now + ms as a time a Date can hold, or a RangeError naming the argument.
-function laterBy(now: number, ms: number, name: string): number {
-  if (now + ms > MAX_MS) throw new RangeError(`${name} puts the expiry past the latest representable date`)
-  return now + ms
-}
-
 // Never write what the reader would refuse (and then delete) as too large; the error names
 // the option that raises the cap.
 function checkFits(json: string, maxBytes: number): void {
@@ -150,6 +175,7 @@ const MANAGER_KEYS = new Set([
   'readCache',
   'maxBytes',
   'keySource',
+  'accounts',
 ])
 
 export class SessionManager implements AsyncDisposable {
@@ -166,6 +192,8 @@ export class SessionManager implements AsyncDisposable {
   readonly #hasLogger: boolean
   readonly #defaultDir: boolean
   readonly #readCache: boolean
+  readonly #accounts: boolean
+  readonly #accountsContext: string
   #cached: CachedRead | null = null
   #ring: NativeKeyRing | null = null
   #dir: NativePrivateDir | null = null
@@ -199,6 +227,10 @@ export class SessionManager implements AsyncDisposable {
       throw new TypeError(`options.readCache must be a boolean, got ${describe(options.readCache)}`)
     }
     this.#readCache = options.readCache ?? false
+    if (options.accounts !== undefined && typeof options.accounts !== 'boolean') {
+      throw new TypeError(`options.accounts must be a boolean, got ${describe(options.accounts)}`)
+    }
+    this.#accounts = options.accounts ?? false
     this.#keyOptions = {
       secret: options.secret,
       secrets: options.secrets,
@@ -210,6 +242,7 @@ export class SessionManager implements AsyncDisposable {
     checkBindToBoot(options.bindToBoot)
     checkKeySource(this.#keyOptions)
     this.#context = `manager:${this.appName}`
+    this.#accountsContext = accountsContext(this.appName)
   }
 
   /** Opens the private directory and derives the key. Other calls do this lazily. */
@@ -236,24 +269,183 @@ export class SessionManager implements AsyncDisposable {
     await this.close()
   }
 
-  /** Creates a session, replacing any other. */
+  /**
+   * Creates a session and makes it the active one. Without `accounts` it replaces any other;
+   * with it, it replaces only this user's earlier login and the others stay.
+   */
   async login(userId: string, eid: string, options: LoginOptions = {}): Promise<SessionData> {
     const record = this.#newRecord(userId, eid, options)
     // Refused before the lock: a too-large record never waits for another process.
     checkFits(JSON.stringify(record), this.maxBytes)
     const { dir, ring } = await this.#readyAsync()
-    await this.#locked(dir, () => this.#write(dir, ring, record))
+    await this.#locked(dir, async () => {
+      if (this.#accounts) await this.#lockedSide(dir, () => this.#setAsideFor(dir, ring, record.userId))
+      await this.#write(dir, ring, record)
+    })
     this.#logger.info('session created', { expiresAt: record.expiresAt }) // no eid: ids stay out of logs
     return record
   }
 
-  /** Removes the session; false when there was none. */
-  async logout(): Promise<boolean> {
-    const { dir } = await this.#readyAsync()
+  // Login with accounts, both locks held: the active account (if another user's) joins the side
+  // file before session.enc is replaced, so a crash in between loses no account.
+  async #setAsideFor(dir: NativePrivateDir, ring: NativeKeyRing, userId: string): Promise<void> {
+    const now = Date.now()
+    const current = await this.#getSession(dir, ring, true)
+    const side = await this.#readSide(dir, ring)
+    const others = liveAccounts(side, now, userId)
+    if (current !== null && current.userId !== userId) others.unshift({ lastActive: now, session: current })
+    if (others.length !== side.length || others.some((a) => !side.includes(a))) {
+      await this.#writeSide(dir, ring, others)
+    }
+  }
+
+  /**
+   * Ends a login; false when there was none. Without userId: the active one, and (with
+   * `accounts`) the most recently active remaining account becomes active. With userId: that
+   * user's login, active or not.
+   */
+  async logout(userId?: string): Promise<boolean> {
+    if (userId !== undefined) checkUserId(userId, 'userId')
+    const dir = await this.#dirAsync()
     this.#cached = null
-    const removed = await this.#locked(dir, () => mapNative(() => dir.remove(FILE_NAME)))
+    const removed = await this.#locked(dir, async () => {
+      // Removing the only login needs no key (a CLI without a machine id can still log out).
+      if (userId === undefined && !(this.#accounts && (await this.#hasSide(dir)))) {
+        return mapNative(() => dir.remove(FILE_NAME))
+      }
+      const { ring } = this.#ready()
+      if (this.#accounts) return this.#lockedSide(dir, () => this.#logoutAccount(dir, ring, userId))
+      const current = await this.#getSession(dir, ring, true)
+      return current !== null && current.userId === userId && (await mapNative(() => dir.remove(FILE_NAME)))
+    })
     if (removed) this.#logger.info('session deleted (logout)')
     return removed
+  }
+
+  // Both locks held. session.enc is replaced by the next account in one rename (never removed
+  // first), and that account leaves the side file only after: a crash loses no one.
+  async #logoutAccount(dir: NativePrivateDir, ring: NativeKeyRing, userId: string | undefined): Promise<boolean> {
+    const current = await this.#getSession(dir, ring, true)
+    const side = await this.#readSide(dir, ring)
+    const others = liveAccounts(side, Date.now(), current?.userId)
+    if (userId !== undefined && current?.userId !== userId) {
+      const rest = others.filter((a) => a.session.userId !== userId)
+      if (rest.length === others.length) return false
+      await this.#writeSide(dir, ring, rest)
+      return true
+    }
+    if (current === null) return false
+    const next = others[0]
+    if (next === undefined) {
+      await mapNative(() => dir.remove(FILE_NAME))
+      if (side.length > 0) await this.#writeSide(dir, ring, [])
+      return true
+    }
+    await this.#write(dir, ring, next.session)
+    await this.#writeSide(dir, ring, others.slice(1))
+    return true
+  }
+
+  /** Ends every login (the active one and, with `accounts`, all others); how many were live. */
+  async logoutAll(): Promise<number> {
+    const { dir, ring } = await this.#readyAsync()
+    this.#cached = null
+    const count = await this.#locked(dir, () =>
+      this.#lockedSide(dir, async () => {
+        const current = await this.#getSession(dir, ring, true)
+        const others = liveAccounts(await this.#readSide(dir, ring), Date.now(), current?.userId)
+        await mapNative(() => dir.remove(FILE_NAME))
+        await mapNative(() => dir.remove(ACCOUNTS_FILE))
+        return (current === null ? 0 : 1) + others.length
+      }),
+    )
+    if (count > 0) this.#logger.info('sessions deleted (logout all)', { count })
+    return count
+  }
+
+  /**
+   * The logins kept: the active one first, then the others, most recently active first.
+   * Without `accounts`, at most one. Waits for a running `update` (it reads under the lock).
+   */
+  async accounts(): Promise<AccountInfo[]> {
+    const { dir, ring } = await this.#readyAsync()
+    if (!this.#accounts) {
+      const s = await this.#getSession(dir, ring, false)
+      return s === null ? [] : [infoOf(s, true)]
+    }
+    return this.#locked(dir, () =>
+      this.#lockedSide(dir, async () => {
+        const current = await this.#getSession(dir, ring, true)
+        const others = liveAccounts(await this.#readSide(dir, ring), Date.now(), current?.userId)
+        return [...(current === null ? [] : [infoOf(current, true)]), ...others.map((a) => infoOf(a.session, false))]
+      }),
+    )
+  }
+
+  /** Makes userId's login the active one; false when there is no live login of that user. */
+  async switchAccount(userId: string): Promise<boolean> {
+    checkUserId(userId, 'userId')
+    const { dir, ring } = await this.#readyAsync()
+    this.#cached = null
+    return this.#locked(dir, async () => {
+      const current = await this.#getSession(dir, ring, true)
+      if (current?.userId === userId) return true
+      if (!this.#accounts) return false
+      return this.#lockedSide(dir, async () => {
+        const now = Date.now()
+        const others = liveAccounts(await this.#readSide(dir, ring), now, current?.userId)
+        const target = others.find((a) => a.session.userId === userId)
+        if (target === undefined) return false
+        const rest = others.filter((a) => a !== target)
+        if (current !== null) {
+          rest.unshift({ lastActive: now, session: current })
+          // Both in the side file until session.enc holds the target: a crash loses no one.
+          await this.#writeSide(dir, ring, [target, ...rest])
+        }
+        await this.#write(dir, ring, target.session)
+        await this.#writeSide(dir, ring, rest)
+        this.#logger.info('account switched')
+        return true
+      })
+    })
+  }
+
+  /**
+   * Read-modify-write of the active session under the cross-process lock: `fn(current)` runs
+   * while no other process (or call) can change the session, and returns what to change (or
+   * null for nothing). The write is atomic. A throw writes nothing and propagates. Logged out:
+   * null, and fn is not called. Returns the session as it is afterwards.
+   */
+  async update(
+    fn: (current: SessionData) => SessionUpdate | null | Promise<SessionUpdate | null>,
+    options: UpdateOptions = {},
+  ): Promise<SessionData | null> {
+    if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}`)
+    const timeout = checkUpdateOptions(options)
+    const { dir, ring } = await this.#readyAsync()
+    const run = async (): Promise<SessionData | null> => {
+      const current = await this.#getSession(dir, ring, true)
+      if (current === null) return null
+      const change = await fn(current)
+      if (change === null) return current
+      const record = applyUpdate(current, change)
+      // existingOnly: a reader that found it expired meanwhile removed it; that stands.
+      const written = await this.#write(dir, ring, record, true)
+      if (written) this.#logger.info('session updated', { expiresAt: record.expiresAt })
+      return written ? record : null
+    }
+    if (timeout === undefined) return this.#locked(dir, run)
+    return withDirLockWithin(
+      dir,
+      FILE_NAME,
+      timeout,
+      () =>
+        new SessionLockTimeoutError(
+          `update waited ${timeout} ms (options.timeout) for the session lock: another process or call held it`,
+          'ERR_SESSION_LOCK_TIMEOUT',
+        ),
+      run,
+    )
   }
 
   async getSession(): Promise<SessionData | null> {
@@ -370,10 +562,67 @@ export class SessionManager implements AsyncDisposable {
     return withDirLock(dir, FILE_NAME, fn)
   }
 
-  #newRecord(userId: unknown, eid: unknown, options: LoginOptions): SessionData {
-    if (typeof userId !== 'string' || userId === '') {
-      throw new TypeError(`userId must be a non-empty string, got ${describe(userId)}`)
+  // The side file's own lock, always taken inside session.enc's: the sweep takes it (without
+  // waiting) to remove an expired side file, so a write here never lands under its removal.
+  #lockedSide<T>(dir: NativePrivateDir, fn: () => Promise<T>): Promise<T> {
+    return withDirLock(dir, ACCOUNTS_FILE, fn)
+  }
+
+  async #hasSide(dir: NativePrivateDir): Promise<boolean> {
+    try {
+      return (await dir.peek(ACCOUNTS_FILE)) !== null
+    } catch {
+      return true // there, but not a header we can read: the keyed path decides
     }
+  }
+
+  // Both locks held. Unusable (tampered, foreign, not a list): removed with a warning, as
+  // session.enc is. Entries come back as stored; liveAccounts drops expired ones.
+  async #readSide(dir: NativePrivateDir, ring: NativeKeyRing): Promise<StoredAccount[]> {
+    let found: OpenFileResult
+    try {
+      found = await dir.openFile(
+        ring,
+        ACCOUNTS_FILE,
+        this.#accountsContext,
+        this.maxBytes,
+        Date.now(),
+        READ_FLAGS | OPEN_LOCK_HELD,
+      )
+    } catch (err) {
+      const e = toSessionError(err) as Error & { code?: string }
+      if (e.code === undefined || !UNREADABLE_CODES.has(e.code)) throw e
+      this.#discarded(
+        'accounts file could not be opened and was removed',
+        { code: e.code, reason: e.message },
+        ACCOUNTS_FILE,
+      )
+      return []
+    }
+    if (found === null || 'expired' in found) return []
+    try {
+      return parseAccounts(found.plaintext as string)
+    } catch (err) {
+      this.#discarded('accounts file holds no valid list and was removed', { reason: String(err) }, ACCOUNTS_FILE)
+      await mapNative(() => dir.remove(ACCOUNTS_FILE))
+      return []
+    }
+  }
+
+  // Both locks held. Expires with its longest-lived entry, so the sweep removes it then.
+  async #writeSide(dir: NativePrivateDir, ring: NativeKeyRing, list: StoredAccount[]): Promise<void> {
+    if (list.length === 0) {
+      await mapNative(() => dir.remove(ACCOUNTS_FILE))
+      return
+    }
+    const json = serializeAccounts(list)
+    checkFits(json, this.maxBytes)
+    const expiresAt = Math.max(...list.map((a) => a.session.expiresAtMs))
+    await mapNative(() => dir.sealToFile(ring, ACCOUNTS_FILE, json, this.#accountsContext, Date.now(), expiresAt))
+  }
+
+  #newRecord(userId: unknown, eid: unknown, options: LoginOptions): SessionData {
+    checkUserId(userId, 'userId')
     if (typeof eid !== 'string') throw new TypeError(`eid must be a string, got ${describe(eid)}`)
     if (!isPlainObject(options as unknown)) throw new TypeError(`options must be an object, got ${describe(options)}`)
     const { userName = null, data = {} } = options
@@ -478,14 +727,14 @@ export class SessionManager implements AsyncDisposable {
 
   // A discarded file is worth one line even when no logger was given: a process warning
   // (shown once per discard on stderr by default) naming the file and why.
-  #discarded(message: string, details: { code?: string; reason: string }): void {
+  #discarded(message: string, details: { code?: string; reason: string }, file = FILE_NAME): void {
     if (this.#hasLogger) {
       this.#logger.warn(message, details)
       return
     }
     const hint = details.code === 'ERR_SESSION_TOO_LARGE' ? '; the SessionManager option maxBytes raises the cap' : ''
     process.emitWarning(
-      `${message}: ${this.sessionFile} (${details.code ?? 'not a session record'}: ${details.reason}${hint})`,
+      `${message}: ${path.join(this.sessionDir, file)} (${details.code ?? 'not a session record'}: ${details.reason}${hint})`,
       {
         code: 'SEALED_SESSION_DISCARDED',
         detail: 'Pass options.logger to SessionManager to receive these as log lines instead.',
@@ -511,9 +760,13 @@ export class SessionManager implements AsyncDisposable {
     void resealing.finally(() => this.#resealing.delete(resealing))
   }
 
-  #ready(): { dir: NativePrivateDir; ring: NativeKeyRing } {
+  #checkOpen(): void {
     if (this.#closed) throw new SessionClosedError('the session manager is closed', 'ERR_SESSION_CLOSED')
-    if (this.#dir === null || this.#ring === null) {
+  }
+
+  #ready(): { dir: NativePrivateDir; ring: NativeKeyRing } {
+    this.#checkOpen()
+    if (this.#dir === null) {
       // Key first: a missing machine id should fail before a directory is created.
       this.#keyRing()
       try {
@@ -538,9 +791,17 @@ export class SessionManager implements AsyncDisposable {
 
   // The async paths open the directory on the thread pool, never blocking the main thread.
   async #readyAsync(): Promise<{ dir: NativePrivateDir; ring: NativeKeyRing }> {
-    if (this.#closed || this.#dir !== null) return this.#ready()
+    this.#checkOpen()
     // Key first: a missing machine id should fail before a directory is created.
-    this.#keyRing()
+    if (this.#dir === null) this.#keyRing()
+    await this.#dirAsync()
+    return this.#ready()
+  }
+
+  // The directory alone, for what needs no key (removing the only login).
+  async #dirAsync(): Promise<NativePrivateDir> {
+    this.#checkOpen()
+    if (this.#dir !== null) return this.#dir
     this.#opening ??= native.openPrivateDir(this.sessionDir, true).finally(() => {
       this.#opening = null
     })
@@ -557,7 +818,8 @@ export class SessionManager implements AsyncDisposable {
     } else if (this.#dir !== dir) {
       dir.close()
     }
-    return this.#ready()
+    this.#checkOpen()
+    return this.#dir!
   }
 
   #startCleanup(): void {

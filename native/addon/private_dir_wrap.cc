@@ -59,7 +59,12 @@ PrivateDirWrap::PrivateDirWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
     path_ = GetString(info, 0, "path");
     if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "create must be a boolean");
     bool create = info[1].As<Napi::Boolean>().Value();
-    dir_ = Guard(env, [&] { return std::make_shared<const PrivateDir>(path_, create); });
+    bool temps = true;
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsBoolean()) ThrowType(env, "removeStaleTemps must be a boolean");
+      temps = info[2].As<Napi::Boolean>().Value();
+    }
+    dir_ = Guard(env, [&] { return std::make_shared<const PrivateDir>(path_, create, temps); });
     id_ = dir_->id();
   }
   info.This().As<Napi::Object>().TypeTag(&kPrivateDirTag);

@@ -25,7 +25,8 @@ class LockWrap : public Napi::ObjectWrap<LockWrap> {
 class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
-  // new PrivateDir(path, create), or (from openPrivateDir) new PrivateDir(External<opened dir>)
+  // new PrivateDir(path, create, removeStaleTemps = true), or (from openPrivateDir)
+  // new PrivateDir(External<opened dir>)
   explicit PrivateDirWrap(const Napi::CallbackInfo& info);
 
  private:

@@ -318,7 +318,7 @@ void PrivateDir::CheckName(const std::string& name) {
   if (EndsWith(name, kLockSuffix)) throw Error(code::kInvalidArg, "file name must not end with .lock");
 }
 
-PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
+PrivateDir::PrivateDir(const std::string& path, bool create, bool remove_stale_temps) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
   // Walked from '/' component by component (OpenDirWalking): no parent that others could swap
@@ -332,7 +332,7 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     struct stat st;
     if (fstat(fd_, &st) != 0) ThrowIo("fstat", path, errno);
     id_ = std::to_string(static_cast<uint64_t>(st.st_dev)) + ":" + std::to_string(static_cast<uint64_t>(st.st_ino));
-    RemoveStaleTemps();
+    if (remove_stale_temps) RemoveStaleTemps();
   } catch (...) {
     close(fd_);
     fd_ = -1;

@@ -91,7 +91,8 @@ struct FileId {
 class PrivateDir {
  public:
   // Opens path (creating it and missing parents with 0700 when create is set) and checks it.
-  PrivateDir(const std::string& path, bool create);
+  // remove_stale_temps: also remove dead writers' temp files (off for read-only inspection).
+  PrivateDir(const std::string& path, bool create, bool remove_stale_temps = true);
   ~PrivateDir();
   PrivateDir(const PrivateDir&) = delete;
   PrivateDir& operator=(const PrivateDir&) = delete;
@@ -131,7 +132,8 @@ class PrivateDir {
   std::vector<std::string> List() const;
   SweepStats Sweep(uint64_t now, std::string_view collect_prefix = {}) const;
   // Removes temp files whose writer is gone (their flock can be taken); never a live
-  // writer's. Runs when the directory is opened and in every Sweep. Returns how many.
+  // writer's. Runs when the directory is opened (unless asked not to) and in every Sweep.
+  // Returns how many.
   uint64_t RemoveStaleTemps() const;
   // Blocks until the lock is ours: call it off the main thread.
   std::unique_ptr<FileLock> Lock(const std::string& name) const;

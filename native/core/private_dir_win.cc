@@ -596,7 +596,7 @@ void PrivateDir::CheckName(const std::string& name) {
   if (ReservedDeviceName(name)) throw Error(code::kInvalidArg, "file name must not be a Windows device name");
 }
 
-PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
+PrivateDir::PrivateDir(const std::string& path, bool create, bool remove_stale_temps) : path_(path) {
   if (path.empty() || path.find('\0') != std::string::npos)
     throw Error(code::kInvalidArg, "directory path must be non-empty and contain no NUL");
   Handle h = OpenDirWalking(path, create);
@@ -607,7 +607,7 @@ PrivateDir::PrivateDir(const std::string& path, bool create) : path_(path) {
     if (!GetFileInformationByHandle(H(fd_), &bi)) ThrowWin("GetFileInformationByHandle", path_, GetLastError());
     id_ = std::to_string(bi.dwVolumeSerialNumber) + ":" +
           std::to_string((static_cast<uint64_t>(bi.nFileIndexHigh) << 32) | bi.nFileIndexLow);
-    RemoveStaleTemps();
+    if (remove_stale_temps) RemoveStaleTemps();
   } catch (...) {
     _close(fd_);
     fd_ = -1;

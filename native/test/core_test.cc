@@ -1172,6 +1172,17 @@ TEST(pdir_stale_temps_go_live_ones_stay) {
   CHECK_EQ(Join(RawNames(t.path)), std::string(".notatemp,f"));
 }
 
+TEST(pdir_open_without_removing_stale_temps) {
+  TempDir t;
+  WriteRaw(t / ".dead.0123456789abcdef.tmp", "left by a crash");
+  {
+    PrivateDir look(t.path, false, false);  // read-only inspection (the CLI's status, doctor)
+    CHECK(Exists(t / ".dead.0123456789abcdef.tmp"));
+  }
+  PrivateDir d(t.path, false);
+  CHECK(!Exists(t / ".dead.0123456789abcdef.tmp"));
+}
+
 TEST(cas_record_version) {
   CHECK_EQ(RecordVersion("{\"id\":\"x\",\"data\":{},\"version\":42}"), uint64_t{42});
   CHECK_EQ(RecordVersion("{\"version\":7}"), uint64_t{0});  // only after a comma, as we write it

@@ -19,6 +19,7 @@ const APP = 'kc-app'
 
 interface Seen {
   userId?: string | null
+  accounts?: string[]
   warned?: string[]
   file?: string
   error?: { name: string; code: string; message: string }
@@ -86,6 +87,28 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     expect(await child('machine', copy, keyring.env)).toEqual({ userId: null, warned: ['ERR_SESSION_UNKNOWN_KEY'] })
   })
 
+  it('accounts under the keychain key: kept, switched, and read by a fresh process', async () => {
+    const dir = path.join(root, 'accounts')
+    expect(await child('accounts', dir, keyring.env)).toEqual({
+      userId: 'kc-a',
+      accounts: ['kc-a*', 'kc-b'],
+      warned: [],
+    })
+    expect(await child('accounts-read', dir, keyring.env)).toEqual({
+      userId: 'kc-a',
+      accounts: ['kc-a*', 'kc-b'],
+      warned: [],
+    })
+    // Both files are sealed with the keychain-derived key: the machine key alone opens neither.
+    const ids = ['session.enc', 'accounts.enc'].map((f) =>
+      fs.readFileSync(path.join(dir, f)).subarray(8, 12).toString('hex'),
+    )
+    expect(ids[0]).toBe(ids[1])
+    const copy = path.join(root, 'accounts-copy')
+    fs.cpSync(dir, copy, { recursive: true })
+    expect((await child('machine', copy, keyring.env)).userId).toBeNull()
+  })
+
   it('no Secret Service: ERR_KEYCHAIN_UNAVAILABLE naming the other key sources, nothing written', async () => {
     const dir = path.join(root, 'c')
     const seen = await child('login', dir, noBusEnv())
@@ -131,6 +154,12 @@ describe.skipIf(!HAS_KEYRING_TOOLS)("keySource 'keychain' (gnome-keyring-daemon 
     const bad = bin(['doctor', '--app', APP, '--dir', dir, '--key-source', 'keychain'], noBusEnv())
     expect(bad.status).toBe(1)
     expect(bad.stdout).toMatch(/FAIL {2}keychain: .*no D-Bus session bus.*fix: /)
+    // Without the keychain, status still says a file is there, exits 3, and asks for nothing a shell cannot give.
+    const blind = bin(['status', '--app', APP, '--dir', dir, '--key-source', 'keychain'], noBusEnv())
+    expect(blind.status).toBe(3)
+    expect(blind.stdout).toContain('a session file is there (session.enc, until ')
+    expect(blind.stderr).toContain('unlock the keychain, or pass the --key-source the app uses')
+    expect(blind.stderr).not.toMatch(/secret \(options\.secret\)|pass a .?secret/)
   })
 
   it("four first runs at once store one seed: every process's login reads back afterwards", async () => {

@@ -73,6 +73,15 @@ const entries: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
     },
     [path.join(tmp, 'p'), true],
   ],
+  [
+    'PrivateDir without the temp sweep',
+    (...a) => {
+      const d = new (native.PrivateDir as unknown as new (...x: unknown[]) => { close(): void })(...a)
+      d.close()
+      return d
+    },
+    [path.join(tmp, 'p'), true, false],
+  ],
   ['peekHeader', (...a) => (native.peekHeader as (...x: unknown[]) => unknown)(...a), [Buffer.alloc(40)]],
   ['ring.seal', (...a) => (ring.seal as (...x: unknown[]) => unknown).apply(ring, a), ['pt', 'ctx', 1, 2]],
   ['ring.mac', (...a) => (ring.mac as (...x: unknown[]) => unknown).apply(ring, a), ['alice', 0]],
