@@ -26,11 +26,24 @@ trap cleanup EXIT
 step "cross-build win32-x64 and linux-arm64"
 node scripts/cross-build.mjs win32-x64 linux-arm64 2>&1 | grep -v '^\$ '
 
-step "Windows x64 under wine: core tests and the portable test files"
-node scripts/platform-tests.mjs win32-x64
-
-step "Linux arm64 under qemu-user: the portable test files"
-node scripts/platform-tests.mjs linux-arm64
+# wine and qemu each keep about one core busy: the two targets run at once (each in its own
+# folder, see platform-tests.mjs), each log printed whole when both are done.
+step "Windows x64 under wine (core tests and the portable test files) and Linux arm64 under qemu-user (the portable test files), at once"
+logs=$(mktemp -d /tmp/ss-platforms.XXXXXX)
+node scripts/platform-tests.mjs win32-x64 >"$logs/win32-x64.log" 2>&1 &
+win=$!
+node scripts/platform-tests.mjs linux-arm64 >"$logs/linux-arm64.log" 2>&1 &
+arm=$!
+win_rc=0
+arm_rc=0
+wait "$win" || win_rc=$?
+wait "$arm" || arm_rc=$?
+printf '\n--- win32-x64 (exit %s)\n' "$win_rc"
+cat "$logs/win32-x64.log"
+printf '\n--- linux-arm64 (exit %s)\n' "$arm_rc"
+cat "$logs/linux-arm64.log"
+rm -rf "$logs"
+if [ "$win_rc" -ne 0 ] || [ "$arm_rc" -ne 0 ]; then exit 1; fi
 
 step "a session moves between x64 and arm64"
 node scripts/platform-tests.mjs exchange

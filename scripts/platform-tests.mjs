@@ -80,8 +80,6 @@ const LEFT_OUT = {
       '8 x 250 locked writes take minutes under qemu; manager.test.ts runs 4 processes x 100 extendSession under the same flock',
     'test/reliability/hostile-input.test.ts':
       '6000 random calls take minutes under qemu; the argument checks are JavaScript, the same on every platform',
-    'test/manager/locks.test.ts':
-      "waits a fixed 2 s for its extender child's first extension, and an arm64 node under qemu takes longer to start; the lock is the same flock as on x64 (and LockFileEx runs it under wine)",
   },
 }
 

@@ -25,7 +25,10 @@ afterEach(() => {
 })
 
 interface Extender {
-  /** Resolves at the extender's next "hit" or "miss" line, or after 2 s (then false). */
+  /**
+   * Resolves at the extender's next "hit" or "miss" line, or false after 20 s: a bound for a
+   * child that hangs, far above a slow start (a node.exe under wine on a loaded machine).
+   */
   next(line: 'hit' | 'miss'): Promise<boolean>
   stop(): Promise<{ ok: number; tries: number }>
 }
@@ -48,7 +51,7 @@ function startExtender(dir: string): Promise<Extender> {
         const timer = setTimeout(() => {
           waiter = null
           resolve(false)
-        }, 2000)
+        }, 20_000)
         waiter = {
           line,
           resolve: (seen) => {

@@ -46,7 +46,8 @@ function killOne(dir: string, first: number, delay: number): Promise<void> {
       if (timer === undefined && out.startsWith('ready\n')) timer = setTimeout(() => child.kill('SIGKILL'), delay)
     })
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-    const guard = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    // Only for a writer that hangs: an arm64 node under qemu on a loaded machine starts slowly.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000)
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(guard)

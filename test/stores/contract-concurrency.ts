@@ -252,8 +252,8 @@ export function describeConcurrencyContract(
         if (persistedTouch(got!)) persisted++
       }
       expect(persisted).toBeGreaterThanOrEqual(4)
-      // Idle for longer than ttl: gone.
-      await sleep(1100)
+      // Idle for longer than ttl (with room for a loaded machine's late timers): gone.
+      await sleep(1500)
       expect(await store.get(s.id)).toBeNull()
     })
   })
