@@ -104,6 +104,8 @@ export function statements(n: TableNames, readBytes: number) {
     put: `${insert} ${upsert}`,
     remove: `DELETE FROM ${t} WHERE name = $1 RETURNING ${env}`,
     removeVersion: `DELETE FROM ${t} WHERE name = $1 AND version = $2::bigint RETURNING ${env}`,
+    // $2: now. An expired row read is removed then and there.
+    removeExpired: `DELETE FROM ${t} WHERE name = $1 AND expires_at <= $2::bigint`,
     live: `SELECT 1 AS ok FROM ${t} WHERE name = $1 AND expires_at > $2::bigint`,
     indexList: `SELECT name, expires_at::text AS expires_at FROM ${t} WHERE identity_hash = $1`,
     // Only rows past their expiry lose their entry: a live session's entry is never dropped.

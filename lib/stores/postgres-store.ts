@@ -239,7 +239,11 @@ export class PostgresSessionStore extends SealedStore {
 
   protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
     const [row] = await this.#query('read', this.#sql.read, [name])
-    if (row === undefined || Number(row.expires_at) <= now) return null
+    if (row === undefined) return null
+    if (Number(row.expires_at) <= now) {
+      await this.#query('delete', this.#sql.removeExpired, [name, String(now)])
+      return null
+    }
     return this.#open(name, row)
   }
 
