@@ -9,7 +9,18 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { freePort } from './redis-server'
 
-export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'
+/** The server binaries: $PG_BIN, else Debian's newest /usr/lib/postgresql/<major>/bin (15 on bookworm). */
+export const PG_BIN = process.env.PG_BIN ?? debianBin()
+
+function debianBin(): string {
+  let majors: number[] = []
+  try {
+    majors = fs.readdirSync('/usr/lib/postgresql').map(Number).filter(Number.isInteger)
+  } catch {
+    /* not installed */
+  }
+  return `/usr/lib/postgresql/${majors.length > 0 ? Math.max(...majors) : 15}/bin`
+}
 const RUNUSER = '/usr/sbin/runuser'
 
 export interface PostgresServer {
