@@ -95,8 +95,10 @@ export function statements(n: TableNames, readBytes: number) {
     'ON CONFLICT (name) DO UPDATE SET envelope = EXCLUDED.envelope, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at, identity_hash = EXCLUDED.identity_hash'
   return {
     read: `SELECT version::text AS version, expires_at::text AS expires_at, xmin::text AS xmin, ${env} FROM ${t} WHERE name = $1`,
-    // $6: the version compared; $7: now (an expired row is no longer live).
-    swap: `UPDATE ${t} SET ${set} WHERE name = $1 AND version = $6::bigint AND expires_at > $7::bigint RETURNING 1 AS ok`,
+    // $6: the version compared; $7: now (an expired row is no longer live); $8: the key ids this
+    // store can open, 'kid,kid' (bytes 8..11 of the envelope): a row sealed under a key it lacks
+    // is unreadable here, so not the version it read.
+    swap: `UPDATE ${t} SET ${set} WHERE name = $1 AND version = $6::bigint AND expires_at > $7::bigint AND encode(substring(envelope from 9 for 4), 'hex') = ANY(string_to_array($8, ',')) RETURNING 1 AS ok`,
     // $6: now. A row there is replaced only once expired.
     insert: `${insert} ${upsert} WHERE s.expires_at <= $6::bigint RETURNING 1 AS ok`,
     // $6: the xmin of the unreadable row seen: replaced only if it is still that row version.
@@ -107,7 +109,9 @@ export function statements(n: TableNames, readBytes: number) {
     // $2: now. An expired row read is removed then and there.
     removeExpired: `DELETE FROM ${t} WHERE name = $1 AND expires_at <= $2::bigint`,
     live: `SELECT 1 AS ok FROM ${t} WHERE name = $1 AND expires_at > $2::bigint`,
-    indexList: `SELECT name, expires_at::text AS expires_at FROM ${t} WHERE identity_hash = $1`,
+    // $1: 'hash,hash': every index name of one identity (one per key while keys rotate), read in
+    // one statement: a row moving from an old key's name to the new one is seen either way.
+    indexList: `SELECT name, expires_at::text AS expires_at FROM ${t} WHERE identity_hash = ANY(string_to_array($1, ','))`,
     // Only rows past their expiry lose their entry: a live session's entry is never dropped.
     indexRemove: `UPDATE ${t} SET identity_hash = NULL WHERE identity_hash = $1 AND name = ANY(string_to_array($2, ',')) AND expires_at <= $3::bigint`,
     markRead: `SELECT revoked_before::text AS mark FROM ${n.marks} WHERE identity_hash = $1`,

@@ -98,6 +98,8 @@ export class PostgresSessionStore extends SealedStore {
   readonly #sql: Statements
   #timer: NodeJS.Timeout | null = null
   #sweeping: Promise<unknown> | null = null
+  // Index name → every index name of its identity, while keys rotate (see indexNames).
+  readonly #siblings = new Map<string, readonly string[]>()
 
   protected override get saveAttempts(): number {
     return PG_SAVE_ATTEMPTS
@@ -255,7 +257,12 @@ export class PostgresSessionStore extends SealedStore {
     if (condition.kind === 'absent') return this.#insert(write)
     let expected = condition.version
     for (;;) {
-      const done = await this.#query('save', this.#sql.swap, [...this.#params(write), String(expected), now()])
+      const done = await this.#query('save', this.#sql.swap, [
+        ...this.#params(write),
+        String(expected),
+        now(),
+        this.ring().keyIds.join(','),
+      ])
       if (done.length > 0) return 'written'
       const current = await this.readRecord(write.name, Date.now())
       if (current === null || current.session.id !== write.id) return 'missing'
@@ -293,10 +300,30 @@ export class PostgresSessionStore extends SealedStore {
   }
 
   protected async indexList(index: string): Promise<IndexEntry[]> {
-    const rows = await this.#query('list', this.#sql.indexList, [index])
+    const rows = await this.#query('list', this.#sql.indexList, [(this.#siblings.get(index) ?? [index]).join(',')])
     return rows
       .filter((r) => isStorageName(r.name as string))
       .map((r) => ({ name: r.name as string, expiresAt: Number(r.expires_at) }))
+  }
+
+  /**
+   * A re-seal moves a row's identity_hash from an older key's index name to the current one in
+   * one write, so listing the names one by one could miss a row that moves in between: each name
+   * remembers its siblings, and indexList reads them all at once.
+   */
+  protected override indexNames(identity: string): string[] {
+    const names = super.indexNames(identity)
+    if (names.length > 1) {
+      for (const name of names) {
+        this.#siblings.delete(name) // re-inserted last: the oldest entries go first
+        this.#siblings.set(name, names)
+      }
+      for (const oldest of this.#siblings.keys()) {
+        if (this.#siblings.size <= 4096) break
+        this.#siblings.delete(oldest)
+      }
+    }
+    return names
   }
 
   protected async markRead(index: string): Promise<number> {

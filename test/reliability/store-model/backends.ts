@@ -1,5 +1,6 @@
 // The systems under test of the store model (store-model.test.ts): every store kind behind one
-// small interface — its instances (two app servers on one backend, for files and Redis), key
+// small interface — its instances (two app servers on one backend, for files, Redis and
+// PostgreSQL), key
 // rotation by reopening them with new secrets, injected I/O errors, and cleanup.
 //
 // Injected errors: the file store's native layer refuses a file we do not own, so a session or
@@ -14,11 +15,12 @@ import type { createClient } from 'redis'
 import { storageName } from '../../../lib/core/ids'
 import { FileSessionStore } from '../../../lib/stores/file-store'
 import { MemorySessionStore } from '../../../lib/stores/memory-store'
+import { PostgresSessionStore, type PostgresClientLike } from '../../../lib/stores/postgres-store'
 import { RedisSessionStore, type RedisClientLike } from '../../../lib/stores/redis-store'
 import type { SessionStore } from '../../../lib/stores/store'
 import { wrapCommands } from '../../helpers/redis-clients'
 
-export type StoreKind = 'memory' | 'file' | 'redis'
+export type StoreKind = 'memory' | 'file' | 'redis' | 'postgres'
 
 /** What one run configures: the store options that change what the model has to follow. */
 export interface StoreConfig {
@@ -211,6 +213,43 @@ export function redisBackend(config: StoreConfig, nodeRedis: NodeRedis, ioredis:
         cursor = next
         if (keys.length > 0) await nodeRedis.sendCommand(['DEL', ...keys])
       } while (cursor !== '0')
+    },
+  }
+}
+
+/**
+ * Two instances on one PostgreSQL table, one through node-postgres and one through postgres.js.
+ * `table` exists already (runs are sequential): dispose empties it. No injected errors.
+ */
+export function postgresBackend(
+  config: StoreConfig,
+  clients: [PostgresClientLike, PostgresClientLike],
+  table: string,
+  truncate: (sql: string) => Promise<unknown>,
+): Backend {
+  const open = (i: number, secrets: string[]) =>
+    new PostgresSessionStore({
+      client: clients[i],
+      table,
+      ...(secrets.length === 1 ? { secret: secrets[0] } : { secrets }),
+      ttl: config.ttl,
+      touchAfter: config.touchAfter,
+      maxBytes: config.maxBytes,
+      sweepInterval: 0,
+    })
+  const instances: SessionStore[] = [open(0, [secretOf(0)]), open(1, [secretOf(0)])]
+  return {
+    kind: 'postgres',
+    instances,
+    async rotate(secrets) {
+      await Promise.all(instances.map((s) => s.close!()))
+      instances.splice(0, instances.length, open(0, secrets), open(1, secrets))
+    },
+    inject: () => Promise.reject(new Error('PostgresSessionStore: no injected errors')),
+    clear: async () => false,
+    async dispose() {
+      await Promise.all(instances.map((s) => s.close!()))
+      await truncate(`TRUNCATE "${table}", "${table}_revocations"`)
     },
   }
 }
