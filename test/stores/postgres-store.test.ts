@@ -334,6 +334,30 @@ if (!installed) {
         }
       })
 
+      it('under SERIALIZABLE, concurrent saves that meet serialization failures are retried: every change kept', async () => {
+        const strict = connect(kind, `${server.url}?options=-c%20default_transaction_isolation%3Dserializable`, 12)
+        try {
+          const store = await make({}, strict.client)
+          const q = "SELECT current_setting('transaction_isolation') AS level"
+          const [{ level }] =
+            kind === 'pg'
+              ? (await (strict.client as pg.Pool).query(q)).rows
+              : await (strict.client as postgres.Sql).unsafe(q)
+          expect(level).toBe('serializable')
+          for (let round = 0; round < 4; round++) {
+            const s = await store.create()
+            const copies = await Promise.all(Array.from({ length: 12 }, () => store.get(s.id)))
+            copies.forEach((c, i) => c!.data.set(`k${i}`, i))
+            expect(await Promise.all(copies.map((c) => store.save(c!)))).toEqual(copies.map(() => true))
+            expect(Object.keys((await store.get(s.id))!.data.toJSON()).sort()).toEqual(
+              copies.map((_, i) => `k${i}`).sort(),
+            )
+          }
+        } finally {
+          await strict.close()
+        }
+      })
+
       it('checks its options and its client', async () => {
         const c = tc.client
         expect(() => new PostgresSessionStore({ client: {} as never, secret: SECRET })).toThrow(
