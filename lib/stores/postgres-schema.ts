@@ -94,7 +94,8 @@ export function statements(n: TableNames, readBytes: number) {
   const upsert =
     'ON CONFLICT (name) DO UPDATE SET envelope = EXCLUDED.envelope, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at, identity_hash = EXCLUDED.identity_hash'
   return {
-    read: `SELECT version::text AS version, expires_at::text AS expires_at, xmin::text AS xmin, ${env} FROM ${t} WHERE name = $1`,
+    // The row and its identity's revocation mark, in one statement (one snapshot).
+    read: `SELECT version::text AS version, expires_at::text AS expires_at, xmin::text AS xmin, identity_hash, (SELECT m.revoked_before::text FROM ${n.marks} m WHERE m.identity_hash = s.identity_hash) AS mark, ${env} FROM ${t} s WHERE name = $1`,
     // $6: the version compared; $7: now (an expired row is no longer live); $8: the key ids this
     // store can open, 'kid,kid' (bytes 8..11 of the envelope): a row sealed under a key it lacks
     // is unreadable here, so not the version it read.

@@ -388,6 +388,11 @@ export class PostgresSessionStore extends SealedStore {
     // The version compared is the column: a record that says otherwise was not written by us.
     if (found !== null && row.version !== null && row.version !== undefined && String(found.version) !== row.version)
       return this.#notOurs('holds a version that does not match its record')
+    if (found !== null && typeof row.identity_hash === 'string' && 'mark' in row) {
+      // Read with the row: the base store uses it when it is the identity's current index name.
+      const value = row.mark === null ? 0 : Number(row.mark)
+      if (Number.isSafeInteger(value) && value >= 0) found.mark = { index: row.identity_hash, value }
+    }
     return found
   }
 
