@@ -41,10 +41,22 @@ export const PG_RATIOS = [
     target: 1,
     label: 'PostgresSessionStore.get (node-postgres) ÷ connect-pg-simple get (time, same server)',
   },
-  { num: 'ss-pgjs-get', den: 'connect-pg-simple-get', label: 'PostgresSessionStore.get (postgres.js) ÷ connect-pg-simple get (time)' },
+  {
+    num: 'ss-pgjs-get',
+    den: 'connect-pg-simple-get',
+    label: 'PostgresSessionStore.get (postgres.js) ÷ connect-pg-simple get (time)',
+  },
   { num: 'ss-pg-get', den: 'pg-raw-select', label: 'PostgresSessionStore.get (node-postgres) ÷ raw SELECT (time)' },
-  { num: 'ss-pg-save', den: 'connect-pg-simple-set', label: 'PostgresSessionStore.save (node-postgres) ÷ connect-pg-simple set (time)' },
-  { num: 'ss-pgjs-save', den: 'connect-pg-simple-set', label: 'PostgresSessionStore.save (postgres.js) ÷ connect-pg-simple set (time)' },
+  {
+    num: 'ss-pg-save',
+    den: 'connect-pg-simple-set',
+    label: 'PostgresSessionStore.save (node-postgres) ÷ connect-pg-simple set (time)',
+  },
+  {
+    num: 'ss-pgjs-save',
+    den: 'connect-pg-simple-set',
+    label: 'PostgresSessionStore.save (postgres.js) ÷ connect-pg-simple set (time)',
+  },
 ]
 
 const dist = (m) => require(path.join(process.env.BENCH_PKG ?? ROOT, 'dist', m))
@@ -99,7 +111,8 @@ async function setup(name, port) {
   }
   if (name === 'pg-raw-select') {
     const name64 = (await p.query(`SELECT name FROM ${TABLE} LIMIT 1`)).rows[0].name
-    op = async () => (await p.query({ name: 'raw', text: `SELECT envelope FROM ${TABLE} WHERE name = $1`, values: [name64] })).rows[0]
+    op = async () =>
+      (await p.query({ name: 'raw', text: `SELECT envelope FROM ${TABLE} WHERE name = $1`, values: [name64] })).rows[0]
   } else if (name === 'connect-pg-simple-get' || name === 'connect-pg-simple-set') {
     const store = await connectPgSimple(p)
     if (name.endsWith('get')) op = () => promisify((cb) => store.get(SID_CPS, cb))
@@ -170,7 +183,13 @@ export async function round(port) {
       const l = lat[n].sort((a, b) => a - b)
       return [
         n,
-        { name: n, n: l.length, opsPerSec: (l.length * 1e9) / busyNs[n], p50Ns: percentile(l, 50), p99Ns: percentile(l, 99) },
+        {
+          name: n,
+          n: l.length,
+          opsPerSec: (l.length * 1e9) / busyNs[n],
+          p50Ns: percentile(l, 50),
+          p99Ns: percentile(l, 99),
+        },
       ]
     }),
   )
@@ -198,7 +217,7 @@ function pgBin() {
   return `/usr/lib/postgresql/${majors.length ? Math.max(...majors) : 15}/bin`
 }
 
-async function startServer() {
+export async function startServer() {
   const bin = pgBin()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-bench-pg-'))
   const data = path.join(root, 'data')
@@ -211,7 +230,24 @@ async function startServer() {
   const port = await freePort()
   const child = spawn(
     'runuser',
-    ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data, '-k', sock, '-h', '127.0.0.1', '-p', String(port), '-c', 'fsync=off', '-c', 'synchronous_commit=off'],
+    [
+      '-u',
+      'postgres',
+      '--',
+      path.join(bin, 'postgres'),
+      '-D',
+      data,
+      '-k',
+      sock,
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+    ],
     { stdio: 'ignore' },
   )
   const failed = new Promise((_, reject) => child.once('error', reject))
@@ -225,7 +261,13 @@ async function startServer() {
   process.once('exit', stop)
   const p = pool(port)
   for (let i = 0; i < 500; i++) {
-    const up = await Promise.race([failed, p.query('SELECT 1').then(() => true, () => false)])
+    const up = await Promise.race([
+      failed,
+      p.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+    ])
     if (up) {
       await p.end()
       return { port, stop }
@@ -240,7 +282,14 @@ export async function makeFixtures(port) {
   const p = pool(port)
   const { PostgresSessionStore } = dist('index.js')
   const { userId, options } = sessionRecordInput()
-  const store = new PostgresSessionStore({ client: p, secret: SECRET, namespace: NAMESPACE, table: TABLE, touchAfter: TTL_MS, sweepInterval: 0 })
+  const store = new PostgresSessionStore({
+    client: p,
+    secret: SECRET,
+    namespace: NAMESPACE,
+    table: TABLE,
+    touchAfter: TTL_MS,
+    sweepInterval: 0,
+  })
   await store.init()
   const session = await store.create({ userId, name: options.userName, roles: options.data.roles }, { ttl: TTL_MS })
   for (const k of ['locale', 'theme', 'cart', 'flags', 'csrf']) session.data.set(k, options.data[k])
@@ -249,11 +298,18 @@ export async function makeFixtures(port) {
   await p.query('CREATE TABLE bench_meta (key text PRIMARY KEY, value text)')
   await p.query("INSERT INTO bench_meta VALUES ('id', $1)", [session.id])
   // connect-pg-simple's own table (its table.sql) and what express-session would store for the same user
-  await p.query(fs.readFileSync(require.resolve('connect-pg-simple/table.sql'), 'utf8').replaceAll('"session"', 'cps_session').replaceAll('"IDX_session_expire"', 'cps_session_expire'))
+  await p.query(
+    fs
+      .readFileSync(require.resolve('connect-pg-simple/table.sql'), 'utf8')
+      .replaceAll('"session"', 'cps_session')
+      .replaceAll('"IDX_session_expire"', 'cps_session_expire'),
+  )
   const cps = await connectPgSimple(p)
   await promisify((cb) => cps.set(SID_CPS, cpsRow(userId, options), cb))
   const sizes = (
-    await p.query(`SELECT (SELECT octet_length(envelope) FROM ${TABLE} LIMIT 1) AS sealed, (SELECT octet_length(sess::text) FROM cps_session) AS plain`)
+    await p.query(
+      `SELECT (SELECT octet_length(envelope) FROM ${TABLE} LIMIT 1) AS sealed, (SELECT octet_length(sess::text) FROM cps_session) AS plain`,
+    )
   ).rows[0]
   await p.end()
   return { sealedBytes: sizes.sealed, plainBytes: sizes.plain }
@@ -307,7 +363,10 @@ export async function runPostgresBench(log = (...a) => console.error(...a)) {
       '',
       '| ratio (median of per-round ratios) | value | target |',
       '| --- | ---: | --- |',
-      ...ratios.map((q) => `| ${q.label} | ${q.value.toFixed(2)}× | ${q.target !== undefined ? `≤ ${q.target}× ${q.met ? 'met' : 'MISSED'}` : ''} |`),
+      ...ratios.map(
+        (q) =>
+          `| ${q.label} | ${q.value.toFixed(2)}× | ${q.target !== undefined ? `≤ ${q.target}× ${q.met ? 'met' : 'MISSED'}` : ''} |`,
+      ),
       '',
     ].join('\n')
     return { rows, ratios, markdown }
@@ -319,7 +378,10 @@ export async function runPostgresBench(log = (...a) => console.error(...a)) {
 /** bench/results-postgres.md: the PostgreSQL rows of the latest full run. */
 export function writePostgresReport(markdown) {
   const when = `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, Node ${process.version}`
-  fs.writeFileSync(path.join(ROOT, 'bench', 'results-postgres.md'), `# PostgreSQL bench results (${when})\n\n${markdown}`)
+  fs.writeFileSync(
+    path.join(ROOT, 'bench', 'results-postgres.md'),
+    `# PostgreSQL bench results (${when})\n\n${markdown}`,
+  )
 }
 
 const [arg1, arg2] = process.argv.slice(2)
