@@ -1,7 +1,8 @@
 // One small adapter over the PostgreSQL clients people already have: node-postgres (`pg`: a
 // Pool, or one Client) and postgres.js (`sql`). The store speaks only through it: parameterised
 // statements whose parameters are strings or Buffers (every number is cast in the SQL), rows as
-// plain objects, and a connection of its own for the moments that need one (advisory locks).
+// plain objects. Every call is one statement on whatever connection the client picks: the store
+// never holds a connection, so none can leak or be left holding a lock.
 // Nothing is imported from either package: both stay optional peers, the objects are checked
 // structurally.
 import { createHash } from 'node:crypto'
@@ -10,18 +11,9 @@ import { describe } from '../core/validate'
 export type PgParam = string | Buffer | null
 export type PgRow = Record<string, unknown>
 
-/** One connection held by the store until `release`. */
-export interface PgConnection {
-  query(text: string, params: readonly PgParam[]): Promise<PgRow[]>
-  /** Gives the connection back; `destroy`: it may be mid-command (a timeout) or broken, so it is closed instead. */
-  release(destroy: boolean): void
-}
-
 export interface PgLink {
   readonly kind: 'node-postgres pool' | 'node-postgres client' | 'postgres.js'
   query(text: string, params: readonly PgParam[]): Promise<PgRow[]>
-  /** A connection of its own (pg Pool, postgres.js); a single pg Client lends itself. */
-  reserve(): Promise<PgConnection>
   /** False when an idle connection's failure would surface as an unhandled 'error' event (ends the process). */
   hasErrorListener(): boolean
 }
@@ -71,57 +63,20 @@ function listens(c: Obj): () => boolean {
 }
 
 function pgPool(c: Obj): PgLink {
-  const connect = c.connect as () => Promise<Obj>
-  return {
-    kind: 'node-postgres pool',
-    query: pgQuery(c),
-    reserve: async () => {
-      const conn = await connect.call(c)
-      const release = conn.release as (err?: boolean | Error) => void
-      return {
-        query: pgQuery(conn),
-        // release(true) closes the connection rather than pooling it.
-        release: (destroy) => release.call(conn, destroy || undefined),
-      }
-    },
-    hasErrorListener: listens(c),
-  }
+  return { kind: 'node-postgres pool', query: pgQuery(c), hasErrorListener: listens(c) }
 }
 
 function pgClient(c: Obj): PgLink {
-  const query = pgQuery(c)
-  return {
-    kind: 'node-postgres client',
-    query,
-    // The one connection there is: shared with the store's other commands (nothing here opens a
-    // transaction on it), and never closed by the store (it is yours).
-    reserve: async () => ({ query, release: () => {} }),
-    hasErrorListener: listens(c),
-  }
+  return { kind: 'node-postgres client', query: pgQuery(c), hasErrorListener: listens(c) }
 }
 
 type Unsafe = (text: string, params: readonly PgParam[], options: { prepare: boolean }) => Promise<PgRow[]>
 
 function postgresJs(c: Obj): PgLink {
-  const run =
-    (target: Obj) =>
-    async (text: string, params: readonly PgParam[]): Promise<PgRow[]> =>
-      Array.from(await (target.unsafe as Unsafe).call(target, text, params, { prepare: true }))
+  const unsafe = c.unsafe as Unsafe
   return {
     kind: 'postgres.js',
-    query: run(c),
-    reserve: async () => {
-      if (!isFn(c, 'reserve'))
-        throw new TypeError('this postgres.js is too old: sql.reserve() (3.4 and later) is needed')
-      const conn = (await (c.reserve as () => Promise<Obj>).call(c)) as Obj
-      const release = conn.release as () => void
-      return {
-        query: run(conn),
-        // postgres.js has no way to close one reserved connection: a destroyed one goes back too
-        // (it is idle again once the command in flight ends, or closed if it broke).
-        release: () => release.call(conn),
-      }
-    },
+    query: async (text, params) => Array.from(await unsafe.call(c, text, params, { prepare: true })),
     hasErrorListener: () => true,
   }
 }

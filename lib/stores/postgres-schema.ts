@@ -85,6 +85,28 @@ export function schemaScript(n: TableNames): string {
   return `${[...d.table, d.expires, d.identity, d.marks].join(';\n')};\n`
 }
 
+/**
+ * init() as one statement: a DO block that takes a transaction-level advisory lock (app servers
+ * starting together go in turn; the lock ends with the statement, whatever happens), then creates
+ * only what is missing, so a complete schema takes no table lock. Names are validated identifiers,
+ * safe inside the literals.
+ */
+export function initBlock(n: TableNames): string {
+  const d = ddl(n)
+  const r = n.regclass
+  const missing = (rel: string, steps: string[]) =>
+    `  IF to_regclass('${rel}') IS NULL THEN\n${steps.map((x) => `    ${x};\n`).join('')}  END IF;\n`
+  return (
+    'DO $sealed_session$\nBEGIN\n' +
+    `  PERFORM pg_advisory_xact_lock(hashtextextended('${lockKey(n, 'init')}', 0));\n` +
+    missing(r.table, d.table) +
+    missing(r.expires, [d.expires]) +
+    missing(r.identity, [d.identity]) +
+    missing(r.marks, [d.marks]) +
+    'END\n$sealed_session$'
+  )
+}
+
 /** The statements the store runs; `readBytes` is maxBytes + 1 (the bounded read). */
 export function statements(n: TableNames, readBytes: number) {
   const t = n.table
@@ -117,16 +139,12 @@ export function statements(n: TableNames, readBytes: number) {
     indexRemove: `UPDATE ${t} SET identity_hash = NULL WHERE identity_hash = $1 AND name = ANY(string_to_array($2, ',')) AND expires_at <= $3::bigint`,
     markRead: `SELECT revoked_before::text AS mark FROM ${n.marks} WHERE identity_hash = $1`,
     markRaise: `INSERT INTO ${n.marks} AS m (identity_hash, revoked_before) VALUES ($1, $2::bigint) ON CONFLICT (identity_hash) DO UPDATE SET revoked_before = GREATEST(m.revoked_before, EXCLUDED.revoked_before)`,
-    // $1: now, $2: batch size.
-    purge: `WITH doomed AS (SELECT name FROM ${t} WHERE expires_at <= $1::bigint ORDER BY expires_at LIMIT $2::int FOR UPDATE SKIP LOCKED), gone AS (DELETE FROM ${t} s USING doomed WHERE s.name = doomed.name RETURNING 1) SELECT count(*)::int AS n FROM gone`,
+    // $1: now, $2: batch size, $3: the lock key. One batch under a transaction-level advisory
+    // lock taken first (MATERIALIZED: exactly once); ok false: another app server is purging.
+    purge: `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtextextended($3, 0)) AS ok), doomed AS (SELECT name FROM ${t} WHERE (SELECT ok FROM lock) AND expires_at <= $1::bigint ORDER BY expires_at LIMIT $2::int FOR UPDATE SKIP LOCKED), gone AS (DELETE FROM ${t} s USING doomed WHERE s.name = doomed.name RETURNING 1) SELECT (SELECT ok FROM lock) AS ok, (SELECT count(*)::int FROM gone) AS n`,
     // $1: the last name of the previous page; $2: now.
     page: `SELECT name, version::text AS version, expires_at::text AS expires_at, xmin::text AS xmin, ${env} FROM ${t} WHERE name > $1 AND expires_at > $2::bigint ORDER BY name LIMIT 500`,
-    exists:
-      'SELECT to_regclass($1) IS NOT NULL AS t, to_regclass($2) IS NOT NULL AS m, to_regclass($3) IS NOT NULL AS e, to_regclass($4) IS NOT NULL AS i',
-    // Advisory lock keys, from the table's name: one for init, one for the purge.
-    tryLock: 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-    lock: 'SELECT pg_advisory_lock(hashtextextended($1, 0)) AS ok',
-    unlock: 'SELECT pg_advisory_unlock(hashtextextended($1, 0)) AS ok',
+    init: initBlock(n),
   }
 }
 

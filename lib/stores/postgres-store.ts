@@ -25,9 +25,9 @@ import { isStorageName } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import type { KeyOptions } from '../core/keys'
 import { weakInterval } from '../core/weak-timer'
-import { linkPostgres, type PgConnection, type PgLink, type PgParam, type PgRow } from './postgres-client'
+import { linkPostgres, type PgLink, type PgParam, type PgRow } from './postgres-client'
 import { isRetryable, timedOut, toUnavailable } from './postgres-errors'
-import { ddl, lockKey, schemaScript, statements, tableNames, type Statements, type TableNames } from './postgres-schema'
+import { lockKey, schemaScript, statements, tableNames, type Statements, type TableNames } from './postgres-schema'
 import { SEALED_KEYS, SealedStore, type SealedStoreOptions } from './sealed-store'
 import type { SessionRecord } from '../session/session'
 import { makeDump, type SessionDump } from './store'
@@ -156,34 +156,19 @@ export class PostgresSessionStore extends SealedStore {
   }
 
   /**
-   * Creates the tables and indexes that are missing. Idempotent; several app servers may run it at
-   * once (an advisory lock puts them in turn). A schema that is complete takes no table lock.
+   * Creates the tables and indexes that are missing, in one statement. Idempotent; several app
+   * servers may run it at once (an advisory lock puts them in turn). A complete schema takes no
+   * table lock.
    */
   async init(): Promise<void> {
     this.ring()
-    const d = ddl(this.#names)
-    const r = this.#names.regclass
-    await this.#withConnection('init', async (run) => {
-      await run(this.#sql.lock, [lockKey(this.#names, 'init')])
-      try {
-        const [have] = await run(this.#sql.exists, [r.table, r.marks, r.expires, r.identity])
-        const steps: string[] = []
-        if (have.t !== true) steps.push(...d.table)
-        if (have.e !== true) steps.push(d.expires)
-        if (have.i !== true) steps.push(d.identity)
-        if (have.m !== true) steps.push(d.marks)
-        for (const step of steps) {
-          try {
-            await run(step, [])
-          } catch (err) {
-            // Created meanwhile by someone not taking our lock (a migration): it is there now.
-            if (!isDuplicate(err)) throw err
-          }
-        }
-      } finally {
-        await run(this.#sql.unlock, [lockKey(this.#names, 'init')])
-      }
-    })
+    try {
+      await this.#query('init', this.#sql.init, [])
+    } catch (err) {
+      // Created meanwhile by someone not taking our lock (a migration): look again, once.
+      if (!isDuplicate(err)) throw err
+      await this.#query('init', this.#sql.init, [])
+    }
   }
 
   async dump(): Promise<SessionDump> {
@@ -203,29 +188,22 @@ export class PostgresSessionStore extends SealedStore {
   }
 
   /**
-   * Deletes expired rows in batches of 1000 (each its own statement), under an advisory lock: while
-   * another app server purges, this returns 0 at once. The number deleted.
+   * Deletes expired rows in batches of 1000, each one statement under a transaction-level advisory
+   * lock: while another app server is purging, this stops (0 when it could not start). No
+   * connection is held between batches, so none can be left holding the lock. The number deleted.
    */
   async purgeExpired(): Promise<number> {
     this.ring()
     const key = lockKey(this.#names, 'purge')
-    return this.#withConnection('purgeExpired', async (run) => {
-      const [got] = await run(this.#sql.tryLock, [key])
-      if (got.ok !== true) return 0
-      let total = 0
-      try {
-        for (;;) {
-          const [row] = await run(this.#sql.purge, [String(Date.now()), String(PURGE_BATCH)])
-          const n = Number(row.n)
-          total += n
-          if (n < PURGE_BATCH) break
-        }
-      } finally {
-        await run(this.#sql.unlock, [key])
-      }
-      if (total > 0) this.logger.debug('expired sessions purged', { removed: total })
-      return total
-    })
+    let total = 0
+    for (;;) {
+      const [row] = await this.#query('purgeExpired', this.#sql.purge, [now(), String(PURGE_BATCH), key])
+      const n = Number(row.n)
+      total += n
+      if (row.ok !== true || n < PURGE_BATCH) break
+    }
+    if (total > 0) this.logger.debug('expired sessions purged', { removed: total })
+    return total
   }
 
   /** Stops the sweep (a sweep running is waited for) and wipes the key ring; later calls reject
@@ -413,41 +391,6 @@ export class PostgresSessionStore extends SealedStore {
     }
   }
 
-  /** Runs `fn` on a connection of its own, released on every path (closed if it may be mid-command). */
-  async #withConnection<T>(
-    what: string,
-    fn: (run: (text: string, params: readonly PgParam[]) => Promise<PgRow[]>) => Promise<T>,
-  ): Promise<T> {
-    let late = false
-    const reserving = this.#link.reserve()
-    // A connection that arrives after the deadline is given straight back.
-    reserving.then(
-      (c) => late && c.release(false),
-      () => {},
-    )
-    let conn: PgConnection
-    try {
-      conn = await this.#watch(what, () => reserving)
-    } catch (err) {
-      late = true
-      throw err
-    }
-    let broken = false
-    const run = async (text: string, params: readonly PgParam[]): Promise<PgRow[]> => {
-      try {
-        return await this.#watch(what, () => conn.query(text, params))
-      } catch (err) {
-        broken ||= !keepsConnection(err)
-        throw err
-      }
-    }
-    try {
-      return await fn(run)
-    } finally {
-      conn.release(broken)
-    }
-  }
-
   /** `start()`'s promise, or SessionStoreUnavailableError after commandTimeout or on a connection error. */
   #watch<T>(what: string, start: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -487,12 +430,6 @@ function conflict(what: string, cause: unknown): SessionConflictError {
     'ERR_SESSION_CONFLICT',
     { cause },
   )
-}
-
-/** An error the server answered with (the connection is fine); not one that lost the connection or timed out. */
-function keepsConnection(err: unknown): boolean {
-  const e = err as { severity?: unknown; code?: unknown } | null
-  return typeof e?.severity === 'string' && typeof e.code === 'string' && !/^(08|57P)/.test(e.code)
 }
 
 /** duplicate_table, duplicate_object, or a unique_violation on the catalog (a concurrent CREATE). */

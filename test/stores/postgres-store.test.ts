@@ -357,7 +357,7 @@ if (!installed) {
             const t = Date.now()
             await expect(store.save(s)).rejects.toBeInstanceOf(SessionStoreUnavailableError)
             expect(Date.now() - t).toBeLessThan(2_000)
-            // The purge's lock is held by the purge's own connection: a table lock makes it time out.
+            // A purge batch behind a table lock times out too.
             await locker.query(`LOCK TABLE "${store.table}" IN ACCESS EXCLUSIVE MODE`)
             await expect(store.purgeExpired()).rejects.toBeInstanceOf(SessionStoreUnavailableError)
           } finally {
@@ -371,7 +371,7 @@ if (!installed) {
           await expect(bad.purgeExpired()).rejects.toMatchObject({ code: '42P01' })
           await expect(bad.get(s.id)).rejects.toMatchObject({ code: '42P01' })
           if (kind === 'pg') await allIdle(pool)
-          // The purge lock was given up with its connection: another purge gets it.
+          // Nothing was left holding the purge lock: the next purge takes it.
           expect(await store.purgeExpired()).toBe(0)
           expect((await store.get(s.id))?.id).toBe(s.id)
           if (kind === 'pg') {
