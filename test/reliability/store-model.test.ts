@@ -199,7 +199,7 @@ describe('store model: random operation sequences against a reference model', ()
         await runModel(
           'postgres',
           (config) => postgresBackend(config, [pool, sql], 'model', (q) => pool.query(q)),
-          false,
+          true,
         )
       } finally {
         await Promise.allSettled([pool.end(), sql.end({ timeout: 1 })])
