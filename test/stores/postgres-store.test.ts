@@ -411,6 +411,22 @@ if (!installed) {
         }
       })
 
+      it('sweepInterval purges expired rows by itself', async () => {
+        let purged!: (n: unknown) => void
+        const done = new Promise((r) => (purged = r))
+        const logger = {
+          debug: (m: string, f?: Record<string, unknown>) => m === 'expired sessions purged' && purged(f?.removed),
+          info() {},
+          warn() {},
+          error() {},
+        }
+        const store = await make({ sweepInterval: 50, logger })
+        const s = await store.create()
+        await rows(`UPDATE "${store.table}" SET expires_at = 1 WHERE name = $1`, [storageName(s.id)])
+        expect(await done).toBe(1)
+        expect(await rows(`SELECT 1 FROM "${store.table}"`)).toEqual([])
+      })
+
       it('checks its options and its client', async () => {
         const c = tc.client
         expect(() => new PostgresSessionStore({ client: {} as never, secret: SECRET })).toThrow(
@@ -436,6 +452,14 @@ if (!installed) {
         expect(s.table).toBe('sealed_sessions')
         expect(s.commandTimeout).toBe(2_000)
         expect(s.clientKind).toBe(kind === 'pg' ? 'node-postgres pool' : 'postgres.js')
+        if (kind === 'pg') {
+          // A pool without an 'error' listener ends the process when an idle connection breaks: said at once.
+          const bare = new pg.Pool({ connectionString: server.url })
+          const { warnings, logger } = quiet()
+          stores.push(new PostgresSessionStore({ client: bare, secret: SECRET, logger }))
+          expect(warnings.join('\n')).toMatch(/'error' listener/)
+          await bare.end()
+        }
       })
 
       it('init() is idempotent and safe when many app servers start at once; schema() is the same DDL', async () => {
