@@ -1,10 +1,10 @@
 // HTTP bench: whole requests through Express, per session stack, over loopback.
-//   express-session + our ExpressSessionStore (file store, Redis store)
-//   express-session + connect-redis
-//   our own sessionMiddleware (file store, Redis store)
+//   express-session + our ExpressSessionStore (file store, Redis store, PostgreSQL store)
+//   express-session + connect-redis, express-session + connect-pg-simple
+//   our own sessionMiddleware (file store, Redis store, PostgreSQL store)
 // Each server runs in its own process (`node bench/http.mjs serve <name> <json>`), so the load
-// generator never shares an event loop with it. redis-server is started here on a free loopback
-// port and stopped by pid. Two phases per contender: `read` (a logged-in client reads its
+// generator never shares an event loop with it. redis-server and PostgreSQL (bench/postgres.mjs)
+// are started here on free loopback ports and stopped by pid. Two phases per contender: `read` (a logged-in client reads its
 // session, changes nothing) and `write` (it increments a counter). C clients, one session each,
 // keep-alive, each waiting for its response before the next request. Rounds are interleaved and
 // medians reported; ratios are taken round by round, as in bench/run.mjs.
@@ -20,6 +20,7 @@ import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { ROOT, SECRET, median, percentile, require } from './common.mjs'
+import { startServer as startPostgres } from './postgres.mjs'
 
 const SELF = fileURLToPath(import.meta.url)
 const CLIENTS = 16
@@ -30,6 +31,9 @@ export const HTTP_CONTENDERS = {
   'es+connect-redis': 'express-session + connect-redis 11',
   'middleware/file': 'sessionMiddleware over FileSessionStore',
   'middleware/redis': 'sessionMiddleware over RedisSessionStore',
+  'es+adapter/postgres': 'express-session + ExpressSessionStore over PostgresSessionStore (node-postgres)',
+  'es+connect-pg-simple': 'express-session + connect-pg-simple 10',
+  'middleware/postgres': 'sessionMiddleware over PostgresSessionStore (node-postgres)',
 }
 
 // Ratios: below 1 means the first is slower.
@@ -37,11 +41,13 @@ const HTTP_RATIOS = [
   ['es+adapter/redis', 'es+connect-redis', 'adapter/redis ÷ connect-redis'],
   ['es+adapter/file', 'middleware/file', 'adapter/file ÷ our middleware/file'],
   ['es+adapter/redis', 'middleware/redis', 'adapter/redis ÷ our middleware/redis'],
+  ['es+adapter/postgres', 'es+connect-pg-simple', 'adapter/postgres ÷ connect-pg-simple'],
+  ['middleware/postgres', 'es+connect-pg-simple', 'our middleware/postgres ÷ connect-pg-simple'],
 ]
 
 // ---- server side (child process) ---------------------------------------------------------
 
-async function serve(name, { pkg, dir, redisPort }) {
+async function serve(name, { pkg, dir, redisPort, pgPort }) {
   const ss = require(path.join(pkg, 'dist', 'index.js'))
   const express = require('express')
   const session = require('express-session')
@@ -52,15 +58,38 @@ async function serve(name, { pkg, dir, redisPort }) {
     client.on('error', (err) => console.error('redis:', err.message))
     await client.connect()
   }
+  let pool = null
+  if (name.endsWith('postgres') || name.endsWith('pg-simple')) {
+    const { Pool } = require('pg')
+    pool = new Pool({ connectionString: `postgres://postgres@127.0.0.1:${pgPort}/postgres`, max: 16 })
+    pool.on('error', (err) => console.error('postgres:', err.message))
+  }
+  let pgStore = null
+  if (name.endsWith('/postgres')) {
+    pgStore = new ss.PostgresSessionStore({
+      client: pool,
+      secret: SECRET,
+      table: name.replace(/\W/g, '_'),
+      sweepInterval: 0,
+    })
+    await pgStore.init()
+  }
   const ours = () =>
     name.endsWith('/file')
       ? new ss.FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
-      : new ss.RedisSessionStore({ client, secret: SECRET, prefix: `${name}:` })
+      : name.endsWith('/postgres')
+        ? pgStore
+        : new ss.RedisSessionStore({ client, secret: SECRET, prefix: `${name}:` })
   const esOptions = { secret: 'cookie signing secret', resave: false, saveUninitialized: false }
 
   if (name.startsWith('es+adapter/')) {
     const { ExpressSessionStore } = require(path.join(pkg, 'dist', 'express.js'))
     app.use(session({ ...esOptions, store: new ExpressSessionStore({ store: ours() }) }))
+  } else if (name === 'es+connect-pg-simple') {
+    const PgStore = require('connect-pg-simple')(session)
+    app.use(
+      session({ ...esOptions, store: new PgStore({ pool, createTableIfMissing: true, pruneSessionInterval: false }) }),
+    )
   } else if (name === 'es+connect-redis') {
     const { RedisStore } = await import('connect-redis') // connect-redis is ESM only
     app.use(session({ ...esOptions, store: new RedisStore({ client, prefix: 'cr:' }) }))
@@ -178,11 +207,11 @@ async function drive(port, urlPath, cookies, { warmupMs, measureMs }) {
   }
 }
 
-async function runOne(name, { pkg, tmp, redisPort, timing, writeFirst }) {
+async function runOne(name, { pkg, tmp, redisPort, pgPort, timing, writeFirst }) {
   const dir = fs.mkdtempSync(path.join(tmp, 'http-'))
   const { child, match } = await spawnUntil(
     process.execPath,
-    [SELF, 'serve', name, JSON.stringify({ pkg, dir, redisPort })],
+    [SELF, 'serve', name, JSON.stringify({ pkg, dir, redisPort, pgPort })],
     /\{"port":(\d+)\}/,
     `server ${name}`,
   )
@@ -212,6 +241,14 @@ export async function runHttpBench({ pkg, rounds, quick, log = console.error }) 
     /Ready to accept connections/,
     'redis-server',
   )
+  let postgres = null
+  try {
+    postgres = await startPostgres()
+  } catch (err) {
+    await stop(redis)
+    throw err
+  }
+  const pgPort = postgres.port
   const timing = quick ? { warmupMs: 300, measureMs: 1000 } : { warmupMs: 1000, measureMs: 3000 }
   const names = Object.keys(HTTP_CONTENDERS)
   const results = [] // results[r][name] = { read, write }
@@ -219,13 +256,14 @@ export async function runHttpBench({ pkg, rounds, quick, log = console.error }) 
     for (let r = 0; r < rounds; r++) {
       const round = {}
       for (const name of names.map((_, i) => names[(i + r) % names.length])) {
-        round[name] = await runOne(name, { pkg, tmp, redisPort, timing, writeFirst: r % 2 === 1 })
+        round[name] = await runOne(name, { pkg, tmp, redisPort, pgPort, timing, writeFirst: r % 2 === 1 })
       }
       results.push(round)
       log(`  http round ${r + 1}/${rounds}`)
     }
   } finally {
     await stop(redis)
+    postgres.stop()
     fs.rmSync(tmp, { recursive: true, force: true })
   }
   const rows = names.map((name) => {

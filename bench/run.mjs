@@ -29,6 +29,7 @@ import {
 } from './common.mjs'
 import { CONTENDERS, summarizeRun, writeReports, fmtOps, fmtNs, fmtRatio } from './report.mjs'
 import { runRedisBench, writeRedisReport } from './redis.mjs'
+import { runPostgresBench, writePostgresReport } from './postgres.mjs'
 
 // BENCH_SMOKE=1: everything once, short, no results files, exit 1 if any part fails (CI runs it).
 const SMOKE = process.env.BENCH_SMOKE === '1'
@@ -394,6 +395,12 @@ async function main() {
       const redis = await runRedisBench(log)
       console.log(`\n${redis.markdown}`)
       if (!ONLY && !SMOKE) writeRedisReport(redis.markdown)
+    }
+    // PostgreSQL rows: their own server, see bench/postgres.mjs (BENCH_ONLY=postgres alone)
+    if (!ONLY || ONLY.includes('postgres')) {
+      const pgRun = await runPostgresBench(log)
+      console.log(`\n${pgRun.markdown}`)
+      if (!ONLY && !SMOKE) writePostgresReport(pgRun.markdown)
     }
   } finally {
     if (process.env.BENCH_KEEP === '1') log(`fixtures kept in ${tmp}`)

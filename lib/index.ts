@@ -52,6 +52,11 @@ export { MemorySessionStore, type MemorySessionStoreOptions } from './stores/mem
 export { FileSessionStore, type FileSessionStoreOptions } from './stores/file-store'
 export { RedisSessionStore, type RedisSessionStoreOptions, type RedisClientLike } from './stores/redis-store'
 export {
+  PostgresSessionStore,
+  type PostgresSessionStoreOptions,
+  type PostgresClientLike,
+} from './stores/postgres-store'
+export {
   sessionMiddleware,
   type SessionMiddleware,
   type SessionMiddlewareOptions,

@@ -70,6 +70,10 @@ export interface StoredRecord {
   keyIndex: number
   /** The revocation epoch the record was stamped with (0 when it has none). */
   epoch: number
+  /** Optional: the revocation mark under index name `index`, read atomically with the record (a
+   *  backend that can join them saves get a round trip). Used only when `index` is the identity's
+   *  one index name (no key rotation under way); otherwise the mark is read as usual. */
+  mark?: { index: string; value: number }
 }
 
 /** What to store for one session. */
@@ -608,7 +612,12 @@ export abstract class BaseSessionStore implements SessionStore {
   /** True when the record's identity was revoked after the record was stamped. */
   async #isRevoked(found: StoredRecord): Promise<boolean> {
     const identity = identityOf(found.session)
-    return identity !== null && found.epoch < (await this.#mark(identity))
+    if (identity === null) return false
+    if (found.mark !== undefined) {
+      const names = this.indexNames(identity)
+      if (names.length === 1 && names[0] === found.mark.index) return found.epoch < found.mark.value
+    }
+    return found.epoch < (await this.#mark(identity))
   }
 
   /**

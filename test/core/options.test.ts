@@ -14,6 +14,7 @@ import { SessionManager } from '../../lib/manager/manager'
 import { MemorySessionStore } from '../../lib/stores/memory-store'
 import { sessionMiddleware } from '../../lib/http/middleware'
 import { RedisSessionStore } from '../../lib/stores/redis-store'
+import { PostgresSessionStore } from '../../lib/stores/postgres-store'
 import { generateSessionId } from '../../lib/core/ids'
 import { Session } from '../../lib/session/session'
 import { SessionExchange, checkSessionOptions } from '../../lib/http/session-core'
@@ -39,6 +40,7 @@ const constructors: Array<[string, (extra: Record<string, unknown>) => unknown]>
   ['Session', (o) => new Session(generateSessionId(), null, 1000, o)],
   ['FileSessionStore', (o) => new FileSessionStore({ dir: tmp(), secret: SECRET, ...o })],
   ['RedisSessionStore', (o) => new RedisSessionStore({ client: {} as never, secret: SECRET, ...o })],
+  ['PostgresSessionStore', (o) => new PostgresSessionStore({ client: {} as never, secret: SECRET, ...o })],
   ['SessionManager', (o) => new SessionManager('options-test', { dir: tmp(), ...o })],
   ['ExpressSessionStore', (o) => new ExpressSessionStore({ store: new MemorySessionStore(), ...o })],
   ['sessionMiddleware', (o) => sessionMiddleware({ store: new MemorySessionStore(), ...o })],
@@ -107,6 +109,7 @@ describe('a secret that is present but unset is an error, never a machine-bound 
   const keyed: Array<[string, (keys: Record<string, unknown>) => unknown]> = [
     ['FileSessionStore', (k) => new FileSessionStore({ dir: tmp(), ...k })],
     ['RedisSessionStore', (k) => new RedisSessionStore({ client: {} as never, ...k })],
+    ['PostgresSessionStore', (k) => new PostgresSessionStore({ client: {} as never, ...k })],
     ['SessionManager', (k) => new SessionManager('options-test', { dir: tmp(), ...k })],
   ]
   it.each(keyed)('%s', (_owner, make) => {

@@ -8,6 +8,8 @@ import { promisify } from 'node:util'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { requireDist } from '../helpers/dist'
 import { startExample, type RunningExample } from '../helpers/example-process'
+import { needs } from '../helpers/ci'
+import { findPostgres, startPostgresServer } from '../helpers/postgres-server'
 
 const SECRET = 'examples test secret, at least 32 characters'
 const ROOT = path.join(__dirname, '..', '..')
@@ -98,6 +100,31 @@ describe('examples', () => {
     await jsonFlow(ex, 'sid')
     expectSealed(dir, 'alice')
   })
+
+  it.runIf(needs(findPostgres(), 'PostgreSQL (apt-get install postgresql)'))(
+    'postgres.mjs: Express + sessionMiddleware + PostgresSessionStore, other devices logged out',
+    async () => {
+      const server = await startPostgresServer()
+      try {
+        const ex = await startExample('postgres.mjs', { databaseUrl: server.url, secret: SECRET })
+        running.push(ex)
+        await jsonFlow(ex, 'sid')
+        const phone = browser(ex.url)
+        const laptop = browser(ex.url)
+        for (const b of [phone, laptop]) expect((await b.call('POST', '/login?name=bob')).json).toEqual({ user: 'bob' })
+        expect((await laptop.call('GET', '/devices')).json).toEqual({ sessions: 2 })
+        expect((await laptop.call('POST', '/logout-others')).json).toEqual({ ended: 1 })
+        expect((await phone.call('GET', '/')).json).toEqual({ visits: 1, user: null })
+        expect((await laptop.call('GET', '/')).json.user).toBe('bob')
+        const dump = server.tool('pg_dump', ['-d', 'postgres', '--data-only'])
+        for (const clear of ['alice', 'bob', 'visits']) expect(dump).not.toContain(clear)
+      } finally {
+        for (const r of running.splice(0)) await r.stop()
+        await server.stop()
+      }
+    },
+    60_000,
+  )
 
   it('express-session.mjs: express-session + ExpressSessionStore over a FileSessionStore', async () => {
     const dir = path.join(tmp(), 'sessions')

@@ -25,10 +25,15 @@ import type { createClient } from 'redis'
 import { needs } from '../helpers/ci'
 import { connectClient, type TestClient } from '../helpers/redis-clients'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server'
+import { findPostgres, startPostgresServer, type PostgresServer } from '../helpers/postgres-server'
+import pg from 'pg'
+import postgres from 'postgres'
+import { PostgresSessionStore } from '../../lib/stores/postgres-store'
 import { IS_ROOT, rmTree } from './helpers'
 import {
   fileBackend,
   memoryBackend,
+  postgresBackend,
   redisBackend,
   tempRoot,
   type Backend,
@@ -178,6 +183,28 @@ describe('store model: random operation sequences against a reference model', ()
       const nodeRedis = clients[0].client as unknown as ReturnType<typeof createClient>
       const ioredis = clients[1].client as unknown as Redis
       await runModel('redis', (config, run) => redisBackend(config, nodeRedis, ioredis, `model${run}:`), true)
+    },
+    TIMEOUT,
+  )
+
+  it.runIf(needs(findPostgres(), 'PostgreSQL (apt-get install postgresql)'))(
+    `PostgresSessionStore, node-postgres and postgres.js instances on one table (${OPS} operations)`,
+    async () => {
+      const pgServer: PostgresServer = await startPostgresServer()
+      const pool = new pg.Pool({ connectionString: pgServer.url, max: 4 })
+      pool.on('error', () => {})
+      const sql = postgres(pgServer.url, { max: 4, onnotice: () => {} })
+      try {
+        await pool.query(PostgresSessionStore.schema({ table: 'model' }))
+        await runModel(
+          'postgres',
+          (config) => postgresBackend(config, [pool, sql], 'model', (q) => pool.query(q)),
+          true,
+        )
+      } finally {
+        await Promise.allSettled([pool.end(), sql.end({ timeout: 1 })])
+        await pgServer.stop()
+      }
     },
     TIMEOUT,
   )

@@ -13,12 +13,16 @@ import { storageName } from '../../lib/core/ids'
 import type { Session } from '../../lib/session/session'
 import { FileSessionStore } from '../../lib/stores/file-store'
 import { MemorySessionStore } from '../../lib/stores/memory-store'
+import { PostgresSessionStore } from '../../lib/stores/postgres-store'
 import { INDEX_ADD } from '../../lib/stores/redis-scripts'
 import { RedisSessionStore } from '../../lib/stores/redis-store'
 import type { SessionStore } from '../../lib/stores/store'
 import { connectClient, type TestClient } from '../helpers/redis-clients'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server'
 import { haveRedisBinaries } from '../helpers/redis-suite'
+import { needs } from '../helpers/ci'
+import { findPostgres, startPostgresServer, type PostgresServer } from '../helpers/postgres-server'
+import pg from 'pg'
 
 const K1 = 'revocation test key number one, 32+ chars'
 const K2 = 'revocation test key number two, 32+ chars'
@@ -106,6 +110,44 @@ if (redisOk) {
           const c = client!.client as unknown as { sendCommand(args: string[]): Promise<unknown> }
           const keys = (await c.sendCommand(['KEYS', `${prefix}idx:*`])) as string[]
           if (keys.length > 0) await c.sendCommand(['DEL', ...keys])
+        },
+      }
+    },
+  })
+}
+
+// PostgreSQL: one server, and a table per backend made ready beforehand (open() is synchronous).
+const pgOk = needs(findPostgres(), 'PostgreSQL (apt-get install postgresql)')
+let pgServer: PostgresServer | undefined
+let pool: pg.Pool | undefined
+const pgTables: string[] = []
+if (pgOk) {
+  beforeAll(async () => {
+    pgServer = await startPostgresServer()
+    pool = new pg.Pool({ connectionString: pgServer.url, max: 10 })
+    pool.on('error', () => {})
+    for (let i = 0; i < 12; i++) {
+      pgTables.push(`rv${i}`)
+      await pool.query(PostgresSessionStore.schema({ table: `rv${i}` }))
+    }
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((s) => s.close()))
+    await pool?.end()
+    await pgServer?.stop()
+  })
+  kinds.push({
+    name: 'PostgresSessionStore',
+    rotates: true,
+    external: true,
+    backend() {
+      const table = pgTables.shift()
+      if (table === undefined) throw new Error('revocation.test: prepare more PostgreSQL tables')
+      return {
+        open: (keys = { secret: K1 }, extra = {}) =>
+          track(new PostgresSessionStore({ client: pool!, table, sweepInterval: 0, ...keys, ...extra })),
+        loseIndex: async () => {
+          await pool!.query(`UPDATE "${table}" SET identity_hash = NULL`)
         },
       }
     },

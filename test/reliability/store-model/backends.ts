@@ -1,5 +1,6 @@
 // The systems under test of the store model (store-model.test.ts): every store kind behind one
-// small interface — its instances (two app servers on one backend, for files and Redis), key
+// small interface — its instances (two app servers on one backend, for files, Redis and
+// PostgreSQL), key
 // rotation by reopening them with new secrets, injected I/O errors, and cleanup.
 //
 // Injected errors: the file store's native layer refuses a file we do not own, so a session or
@@ -14,11 +15,12 @@ import type { createClient } from 'redis'
 import { storageName } from '../../../lib/core/ids'
 import { FileSessionStore } from '../../../lib/stores/file-store'
 import { MemorySessionStore } from '../../../lib/stores/memory-store'
+import { PostgresSessionStore, type PostgresClientLike } from '../../../lib/stores/postgres-store'
 import { RedisSessionStore, type RedisClientLike } from '../../../lib/stores/redis-store'
 import type { SessionStore } from '../../../lib/stores/store'
 import { wrapCommands } from '../../helpers/redis-clients'
 
-export type StoreKind = 'memory' | 'file' | 'redis'
+export type StoreKind = 'memory' | 'file' | 'redis' | 'postgres'
 
 /** What one run configures: the store options that change what the model has to follow. */
 export interface StoreConfig {
@@ -32,7 +34,8 @@ export interface StoreConfig {
 export type Fault =
   /** File store: these sessions' files (and, with `indexes`, every identity index file) belong to uid 65534. */
   | { kind: 'chown'; indexes: boolean }
-  /** Redis: `command` ('script' = EVALSHA/EVAL) rejects `times` times after `skip` calls went through. */
+  /** Redis: `command` ('script' = EVALSHA/EVAL) rejects `times` times after `skip` calls went through.
+   *  PostgreSQL: the same, for reads (GETRANGE), writes (script) and index removals (ZREM). */
   | { kind: 'redis'; command: 'GETRANGE' | 'script' | 'ZREM'; skip: number; times: number }
 
 export interface Backend {
@@ -211,6 +214,90 @@ export function redisBackend(config: StoreConfig, nodeRedis: NodeRedis, ioredis:
         cursor = next
         if (keys.length > 0) await nodeRedis.sendCommand(['DEL', ...keys])
       } while (cursor !== '0')
+    },
+  }
+}
+
+/** Which Redis-named fault a PostgreSQL statement falls under: reads ('GETRANGE'), writes
+ *  ('EVAL', as 'script'), index removals ('ZREM'). */
+function statementKind(text: string): string {
+  if (/^UPDATE \S+ SET identity_hash = NULL/.test(text)) return 'ZREM'
+  if (/^(SELECT|WITH)/.test(text)) return 'GETRANGE'
+  if (/^(INSERT|UPDATE|DELETE)/.test(text)) return 'EVAL'
+  return 'OTHER'
+}
+
+type PgQuery = (config: { text: string }) => Promise<unknown>
+type PgUnsafe = (text: string, ...rest: unknown[]) => Promise<unknown>
+
+/** `client` (a node-postgres Pool or a postgres.js sql) with the statements `plan` refuses rejected, unsent. */
+function faultyPg(client: PostgresClientLike, plan: FaultPlan): PostgresClientLike {
+  const c = client as unknown as Record<string, unknown>
+  if (typeof client === 'function') {
+    const unsafe = (c.unsafe as PgUnsafe).bind(client)
+    return Object.assign(() => {}, {
+      unsafe: (text: string, ...rest: unknown[]) => {
+        const err = plan.refuse(statementKind(text))
+        return err !== null ? Promise.reject(err) : unsafe(text, ...rest)
+      },
+      begin: c.begin,
+      end: c.end,
+    }) as unknown as PostgresClientLike
+  }
+  const query = (c.query as PgQuery).bind(client)
+  return {
+    totalCount: 0,
+    idleCount: 0,
+    listenerCount: () => 1,
+    connect: c.connect,
+    query: (config: { text: string }) => {
+      const err = plan.refuse(statementKind(config.text))
+      return err !== null ? Promise.reject(err) : query(config)
+    },
+  } as unknown as PostgresClientLike
+}
+
+/**
+ * Two instances on one PostgreSQL table, one through node-postgres and one through postgres.js,
+ * each client wrapped so that chosen statements reject (a lost connection) without being sent.
+ * `table` exists already (runs are sequential): dispose empties it.
+ */
+export function postgresBackend(
+  config: StoreConfig,
+  clients: [PostgresClientLike, PostgresClientLike],
+  table: string,
+  truncate: (sql: string) => Promise<unknown>,
+): Backend {
+  const plans = [new FaultPlan(), new FaultPlan()]
+  const wrapped = [faultyPg(clients[0], plans[0]), faultyPg(clients[1], plans[1])]
+  const open = (i: number, secrets: string[]) =>
+    new PostgresSessionStore({
+      client: wrapped[i],
+      table,
+      ...(secrets.length === 1 ? { secret: secrets[0] } : { secrets }),
+      ttl: config.ttl,
+      touchAfter: config.touchAfter,
+      maxBytes: config.maxBytes,
+      sweepInterval: 0,
+    })
+  const instances: SessionStore[] = [open(0, [secretOf(0)]), open(1, [secretOf(0)])]
+  return {
+    kind: 'postgres',
+    instances,
+    async rotate(secrets) {
+      await Promise.all(instances.map((s) => s.close!()))
+      instances.splice(0, instances.length, open(0, secrets), open(1, secrets))
+    },
+    async inject(fault, inst) {
+      if (fault.kind !== 'redis') throw new Error(`PostgreSQL store: no ${fault.kind} fault`)
+      plans[inst].arm(fault.command, fault.skip, fault.times)
+    },
+    async clear() {
+      return plans.map((p) => p.disarm()).some(Boolean)
+    },
+    async dispose() {
+      await Promise.all(instances.map((s) => s.close!()))
+      await truncate(`TRUNCATE "${table}", "${table}_revocations"`)
     },
   }
 }
