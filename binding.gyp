@@ -5,6 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/core/cas.cc",
+        "native/core/crypto.cc",
+        "native/core/crypto_openssl.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
         "native/core/keychain.cc",

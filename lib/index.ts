@@ -14,8 +14,10 @@ export {
   KeychainUnavailableError,
   SessionConflictError,
   SessionCryptoError,
+  SessionCryptoUnavailableError,
   SessionInternalError,
 } from './core/errors'
+export { cryptoBackend } from './core/crypto-backend'
 export { SessionManager, type SessionManagerOptions, type LoginOptions } from './manager/manager'
 export { SessionData, type SessionDataRecord } from './manager/session-data'
 export type { Logger } from './core/logger'

@@ -3,8 +3,6 @@
 // can be loaded in several worker threads or environments at once.
 #include <napi.h>
 
-#include <openssl/crypto.h>
-
 #include <cmath>
 #include <functional>
 #include <iterator>
@@ -13,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/crypto.h"
 #include "core/envelope.h"
 #include "core/errors.h"
 #include "core/hex.h"
@@ -184,7 +183,7 @@ Napi::Value OpenedObject(Napi::Env env, sealed::Opened& o, bool as_string) {
                 : Napi::Value(Napi::Buffer<char>::Copy(env, o.plaintext.empty() ? "" : p, o.plaintext.size())),
       Napi::Number::New(env, o.key_index),
   };
-  OPENSSL_cleanse(o.plaintext.data(), o.plaintext.size());
+  sealed::crypto::Cleanse(o.plaintext.data(), o.plaintext.size());
   return OpenedFactory(env).Call(env.Undefined(), 7, args);
 }
 
@@ -326,7 +325,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
     struct Wipe {
       std::vector<std::string>& v;
       ~Wipe() {
-        for (auto& s : v) OPENSSL_cleanse(s.data(), s.size());
+        for (auto& s : v) sealed::crypto::Cleanse(s.data(), s.size());
       }
     } wipe{ikms};
 
@@ -341,7 +340,7 @@ class KeyRingWrap : public Napi::ObjectWrap<KeyRingWrap> {
           std::string ikm;
           ikm.reserve(seed.size() + ikms.back().size());  // no reallocation leaves a copy behind
           ikm.append(seed).append(ikms.back());
-          OPENSSL_cleanse(seed.data(), seed.size());
+          sealed::crypto::Cleanse(seed.data(), seed.size());
           ikms.back().swap(ikm);  // what is left in ikm is the machine id alone: not a secret
         }
       } else {
@@ -720,6 +719,7 @@ class Addon : public Napi::Addon<Addon> {
             InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
             InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
             InstanceMethod<&Addon::KeychainStatus>("keychainStatus", napi_enumerable),
+            InstanceMethod<&Addon::CryptoBackend>("cryptoBackend", napi_enumerable),
             InstanceValue("HEADER_SIZE", Napi::Number::New(env, sealed::kHeaderSize), napi_enumerable),
             InstanceValue("MIN_ENVELOPE_SIZE", Napi::Number::New(env, sealed::kMinEnvelope), napi_enumerable),
             InstanceValue("DEFAULT_MAX_BYTES", Napi::Number::New(env, sealed::kDefaultMaxBytes), napi_enumerable),
@@ -751,6 +751,12 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value KeychainStatus(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::KeychainStatus(); }));
+  }
+
+  // cryptoBackend() → the crypto backend's name, selecting it; throws
+  // ERR_SESSION_CRYPTO_UNAVAILABLE (naming what is missing) when there is none.
+  Napi::Value CryptoBackend(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::crypto::BackendName(); }));
   }
 
   // openPrivateDir(path, create) → Promise<PrivateDir>: the directory opened (and created) on

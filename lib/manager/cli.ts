@@ -6,6 +6,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { privateRuntimeDir } from './default-dir'
+import { cryptoUnavailableReason } from '../core/crypto-backend'
 import { toSessionError, UNREADABLE_CODES } from '../core/errors'
 import { checkKeySource, makeKeyRing, type KeySource } from '../core/keys'
 import { SessionManager } from './manager'
@@ -17,7 +18,7 @@ const USAGE = `Usage: sealed-session <command> [--app NAME] [--dir DIR] [--key-s
 Commands:
   status [--show-data]  who is logged in and until when (exit 0 logged in, 1 not)
   logout                remove the session (exit 0 removed, 1 there was none)
-  doctor                check the directory, machine id, OpenSSL, addon build, keychain,
+  doctor                check the directory, machine id, crypto backend, addon build, keychain,
                         temp files and session file, one line each (exit 0 all ok, 1 a check failed)
 
 Options:
@@ -224,7 +225,9 @@ async function doctor(args: Args, io: Out): Promise<number> {
     fail('machine id', (err as Error).message, 'mount or create /etc/machine-id, or have the app pass a secret')
   }
 
-  ok('openssl', `OpenSSL ${process.versions.openssl}, Node's own (the addon links no other)`)
+  const cryptoProblem = cryptoUnavailableReason()
+  if (cryptoProblem === null) ok('crypto', describeBackend(native.cryptoBackend()))
+  else fail('crypto', cryptoProblem, "install the system's OpenSSL 3 (Debian: libssl3), or unset SEALED_SESSION_CRYPTO")
 
   let addon = 'unknown'
   try {
@@ -301,4 +304,10 @@ export async function main(
     io.err(`error: ${(err as Error).message}`)
     return 1
   }
+}
+
+function describeBackend(name: string): string {
+  if (name === 'node-openssl') return `node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`
+  if (name === 'system-openssl') return "system-openssl: the system's libcrypto, loaded at run time"
+  return name
 }

@@ -19,6 +19,7 @@ inline constexpr const char* kMachineId = "ERR_MACHINE_ID";
 inline constexpr const char* kClosed = "ERR_SESSION_CLOSED";
 inline constexpr const char* kIo = "ERR_SESSION_IO";
 inline constexpr const char* kCrypto = "ERR_SESSION_CRYPTO";
+inline constexpr const char* kCryptoUnavailable = "ERR_SESSION_CRYPTO_UNAVAILABLE";
 inline constexpr const char* kInvalidArg = "ERR_INVALID_ARG_VALUE";
 }  // namespace code
 

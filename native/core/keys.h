@@ -1,10 +1,8 @@
 // Key derivation (HKDF-SHA256, pinned inputs: docs/security.md#keys) and the key ring that holds
-// one or more 32-byte keys in native memory. Keys are wiped with OPENSSL_cleanse when the
+// one or more 32-byte keys in native memory. Keys are wiped (crypto::Cleanse) when the
 // ring is destroyed; a ring is shared (shared_ptr) by in-flight work so close() never frees
 // a key under a running thread: the last holder wipes it.
 #pragma once
-#include <openssl/types.h>
-
 #include <array>
 #include <cstdint>
 #include <cstddef>
@@ -13,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "crypto.h"
 
 namespace sealed {
 
@@ -68,7 +68,7 @@ class KeyRing {
   // allocation and the key schedule on every read. A slot is used by one thread at a time.
   struct CtxSlot {
     std::mutex mu;
-    EVP_CIPHER_CTX* ctx = nullptr;
+    std::unique_ptr<crypto::GcmOpener> opener;
   };
   static constexpr size_t kCtxSlotsPerKey = 4;
   // One of key i's slots, locked for the caller (who unlocks it), or null when all are busy:
@@ -78,7 +78,7 @@ class KeyRing {
  private:
   std::vector<KeyMaterial> keys_;
   uint8_t flags_ = 0;
-  // Freed with the ring; EVP_CIPHER_CTX_free wipes the key schedules they hold.
+  // Freed with the ring; freeing an opener wipes the key schedule it holds.
   std::unique_ptr<CtxSlot[]> slots_;
 };
 
