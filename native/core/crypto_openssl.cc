@@ -273,7 +273,7 @@ std::unique_ptr<Backend> LoadSystemOpenSsl(std::string* why) {
     if (!tried.empty()) tried += "; ";
     tried += std::string(name) + ": " + missing;
   }
-  *why = std::string(kNames[0]) + " not found: " + hint + " (" + tried + ")";
+  *why = std::string(kNames[0]) + " not found or not loadable: " + hint + " (" + tried + ")";
   return nullptr;
 #endif
 }

@@ -1,0 +1,101 @@
+// One package, three runtimes, the same files: a login written by Node is read by Bun and Deno
+// and the reverse (async and sync reads), and a FileSessionStore session crosses between them
+// with compare-and-swap saves and revocation. Each runtime runs in its own child process and
+// picks its own crypto backend (Node its exported OpenSSL, Bun and Deno the system's).
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { needs } from '../helpers/ci'
+import { requireDist } from '../helpers/dist'
+import { autoEnv, collect, FIXTURE, op, runtimeCommand, spawnIn, type RuntimeName } from '../helpers/runtimes'
+
+requireDist()
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-runtimes-'))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+let n = 0
+const fresh = () => path.join(tmp, `d${n++}`)
+
+const all =
+  needs(runtimeCommand('bun') !== null, 'the bun runtime') && needs(runtimeCommand('deno') !== null, 'the deno runtime')
+const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno']
+const env = autoEnv()
+
+interface Read {
+  backend: string
+  userId: string | null
+  syncUserId: string | null
+  data: Record<string, unknown>
+}
+
+describe.skipIf(!all)('SessionManager across Node, Bun and Deno', () => {
+  for (const writer of RUNTIMES) {
+    it(`a login written by ${writer} is read by the other two, async and sync`, async () => {
+      const dir = fresh()
+      const wrote = await op<{ backend: string; userId: string }>(
+        writer,
+        ['login', 'cross', dir, `${writer}-user`],
+        env,
+      )
+      expect(wrote.backend).toBe(writer === 'node' ? 'node-openssl' : 'system-openssl')
+      for (const reader of RUNTIMES.filter((r) => r !== writer)) {
+        const r = await op<Read>(reader, ['read', 'cross', dir], env)
+        expect(r, reader).toMatchObject({
+          userId: `${writer}-user`,
+          syncUserId: `${writer}-user`,
+          data: { by: `${writer}-user` },
+        })
+      }
+    })
+  }
+})
+
+describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
+  it('a session created by Node is read by Bun, changed by Deno, and the change seen by Node', async () => {
+    const dir = fresh()
+    const { id } = await op<{ id: string }>('node', ['store-create', dir, 'alice', 'from-node'], env)
+    expect((await op('bun', ['store-get', dir, id], env)).data).toEqual({ v: 'from-node' })
+    expect((await op('deno', ['store-set', dir, id, 'deno', 'yes'], env)).saved).toBe(true)
+    expect((await op('node', ['store-get', dir, id], env)).data).toEqual({ v: 'from-node', deno: 'yes' })
+  })
+
+  it('compare-and-swap: a stale copy saved by Deno after Bun saved keeps both changes', async () => {
+    const dir = fresh()
+    const { id } = await op<{ id: string }>('bun', ['store-create', dir, 'carol', 'from-bun'], env)
+    // Deno reads its copy and waits; Bun writes a newer version meanwhile.
+    const deno = spawnIn('deno', [FIXTURE, 'store-hold-set', dir, id, 'deno', 'second'], env)
+    const denoDone = collect(deno)
+    await new Promise<void>((resolve, reject) => {
+      let seen = ''
+      deno.stdout.on('data', (d: Buffer) => {
+        seen += d.toString()
+        if (seen.includes('"ready":true')) resolve()
+      })
+      deno.on('close', (code) => reject(new Error(`deno exited ${code} before it was ready`)))
+    })
+    expect((await op('bun', ['store-set', dir, id, 'bun', 'first'], env)).saved).toBe(true)
+    deno.stdin.end('go\n')
+    const ran = await denoDone
+    expect(ran.code, ran.stderr).toBe(0)
+    expect(JSON.parse(ran.stdout.trim().split('\n').pop()!)).toMatchObject({ saved: true })
+    expect((await op('node', ['store-get', dir, id], env)).data).toEqual({
+      v: 'from-bun',
+      bun: 'first',
+      deno: 'second',
+    })
+  })
+
+  it('revocation by one runtime holds in the others', async () => {
+    const dir = fresh()
+    const a = await op<{ id: string }>('deno', ['store-create', dir, 'dave', 'one'], env)
+    const b = await op<{ id: string }>('node', ['store-create', dir, 'dave', 'two'], env)
+    const other = await op<{ id: string }>('bun', ['store-create', dir, 'erin', 'three'], env)
+    expect((await op('bun', ['store-revoke', dir, 'dave'], env)).revoked).toBe(2)
+    for (const rt of RUNTIMES) {
+      expect((await op(rt, ['store-get', dir, a.id], env)).data, rt).toBeNull()
+      expect((await op(rt, ['store-get', dir, b.id], env)).data, rt).toBeNull()
+    }
+    expect((await op('deno', ['store-get', dir, other.id], env)).data).toEqual({ v: 'three' })
+  })
+})
