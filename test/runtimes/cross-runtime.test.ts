@@ -99,3 +99,50 @@ describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
     expect((await op('deno', ['store-get', dir, other.id], env)).data).toEqual({ v: 'three' })
   })
 })
+
+// A cookie jar of one: the session cookie the server last set.
+function cookieFrom(res: Response, previous: string | null): string | null {
+  const set = res.headers.get('set-cookie')
+  return set === null ? previous : set.split(';')[0]
+}
+
+describe.skipIf(!all)('withSession (sealed-session/fetch) under Bun.serve and Deno.serve', () => {
+  for (const rt of ['bun', 'deno'] as const) {
+    it(`${rt}: a visitor's session persists across requests, and a login in it is revocable from Node`, async () => {
+      const dir = fresh()
+      const server = spawnIn(rt, [path.join(path.dirname(FIXTURE), 'runtime-serve.mjs'), dir], env)
+      server.stdin.end()
+      const exited = collect(server)
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          let seen = ''
+          server.stdout.on('data', (d: Buffer) => {
+            seen += d.toString()
+            const m = /"port":(\d+)/.exec(seen)
+            if (m) resolve(Number(m[1]))
+          })
+          server.on('close', (code) => reject(new Error(`${rt} server exited ${code}`)))
+        })
+        const base = `http://127.0.0.1:${port}`
+        let cookie: string | null = null
+        const get = async () => {
+          const res = await fetch(`${base}/`, { headers: cookie ? { cookie } : {} })
+          cookie = cookieFrom(res, cookie)
+          return (await res.json()) as { visits: number; user: string | null; backend: string }
+        }
+        expect(await get()).toEqual({ visits: 1, user: null, backend: 'system-openssl' })
+        expect(await get()).toMatchObject({ visits: 2 })
+        const login = await fetch(`${base}/login?name=frank`, { method: 'POST', headers: { cookie: cookie! } })
+        expect(login.status).toBe(200)
+        cookie = cookieFrom(login, cookie)
+        expect(await get()).toMatchObject({ visits: 3, user: 'frank' })
+        // Node, on the same directory, ends frank's sessions: the server's next read is a new visitor.
+        expect((await op('node', ['store-revoke', dir, 'frank'], env)).revoked).toBe(1)
+        expect(await get()).toMatchObject({ visits: 1, user: null })
+      } finally {
+        server.kill('SIGTERM')
+        await exited
+      }
+    })
+  }
+})
