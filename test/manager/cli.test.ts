@@ -133,7 +133,9 @@ describe('sealed-session CLI', () => {
     }
     expect(r.stdout).toContain('1 stale temp file(s) removed')
     expect(r.stdout).toContain(
-      `ok    crypto: node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`,
+      process.env.SEALED_SESSION_CRYPTO === 'system-openssl'
+        ? "ok    crypto: system-openssl: the system's libcrypto"
+        : `ok    crypto: node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`,
     )
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
     await m.close()
