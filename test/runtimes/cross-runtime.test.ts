@@ -21,6 +21,7 @@ const all =
   needs(runtimeCommand('bun') !== null, 'the bun runtime') && needs(runtimeCommand('deno') !== null, 'the deno runtime')
 const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno']
 const env = autoEnv()
+const SECRET = 'runtime fixture secret, long enough to be a key' // runtime-ops.mjs's
 
 interface Read {
   backend: string
@@ -49,6 +50,27 @@ describe.skipIf(!all)('SessionManager across Node, Bun and Deno', () => {
       }
     })
   }
+})
+
+describe.skipIf(!all)('the manager lock across runtimes', () => {
+  it('Node, Bun and Deno each doing 100 extendSession(1000) at once add exactly 300 000 ms', async () => {
+    const dir = fresh()
+    await op('node', ['login', 'lock-race', dir, 'racer'], env)
+    const before = await op<{ expiresAt: number }>('node', ['expires', 'lock-race', dir], env)
+    const fixture = path.join(path.dirname(FIXTURE), 'manager-extend.mjs')
+    const runs = await Promise.all(
+      RUNTIMES.map(async (rt) => {
+        const p = spawnIn(rt, [fixture, dir, 'lock-race', SECRET, '100', '1000'], env)
+        p.stdin.end()
+        const ran = await collect(p)
+        expect(ran.code, `${rt}: ${ran.stderr}`).toBe(0)
+        return JSON.parse(ran.stdout) as { ok: number }
+      }),
+    )
+    expect(runs.map((r) => r.ok)).toEqual([100, 100, 100])
+    const after = await op<{ expiresAt: number }>('deno', ['expires', 'lock-race', dir], env)
+    expect(after.expiresAt - before.expiresAt).toBe(300_000)
+  })
 })
 
 describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
