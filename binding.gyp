@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/core/cas.cc",
         "native/core/crypto.cc",
+        "native/core/crypto_cng.cc",
         "native/core/crypto_openssl.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
@@ -31,7 +32,7 @@
         "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] }
       },
       "conditions": [
-        ["OS=='win'", { "libraries": ["advapi32.lib"] }],
+        ["OS=='win'", { "libraries": ["advapi32.lib", "bcrypt.lib"] }],
         ["OS=='linux'", { "libraries": ["-ldl"] }]
       ]
     }

@@ -4,8 +4,8 @@ import { native } from './native'
 
 /**
  * The crypto backend in use: `'node-openssl'` (the OpenSSL the runtime exports; Node),
- * `'system-openssl'` (the system's libcrypto, loaded at run time; Bun, Deno, Electron), or
- * `'none'` when there is none (then every call that needs crypto throws
+ * `'system-openssl'` (the system's libcrypto, loaded at run time; Bun, Deno, Electron),
+ * `'cng'` (Windows CNG, where the runtime exports no OpenSSL), or `'none'` when there is none (then every call that needs crypto throws
  * `SessionCryptoUnavailableError`, whose message names what is missing).
  * `SEALED_SESSION_CRYPTO` forces one; it is read once, on the first call that needs crypto.
  */

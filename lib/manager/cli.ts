@@ -309,5 +309,6 @@ export async function main(
 function describeBackend(name: string): string {
   if (name === 'node-openssl') return `node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`
   if (name === 'system-openssl') return "system-openssl: the system's libcrypto, loaded at run time"
+  if (name === 'cng') return 'cng: Windows CNG (bcrypt.dll)'
   return name
 }

@@ -21,25 +21,39 @@ struct Selection {
 // Published once selected, so Cleanse can use the backend without ever selecting one.
 std::atomic<const Backend*> g_selected{nullptr};
 
+// The platform's own backend when the host exports no OpenSSL.
+std::unique_ptr<Backend> LoadPlatform(std::string* why) {
+#ifdef _WIN32
+  return LoadCng(why);
+#else
+  return LoadSystemOpenSsl(why);
+#endif
+}
+
 Selection Select() {
   Selection s;
   const char* forced = std::getenv("SEALED_SESSION_CRYPTO");
   std::string want = forced != nullptr ? forced : "";
-  std::string why_host, why_system;
+  std::string why_host, why_platform;
   if (want.empty()) {
     s.backend = LoadHostOpenSsl(&why_host);
-    if (!s.backend) s.backend = LoadSystemOpenSsl(&why_system);
-    if (!s.backend) s.why = "no crypto backend: " + why_system + "; " + why_host;
-  } else if (want == "node-openssl") {
-    s.backend = LoadHostOpenSsl(&why_host);
-    if (!s.backend) s.why = "SEALED_SESSION_CRYPTO=node-openssl, but " + why_host;
-  } else if (want == "system-openssl") {
-    s.backend = LoadSystemOpenSsl(&why_system);
-    if (!s.backend) s.why = "SEALED_SESSION_CRYPTO=system-openssl, but " + why_system;
-  } else {
-    // Never another backend than the one asked for.
-    s.why = "SEALED_SESSION_CRYPTO='" + want + "' is not a crypto backend (node-openssl, system-openssl)";
+    if (!s.backend) s.backend = LoadPlatform(&why_platform);
+    if (!s.backend) s.why = "no crypto backend: " + why_platform + "; " + why_host;
+    return s;
   }
+  // Never another backend than the one asked for.
+  std::string why;
+  if (want == "node-openssl") {
+    s.backend = LoadHostOpenSsl(&why);
+  } else if (want == "system-openssl") {
+    s.backend = LoadSystemOpenSsl(&why);
+  } else if (want == "cng") {
+    s.backend = LoadCng(&why);
+  } else {
+    s.why = "SEALED_SESSION_CRYPTO='" + want + "' is not a crypto backend (node-openssl, system-openssl, cng)";
+    return s;
+  }
+  if (!s.backend) s.why = "SEALED_SESSION_CRYPTO=" + want + ", but " + why;
   return s;
 }
 

@@ -2,7 +2,8 @@
 // randomness and wiping, served by a backend chosen once per process on first use
 // (docs/platforms.md#crypto-backends):
 //   'node-openssl'    the OpenSSL the host process exports (Node does; Bun, Deno, Electron do not)
-//   'system-openssl'  the system's libcrypto, loaded with dlopen (OpenSSL 3, then 1.1)
+//   'system-openssl'  the system's libcrypto, loaded with dlopen (OpenSSL 3, then 1.1; not Windows)
+//   'cng'             Windows CNG (bcrypt.dll), where the host exports no OpenSSL
 // SEALED_SESSION_CRYPTO names one to force it. Nothing here links OpenSSL: every call goes
 // through a table of function pointers resolved at selection, so the addon loads in any host.
 #pragma once
@@ -18,7 +19,7 @@ inline constexpr size_t kNonceSize = 12;
 inline constexpr size_t kTagSize = 16;
 inline constexpr size_t kDigestSize = 32;
 
-// The backend in use ("node-openssl", "system-openssl"), selecting it on first call.
+// The backend in use ("node-openssl", "system-openssl", "cng"), selecting it on first call.
 // Throws Error(code::kCryptoUnavailable) naming what is missing when there is none.
 const char* BackendName();
 

@@ -32,5 +32,7 @@ class Backend {
 std::unique_ptr<Backend> LoadHostOpenSsl(std::string* why);
 // The system's libcrypto loaded at run time ('system-openssl'), or null with *why set.
 std::unique_ptr<Backend> LoadSystemOpenSsl(std::string* why);
+// Windows CNG, bcrypt.dll ('cng'), or null with *why set (always, off Windows).
+std::unique_ptr<Backend> LoadCng(std::string* why);
 
 }  // namespace sealed::crypto

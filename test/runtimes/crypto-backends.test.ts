@@ -91,7 +91,16 @@ describe('SEALED_SESSION_CRYPTO', () => {
       ['no-crypto', path.join(tmp, 'unknown')],
       autoEnv({ SEALED_SESSION_CRYPTO: 'aes-js' }),
     )
-    expectUnavailable(r, /SEALED_SESSION_CRYPTO='aes-js' is not a crypto backend \(node-openssl, system-openssl\)/)
+    expectUnavailable(r, /SEALED_SESSION_CRYPTO='aes-js' is not a crypto backend \(node-openssl, system-openssl, cng\)/)
+  })
+
+  it.skipIf(process.platform === 'win32')('cng (Windows only) is an error elsewhere, not another backend', async () => {
+    const r = await op<NoCrypto>(
+      'node',
+      ['no-crypto', path.join(tmp, 'cng')],
+      autoEnv({ SEALED_SESSION_CRYPTO: 'cng' }),
+    )
+    expectUnavailable(r, /SEALED_SESSION_CRYPTO=cng, but CNG is only on Windows/)
   })
 })
 
