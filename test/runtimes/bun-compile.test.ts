@@ -1,7 +1,8 @@
 // A desktop CLI compiled with `bun build --compile` keeps a login: it logs in, and a second run
 // of the executable reads it back. Bun embeds a Node-API addon only when it is required by a
 // static path; node-gyp-build picks the addon file at run time, so the executable loads it from
-// the package's directory (docs/platforms.md#bun): it is not self-contained.
+// the absolute path of the package it was built from (docs/platforms.md#bun): it is not
+// self-contained.
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'

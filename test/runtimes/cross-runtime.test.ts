@@ -8,6 +8,7 @@ import * as path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { needs } from '../helpers/ci'
+import { findRedisServer, startRedisServer } from '../helpers/redis-server'
 import { requireDist } from '../helpers/dist'
 import { autoEnv, collect, FIXTURE, op, runtimeCommand, spawnIn, type RuntimeName } from '../helpers/runtimes'
 
@@ -21,6 +22,8 @@ const all =
   needs(runtimeCommand('bun') !== null, 'the bun runtime') && needs(runtimeCommand('deno') !== null, 'the deno runtime')
 const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno']
 const env = autoEnv()
+// Each step starts a runtime process (1-3 s each on a loaded machine).
+const STEPS = { timeout: 120_000 }
 const SECRET = 'runtime fixture secret, long enough to be a key' // runtime-ops.mjs's
 
 interface Read {
@@ -32,7 +35,7 @@ interface Read {
 
 describe.skipIf(!all)('SessionManager across Node, Bun and Deno', () => {
   for (const writer of RUNTIMES) {
-    it(`a login written by ${writer} is read by the other two, async and sync`, async () => {
+    it(`a login written by ${writer} is read by the other two, async and sync`, STEPS, async () => {
       const dir = fresh()
       const wrote = await op<{ backend: string; userId: string }>(
         writer,
@@ -53,7 +56,7 @@ describe.skipIf(!all)('SessionManager across Node, Bun and Deno', () => {
 })
 
 describe.skipIf(!all)('the manager lock across runtimes', () => {
-  it('Node, Bun and Deno each doing 100 extendSession(1000) at once add exactly 300 000 ms', async () => {
+  it('Node, Bun and Deno each doing 100 extendSession(1000) at once add exactly 300 000 ms', STEPS, async () => {
     const dir = fresh()
     await op('node', ['login', 'lock-race', dir, 'racer'], env)
     const before = await op<{ expiresAt: number }>('node', ['expires', 'lock-race', dir], env)
@@ -74,7 +77,7 @@ describe.skipIf(!all)('the manager lock across runtimes', () => {
 })
 
 describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
-  it('a session created by Node is read by Bun, changed by Deno, and the change seen by Node', async () => {
+  it('a session created by Node is read by Bun, changed by Deno, and the change seen by Node', STEPS, async () => {
     const dir = fresh()
     const { id } = await op<{ id: string }>('node', ['store-create', dir, 'alice', 'from-node'], env)
     expect((await op('bun', ['store-get', dir, id], env)).data).toEqual({ v: 'from-node' })
@@ -82,7 +85,7 @@ describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
     expect((await op('node', ['store-get', dir, id], env)).data).toEqual({ v: 'from-node', deno: 'yes' })
   })
 
-  it('compare-and-swap: a stale copy saved by Deno after Bun saved keeps both changes', async () => {
+  it('compare-and-swap: a stale copy saved by Deno after Bun saved keeps both changes', STEPS, async () => {
     const dir = fresh()
     const { id } = await op<{ id: string }>('bun', ['store-create', dir, 'carol', 'from-bun'], env)
     // Deno reads its copy and waits; Bun writes a newer version meanwhile.
@@ -108,7 +111,7 @@ describe.skipIf(!all)('FileSessionStore across Node, Bun and Deno', () => {
     })
   })
 
-  it('revocation by one runtime holds in the others', async () => {
+  it('revocation by one runtime holds in the others', STEPS, async () => {
     const dir = fresh()
     const a = await op<{ id: string }>('deno', ['store-create', dir, 'dave', 'one'], env)
     const b = await op<{ id: string }>('node', ['store-create', dir, 'dave', 'two'], env)
@@ -130,41 +133,65 @@ function cookieFrom(res: Response, previous: string | null): string | null {
 
 describe.skipIf(!all)('withSession (sealed-session/fetch) under Bun.serve and Deno.serve', () => {
   for (const rt of ['bun', 'deno'] as const) {
-    it(`${rt}: a visitor's session persists across requests, and a login in it is revocable from Node`, async () => {
-      const dir = fresh()
-      const server = spawnIn(rt, [path.join(path.dirname(FIXTURE), 'runtime-serve.mjs'), dir], env)
-      server.stdin.end()
-      const exited = collect(server)
-      try {
-        const port = await new Promise<number>((resolve, reject) => {
-          let seen = ''
-          server.stdout.on('data', (d: Buffer) => {
-            seen += d.toString()
-            const m = /"port":(\d+)/.exec(seen)
-            if (m) resolve(Number(m[1]))
+    it(
+      `${rt}: a visitor's session persists across requests, and a login in it is revocable from Node`,
+      STEPS,
+      async () => {
+        const dir = fresh()
+        const server = spawnIn(rt, [path.join(path.dirname(FIXTURE), 'runtime-serve.mjs'), dir], env)
+        server.stdin.end()
+        const exited = collect(server)
+        try {
+          const port = await new Promise<number>((resolve, reject) => {
+            let seen = ''
+            server.stdout.on('data', (d: Buffer) => {
+              seen += d.toString()
+              const m = /"port":(\d+)/.exec(seen)
+              if (m) resolve(Number(m[1]))
+            })
+            server.on('close', (code) => reject(new Error(`${rt} server exited ${code}`)))
           })
-          server.on('close', (code) => reject(new Error(`${rt} server exited ${code}`)))
-        })
-        const base = `http://127.0.0.1:${port}`
-        let cookie: string | null = null
-        const get = async () => {
-          const res = await fetch(`${base}/`, { headers: cookie ? { cookie } : {} })
-          cookie = cookieFrom(res, cookie)
-          return (await res.json()) as { visits: number; user: string | null; backend: string }
+          const base = `http://127.0.0.1:${port}`
+          let cookie: string | null = null
+          const get = async () => {
+            const res = await fetch(`${base}/`, { headers: cookie ? { cookie } : {} })
+            cookie = cookieFrom(res, cookie)
+            return (await res.json()) as { visits: number; user: string | null; backend: string }
+          }
+          expect(await get()).toEqual({ visits: 1, user: null, backend: 'system-openssl' })
+          expect(await get()).toMatchObject({ visits: 2 })
+          const login = await fetch(`${base}/login?name=frank`, { method: 'POST', headers: { cookie: cookie! } })
+          expect(login.status).toBe(200)
+          cookie = cookieFrom(login, cookie)
+          expect(await get()).toMatchObject({ visits: 3, user: 'frank' })
+          // Node, on the same directory, ends frank's sessions: the server's next read is a new visitor.
+          expect((await op('node', ['store-revoke', dir, 'frank'], env)).revoked).toBe(1)
+          expect(await get()).toMatchObject({ visits: 1, user: null })
+        } finally {
+          server.kill('SIGTERM')
+          await exited
         }
-        expect(await get()).toEqual({ visits: 1, user: null, backend: 'system-openssl' })
-        expect(await get()).toMatchObject({ visits: 2 })
-        const login = await fetch(`${base}/login?name=frank`, { method: 'POST', headers: { cookie: cookie! } })
-        expect(login.status).toBe(200)
-        cookie = cookieFrom(login, cookie)
-        expect(await get()).toMatchObject({ visits: 3, user: 'frank' })
-        // Node, on the same directory, ends frank's sessions: the server's next read is a new visitor.
-        expect((await op('node', ['store-revoke', dir, 'frank'], env)).revoked).toBe(1)
-        expect(await get()).toMatchObject({ visits: 1, user: null })
-      } finally {
-        server.kill('SIGTERM')
-        await exited
-      }
-    })
+      },
+    )
   }
 })
+
+describe.skipIf(!all || !needs(findRedisServer() !== null, 'redis-server'))(
+  'RedisSessionStore across Node, Bun and Deno',
+  () => {
+    it('a session created by Node is read and changed by Bun, read and revoked by Deno', STEPS, async () => {
+      const redis = await startRedisServer()
+      try {
+        const url = redis.url
+        const { id } = await op<{ id: string }>('node', ['store-create', url, 'grace', 'from-node'], env)
+        expect((await op('bun', ['store-get', url, id], env)).data).toEqual({ v: 'from-node' })
+        expect((await op('bun', ['store-set', url, id, 'bun', 'yes'], env)).saved).toBe(true)
+        expect((await op('deno', ['store-get', url, id], env)).data).toEqual({ v: 'from-node', bun: 'yes' })
+        expect((await op('deno', ['store-revoke', url, 'grace'], env)).revoked).toBe(1)
+        for (const rt of RUNTIMES) expect((await op(rt, ['store-get', url, id], env)).data, rt).toBeNull()
+      } finally {
+        await redis.stop()
+      }
+    })
+  },
+)

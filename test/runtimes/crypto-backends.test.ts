@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 
 import { cryptoBackend } from '../../lib/index'
 import { needs } from '../helpers/ci'
@@ -15,6 +15,8 @@ import { ROOT } from '../helpers/run-node'
 import { autoEnv, collect, FIXTURE, op, runtimeCommand, type RuntimeName } from '../helpers/runtimes'
 
 requireDist()
+// Each test starts runtime processes (1-3 s each on a loaded machine).
+vi.setConfig({ testTimeout: 120_000 })
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-crypto-'))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
