@@ -8,6 +8,9 @@
         "native/addon/key_ring_wrap.cc",
         "native/addon/private_dir_wrap.cc",
         "native/core/cas.cc",
+        "native/core/crypto.cc",
+        "native/core/crypto_cng.cc",
+        "native/core/crypto_openssl.cc",
         "native/core/envelope.cc",
         "native/core/errors.cc",
         "native/core/keychain.cc",
@@ -33,7 +36,7 @@
         "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] }
       },
       "conditions": [
-        ["OS=='win'", { "libraries": ["advapi32.lib"] }],
+        ["OS=='win'", { "libraries": ["advapi32.lib", "bcrypt.lib"] }],
         ["OS=='linux'", { "libraries": ["-ldl"] }]
       ]
     }

@@ -175,6 +175,12 @@ function managerRing() {
   return new native.KeyRing({ scope: 'manager', name: APP, ikms: [Buffer.from(SECRET)] })
 }
 
+function backendRow(backend) {
+  const used = dist('index.js').cryptoBackend()
+  if (used !== backend) throw new Error(`${name}: crypto backend ${used}, expected ${backend}`)
+  return CONTENDERS['ss-native-sync']()
+}
+
 function newManager(dir = P.managerDir, extra = {}) {
   const { SessionManager } = dist('index.js')
   return new SessionManager(APP, { secret: SECRET, dir, sweepInterval: 0, ...extra })
@@ -264,6 +270,13 @@ const CONTENDERS = {
       JSON.parse(dir.openFileSync(ring, FILE_NAME, MANAGER_CONTEXT, MAX_BYTES, Date.now(), READ_FLAGS).plaintext)
     mustHave(op(), 'openFileSync')
     return { run: runSync, op }
+  },
+  // run.mjs sets SEALED_SESSION_CRYPTO for these; the check makes a wrong backend an error.
+  'ss-native-sync-node-openssl'() {
+    return backendRow('node-openssl')
+  },
+  'ss-native-sync-system-openssl'() {
+    return backendRow('system-openssl')
   },
   'ss-manager-async'() {
     const m = newManager()

@@ -23,6 +23,19 @@ export const CONTENDERS = {
     family: 'ours',
     label: 'sealed-session getSessionSync() with readCache (hit)',
   },
+  // The same read through each crypto backend (SEALED_SESSION_CRYPTO set for the contender).
+  'ss-native-sync-node-openssl': {
+    group: 'File read, sync',
+    family: 'ours',
+    label: 'openFileSync, crypto backend node-openssl (Node)',
+    crypto: 'node-openssl',
+  },
+  'ss-native-sync-system-openssl': {
+    group: 'File read, sync',
+    family: 'ours',
+    label: 'openFileSync, crypto backend system-openssl (Bun, Deno)',
+    crypto: 'system-openssl',
+  },
   'js-sync': { group: 'File read, sync', family: 'js', label: 'pure JS: readFileSync + node:crypto + JSON.parse' },
   floor: { group: 'File read, sync', family: 'floor', label: 'C floor: open/read/close + AES-256-GCM' },
   'conf-encrypted': { group: 'File read, sync', family: 'peer', label: 'conf get() with encryptionKey', slow: true },
@@ -157,6 +170,12 @@ export const CONTENDERS = {
 // kind ops: num ops/s ÷ den ops/s (higher is better for num). kind time: num time ÷ den time
 // (from ops/s). kind p50: num p50 latency ÷ den p50 latency. kind cpu: den CPU per op ÷ num's.
 export const RATIOS = [
+  {
+    num: 'ss-native-sync-system-openssl',
+    den: 'ss-native-sync-node-openssl',
+    kind: 'ops',
+    label: 'native sync read: system-openssl backend vs node-openssl',
+  },
   {
     num: 'ss-native-sync',
     den: 'js-sync',

@@ -233,6 +233,7 @@ function runContender(name, fixtureDir, options, nodeArgs = []) {
       encoding: 'utf8',
       timeout: 180_000,
       maxBuffer: 16 << 20,
+      env: CONTENDERS[name]?.crypto ? { ...process.env, SEALED_SESSION_CRYPTO: CONTENDERS[name].crypto } : process.env,
     },
   )
   const result = r.status === 0 ? lastJsonLine(r.stdout) : null

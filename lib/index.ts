@@ -15,8 +15,10 @@ export {
   SessionConflictError,
   SessionLockTimeoutError,
   SessionCryptoError,
+  SessionCryptoUnavailableError,
   SessionInternalError,
 } from './core/errors'
+export { cryptoBackend } from './core/crypto-backend'
 export {
   SessionManager,
   type SessionManagerOptions,

@@ -110,6 +110,7 @@ function mingwLink(target, sources, extraFlags = []) {
     ...sources,
     lib,
     '-ladvapi32',
+    '-lbcrypt',
   ])
   return target
 }

@@ -4,9 +4,11 @@
 //   linux-arm64  the arm64 node under qemu-user, against prebuilds/linux-arm64/...glibc.node
 //   host         this node, against build/Release (checks the runner itself)
 //   exchange     a session written by x64 is read by arm64 and the reverse
-// Usage: node scripts/platform-tests.mjs <target> [file-filter]
+// Usage: node scripts/platform-tests.mjs <target> [file-filter | backends]
 // win32-x64 first runs the core's own Windows tests (native/test/core_test_win.cc, built with
-// mingw as a Node-API module) under wine.
+// mingw as a Node-API module) under wine. Every target then runs the known-answer vectors and a
+// login round trip through each crypto backend it has (Windows: node.exe's OpenSSL and CNG);
+// `backends` runs only that.
 // The test files are the vitest files listed in PORTABLE below, compiled to CommonJS with
 // TypeScript's transpiler into build-cross/suite-<target>/, with `vitest` resolved to
 // test/platform/vitest-shim.cjs (node:test + node:assert): vitest itself cannot run there,
@@ -405,6 +407,73 @@ async function winCoreTests(tools) {
   return ok
 }
 
+// Each crypto backend this platform has (SEALED_SESSION_CRYPTO), through the known-answer
+// vectors, and a login written through one read through the other: Windows has node.exe's
+// OpenSSL and CNG. Node always picks its own; CNG serves hosts that export no OpenSSL.
+async function backends(tools, target) {
+  // Under qemu the system backend needs an arm64 libcrypto in the sysroot, which the cross
+  // toolchain does not bring: there only Node's own is checked.
+  const sysroot = process.env.QEMU_LD_PREFIX ?? '/usr/aarch64-linux-gnu'
+  const armLibcrypto = existsSync(join(sysroot, 'lib', 'libcrypto.so.3'))
+  const names =
+    target === 'win32-x64'
+      ? ['node-openssl', 'cng']
+      : target === 'linux-arm64' && !armLibcrypto
+        ? ['node-openssl']
+        : ['node-openssl', 'system-openssl']
+  if (names.length === 1) console.log(`crypto backend system-openssl: not checked (no ${sysroot}/lib/libcrypto.so.3)`)
+  const ops = join(suite, 'test', 'fixtures', 'runtime-ops.mjs')
+  const vectors = join(suite, 'test', 'vectors', 'envelope-v1.json')
+  const sessions = mkdtempSync(join(tmpdir(), 'ss-backends-'))
+  const path = (p) => (target === 'win32-x64' ? winPath(p) : p)
+  const run = async (backend, args, label) => {
+    const r = await runToFile(
+      tools.cmd[0],
+      [...tools.cmd.slice(1), path(ops), ...args],
+      { ...tools.env, SEALED_SESSION_CRYPTO: backend },
+      join(suite, `backend-${label}.${target}.log`),
+    )
+    const last = r.log.trim().split(/\r?\n/).pop() ?? ''
+    try {
+      return r.code === 0 ? JSON.parse(last) : { failed: r.log }
+    } catch {
+      return { failed: r.log }
+    }
+  }
+  let ok = true
+  const report = (good, what, detail) => {
+    ok &&= good
+    console.log(`${good ? 'ok    ' : 'FAILED'} crypto backend ${what}`)
+    if (!good) console.log(JSON.stringify(detail, null, 2))
+  }
+  try {
+    for (const b of names) {
+      const v = await run(b, ['vectors', path(vectors)], `${b}-vectors`)
+      const good =
+        v.backend === b &&
+        v.keyIds?.length > 0 &&
+        v.keyIds.every(Boolean) &&
+        v.envelopes?.length > 0 &&
+        v.envelopes.every(Boolean) &&
+        v.tampered === 'ERR_SESSION_TAMPERED'
+      report(good, `${b}: the known-answer vectors, and a flipped tag refused`, v)
+    }
+    for (const [writer, reader] of [names, [...names].reverse()]) {
+      const dir = path(join(sessions, `${writer}-to-${reader}`))
+      const w = await run(writer, ['login', 'backends', dir, writer], `${writer}-login`)
+      const r = await run(reader, ['read', 'backends', dir], `${reader}-read`)
+      report(
+        w.userId === writer && r.userId === writer && r.syncUserId === writer,
+        `${writer} -> ${reader}: a login written through one is read through the other`,
+        { w, r },
+      )
+    }
+  } finally {
+    rmSync(sessions, { recursive: true, force: true })
+  }
+  return ok
+}
+
 // x64 (this node, build/Release) writes a machine-bound session, arm64 (qemu) reads it, and
 // the reverse: same machine id, same uid, same key, same envelope on both.
 async function exchange() {
@@ -471,6 +540,8 @@ prepareSuite(target)
 const tools = hostToolsFor(target)
 let coreOk = true
 if (target === 'win32-x64' && !filter) coreOk = await winCoreTests(tools)
+if (!filter || filter === 'backends') coreOk = (await backends(tools, target)) && coreOk
+if (filter === 'backends') process.exit(coreOk ? 0 : 1)
 const leftOut = LEFT_OUT[target] ?? {}
 for (const [f, why] of Object.entries(leftOut)) console.log(`left out ${f}: ${why}`)
 const files = PORTABLE.filter((f) => f.includes(filter) && !leftOut[f])

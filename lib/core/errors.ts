@@ -50,6 +50,10 @@ export class KeychainUnavailableError extends SessionError {}
 /** OpenSSL failed where it does not fail on valid input: no randomness for a nonce, seed or
  *  temp name, or HKDF, SHA-256, HMAC or AES-GCM itself failed (ERR_SESSION_CRYPTO). */
 export class SessionCryptoError extends SessionError {}
+/** No crypto backend (ERR_SESSION_CRYPTO_UNAVAILABLE): the host exports no OpenSSL and the
+ *  system's libcrypto could not be loaded, or SEALED_SESSION_CRYPTO names one that is missing or
+ *  unknown. The message names what is missing. Thrown by the first call that needs crypto. */
+export class SessionCryptoUnavailableError extends SessionError {}
 /** The native core ran out of memory (ERR_SESSION_NO_MEMORY) or met an unexpected C++
  *  exception (ERR_SESSION_INTERNAL). */
 export class SessionInternalError extends SessionError {}
@@ -70,6 +74,7 @@ const byCode: Record<string, new (message: string, code: string) => SessionError
   ERR_SESSION_CONFLICT: SessionConflictError,
   ERR_SESSION_LOCK_TIMEOUT: SessionLockTimeoutError,
   ERR_SESSION_CRYPTO: SessionCryptoError,
+  ERR_SESSION_CRYPTO_UNAVAILABLE: SessionCryptoUnavailableError,
   ERR_SESSION_INTERNAL: SessionInternalError,
   ERR_SESSION_NO_MEMORY: SessionInternalError,
 }

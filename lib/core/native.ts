@@ -52,7 +52,7 @@ export interface NativeKeyRing {
   readonly keyIds: string[]
   readonly closed: boolean
   readonly flags: number
-  /** Wipes every key (OPENSSL_cleanse); later calls throw ERR_SESSION_CLOSED. */
+  /** Wipes every key (the crypto backend's cleanse); later calls throw ERR_SESSION_CLOSED. */
   close(): void
   /** nonce is for known-answer tests only; production seals always draw a fresh random nonce. */
   seal(plaintext: Buffer | string, context: string, createdAt: number, expiresAt: number, nonce?: Buffer): Buffer
@@ -219,6 +219,11 @@ export interface NativeBinding {
   keychainStatus(): string
   /** The flags of openFile/openFileSync, defined once in the core (private_dir.h). */
   OPEN_FLAGS: Readonly<{ REMOVE_EXPIRED: number; REMOVE_INVALID: number; AS_STRING: number; LOCK_HELD: number }>
+  /**
+   * The crypto backend's name ('node-openssl', 'system-openssl'), selected on first use;
+   * throws ERR_SESSION_CRYPTO_UNAVAILABLE naming what is missing when there is none.
+   */
+  cryptoBackend(): string
   HEADER_SIZE: number
   MIN_ENVELOPE_SIZE: number
   DEFAULT_MAX_BYTES: number

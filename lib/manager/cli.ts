@@ -7,6 +7,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { privateRuntimeDir } from './default-dir'
+import { cryptoUnavailableReason } from '../core/crypto-backend'
 import { toSessionError, UNREADABLE_CODES } from '../core/errors'
 import { checkKeySource, makeKeyRing, type KeySource } from '../core/keys'
 import { SessionManager } from './manager'
@@ -23,7 +24,7 @@ Commands:
   switch ID             make account ID the active one (exit 0 switched, 1 no such account)
   logout [--user ID]    end the active login (the most recently active other account takes
                         over), or account ID's (exit 0 removed, 1 there was none)
-  doctor                check the directory, machine id, OpenSSL, addon build, keychain,
+  doctor                check the directory, machine id, crypto backend, addon build, keychain,
                         temp files and session file, one line each (exit 0 all ok, 1 a check failed)
 
 Options:
@@ -361,7 +362,9 @@ async function doctor(args: Args, io: Out): Promise<number> {
     )
   }
 
-  ok('openssl', `OpenSSL ${process.versions.openssl}, Node's own (the addon links no other)`)
+  const cryptoProblem = cryptoUnavailableReason()
+  if (cryptoProblem === null) ok('crypto', describeBackend(native.cryptoBackend()))
+  else fail('crypto', cryptoProblem, "install the system's OpenSSL 3 (Debian: libssl3), or unset SEALED_SESSION_CRYPTO")
 
   let addon = 'unknown'
   try {
@@ -486,4 +489,11 @@ export async function main(
     io.err(`error: ${(err as Error).message}`)
     return EXIT.failure
   }
+}
+
+function describeBackend(name: string): string {
+  if (name === 'node-openssl') return `node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`
+  if (name === 'system-openssl') return "system-openssl: the system's libcrypto, loaded at run time"
+  if (name === 'cng') return 'cng: Windows CNG (bcrypt.dll)'
+  return name
 }

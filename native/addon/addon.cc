@@ -6,6 +6,7 @@
 #include <iterator>
 #include <string>
 
+#include "../core/crypto.h"
 #include "../core/envelope.h"
 #include "../core/keychain.h"
 #include "../core/keys.h"
@@ -62,6 +63,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                   InstanceMethod<&Addon::BootId>("bootId", napi_enumerable),
                   InstanceMethod<&Addon::LiveKeyRings>("liveKeyRings", napi_enumerable),
                   InstanceMethod<&Addon::KeychainStatus>("keychainStatus", napi_enumerable),
+                  InstanceMethod<&Addon::CryptoBackend>("cryptoBackend", napi_enumerable),
                   InstanceValue("OPEN_FLAGS", OpenFlagsObject(env), napi_enumerable),
                   InstanceValue("HEADER_SIZE", Napi::Number::New(env, kHeaderSize), napi_enumerable),
                   InstanceValue("MIN_ENVELOPE_SIZE", Napi::Number::New(env, kMinEnvelope), napi_enumerable),
@@ -100,6 +102,12 @@ Napi::Value Addon::LiveKeyRings(const Napi::CallbackInfo& info) {
 
 Napi::Value Addon::KeychainStatus(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), Guard(info.Env(), [] { return sealed::KeychainStatus(); }));
+}
+
+// cryptoBackend() → the crypto backend's name, selecting it; throws
+// ERR_SESSION_CRYPTO_UNAVAILABLE (naming what is missing) when there is none.
+Napi::Value Addon::CryptoBackend(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), Guard(info.Env(), [] { return crypto::BackendName(); }));
 }
 
 // openPrivateDir(path, create) → Promise<PrivateDir>: the directory opened (and created) on

@@ -41,6 +41,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value BootId(const Napi::CallbackInfo& info);
   Napi::Value LiveKeyRings(const Napi::CallbackInfo& info);
   Napi::Value KeychainStatus(const Napi::CallbackInfo& info);
+  Napi::Value CryptoBackend(const Napi::CallbackInfo& info);
   Napi::Value OpenPrivateDir(const Napi::CallbackInfo& info);
   Napi::Value InlineReads(const Napi::CallbackInfo& info);
   Napi::Value SetInlineReadMode(const Napi::CallbackInfo& info);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "../core/crypto.h"
 #include "../core/hex.h"
 #include "../core/keys.h"
 
@@ -117,7 +118,7 @@ Napi::Value OpenedObject(Napi::Env env, Opened& o, bool as_string) {
                 : Napi::Value(Napi::Buffer<char>::Copy(env, o.plaintext.empty() ? "" : p, o.plaintext.size())),
       Napi::Number::New(env, o.key_index),
   };
-  Wipe(o.plaintext.data(), o.plaintext.size());
+  crypto::Cleanse(o.plaintext.data(), o.plaintext.size());
   return OpenedFactory(env).Call(env.Undefined(), 7, args);
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/crypto.h"
 #include "../core/hex.h"
 #include "../core/keychain.h"
 #include "../core/machine_id.h"
@@ -51,7 +52,7 @@ KeyRingWrap::KeyRingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KeyR
   struct WipeOnExit {
     std::vector<std::string>& v;
     ~WipeOnExit() {
-      for (auto& s : v) sealed::Wipe(s.data(), s.size());
+      for (auto& s : v) crypto::Cleanse(s.data(), s.size());
     }
   } wipe{ikms};
 
@@ -66,7 +67,7 @@ KeyRingWrap::KeyRingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KeyR
         std::string ikm;
         ikm.reserve(seed.size() + ikms.back().size());  // no reallocation leaves a copy behind
         ikm.append(seed).append(ikms.back());
-        Wipe(seed.data(), seed.size());
+        crypto::Cleanse(seed.data(), seed.size());
         ikms.back().swap(ikm);  // what is left in ikm is the machine id alone: not a secret
       }
     } else {

@@ -1,34 +1,18 @@
 #include "envelope.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include <climits>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "crypto.h"
 #include "errors.h"
 
 namespace sealed {
 
 namespace {
 constexpr uint8_t kMagic[4] = {'S', 'E', 'A', 'L'};
-
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
-
-// OpenSSL 3 resolves EVP_aes_256_gcm() through an implicit fetch on every init: a name lookup
-// under a lock, costlier than decrypting a session. Fetch it once (thread-safe static init);
-// it lives for the process, like the provider that owns it.
-const EVP_CIPHER* Aes256Gcm() {
-  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
-  return cipher != nullptr ? cipher : EVP_aes_256_gcm();
-}
 
 void PutBE64(uint8_t* p, uint64_t v) {
   for (int i = 7; i >= 0; i--) {
@@ -43,16 +27,6 @@ uint64_t GetBE64(const uint8_t* p) {
   return v;
 }
 
-// AAD is fed in two updates (header, then context) so the context is never copied.
-bool FeedAad(EVP_CIPHER_CTX* ctx, const uint8_t* header, std::string_view context, bool encrypt) {
-  int len = 0;
-  auto update = encrypt ? EVP_EncryptUpdate : EVP_DecryptUpdate;
-  if (update(ctx, nullptr, &len, header, static_cast<int>(kHeaderSize)) != 1) return false;
-  if (!context.empty() && update(ctx, nullptr, &len, reinterpret_cast<const uint8_t*>(context.data()),
-                                 static_cast<int>(context.size())) != 1)
-    return false;
-  return true;
-}
 }  // namespace
 
 Header ParseHeader(const uint8_t* data, size_t len, size_t min_len) {
@@ -89,20 +63,11 @@ std::vector<uint8_t> Seal(const KeyRing& ring, const uint8_t* plaintext, size_t 
   PutBE64(h + 20, expires_at);
   if (nonce != nullptr) {
     memcpy(h + 28, nonce, kNonceSize);
-  } else if (RAND_bytes(h + 28, kNonceSize) != 1) {
-    throw Error(code::kCrypto, "no randomness for the nonce");
+  } else {
+    crypto::RandomBytes(h + 28, kNonceSize);
   }
-
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  int len = 0;
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, key.bytes, h + 28) == 1 &&
-            FeedAad(ctx.get(), h, context, true) &&
-            (plaintext_len == 0 ||
-             EVP_EncryptUpdate(ctx.get(), h + kHeaderSize, &len, plaintext, static_cast<int>(plaintext_len)) == 1) &&
-            EVP_EncryptFinal_ex(ctx.get(), h + kHeaderSize + plaintext_len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
-                                h + kHeaderSize + plaintext_len) == 1;
-  if (!ok) throw Error(code::kCrypto, "AES-256-GCM encryption failed");
+  crypto::GcmSeal(key.bytes, h + 28, crypto::Aad{h, kHeaderSize, context}, plaintext, plaintext_len, h + kHeaderSize,
+                  h + kHeaderSize + plaintext_len);
   return out;
 }
 
@@ -119,47 +84,29 @@ Opened Open(const KeyRing& ring, const uint8_t* data, size_t len, std::string_vi
 
   const size_t ct_len = len - kMinEnvelope;
   r.plaintext.resize(ct_len);
-  // A reused context of the ring (keyed once; only the IV is set here), or our own when all
-  // of them are in use by other threads.
+  // A reused opener of the ring (keyed once; only the nonce is set per open), or our own when
+  // all of them are in use by other threads.
   KeyRing::CtxSlot* slot = ring.TryTakeSlot(static_cast<size_t>(r.key_index));
   std::unique_lock<std::mutex> hold;
-  CipherCtx own;
-  EVP_CIPHER_CTX* ctx = nullptr;
-  bool ok;
+  std::unique_ptr<crypto::GcmOpener> own;
+  crypto::GcmOpener* opener;
   if (slot != nullptr) {
     hold = std::unique_lock<std::mutex>(slot->mu, std::adopt_lock);
-    if (slot->ctx == nullptr) {
-      CipherCtx fresh(EVP_CIPHER_CTX_new());
-      if (fresh && EVP_DecryptInit_ex(fresh.get(), Aes256Gcm(), nullptr, key.bytes, nullptr) == 1)
-        slot->ctx = fresh.release();
-    }
-    ctx = slot->ctx;
-    ok = ctx != nullptr && EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, r.header.nonce) == 1;
+    if (!slot->opener) slot->opener = std::make_unique<crypto::GcmOpener>(key.bytes);
+    opener = slot->opener.get();
   } else {
-    own.reset(EVP_CIPHER_CTX_new());
-    ctx = own.get();
-    ok = ctx != nullptr && EVP_DecryptInit_ex(ctx, Aes256Gcm(), nullptr, key.bytes, r.header.nonce) == 1;
+    own = std::make_unique<crypto::GcmOpener>(key.bytes);
+    opener = own.get();
   }
-  int out_len = 0;
-  // The tag is set before Final; OpenSSL only reads it, the cast drops a const it does not need.
-  ok = ok && FeedAad(ctx, data, context, false) &&
-       (ct_len == 0 ||
-        EVP_DecryptUpdate(ctx, r.plaintext.data(), &out_len, data + kHeaderSize, static_cast<int>(ct_len)) == 1) &&
-       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize),
-                           const_cast<uint8_t*>(data + len - kTagSize)) == 1;
-  if (!ok) {
-    // A context in an unknown state is not reused: the next open keys a fresh one.
-    if (slot != nullptr && slot->ctx != nullptr) {
-      EVP_CIPHER_CTX_free(slot->ctx);
-      slot->ctx = nullptr;
-    }
-    OPENSSL_cleanse(r.plaintext.data(), r.plaintext.size());
+  crypto::GcmOpener::Result res = opener->Open(r.header.nonce, crypto::Aad{data, kHeaderSize, context},
+                                               data + kHeaderSize, ct_len, data + len - kTagSize, r.plaintext.data());
+  if (res == crypto::GcmOpener::Result::kFailed) {
+    // An opener in an unknown state is not reused: the next open keys a fresh one.
+    if (slot != nullptr) slot->opener.reset();
     throw Error(code::kCrypto, "AES-256-GCM decryption failed");
   }
-  if (EVP_DecryptFinal_ex(ctx, r.plaintext.data() + ct_len, &out_len) != 1) {
-    OPENSSL_cleanse(r.plaintext.data(), r.plaintext.size());
+  if (res == crypto::GcmOpener::Result::kBadTag)
     throw Error(code::kTampered, "envelope failed authentication (tampered, wrong key or wrong context)");
-  }
   return r;
 }
 

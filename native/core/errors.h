@@ -21,6 +21,7 @@ inline constexpr const char* kIo = "ERR_SESSION_IO";
 inline constexpr const char* kCrypto = "ERR_SESSION_CRYPTO";
 inline constexpr const char* kNoMemory = "ERR_SESSION_NO_MEMORY";
 inline constexpr const char* kInternal = "ERR_SESSION_INTERNAL";
+inline constexpr const char* kCryptoUnavailable = "ERR_SESSION_CRYPTO_UNAVAILABLE";
 // Node's own argument codes: thrown as RangeError / TypeError, as Node's APIs do.
 inline constexpr const char* kInvalidArg = "ERR_INVALID_ARG_VALUE";
 inline constexpr const char* kInvalidArgType = "ERR_INVALID_ARG_TYPE";

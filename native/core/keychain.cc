@@ -1,13 +1,10 @@
 #include "keychain.h"
 
-#include "hex.h"
-
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-
 #include <cstring>
 
+#include "crypto.h"
 #include "errors.h"
+#include "hex.h"
 
 namespace sealed {
 
@@ -28,7 +25,7 @@ constexpr const char* kOtherSources =
     char c = hex[i];
     int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
     if (v < 0) {
-      OPENSSL_cleanse(out->data(), out->size());
+      crypto::Cleanse(out->data(), out->size());
       return false;
     }
     (*out)[i / 2] = static_cast<char>((*out)[i / 2] << 4 | v);
@@ -39,9 +36,9 @@ constexpr const char* kOtherSources =
 // A fresh seed as hex (what the store keeps: its APIs take text on Linux).
 [[maybe_unused]] std::string NewSeedHex() {
   uint8_t seed[kSeedSize];
-  if (RAND_bytes(seed, sizeof seed) != 1) throw Error(code::kCrypto, "no randomness for a keychain seed");
+  crypto::RandomBytes(seed, sizeof seed);
   std::string hex = ToHex(seed, sizeof seed);
-  OPENSSL_cleanse(seed, sizeof seed);
+  crypto::Cleanse(seed, sizeof seed);
   return hex;
 }
 
@@ -241,11 +238,11 @@ std::string KeychainSeed(std::string_view app_view) {
   int stored = lib.password_store_sync(&kSchema, "default", Label(app).c_str(), hex.c_str(), nullptr, &err, "app",
                                        app.c_str(), nullptr);
   if (!stored || err) {
-    OPENSSL_cleanse(hex.data(), hex.size());
+    crypto::Cleanse(hex.data(), hex.size());
     Unavailable("the seed could not be stored (" + TakeError(lib, err, "refused") + ")");
   }
   FromHex(hex.c_str(), &seed);
-  OPENSSL_cleanse(hex.data(), hex.size());
+  crypto::Cleanse(hex.data(), hex.size());
   return seed;
 }
 
@@ -313,7 +310,7 @@ OSStatus CopySeed(const std::string& app, std::string* seed) {
   seed->assign(reinterpret_cast<const char*>(CFDataGetBytePtr(d)), static_cast<size_t>(CFDataGetLength(d)));
   CFRelease(data);
   if (seed->size() != kSeedSize) {
-    OPENSSL_cleanse(seed->data(), seed->size());
+    crypto::Cleanse(seed->data(), seed->size());
     Unavailable("the keychain item '" + Label(app) + "' is not a seed of ours");
   }
   return st;
@@ -329,7 +326,7 @@ std::string KeychainSeed(std::string_view app_view) {
   if (st == errSecSuccess) return seed;
   if (st != errSecItemNotFound) Unavailable("the seed could not be read: " + StatusText(st));
   uint8_t fresh[kSeedSize];
-  if (RAND_bytes(fresh, sizeof fresh) != 1) throw Error(code::kCrypto, "no randomness for a keychain seed");
+  crypto::RandomBytes(fresh, sizeof fresh);
   CFMutableDictionaryRef add = Query(app);
   CFDataRef value = CFDataCreate(nullptr, fresh, sizeof fresh);
   CFStringRef label = CFStringCreateWithCString(nullptr, Label(app).c_str(), kCFStringEncodingUTF8);
@@ -341,17 +338,17 @@ std::string KeychainSeed(std::string_view app_view) {
   CFRelease(value);
   CFRelease(label);
   std::string out(reinterpret_cast<const char*>(fresh), sizeof fresh);
-  OPENSSL_cleanse(fresh, sizeof fresh);
+  crypto::Cleanse(fresh, sizeof fresh);
   // SecItemAdd never replaces: it is the atomic "create unless present". Another process that
   // added its seed first wins, and this one uses that seed (it has sealed nothing with its own).
   if (st == errSecDuplicateItem) {
-    OPENSSL_cleanse(out.data(), out.size());
+    crypto::Cleanse(out.data(), out.size());
     st = CopySeed(app, &seed);
     if (st != errSecSuccess) Unavailable("the seed could not be read: " + StatusText(st));
     return seed;
   }
   if (st != errSecSuccess) {
-    OPENSSL_cleanse(out.data(), out.size());
+    crypto::Cleanse(out.data(), out.size());
     Unavailable("the seed could not be stored: " + StatusText(st));
   }
   return out;
@@ -421,7 +418,7 @@ std::string KeychainSeed(std::string_view app_view) {
     SecureZeroMemory(cred->CredentialBlob, cred->CredentialBlobSize);
     CredFree(cred);
     if (seed.size() != kSeedSize) {
-      OPENSSL_cleanse(seed.data(), seed.size());
+      crypto::Cleanse(seed.data(), seed.size());
       Unavailable("the credential 'sealed-session/" + app + "' is not a seed of ours");
     }
     return seed;
@@ -429,7 +426,7 @@ std::string KeychainSeed(std::string_view app_view) {
   DWORD err = GetLastError();
   if (err != ERROR_NOT_FOUND) Unavailable("CredReadW failed (error " + std::to_string(err) + ")");
   uint8_t seed[kSeedSize];
-  if (RAND_bytes(seed, sizeof seed) != 1) throw Error(code::kCrypto, "no randomness for a keychain seed");
+  crypto::RandomBytes(seed, sizeof seed);
   CREDENTIALW c = {};
   c.Type = CRED_TYPE_GENERIC;
   c.TargetName = const_cast<LPWSTR>(target.c_str());
@@ -439,9 +436,9 @@ std::string KeychainSeed(std::string_view app_view) {
   BOOL ok = CredWriteW(&c, 0);
   err = GetLastError();
   std::string out(reinterpret_cast<const char*>(seed), sizeof seed);
-  OPENSSL_cleanse(seed, sizeof seed);
+  crypto::Cleanse(seed, sizeof seed);
   if (!ok) {
-    OPENSSL_cleanse(out.data(), out.size());
+    crypto::Cleanse(out.data(), out.size());
     Unavailable("CredWriteW failed (error " + std::to_string(err) + ")");
   }
   return out;

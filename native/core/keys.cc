@@ -1,30 +1,20 @@
 #include "keys.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/kdf.h>
-
 #include <atomic>
 #include <cstring>
 #include <memory>
 
+#include "crypto.h"
 #include "errors.h"
 
 namespace sealed {
 
 namespace {
-// OpenSSL 3.0 caps HKDF info at 1024 bytes; our info is far shorter for sane names.
+// OpenSSL 3's HKDF caps info at 1024 bytes; kept on every backend so all accept the same names.
 constexpr size_t kMaxInfo = 1024;
 
 std::atomic<int64_t> g_live_rings{0};
-
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
 }  // namespace
-
-void Wipe(void* p, size_t n) { OPENSSL_cleanse(p, n); }
 
 void DeriveKey(std::string_view ikm, std::string_view scope, std::string_view name, std::string_view uid,
                std::string_view boot_id, uint8_t out[kKeySize]) {
@@ -37,21 +27,7 @@ void DeriveKey(std::string_view ikm, std::string_view scope, std::string_view na
   if (info.size() > kMaxInfo) throw Error(code::kInvalidArg, "key derivation info is longer than 1024 bytes");
   if (ikm.empty()) throw Error(code::kInvalidArg, "key material must not be empty");
 
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr));
-  size_t out_len = kKeySize;
-  const char* salt = kSalt;
-  bool ok = ctx && EVP_PKEY_derive_init(ctx.get()) > 0 && EVP_PKEY_CTX_set_hkdf_md(ctx.get(), EVP_sha256()) > 0 &&
-            EVP_PKEY_CTX_set1_hkdf_salt(ctx.get(), reinterpret_cast<const unsigned char*>(salt),
-                                        static_cast<int>(strlen(salt))) > 0 &&
-            EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), reinterpret_cast<const unsigned char*>(ikm.data()),
-                                       static_cast<int>(ikm.size())) > 0 &&
-            (info.empty() || EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), reinterpret_cast<const unsigned char*>(info.data()),
-                                                         static_cast<int>(info.size())) > 0) &&
-            EVP_PKEY_derive(ctx.get(), out, &out_len) > 0 && out_len == kKeySize;
-  if (!ok) {
-    OPENSSL_cleanse(out, kKeySize);
-    throw Error(code::kCrypto, "HKDF-SHA256 key derivation failed");
-  }
+  crypto::HkdfSha256(ikm, kSalt, info, out);
 }
 
 KeyId ComputeKeyId(const uint8_t key[kKeySize]) {
@@ -59,25 +35,21 @@ KeyId ComputeKeyId(const uint8_t key[kKeySize]) {
   const size_t label_len = strlen(kKeyIdLabel);  // 18
   memcpy(input, kKeyIdLabel, label_len);
   memcpy(input + label_len, key, kKeySize);
-  uint8_t digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_len = 0;
-  int ok = EVP_Digest(input, label_len + kKeySize, digest, &digest_len, EVP_sha256(), nullptr);
-  OPENSSL_cleanse(input, sizeof input);
-  if (ok != 1) throw Error(code::kCrypto, "SHA-256 failed");
+  uint8_t digest[crypto::kDigestSize];
+  try {
+    crypto::Sha256(input, label_len + kKeySize, digest);
+  } catch (...) {
+    crypto::Cleanse(input, sizeof input);
+    throw;
+  }
+  crypto::Cleanse(input, sizeof input);
   KeyId id;
   memcpy(id.data(), digest, kKeyIdSize);
   return id;
 }
 
 void HmacSha256(const uint8_t* key, size_t key_len, const uint8_t* msg, size_t msg_len, uint8_t out[kMacSize]) {
-  unsigned int out_len = 0;
-  // HMAC() takes a non-null data pointer even for an empty message.
-  static const uint8_t kEmpty = 0;
-  if (HMAC(EVP_sha256(), key, static_cast<int>(key_len), msg_len == 0 ? &kEmpty : msg, msg_len, out, &out_len) ==
-          nullptr ||
-      out_len != kMacSize) {
-    throw Error(code::kCrypto, "HMAC-SHA256 failed");
-  }
+  crypto::HmacSha256(key, key_len, msg, msg_len, out);
 }
 
 void KeyRing::Mac(size_t i, const uint8_t* msg, size_t len, uint8_t out[kMacSize]) const {
@@ -98,7 +70,7 @@ KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, s
       keys_.back().id = ComputeKeyId(keys_.back().bytes);
     }
   } catch (...) {
-    OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
+    crypto::Cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
     throw;
   }
   g_live_rings.fetch_add(1, std::memory_order_relaxed);
@@ -107,8 +79,8 @@ KeyRing::KeyRing(const std::vector<std::string>& ikms, std::string_view scope, s
 int64_t KeyRing::LiveCount() { return g_live_rings.load(std::memory_order_relaxed); }
 
 KeyRing::~KeyRing() {
-  for (size_t i = 0; i < keys_.size() * kCtxSlotsPerKey; i++) EVP_CIPHER_CTX_free(slots_[i].ctx);
-  OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
+  slots_.reset();
+  crypto::Cleanse(keys_.data(), keys_.size() * sizeof(KeyMaterial));
   g_live_rings.fetch_sub(1, std::memory_order_relaxed);
 }
 

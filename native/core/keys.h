@@ -1,10 +1,8 @@
 // Key derivation (HKDF-SHA256, pinned inputs: docs/security.md#keys) and the key ring that holds
-// one or more 32-byte keys in native memory. Keys are wiped with OPENSSL_cleanse when the
+// one or more 32-byte keys in native memory. Keys are wiped (crypto::Cleanse) when the
 // ring is destroyed; a ring is shared (shared_ptr) by in-flight work so close() never frees
 // a key under a running thread: the last holder wipes it.
 #pragma once
-#include <openssl/types.h>
-
 #include <array>
 #include <cstdint>
 #include <cstddef>
@@ -14,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "crypto.h"
+
 namespace sealed {
 
 inline constexpr size_t kKeySize = 32;
@@ -22,10 +22,6 @@ inline constexpr const char* kSalt = "sealed-session/v1";
 inline constexpr const char* kKeyIdLabel = "sealed-session kid";
 // Flag bit 0 of the envelope: the key is bound to this boot.
 inline constexpr uint8_t kFlagBootBound = 0x01;
-
-// Overwrites secret bytes in a way the compiler cannot drop (OPENSSL_cleanse): keys, IKMs,
-// seeds and plaintexts, wherever they are copied.
-void Wipe(void* p, size_t n);
 
 using KeyId = std::array<uint8_t, kKeyIdSize>;
 
@@ -72,7 +68,7 @@ class KeyRing {
   // allocation and the key schedule on every read. A slot is used by one thread at a time.
   struct CtxSlot {
     std::mutex mu;
-    EVP_CIPHER_CTX* ctx = nullptr;
+    std::unique_ptr<crypto::GcmOpener> opener;
   };
   static constexpr size_t kCtxSlotsPerKey = 4;
   // One of key i's slots, locked for the caller (who unlocks it), or null when all are busy:
@@ -82,7 +78,7 @@ class KeyRing {
  private:
   std::vector<KeyMaterial> keys_;
   uint8_t flags_ = 0;
-  // Freed with the ring; EVP_CIPHER_CTX_free wipes the key schedules they hold.
+  // Freed with the ring; freeing an opener wipes the key schedule it holds.
   std::unique_ptr<CtxSlot[]> slots_;
 };
 

@@ -1,5 +1,6 @@
 #include "private_dir.h"
 
+#include "crypto.h"
 #include "errors.h"
 
 // POSIX. Windows: private_dir_win.cc (same interface).
@@ -7,7 +8,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -356,7 +356,7 @@ void PrivateDir::Check() const {
 int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) const {
   for (int attempt = 0; attempt < 8; attempt++) {
     uint8_t rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+    crypto::RandomBytes(rnd, sizeof rnd);
     char hex[17];
     for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     *tmp = "." + name + "." + hex + kTempSuffix;

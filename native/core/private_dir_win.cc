@@ -27,8 +27,6 @@
 #include <io.h>
 #include <sddl.h>
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -36,6 +34,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "crypto.h"
 #include "errors.h"
 #include "private_dir.h"
 #include "private_dir_win.h"
@@ -691,7 +690,7 @@ int PrivateDir::CreateLockedTemp(const std::string& name, std::string* tmp) cons
   PrivateSd sd(false);
   for (int attempt = 0; attempt < 8; attempt++) {
     uint8_t rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) throw Error(code::kCrypto, "no randomness for a temp name");
+    crypto::RandomBytes(rnd, sizeof rnd);
     char hex[17];
     for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     *tmp = "." + name + "." + hex + kTempSuffix;

@@ -128,16 +128,39 @@ describe('sealed-session CLI', () => {
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
-    for (const check of ['directory', 'machine id', 'openssl', 'addon', 'keychain', 'temp files', 'session file']) {
+    for (const check of ['directory', 'machine id', 'crypto', 'addon', 'keychain', 'temp files', 'session file']) {
       expect(
         lines.some((l) => l.startsWith(`ok    ${check}:`)),
         check,
       ).toBe(true)
     }
     expect(r.stdout).toMatch(/ok {4}temp files: 1 \(a writer at work, or one that died/)
-    expect(r.stdout).toContain(`OpenSSL ${process.versions.openssl}`)
+    expect(r.stdout).toContain(
+      process.env.SEALED_SESSION_CRYPTO === 'system-openssl'
+        ? "ok    crypto: system-openssl: the system's libcrypto"
+        : `ok    crypto: node-openssl: the OpenSSL the runtime exports (${process.versions.openssl})`,
+    )
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual(['.session.enc.0011223344556677.tmp'])
     await m.close()
+  })
+
+  it('doctor: names the crypto backend SEALED_SESSION_CRYPTO forces, and fails (1) on one that cannot be had', async () => {
+    const dir = freshDir()
+    const sys = await cli(['doctor', '--app', 'cli-crypto', '--dir', dir], {
+      ...process.env,
+      SEALED_SESSION_CRYPTO: 'system-openssl',
+    })
+    expect(sys.code).toBe(0)
+    expect(sys.stdout).toContain("ok    crypto: system-openssl: the system's libcrypto, loaded at run time")
+    const bad = await cli(['doctor', '--app', 'cli-crypto', '--dir', dir], {
+      ...process.env,
+      SEALED_SESSION_CRYPTO: 'rot13',
+    })
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toBe('')
+    const line = bad.stdout.split('\n').find((l) => l.startsWith('FAIL  crypto:'))
+    expect(line).toContain("SEALED_SESSION_CRYPTO='rot13' is not a crypto backend")
+    expect(line).toContain('fix: ')
   })
 
   it('doctor: 1 when a check fails, the failing line naming its fix', async () => {
