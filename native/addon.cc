@@ -492,6 +492,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
                            InstanceMethod<&PrivateDirWrap::SealToFileSync>("sealToFileSync"),
                            InstanceMethod<&PrivateDirWrap::OpenFile>("openFile"),
                            InstanceMethod<&PrivateDirWrap::OpenFileSync>("openFileSync"),
+                           InstanceMethod<&PrivateDirWrap::OpenFileNow>("openFileNow"),
                            InstanceMethod<&PrivateDirWrap::Remove>("remove"),
                            InstanceMethod<&PrivateDirWrap::RemoveSync>("removeSync"),
                            InstanceMethod<&PrivateDirWrap::Peek>("peek"),
@@ -628,6 +629,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
     return OpenFileResultValue(info.Env(), r, a.flags & kOpenAsString);
   }
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
+  Napi::Value OpenFileNow(const Napi::CallbackInfo& info);
 
   Napi::Value RemoveSync(const Napi::CallbackInfo& info) {
     std::string name = GetString(info, 0, "name");
@@ -912,6 +914,25 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
   return PromiseWorker<sealed::OpenFileResult>::Start(
       env, [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
       [as_string](Napi::Env env, sealed::OpenFileResult& r) { return OpenFileResultValue(env, r, as_string); });
+}
+
+// openFile's inline attempt on its own, answered synchronously: the result when the kernel could
+// serve it without blocking, undefined when only the pool can (the caller then uses openFile).
+Napi::Value PrivateDirWrap::OpenFileNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OpenArgs a = GetOpenArgs(info);
+  auto dir = Dir(env);
+  Addon* addon = env.GetInstanceData<Addon>();
+  if (!sealed::nowait::Available() || addon->inline_mode == sealed::nowait::Mode::kOff || !dir->InlineReadsSupported())
+    return env.Undefined();
+  addon->reads.attempts++;
+  sealed::OpenFileResult r;
+  sealed::InlineRead st = Guard(env, [&] {
+    return dir->TryOpenFileInline(*a.ring, a.name, a.context, a.max_bytes, a.now, a.flags, addon->inline_mode, &r);
+  });
+  if (st != sealed::InlineRead::kDone) return env.Undefined();
+  addon->reads.served_inline++;
+  return OpenFileResultValue(env, r, a.flags & kOpenAsString);
 }
 
 Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {
