@@ -70,6 +70,10 @@ export interface StoredRecord {
   keyIndex: number
   /** The revocation epoch the record was stamped with (0 when it has none). */
   epoch: number
+  /** The mark of index name `index`, read by the backend in the same round trip as the record
+   *  (after it), for the identity the record had when it was last read: used when that is still
+   *  the identity's current index name. */
+  mark?: { index: string; value: Promise<number> }
 }
 
 /** What to store for one session. */
@@ -247,7 +251,7 @@ export abstract class BaseSessionStore implements SessionStore {
     if (session.isExpired(now)) return this.#drop(name, found.version)
     const identity = identityOf(session)
     if (identity === null) return this.#accept(found, now)
-    const mark = this.#markNow(identity)
+    const mark = this.#markNow(identity, found.mark)
     if (typeof mark === 'number') return this.#acceptUnlessRevoked(name, found, now, mark)
     return mark.then((m) => this.#acceptUnlessRevoked(name, found, now, m))
   }
@@ -676,8 +680,10 @@ export abstract class BaseSessionStore implements SessionStore {
 
   /** #mark without waiting when every index name's mark can be read now and none needs carrying
    *  to the current name; else the promise of #mark. */
-  #markNow(identity: string): number | Promise<number> {
+  #markNow(identity: string, read?: StoredRecord['mark']): number | Promise<number> {
     const names = this.indexNames(identity)
+    // Read with the record: one key (no mark under an older key's name to carry over).
+    if (read !== undefined && names.length === 1 && read.index === names[0]) return read.value
     let mark = 0
     for (let i = 0; i < names.length; i++) {
       const m = this.markReadNow(names[i])
