@@ -261,7 +261,7 @@ export class SessionExchange {
    *  client keeps the cookie it has) rather than failing a request that wrote nothing. */
   async #stillStored(): Promise<boolean> {
     try {
-      return (await this.#config.store.get(this.session.id)) !== null
+      return (await readSession(this.#config.store, this.session.id)) !== null
     } catch (err) {
       this.#config.logger.warn('session cookie refresh skipped: the store could not be read', { reason: String(err) })
       return false
