@@ -142,6 +142,16 @@ export interface NativePrivateDir {
     now: number,
     flags: number,
   ): Promise<OpenFileResult>
+  /** openFile's non-blocking attempt, answered now: the result, or undefined when only the pool
+   *  can read it (not cached, no RESOLVE_CACHED/RWF_NOWAIT here, or inline reads are off). */
+  openFileNow(
+    ring: NativeKeyRing,
+    name: string,
+    context: string,
+    maxBytes: number,
+    now: number,
+    flags: number,
+  ): OpenFileResult | undefined
   openFileSync(
     ring: NativeKeyRing,
     name: string,

@@ -30,6 +30,7 @@ import type { SessionData, Store as ExpressStore } from 'express-session'
 import { SessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
 import { markStored, Session, sessionVersion } from '../session/session'
+import { readSession } from '../stores/base-store'
 import { checkNonNegativeMs, checkStoreOption, checkTtl, DEFAULT_TOUCH_AFTER, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
@@ -145,7 +146,7 @@ export class ExpressSessionStore extends Base {
 
   async #get(sid: string): Promise<SessionData | null> {
     const id = expressId(sid)
-    const found = await this.store.get(id)
+    const found = await readSession(this.store, id)
     if (found === null) return null
     const entry = readEntry(found.toRecord().data, found.expiresAt())
     // A record under this id that is not the express session of this sid cannot happen short of

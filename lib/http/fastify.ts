@@ -37,11 +37,30 @@ async function plugin(app: FastifyInstance, options: SealedSessionOptions): Prom
   const config = checkSessionOptions(options, 'sealedSession')
   app.decorateRequest('session', null as unknown as Session<SessionShape>)
 
-  app.addHook('onRequest', async (request: WithExchange) => {
-    if (request[EXCHANGE] !== undefined) return
-    const exchange = await SessionExchange.open(config, request.headers.cookie)
-    request[EXCHANGE] = exchange
-    request.session = exchange.session
+  // A callback hook, not an async one: a session read without waiting goes on in the same turn.
+  app.addHook('onRequest', (request: WithExchange, _reply: FastifyReply, done: (err?: Error) => void) => {
+    if (request[EXCHANGE] !== undefined) return done()
+    const attach = (exchange: SessionExchange): void => {
+      request[EXCHANGE] = exchange
+      request.session = exchange.session
+    }
+    let opened: SessionExchange | Promise<SessionExchange>
+    try {
+      opened = SessionExchange.open(config, request.headers.cookie)
+    } catch (err) {
+      return done(err as Error)
+    }
+    if (!(opened instanceof Promise)) {
+      attach(opened)
+      return done()
+    }
+    opened.then(
+      (exchange) => {
+        attach(exchange)
+        done()
+      },
+      (err: unknown) => done(err as Error),
+    )
   })
 
   // Runs before the error handler's reply (and so before its onSend), whatever status that has.

@@ -44,7 +44,24 @@ export function sessionMiddleware(options: SessionMiddlewareOptions): SessionMid
   function middleware(req: IncomingMessage, res: ServerResponse): Promise<void>
   function middleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void
   function middleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): Promise<void> | void {
-    const started = start(config, req as SessionRequest & { [HANDLED]?: true }, res, next)
+    const request = req as SessionRequest & { [HANDLED]?: true }
+    let opened: SessionExchange | Promise<SessionExchange> | null = null
+    let failure: { err: unknown } | null = null
+    if (!request[HANDLED]) {
+      request[HANDLED] = true
+      try {
+        opened = SessionExchange.open(config, req.headers.cookie)
+      } catch (err) {
+        failure = { err }
+      }
+    }
+    // A store that answered at once (a cached file read): the handler runs in this same turn.
+    if (!(opened instanceof Promise)) {
+      if (opened !== null) start(config, request, res, opened, next)
+      if (next === undefined) return failure === null ? Promise.resolve() : Promise.reject(failure.err)
+      return failure === null ? next() : next(failure.err)
+    }
+    const started = opened.then((exchange) => start(config, request, res, exchange, next))
     if (next === undefined) return started
     // Express 4 ignores a returned promise and Express 5 would report a rejection twice: with
     // next, errors go to next(err) and nothing is returned.
@@ -53,15 +70,13 @@ export function sessionMiddleware(options: SessionMiddlewareOptions): SessionMid
   return middleware
 }
 
-async function start(
+function start(
   config: SessionConfig,
-  req: SessionRequest & { [HANDLED]?: true },
+  req: SessionRequest,
   res: ServerResponse,
+  exchange: SessionExchange,
   next: NextFunction | undefined,
-): Promise<void> {
-  if (req[HANDLED]) return
-  req[HANDLED] = true
-  const exchange = await SessionExchange.open(config, req.headers.cookie)
+): void {
   req.session = exchange.session
   watch(config, req, res, exchange, next)
 }

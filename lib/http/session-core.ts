@@ -20,11 +20,12 @@
 // Failure: a request that ends in an error (the adapter calls fail(): the handler threw, or the
 // response is a 5xx) persists nothing and sends no new cookie; a logout in it is still carried
 // out. A write-back that fails rejects persist(): the adapter turns it into an error response.
-import { parse, serialize, type SerializeOptions } from 'cookie'
+import { serialize, type SerializeOptions } from 'cookie'
 import { generateSessionId, isValidSessionId } from '../core/ids'
 import { isPlainObject } from '../core/json'
 import { checkLogger, type Logger } from '../core/logger'
 import { Session, clearDirty, persistedTouch } from '../session/session'
+import { readSession } from '../stores/base-store'
 import { DEFAULT_TTL, checkStoreOption, checkTtl, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
 
@@ -101,7 +102,8 @@ const OPTION_KEYS = new Set([
   'logger',
 ])
 const COOKIE_KEYS = new Set(['httpOnly', 'sameSite', 'secure', 'path', 'domain'])
-// Ids are base64url: nothing to decode, and no decoding means no second spelling of an id.
+// Ids are base64url: nothing to decode, and no decoding means no second spelling of an id
+// (cookieValue does not decode either).
 const RAW = (value: string): string => value
 
 /** One request's session, from the cookie that came in to the write-back. */
@@ -121,13 +123,21 @@ export class SessionExchange {
     this.hadCookie = hadCookie
   }
 
-  /** Reconnects to the cookie's session or starts a fresh one. A store failure (not a missing
-   *  session) rejects: the adapter reports it as an error, it does not hand out a new session. */
-  static async open(config: SessionConfig, cookieHeader: string | null | undefined): Promise<SessionExchange> {
-    // parse() takes the first of duplicate names, as browsers send the most specific path first.
-    const raw = typeof cookieHeader === 'string' ? parse(cookieHeader, { decode: RAW })[config.cookieName] : undefined
+  /** Reconnects to the cookie's session or starts a fresh one: synchronously when the store
+   *  answered without waiting (see readSession). A store failure (not a missing session) rejects
+   *  (or throws): the adapter reports it as an error, it does not hand out a new session. */
+  static open(
+    config: SessionConfig,
+    cookieHeader: string | null | undefined,
+  ): SessionExchange | Promise<SessionExchange> {
+    const raw = typeof cookieHeader === 'string' ? cookieValue(cookieHeader, config.cookieName) : undefined
     // The id's form is checked before any I/O: a hostile cookie never reaches the store.
-    const found = raw !== undefined && isValidSessionId(raw) ? await config.store.get(raw) : null
+    const found = raw !== undefined && isValidSessionId(raw) ? readSession(config.store, raw) : null
+    if (found instanceof Promise) return found.then((session) => SessionExchange.#start(config, session, raw))
+    return SessionExchange.#start(config, found, raw)
+  }
+
+  static #start(config: SessionConfig, found: Session | null, raw: string | undefined): SessionExchange {
     const session = found ?? new Session(generateSessionId(), null, config.ttl, { maxAge: config.maxAge })
     return new SessionExchange(config, session, found === null, raw !== undefined)
   }
@@ -251,7 +261,7 @@ export class SessionExchange {
    *  client keeps the cookie it has) rather than failing a request that wrote nothing. */
   async #stillStored(): Promise<boolean> {
     try {
-      return (await this.#config.store.get(this.session.id)) !== null
+      return (await readSession(this.#config.store, this.session.id)) !== null
     } catch (err) {
       this.#config.logger.warn('session cookie refresh skipped: the store could not be read', { reason: String(err) })
       return false
@@ -263,6 +273,44 @@ export class SessionExchange {
   async abandon(): Promise<void> {
     if (this.session.invalidated && !this.isNew) await this.#config.store.delete(this.session.id)
   }
+}
+
+/**
+ * The value of the first cookie named `name` in a Cookie header, exactly as cookie's parse()
+ * (with no decoding) finds it: pairs split at ';', name and value trimmed of spaces and tabs, a
+ * pair without '=' skipped. Only the one value is sliced out: no object of every cookie.
+ */
+export function cookieValue(header: string, name: string): string | undefined {
+  const len = header.length
+  let index = 0
+  while (index < len) {
+    const eq = header.indexOf('=', index)
+    if (eq === -1) return undefined
+    let end = header.indexOf(';', index)
+    if (end === -1) end = len
+    if (eq > end) {
+      // This pair has no '=': the next one starts after its ';'.
+      index = header.lastIndexOf(';', eq - 1) + 1
+      continue
+    }
+    let start = index
+    let stop = eq
+    while (start < stop && isBlank(header.charCodeAt(start))) start++
+    while (stop > start && isBlank(header.charCodeAt(stop - 1))) stop--
+    if (stop - start === name.length && header.startsWith(name, start)) {
+      let from = eq + 1
+      let to = end
+      while (from < to && isBlank(header.charCodeAt(from))) from++
+      while (to > from && isBlank(header.charCodeAt(to - 1))) to--
+      return header.slice(from, to)
+    }
+    index = end + 1
+  }
+  return undefined
+}
+
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09
 }
 
 /** Whether a response status means the request failed: a 5xx, or 0 (a network error,

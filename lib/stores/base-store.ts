@@ -70,10 +70,11 @@ export interface StoredRecord {
   keyIndex: number
   /** The revocation epoch the record was stamped with (0 when it has none). */
   epoch: number
-  /** Optional: the revocation mark under index name `index`, read atomically with the record (a
-   *  backend that can join them saves get a round trip). Used only when `index` is the identity's
-   *  one index name (no key rotation under way); otherwise the mark is read as usual. */
-  mark?: { index: string; value: number }
+  /** The mark of index name `index`, read by the backend together with the record (the same
+   *  statement, or the same round trip right after it), for the identity the record had when it
+   *  was stored or last read: used when that is still the identity's one current index name
+   *  (no key rotation under way); otherwise the mark is read as usual. */
+  mark?: { index: string; value: number | Promise<number> }
 }
 
 /** What to store for one session. */
@@ -156,6 +157,18 @@ export function recordIdentity(record: SessionRecord): string | null {
   return identityOf(Session.fromRecord(record))
 }
 
+/** The method behind readSession: get, synchronous where the backend can answer now. */
+const GET_NOW = Symbol('sealed-session.getNow')
+
+type ReadsNow = { [GET_NOW](id: string): Session | null | Promise<Session | null> }
+
+/** store.get(id) for the HTTP adapters: synchronous for a store of ours that can read without
+ *  waiting (no event-loop turn between the cookie and the handler), a promise otherwise. Throws
+ *  what get would reject with. A get of its own (a subclass's, a wrapper) is always called. */
+export function readSession(store: SessionStore, id: string): Session | null | Promise<Session | null> {
+  return store.get === BaseSessionStore.prototype.get ? (store as unknown as ReadsNow)[GET_NOW](id) : store.get(id)
+}
+
 export abstract class BaseSessionStore implements SessionStore {
   protected readonly timing: StoreTiming
   // The index key of a store that has no key ring (memory): fresh per store, never leaves it.
@@ -208,33 +221,77 @@ export abstract class BaseSessionStore implements SessionStore {
     if (!isStoreSessionId(id)) return null
     const now = Date.now()
     const name = storageName(id)
-    const found = await this.readRecord(name, now)
+    return this.#admit(id, name, await this.readRecord(name, now), now)
+  }
+
+  /**
+   * get(id) for the HTTP adapters (see readSession): the session itself when the backend could
+   * read it without waiting (readRecordNow) and nothing is left to write, else a promise. Every
+   * rule of get holds on both ways: expiry, revocation marks, the touch throttle.
+   */
+  [GET_NOW](id: string): Session | null | Promise<Session | null> {
+    this.assertOpen()
+    checkIdArgument(id)
+    if (!isStoreSessionId(id)) return null
+    const now = Date.now()
+    const name = storageName(id)
+    const found = this.readRecordNow(name, now)
+    if (found === undefined) return this.readRecord(name, now).then((record) => this.#admit(id, name, record, now))
+    return this.#admit(id, name, found, now)
+  }
+
+  /** What get returns for the record read under `name`: synchronously unless something must be
+   *  read or written first (a revocation mark not readable now, an expired or revoked record to
+   *  remove, a touch to persist). */
+  #admit(id: string, name: string, found: StoredRecord | null, now: number): Session | null | Promise<Session | null> {
     if (found === null) return null
     const session = found.session
     // A record of another id under this name is not this session (sealed stores bind the
     // envelope to its name, so this means a file or key was moved).
     if (session.id !== id) return null
-    if (session.isExpired(now) || (await this.#isRevoked(found))) {
-      await this.#remove(name, found.version)
-      return null
-    }
+    if (session.isExpired(now)) return this.#drop(name, found.version)
+    const identity = identityOf(session)
+    if (identity === null) return this.#accept(found, now)
+    const mark = this.#markNow(identity, found.mark)
+    if (typeof mark === 'number') return this.#acceptUnlessRevoked(name, found, now, mark)
+    return mark.then((m) => this.#acceptUnlessRevoked(name, found, now, m))
+  }
+
+  #acceptUnlessRevoked(
+    name: string,
+    found: StoredRecord,
+    now: number,
+    mark: number,
+  ): Session | null | Promise<Session | null> {
+    return found.epoch < mark ? this.#drop(name, found.version) : this.#accept(found, now)
+  }
+
+  async #drop(name: string, version: number): Promise<null> {
+    await this.#remove(name, version)
+    return null
+  }
+
+  #accept(found: StoredRecord, now: number): Session | Promise<Session | null> {
+    const session = found.session
     markStored(session, found.version)
     epochs.set(session, found.epoch)
     // Persist lastAccess only when the stored one is older than the throttle (or the key rotated):
     // read-mostly traffic stays reads, yet a session used once per half lifetime never expires.
     const stale = now - session.meta.lastAccess > this.touchThrottle(session)
     session.touch(now)
-    if (stale || found.keyIndex > 0) {
-      // The current version only: a touch never rolls back a newer save nor revives a deleted session.
-      const write = this.#prepare(session, found.version + 1, found.epoch)
-      const condition: WriteCondition = { kind: 'version', version: found.version }
-      const outcome = await this.writeRecord(write, condition)
-      if (outcome === 'written') {
-        markTouched(session, write.version)
-        await this.afterWrite(write, condition)
-      } else if (outcome === 'missing') return null
-      // conflict: another writer saved meanwhile; its version carries its own fresh lastAccess.
-    }
+    return stale || found.keyIndex > 0 ? this.#persistTouch(session, found) : session
+  }
+
+  async #persistTouch(session: Session, found: StoredRecord): Promise<Session | null> {
+    // The current version only: a touch never rolls back a newer save nor revives a deleted session.
+    const write = this.#prepare(session, found.version + 1, found.epoch)
+    const condition: WriteCondition = { kind: 'version', version: found.version }
+    const outcome = await this.writeRecord(write, condition)
+    if (outcome === 'written') {
+      markTouched(session, write.version)
+      await this.afterWrite(write, condition)
+    } else if (outcome === 'missing') return null
+    // conflict: another writer saved meanwhile; its version carries its own fresh lastAccess.
     return session
   }
 
@@ -458,6 +515,14 @@ export abstract class BaseSessionStore implements SessionStore {
   protected abstract readRecord(name: string, now: number): Promise<StoredRecord | null>
 
   /**
+   * readRecord answered synchronously where the backend can without waiting (file: the page
+   * cache); undefined when it cannot (the caller then uses readRecord). Default: never.
+   */
+  protected readRecordNow(_name: string, _now: number): StoredRecord | null | undefined {
+    return undefined
+  }
+
+  /**
    * True only on positive evidence that no live record is stored under `name`: there is none, or
    * the backend's own expiry says it expired by `now`. An unreadable record, or a failure to
    * look, is not evidence (false, or reject).
@@ -513,6 +578,11 @@ export abstract class BaseSessionStore implements SessionStore {
 
   /** The revocation mark kept under index name `index`; 0 when there is none. */
   protected abstract markRead(index: string): Promise<number>
+
+  /** markRead answered synchronously where the backend can without waiting; else undefined. */
+  protected markReadNow(_index: string): number | undefined {
+    return undefined
+  }
 
   /** Raises the mark under `index` to `epoch` (a mark never goes down), durably. */
   protected abstract markRaise(index: string, epoch: number): Promise<void>
@@ -609,15 +679,19 @@ export abstract class BaseSessionStore implements SessionStore {
     return mark
   }
 
-  /** True when the record's identity was revoked after the record was stamped. */
-  async #isRevoked(found: StoredRecord): Promise<boolean> {
-    const identity = identityOf(found.session)
-    if (identity === null) return false
-    if (found.mark !== undefined) {
-      const names = this.indexNames(identity)
-      if (names.length === 1 && names[0] === found.mark.index) return found.epoch < found.mark.value
+  /** #mark without waiting when every index name's mark can be read now and none needs carrying
+   *  to the current name; else the promise of #mark. */
+  #markNow(identity: string, read?: StoredRecord['mark']): number | Promise<number> {
+    const names = this.indexNames(identity)
+    // Read with the record: one key (no mark under an older key's name to carry over).
+    if (read !== undefined && names.length === 1 && read.index === names[0]) return read.value
+    let mark = 0
+    for (let i = 0; i < names.length; i++) {
+      const m = this.markReadNow(names[i])
+      if (m === undefined || (i > 0 && m > mark)) return this.#mark(identity)
+      mark = Math.max(mark, m)
     }
-    return found.epoch < (await this.#mark(identity))
+    return mark
   }
 
   /**

@@ -21,7 +21,7 @@ import {
   type WriteCondition,
   type WriteOutcome,
 } from './base-store'
-import { mapNative } from '../core/errors'
+import { mapNative, toSessionError } from '../core/errors'
 import { dirLockKey, withDirLock, withFileMutex } from '../core/file-mutex'
 import { isStorageName } from '../core/ids'
 import { isPlainObject } from '../core/json'
@@ -48,6 +48,13 @@ const LEGACY_INDEX_FILE = /^index-([0-9a-f]{64})$/
 // A 0.2 index file was written without a size check: read it whole, up to this.
 const LEGACY_INDEX_MAX_BYTES = 64 * 1024 * 1024
 const READ_FLAGS = OPEN_REMOVE_EXPIRED | OPEN_AS_STRING
+
+/** The epoch a revocation mark file holds; 0 when there is none. */
+function markOf(found: OpenFileResult): number {
+  if (found === null || 'expired' in found) return 0
+  const epoch = (JSON.parse(found.plaintext as string) as { epoch?: unknown }).epoch
+  return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : 0
+}
 
 function entryFile(index: string, name: string): string {
   return `${ENTRY_PREFIX}${index}-${name}`
@@ -196,6 +203,22 @@ export class FileSessionStore extends SealedStore {
     return this.decode(found.plaintext as string, found.keyIndex)
   }
 
+  // The same read on the main thread when the kernel can serve it without blocking (page cache,
+  // cached lookups); undefined when only the pool can, or the directory is still being opened.
+  protected override readRecordNow(name: string, now: number): StoredRecord | null | undefined {
+    const files = this.#files
+    if (files === null) return undefined
+    let found: OpenFileResult | undefined
+    try {
+      found = files.openFileNow(this.ring(), name, this.context(name), this.maxBytes, now, READ_FLAGS)
+    } catch (err) {
+      return this.unreadable(err)
+    }
+    if (found === undefined) return undefined
+    if (found === null || 'expired' in found) return null
+    return this.decode(found.plaintext as string, found.keyIndex)
+  }
+
   // One native call (lock, open, compare, seal, write, unlock: one pool job). On a conflict the
   // stripe lock is still held, so the rebuilt record is written before any other writer.
   protected async writeRecord(write: RecordWrite, condition: WriteCondition, rebuild?: Rebuild): Promise<WriteOutcome> {
@@ -301,12 +324,23 @@ export class FileSessionStore extends SealedStore {
     const files = await this.#open()
     const file = MARK_PREFIX + index
     // Not read as "no mark" when it cannot be opened: the identity's reads fail instead.
-    const found = await mapNative(() =>
-      files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING),
+    return markOf(
+      await mapNative(() => files.openFile(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING)),
     )
-    if (found === null || 'expired' in found) return 0
-    const epoch = (JSON.parse(found.plaintext as string) as { epoch?: unknown }).epoch
-    return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : 0
+  }
+
+  // An identity with no mark costs one cached failed lookup here (no file, no pool job).
+  protected override markReadNow(index: string): number | undefined {
+    const files = this.#files
+    if (files === null) return undefined
+    const file = MARK_PREFIX + index
+    let found: OpenFileResult | undefined
+    try {
+      found = files.openFileNow(this.ring(), file, this.context(file), this.maxBytes, 0, OPEN_AS_STRING)
+    } catch (err) {
+      throw toSessionError(err)
+    }
+    return found === undefined ? undefined : markOf(found)
   }
 
   protected async markRaise(index: string, epoch: number): Promise<void> {

@@ -153,6 +153,11 @@ export class MemorySessionStore extends BaseSessionStore {
   // An expired record is removed by the read that finds it so (as the file store does), with its
   // index entry: nothing else would drop that entry while sweepInterval is 0.
   protected async readRecord(name: string, now: number): Promise<StoredRecord | null> {
+    return this.readRecordNow(name, now)
+  }
+
+  // Everything is in memory: always answered now.
+  protected override readRecordNow(name: string, now: number): StoredRecord | null {
     const record = this.#records.get(name)
     if (record === undefined) return null
     if (isMetaExpired(record.meta, now)) {
@@ -247,6 +252,10 @@ export class MemorySessionStore extends BaseSessionStore {
   }
 
   protected async markRead(index: string): Promise<number> {
+    return this.markReadNow(index)
+  }
+
+  protected override markReadNow(index: string): number {
     return this.#marks.get(index) ?? 0
   }
 

@@ -7,14 +7,15 @@
 // The client is the user's own node-redis (v5 or v6) or ioredis client, reached through one adapter
 // (redis-client.ts). Every command names one key, so the store works unchanged on a single
 // server, behind Sentinel and on Redis Cluster.
-import type {
-  IndexEntry,
-  Rebuild,
-  RecordWrite,
-  Removed,
-  StoredRecord,
-  WriteCondition,
-  WriteOutcome,
+import {
+  identityOf,
+  type IndexEntry,
+  type Rebuild,
+  type RecordWrite,
+  type Removed,
+  type StoredRecord,
+  type WriteCondition,
+  type WriteOutcome,
 } from './base-store'
 import { SessionTamperedError, toSessionError } from '../core/errors'
 import { isStorageName } from '../core/ids'
@@ -82,6 +83,8 @@ const SCAN_COUNT = 500
 // Clients pipeline concurrent commands on one connection: this many in flight at once.
 const BATCH = 100
 const WRONG_TYPE = /^WRONGTYPE /
+// Logged-in sessions whose mark is asked for with their record.
+const MARK_HINTS = 4096
 /** The swap runs of one save at most (see saveAttempts). */
 export const REDIS_SAVE_ATTEMPTS = 64
 
@@ -109,6 +112,9 @@ export class RedisSessionStore extends SealedStore {
   protected override get saveAttempts(): number {
     return REDIS_SAVE_ATTEMPTS
   }
+  // Storage name -> the index name of the identity its record had when last read here: which
+  // revocation mark to ask for with the record's next read. Bounded; a miss costs a round trip.
+  readonly #markHints = new Map<string, string>()
   // Writes whose index entry writeRecord already refreshed (see afterWrite).
   readonly #indexed = new WeakSet<RecordWrite>()
   readonly #link: RedisLink
@@ -177,15 +183,32 @@ export class RedisSessionStore extends SealedStore {
 
   protected async readRecord(name: string): Promise<StoredRecord | null> {
     let value: unknown
+    const reading = this.#send('GETRANGE', ['GETRANGE', this.prefix + name, '0', this.#readEnd], true)
+    // The revocation mark of the identity this record had at its last read, asked right after
+    // it on the same connection: a logged-in read is one round trip, not two.
+    const hint = this.#markHints.get(name)
+    const mark = hint === undefined ? undefined : this.markRead(hint)
+    mark?.catch(() => {}) // unused when the identity changed; get reports a failure itself
     try {
-      value = await this.#send('GETRANGE', ['GETRANGE', this.prefix + name, '0', this.#readEnd], true)
+      value = await reading
     } catch (err) {
       // A list, hash, ... under a session's key (a shared or hostile Redis): not a session.
       if (err instanceof Error && WRONG_TYPE.test(err.message))
         return this.#notOurs('holds a value that is not a string')
       throw err
     }
-    return this.#open(name, value)
+    const found = this.#open(name, value)
+    const identity = found === null ? null : identityOf(found.session)
+    if (identity === null) {
+      this.#markHints.delete(name)
+      return found
+    }
+    const index = this.indexNames(identity)[0]
+    this.#markHints.delete(name) // re-inserted last: the oldest hint goes first
+    this.#markHints.set(name, index)
+    if (this.#markHints.size > MARK_HINTS) this.#markHints.delete(this.#markHints.keys().next().value as string)
+    if (found !== null && mark !== undefined && hint === index) found.mark = { index, value: mark }
+    return found
   }
 
   /**

@@ -35,6 +35,7 @@ Napi::Function PrivateDirWrap::Define(Napi::Env env) {
                          InstanceMethod<&PrivateDirWrap::SealToFileSync>("sealToFileSync"),
                          InstanceMethod<&PrivateDirWrap::OpenFile>("openFile"),
                          InstanceMethod<&PrivateDirWrap::OpenFileSync>("openFileSync"),
+                         InstanceMethod<&PrivateDirWrap::OpenFileNow>("openFileNow"),
                          InstanceMethod<&PrivateDirWrap::Remove>("remove"),
                          InstanceMethod<&PrivateDirWrap::RemoveSync>("removeSync"),
                          InstanceMethod<&PrivateDirWrap::Peek>("peek"),
@@ -245,6 +246,25 @@ Napi::Value PrivateDirWrap::OpenFile(const Napi::CallbackInfo& info) {
   return PromiseWorker<OpenFileResult>::Start(
       env, [dir, a] { return dir->OpenFile(*a->ring, a->name, a->context, a->max_bytes, a->now, a->flags); },
       [as_string](Napi::Env env, OpenFileResult& r) { return OpenFileResultValue(env, r, as_string); });
+}
+
+// openFile's inline attempt on its own, answered synchronously: the result when the kernel could
+// serve it without blocking, undefined when only the pool can (the caller then uses openFile).
+Napi::Value PrivateDirWrap::OpenFileNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OpenArgs a = GetOpenArgs(info);
+  auto dir = Dir(env);
+  Addon* addon = env.GetInstanceData<Addon>();
+  if (!nowait::Available() || addon->inline_mode == nowait::Mode::kOff || !dir->InlineReadsSupported())
+    return env.Undefined();
+  addon->reads.attempts++;
+  OpenFileResult r;
+  InlineRead st = Guard(env, [&] {
+    return dir->TryOpenFileInline(*a.ring, a.name, a.context, a.max_bytes, a.now, a.flags, addon->inline_mode, &r);
+  });
+  if (st != InlineRead::kDone) return env.Undefined();
+  addon->reads.served_inline++;
+  return OpenFileResultValue(env, r, a.flags & kAsString);
 }
 
 Napi::Value PrivateDirWrap::LockSync(const Napi::CallbackInfo& info) {

@@ -60,6 +60,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
   OpenArgs GetOpenArgs(const Napi::CallbackInfo& info);
   Napi::Value OpenFileSync(const Napi::CallbackInfo& info);
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
+  Napi::Value OpenFileNow(const Napi::CallbackInfo& info);
 
   Napi::Value RemoveSync(const Napi::CallbackInfo& info);
   Napi::Value Remove(const Napi::CallbackInfo& info);

@@ -412,8 +412,30 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     throw;
   }
   // The rename is durable only once the directory entry is on disk.
-  if (fsync(fd_) != 0 && errno != EINVAL) ThrowIo("fsync", path_, errno);
+  SyncDirGrouped();
   return true;
+}
+
+// One fsync of the directory makes every rename made before it started durable, so concurrent
+// writers share it (group commit): a writer whose rename came before a running sync started
+// waits for the next one, which the first writer to find none running starts on behalf of all
+// who asked by then. A writer returns only once a sync that started after its rename succeeded;
+// after a failed one it syncs again itself, so a failure is never reported as success.
+void PrivateDir::SyncDirGrouped() const {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  const uint64_t mine = ++sync_requested_;
+  while (sync_done_ < mine && sync_running_) sync_cv_.wait(lock);
+  if (sync_done_ >= mine) return;
+  sync_running_ = true;
+  const uint64_t covers = sync_requested_;
+  lock.unlock();
+  const int err = fsync(fd_) != 0 ? errno : 0;
+  lock.lock();
+  sync_running_ = false;
+  if (err == 0 || err == EINVAL) sync_done_ = std::max(sync_done_, covers);
+  sync_cv_.notify_all();
+  lock.unlock();
+  if (err != 0 && err != EINVAL) ThrowIo("fsync", path_, err);
 }
 
 // The refusals of a file opened for reading (fd open, st its fstat): not a regular file (a

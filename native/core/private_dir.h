@@ -6,10 +6,12 @@
 // points refused, MoveFileExW, LockFileEx; handles kept as CRT descriptors): private_dir_win.cc.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sys/stat.h>
 #include <string>
@@ -176,6 +178,8 @@ class PrivateDir {
   std::unique_ptr<FileLock> LockFile(const std::string& name, bool nonblocking) const;
   // fsync of the directory, errors ignored (see its definition).
   void SyncDirQuietly() const;
+  // fsync of the directory after a rename, shared by concurrent writers (see its definition).
+  void SyncDirGrouped() const;
 
   // The effective uid, taken once: every file we read must be owned by it. A later seteuid()
   // in this process does not change whose files this directory holds.
@@ -187,6 +191,13 @@ class PrivateDir {
   unsigned euid_ = EffectiveUid();
   // A property of the filesystem under fd_, learnt by the first read it refused (any thread).
   mutable std::atomic<bool> inline_reads_{true};
+  // Group commit of the directory fsync: requests made, requests covered by a successful sync,
+  // and whether a sync is running now.
+  mutable std::mutex sync_mu_;
+  mutable std::condition_variable sync_cv_;
+  mutable uint64_t sync_requested_ = 0;
+  mutable uint64_t sync_done_ = 0;
+  mutable bool sync_running_ = false;
 };
 
 }  // namespace sealed

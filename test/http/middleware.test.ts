@@ -903,3 +903,85 @@ describe('a handler whose end() throws after the write-back', () => {
     expect(unhandled).toEqual([])
   })
 })
+
+describe('sessionMiddleware reads without waiting where the store can', () => {
+  /** Runs the middleware Express-style on one request; resolves whether next() came before it returned. */
+  async function nextInSameTurn(store: SessionStore, cookie: string): Promise<{ sync: boolean; n: unknown }> {
+    const mw = sessionMiddleware({ store, logger: quietLogger() })
+    let result: { sync: boolean; n: unknown } | null = null
+    const server = http.createServer((req, res) => {
+      let called = false
+      let returned = false
+      mw(req, res, (err?: unknown) => {
+        called = true
+        if (err) throw err
+        result = { sync: !returned, n: (req as SessionRequest).session!.data.get('n', null) }
+        res.end('ok')
+      })
+      returned = true
+      if (!called) result = null
+    })
+    const url = await listen(server)
+    await get(url, cookie)
+    return result!
+  }
+
+  async function stored(store: SessionStore, avatar?: Avatar): Promise<string> {
+    const session = await store.create()
+    session.data.set('n', 7)
+    if (avatar) session.attachAvatar(avatar)
+    await store.save(session)
+    return session.id
+  }
+
+  it('a cached session reaches the handler in the same event-loop turn (memory store, file store)', async () => {
+    const memory = new MemorySessionStore()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-mw-now-'))
+    const files = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => files.close())
+    expect(await nextInSameTurn(memory, `sid=${await stored(memory)}`)).toEqual({ sync: true, n: 7 })
+    const id = await stored(files)
+    await files.get(id) // in the page cache now
+    // Where the kernel cannot read without blocking (no RESOLVE_CACHED), the read goes to the pool.
+    const inline = (await import('../../lib/core/native')).native.inlineReads().available
+    expect(await nextInSameTurn(files, `sid=${id}`)).toEqual({ sync: inline, n: 7 })
+  })
+
+  it('still refuses a session another store instance revoked, and still calls a get of its own', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-mw-now-'))
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+    const a = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    const b = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    cleanups.push(() => a.close())
+    cleanups.push(() => b.close())
+    const id = await stored(a, new Avatar('alice'))
+    expect((await nextInSameTurn(a, `sid=${id}`)).n).toBe(7)
+    expect(await b.revokeSessions('alice')).toBe(1)
+    expect((await nextInSameTurn(a, `sid=${id}`)).n).toBeNull()
+
+    const own = new MemorySessionStore()
+    const ownId = await stored(own)
+    const spy = vi.spyOn(own, 'get')
+    expect((await nextInSameTurn(own, `sid=${ownId}`)).n).toBe(7)
+    expect(spy).toHaveBeenCalledWith(ownId)
+  })
+})
+
+describe('the session cookie is found as cookie.parse finds it', () => {
+  it('the first cookie of the name, trimmed, undecoded, in any header', async () => {
+    const fc = await import('fast-check')
+    const { parse } = await import('cookie')
+    const { cookieValue } = await import('../../lib/http/session-core')
+    const part = fc.constantFrom('sid', 'sid2', 'xsid', ' sid', 'sid ', '\tsid', '=', ';', ' ', '"', '%41', 'a', 'b=c')
+    const header = fc.array(part, { maxLength: 14 }).map((parts) => parts.join(''))
+    fc.assert(
+      fc.property(header, (h) => {
+        expect(cookieValue(h, 'sid')).toBe(parse(h, { decode: (v) => v }).sid)
+      }),
+      { numRuns: 3000 },
+    )
+    expect(cookieValue('a=1; sid = x ; sid=y', 'sid')).toBe('x')
+    expect(cookieValue('sid; a=1; sid=z', 'sid')).toBe('z')
+  })
+})

@@ -12,7 +12,7 @@ import { generateSessionId, storageName } from '../../lib/core/ids'
 import { makeKeyRing } from '../../lib/core/keys'
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../../lib/stores/redis-store'
 import { Session } from '../../lib/session/session'
-import { CLIENT_KINDS, connectClient, unconnectedClient, type TestClient } from '../helpers/redis-clients'
+import { CLIENT_KINDS, connectClient, unconnectedClient, wrapCommands, type TestClient } from '../helpers/redis-clients'
 import { findRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server'
 import { describeStoreContract } from './contract'
 
@@ -173,6 +173,25 @@ if (!installed) {
           expect(await b.delete(s.id)).toBe(true)
           expect(await a.get(s.id)).toBeNull()
           expect(await a.delete(s.id)).toBe(false)
+        })
+
+        it('a logged-in read asks for the revocation mark in the same round trip as the record', async () => {
+          const events: string[] = []
+          const view = wrapCommands(client, async (cmd, _args, next) => {
+            events.push(`send ${cmd}`)
+            const reply = await next()
+            events.push(`reply ${cmd}`)
+            return reply
+          })
+          const store = make({}, view)
+          const s = await store.create({ identity: 'alice' })
+          await store.get(s.id) // learns which mark goes with this record
+          events.length = 0
+          expect((await store.get(s.id))?.avatar.identity).toBe('alice')
+          expect(events.slice(0, 3)).toEqual(['send GETRANGE', 'send GET', 'reply GETRANGE'])
+          // and the mark it read still refuses a revoked session
+          expect(await make({ prefix: store.prefix }).revokeSessions('alice')).toBe(1)
+          expect(await store.get(s.id)).toBeNull()
         })
 
         it('a key holds an envelope (SEAL), never the id or the session strings', async () => {
