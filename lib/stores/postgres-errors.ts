@@ -3,6 +3,7 @@
 // starting, a statement cancelled, a client giving up. Serialization failures and deadlocks are
 // retried by the store. Anything else (a bug, a missing table) passes through unchanged.
 import { SessionStoreUnavailableError } from '../core/errors'
+import { SOCKET_CODES } from './socket-errors'
 
 const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 
@@ -16,16 +17,7 @@ const CODES = new Set([
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
+  ...SOCKET_CODES,
   'ENOENT', // a Unix socket that is not there (server down)
 ])
 // node-postgres reports these as plain Errors.

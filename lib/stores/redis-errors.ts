@@ -2,6 +2,7 @@
 // a lost or refused connection, a client giving up, and the server replies a failover or a
 // resharding produces. Anything else (a bug, a script error) passes through unchanged.
 import { SessionStoreUnavailableError } from '../core/errors'
+import { SOCKET_CODES } from './socket-errors'
 
 export const UNAVAILABLE = 'ERR_SESSION_STORE_UNAVAILABLE'
 
@@ -26,18 +27,6 @@ const CONNECTION_ERRORS = new Set([
   'CommandTimeoutReadDuringMaintenanceError',
   'MaxRetriesPerRequestError',
   'ClusterAllFailedError',
-])
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
-  'EAI_AGAIN',
 ])
 // Server replies while a node loads, fails over or reshards (READONLY: we reached a replica that
 // was a master a moment ago; MOVED/ASK: the client gave up following redirections).

@@ -475,14 +475,6 @@ std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, si
   return ReadCapped(g.fd, st, max_bytes, path_ + "/" + name);
 }
 
-bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
-                            std::string_view context, uint64_t created_at, uint64_t expires_at,
-                            bool existing_only) const {
-  CheckName(name);
-  std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
-}
-
 bool PrivateDir::UnlinkIfSame(const std::string& name, const FileId& id) const {
   struct stat now;
   if (fstatat(fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || IdOf(now).volume != id.volume ||

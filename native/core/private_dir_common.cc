@@ -32,6 +32,14 @@ std::string PrivateDir::LockNameOf(const std::string& name) {
   return name;
 }
 
+bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
+                            std::string_view context, uint64_t created_at, uint64_t expires_at,
+                            bool existing_only) const {
+  CheckName(name);
+  std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
+  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
+}
+
 std::unique_ptr<FileLock> PrivateDir::Lock(const std::string& name) const { return LockFile(name, false); }
 
 std::unique_ptr<FileLock> PrivateDir::TryLock(const std::string& name) const { return LockFile(name, true); }

@@ -712,14 +712,6 @@ std::optional<std::vector<uint8_t>> PrivateDir::Read(const std::string& name, si
   return ReadCapped(h.h, info, max_bytes, path_ + "\\" + name);
 }
 
-bool PrivateDir::SealToFile(const KeyRing& ring, const std::string& name, const uint8_t* plaintext, size_t len,
-                            std::string_view context, uint64_t created_at, uint64_t expires_at,
-                            bool existing_only) const {
-  CheckName(name);
-  std::vector<uint8_t> env = Seal(ring, plaintext, len, context, created_at, expires_at);
-  return WriteAtomic(name, env.data(), env.size(), existing_only, expires_at);
-}
-
 OpenFileResult PrivateDir::OpenFile(const KeyRing& ring, const std::string& name, std::string_view context,
                                     size_t max_bytes, uint64_t now, unsigned flags) const {
   CheckName(name);
