@@ -1,6 +1,7 @@
 // Shared by bench/run.mjs (fixtures, reporting) and bench/contender.mjs (the measured code):
 // the one session record every contender reads, the secrets, and where each fixture lives.
 import * as crypto from 'node:crypto'
+import * as net from 'node:net'
 import * as path from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -73,4 +74,52 @@ export const percentile = (sorted, p) => {
   if (sorted.length === 0) return NaN
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[i]
+}
+
+/** A free loopback port (for a server the bench starts). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const hrNow = () => process.hrtime.bigint()
+
+/**
+ * One round over network contenders: `all[name] = { op, close }`, run in turns of sliceMs with
+ * one operation in flight, each timed; after a warm-up, measureMs per contender. Closes them.
+ * Returns { name: { name, n, opsPerSec, p50Ns, p99Ns } }.
+ */
+export async function timeInSlices(all, { warmupMs, measureMs }, sliceMs = 25) {
+  const names = Object.keys(all)
+  const lat = Object.fromEntries(names.map((n) => [n, []]))
+  const busyNs = Object.fromEntries(names.map((n) => [n, 0]))
+  const slice = async (name, record) => {
+    const { op } = all[name]
+    const until = hrNow() + BigInt(sliceMs) * 1_000_000n
+    const start = hrNow()
+    let end = start
+    while (end < until) {
+      const t0 = hrNow()
+      await op()
+      end = hrNow()
+      if (record) lat[name].push(Number(end - t0))
+    }
+    if (record) busyNs[name] += Number(end - start)
+  }
+  for (let t0 = Date.now(); Date.now() - t0 < warmupMs; ) for (const n of names) await slice(n, false)
+  for (let t0 = Date.now(); Date.now() - t0 < measureMs * names.length; ) for (const n of names) await slice(n, true)
+  await Promise.all(names.map((n) => all[n].close()))
+  return Object.fromEntries(
+    names.map((n) => {
+      const l = lat[n].sort((a, b) => a - b)
+      const stats = { name: n, n: l.length, opsPerSec: (l.length * 1e9) / busyNs[n] }
+      return [n, { ...stats, p50Ns: percentile(l, 50), p99Ns: percentile(l, 99) }]
+    }),
+  )
 }

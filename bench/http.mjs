@@ -14,12 +14,11 @@
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
-import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { ROOT, SECRET, median, percentile, require } from './common.mjs'
+import { ROOT, SECRET, freePort, median, percentile, require } from './common.mjs'
 import { startServer as startPostgres } from './postgres.mjs'
 
 const SELF = fileURLToPath(import.meta.url)
@@ -262,17 +261,6 @@ function listen(server) {
 }
 
 // ---- load side ---------------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /** Spawns a child and resolves with it once a stdout line matches `ready`. */
 function spawnUntil(cmd, args, ready, what, ipc = false) {

@@ -12,12 +12,21 @@
 // PG_BIN (default: Debian's newest /usr/lib/postgresql/<major>/bin).
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { NAMESPACE, ROOT, SECRET, TTL_MS, median, percentile, require, sessionRecordInput } from './common.mjs'
+import {
+  NAMESPACE,
+  ROOT,
+  SECRET,
+  TTL_MS,
+  freePort,
+  median,
+  require,
+  sessionRecordInput,
+  timeInSlices,
+} from './common.mjs'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
@@ -60,7 +69,6 @@ export const PG_RATIOS = [
 ]
 
 const dist = (m) => require(path.join(process.env.BENCH_PKG ?? ROOT, 'dist', m))
-const hr = () => process.hrtime.bigint()
 const url = (port) => `postgres://postgres@127.0.0.1:${port}/postgres`
 
 function pool(port) {
@@ -154,59 +162,14 @@ async function setup(name, port) {
   return { op, close }
 }
 
-/** One round: every contender, in turns of SLICE_MS, one operation in flight, each timed. */
+/** One round: every contender, in turns of 25 ms, one operation in flight, each timed. */
 export async function round(port) {
   const names = Object.keys(PG_CONTENDERS)
-  const SLICE_MS = 25
   const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
-  const lat = Object.fromEntries(names.map((n) => [n, []]))
-  const busyNs = Object.fromEntries(names.map((n) => [n, 0]))
-  const slice = async (name, record) => {
-    const { op } = all[name]
-    const until = hr() + BigInt(SLICE_MS) * 1_000_000n
-    const start = hr()
-    let end = start
-    while (end < until) {
-      const t0 = hr()
-      await op()
-      end = hr()
-      if (record) lat[name].push(Number(end - t0))
-    }
-    if (record) busyNs[name] += Number(end - start)
-  }
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.warmupMs; ) for (const n of names) await slice(n, false)
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.measureMs * names.length; )
-    for (const n of names) await slice(n, true)
-  await Promise.all(names.map((n) => all[n].close()))
-  return Object.fromEntries(
-    names.map((n) => {
-      const l = lat[n].sort((a, b) => a - b)
-      return [
-        n,
-        {
-          name: n,
-          n: l.length,
-          opsPerSec: (l.length * 1e9) / busyNs[n],
-          p50Ns: percentile(l, 50),
-          p99Ns: percentile(l, 99),
-        },
-      ]
-    }),
-  )
+  return timeInSlices(all, TIMING)
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 function pgBin() {
   if (process.env.PG_BIN) return process.env.PG_BIN

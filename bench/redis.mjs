@@ -15,7 +15,17 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { NAMESPACE, ROOT, SECRET, TTL_MS, median, percentile, require, sessionRecordInput } from './common.mjs'
+import {
+  NAMESPACE,
+  ROOT,
+  SECRET,
+  TTL_MS,
+  freePort,
+  median,
+  require,
+  sessionRecordInput,
+  timeInSlices,
+} from './common.mjs'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
@@ -48,7 +58,6 @@ export const REDIS_RATIOS = [
 ]
 
 const dist = (m) => require(path.join(process.env.BENCH_PKG ?? ROOT, 'dist', m))
-const hr = () => process.hrtime.bigint()
 
 async function connect(port) {
   const { createClient } = require('redis')
@@ -97,59 +106,14 @@ async function setup(name, port) {
   return { op, close: () => client.close() }
 }
 
-/** One round: every contender, in turns of SLICE_MS, one read in flight, each read timed. */
+/** One round: every contender, in turns of 25 ms, one operation in flight, each timed. */
 export async function round(port) {
   const names = Object.keys(REDIS_CONTENDERS)
-  const SLICE_MS = 25
   const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
-  const lat = Object.fromEntries(names.map((n) => [n, []]))
-  const busyNs = Object.fromEntries(names.map((n) => [n, 0]))
-  const slice = async (name, record) => {
-    const { op } = all[name]
-    const until = hr() + BigInt(SLICE_MS) * 1_000_000n
-    const start = hr()
-    let end = start
-    while (end < until) {
-      const t0 = hr()
-      await op()
-      end = hr()
-      if (record) lat[name].push(Number(end - t0))
-    }
-    if (record) busyNs[name] += Number(end - start)
-  }
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.warmupMs; ) for (const n of names) await slice(n, false)
-  for (let t0 = Date.now(); Date.now() - t0 < TIMING.measureMs * names.length; )
-    for (const n of names) await slice(n, true)
-  await Promise.all(names.map((n) => all[n].close()))
-  return Object.fromEntries(
-    names.map((n) => {
-      const l = lat[n].sort((a, b) => a - b)
-      return [
-        n,
-        {
-          name: n,
-          n: l.length,
-          opsPerSec: (l.length * 1e9) / busyNs[n],
-          p50Ns: percentile(l, 50),
-          p99Ns: percentile(l, 99),
-        },
-      ]
-    }),
-  )
+  return timeInSlices(all, TIMING)
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 async function startServer() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-bench-redis-'))
