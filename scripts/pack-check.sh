@@ -42,6 +42,11 @@ if grep -Eq '^(test|bench|build|examples|scripts|\.ci)/' "$work/files.txt"; then
   echo "FAIL: the tarball carries development files"; exit 1
 fi
 grep -q '^prebuilds/linux-x64/' "$work/files.txt" || { echo "FAIL: no linux-x64 prebuild in the tarball"; exit 1; }
+# A source build needs every file binding.gyp compiles, and the headers beside them.
+for src in $(node -p "JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8')).targets[0].sources.join(' ')"); do
+  grep -qx "$src" "$work/files.txt" || { echo "FAIL: $src (binding.gyp) is not in the tarball"; exit 1; }
+  grep -qx "${src%.cc}.h" "$work/files.txt" || [ ! -e "${src%.cc}.h" ] || { echo "FAIL: ${src%.cc}.h is not in the tarball"; exit 1; }
+done
 for f in index express express-session fastify fetch express-request; do
   for ext in js mjs d.ts d.mts; do
     grep -qx "dist/$f.$ext" "$work/files.txt" || { echo "FAIL: dist/$f.$ext is not in the tarball"; exit 1; }
