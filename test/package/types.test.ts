@@ -25,19 +25,6 @@ describe('types as users compile them', () => {
     expect(stdout).toContain('check-types: ok')
   }, 600_000)
 
-  it('the same programs, blocks and the library itself compile with TypeScript 7', async () => {
-    requireDist()
-    const tsc7 = path.join(ROOT, 'node_modules', 'typescript7', 'bin', 'tsc')
-    const { stdout: version } = await run(process.execPath, [tsc7, '--version'])
-    expect(version).toMatch(/^Version 7\./)
-    await run(process.execPath, [tsc7, '--noEmit', '-p', ROOT], { cwd: ROOT, maxBuffer: 16 << 20 })
-    // TypeScript 7 has no node10 resolution: the node16 and bundler programs are the ones it runs.
-    const { stdout } = await run(process.execPath, [script, '--tsc', tsc7], { cwd: ROOT, maxBuffer: 16 << 20 })
-    expect(stdout).toMatch(/ok {3}fixtures-node16-esm\n/)
-    expect(stdout).toMatch(/ok {3}markdown-bundler\n/)
-    expect(stdout).toContain('check-types: ok')
-  }, 600_000)
-
   it('fails on a README block that does not type-check, naming its line', async () => {
     requireDist()
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ss-readme-'))
