@@ -402,7 +402,13 @@ export async function runHttpBench({ pkg, rounds, quick, log = console.error }) 
     throw err
   }
   const pgPort = postgres.port
-  const timing = quick ? { warmupMs: 300, measureMs: 1000 } : { warmupMs: 1000, measureMs: 3000 }
+  // The CI smoke (BENCH_SMOKE=1) only checks that every stack serves: the shortest windows.
+  const timing =
+    process.env.BENCH_SMOKE === '1'
+      ? { warmupMs: 100, measureMs: 250 }
+      : quick
+        ? { warmupMs: 300, measureMs: 1000 }
+        : { warmupMs: 1000, measureMs: 3000 }
   // BENCH_HTTP_ONLY=a,b: only these contenders (profiling); ratios need both of their rows.
   const only = process.env.BENCH_HTTP_ONLY?.split(',')
   const names = Object.keys(HTTP_CONTENDERS).filter((n) => only === undefined || only.includes(n))

@@ -27,9 +27,11 @@ import {
   timeInSlices,
 } from './common.mjs'
 
-const QUICK = process.env.BENCH_QUICK === '1'
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 5))
-const TIMING = QUICK ? { warmupMs: 150, measureMs: 300 } : { warmupMs: 300, measureMs: 800 }
+// Read when a run starts, not at import: bench/run.mjs sets BENCH_QUICK/BENCH_ROUNDS (smoke) after
+// its imports are evaluated.
+const quick = () => process.env.BENCH_QUICK === '1'
+const rounds = () => Number(process.env.BENCH_ROUNDS ?? (quick() ? 3 : 5))
+const timing = () => (quick() ? { warmupMs: 150, measureMs: 300 } : { warmupMs: 300, measureMs: 800 })
 const PREFIX = 'bench:'
 const KEYS = { raw: 'bench-raw', connect: 'bench-cr:s1', meta: 'bench-meta' }
 const SID_CR = 's1'
@@ -110,7 +112,7 @@ async function setup(name, port) {
 export async function round(port) {
   const names = Object.keys(REDIS_CONTENDERS)
   const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
-  return timeInSlices(all, TIMING)
+  return timeInSlices(all, timing())
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
@@ -214,10 +216,10 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
     sizes = await makeFixtures(server.port)
     const names = Object.keys(REDIS_CONTENDERS)
     const perRound = []
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < rounds(); r++) {
       const round = runRound(server.port)
       perRound.push(round)
-      log(`redis round ${r + 1}/${ROUNDS}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
+      log(`redis round ${r + 1}/${rounds()}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
     }
     const rows = names.map((name) => ({
       name,
@@ -232,7 +234,7 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
       return { ...q, value, met }
     })
     const markdown = [
-      `## Redis reads (one local redis-server, ${ROUNDS} rounds, p50 latency, one read in flight, contenders in alternating ${'25 ms'} slices)`,
+      `## Redis reads (one local redis-server, ${rounds()} rounds, p50 latency, one read in flight, contenders in alternating ${'25 ms'} slices)`,
       '',
       `Sealed value ${sizes.sealedBytes} bytes; connect-redis plaintext JSON ${sizes.plainBytes} bytes.`,
       '',
