@@ -25,8 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "cross-build win32-x64 and linux-arm64"
-node scripts/cross-build.mjs win32-x64 linux-arm64 2>&1 | grep -v '^\$ '
+# --prebuilt: the caller (.ci/run) has just cross-built both from this tree.
+if [ "${1:-}" = --prebuilt ]; then
+  step "win32-x64 and linux-arm64 prebuilds: cross-built by the caller"
+else
+  step "cross-build win32-x64 and linux-arm64"
+  node scripts/cross-build.mjs win32-x64 linux-arm64 2>&1 | grep -v '^\$ '
+fi
 
 # wine and qemu each keep about one core busy: the two targets run at once (each in its own
 # folder, see platform-tests.mjs), each log printed whole when both are done.

