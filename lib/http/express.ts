@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events'
 import type { SessionData, Store as ExpressStore } from 'express-session'
 import { SessionError } from '../core/errors'
 import { isPlainObject } from '../core/json'
-import { markStored, Session, sessionVersion } from '../session/session'
+import { markStored, Session, sessionFromParsed, sessionVersion } from '../session/session'
 import { readSession } from '../stores/base-store'
 import { checkNonNegativeMs, checkStoreOption, checkTtl, DEFAULT_TOUCH_AFTER, type SessionStore } from '../stores/store'
 import { checkOptionKeys, describe } from '../core/validate'
@@ -245,12 +245,14 @@ export class ExpressSessionStore extends Base {
     rest: string | undefined,
     cookie: string | undefined,
   ): Promise<void> {
+    // toRecord makes a fresh copy of a session that was checked on its way in: adopted as it is,
+    // not checked and copied a second time.
     const record = base.toRecord()
     const copy =
       ttl === base.meta.ttl
-        ? Session.fromRecord(record)
+        ? sessionFromParsed(record)
         : // A new maxAge: same createdAt, new idle timeout (the store's absolute maxAge still holds).
-          Session.fromRecord({ ...record, meta: { ...record.meta, ttl } })
+          sessionFromParsed({ ...record, meta: { ...record.meta, ttl } })
     markStored(copy, sessionVersion(base))
     copy.touch()
     if (rest !== undefined) copy.data.set(SESS, rest)

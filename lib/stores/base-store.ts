@@ -319,35 +319,51 @@ export abstract class BaseSessionStore implements SessionStore {
       }
       const stored = storedIdentity(session)
       const identity = identityOf(session)
-      const marks = new Map<string, Promise<number>>()
-      const markOf = (who: string): Promise<number> => {
+      const marks = new Map<string, number | Promise<number>>()
+      const markOf = (who: string): number | Promise<number> => {
         let m = marks.get(who)
-        if (m === undefined) marks.set(who, (m = this.#mark(who)))
+        if (m === undefined) {
+          marks.set(who, (m = this.#markNow(who)))
+          // Awaited below unless the write fails first (its own error is the one reported).
+          if (typeof m !== 'number') m.catch(() => {})
+        }
         return m
       }
-      // This copy was read before its identity was revoked: the stored version decides (the
-      // session revokeSessions kept was re-stamped since; any other is removed, not saved).
-      if (stored !== null && (epochs.get(session) ?? 0) < (await markOf(stored))) {
-        const current = await this.#latest(name, session.id)
-        if (current === null) return false
-        const currentIdentity = identityOf(current.session)
-        if (currentIdentity !== null && current.epoch < (await markOf(currentIdentity))) {
-          if (await this.#remove(name, current.version)) return false
+      // Where the mark needs a round trip (Redis), it is asked for now, ahead of the write on the
+      // same connection, and checked once the write has landed (see #replacedRevoked): a write
+      // over a revoked copy is removed again before save returns, and meanwhile reads refuse it,
+      // since it carries the old epoch. A copy that never had its epoch (built from a record by
+      // hand) waits for the mark first.
+      let replacedEpoch = epochs.get(session)
+      const storedMark = stored === null ? 0 : markOf(stored)
+      if (stored !== null && (typeof storedMark === 'number' || replacedEpoch === undefined)) {
+        // This copy was read before its identity was revoked: the stored version decides (the
+        // session revokeSessions kept was re-stamped since; any other is removed, not saved).
+        if ((replacedEpoch ?? 0) < (await storedMark)) {
+          const current = await this.#latest(name, session.id)
+          if (current === null) return false
+          const currentIdentity = identityOf(current.session)
+          if (currentIdentity !== null && current.epoch < (await markOf(currentIdentity))) {
+            if (await this.#remove(name, current.version)) return false
+            continue
+          }
+          rebaseOnto(session, current)
           continue
         }
-        rebaseOnto(session, current)
-        continue
       }
-      // A login (a new identity) stamps the record with that identity's mark as it is now.
+      replacedEpoch ??= 0
+      // A login (a new identity) stamps the record with that identity's mark as it is now; its
+      // index entry is written before the session (so a crash never hides a session from
+      // listSessions), in the same round trip as the mark.
       const moved = identity !== null && identity !== stored
-      const loginEpoch = moved ? await markOf(identity) : 0
+      const loginEpoch = moved
+        ? (await Promise.all([markOf(identity), this.#indexAdd(identity, name, session.expiresAt())]))[0]
+        : 0
       const epochNow = (): number => {
         const who = identityOf(session)
         if (who === null) return 0
         return who === storedIdentity(session) ? (epochs.get(session) ?? 0) : loginEpoch
       }
-      // Written before the session, so a crash never hides a session from listSessions.
-      if (moved) await this.#indexAdd(identity, name, session.expiresAt())
       let replaced = stored
       const condition: WriteCondition = { kind: 'version', version: sessionVersion(session) }
       let write = this.#prepare(session, sessionVersion(session) + 1, epochNow())
@@ -355,11 +371,19 @@ export abstract class BaseSessionStore implements SessionStore {
         spend()
         rebaseOnto(session, current)
         replaced = storedIdentity(session)
+        replacedEpoch = current.epoch
         write = this.#prepare(session, current.version + 1, epochNow())
         return write
       }
       const outcome = await this.writeRecord(write, condition, rebuild)
       if (outcome === 'written') {
+        if (await this.#replacedRevoked(write, replaced, replacedEpoch, markOf)) {
+          if (await this.#remove(name, write.version)) return false
+          const current = await this.#latest(name, session.id)
+          if (current === null) return false
+          rebaseOnto(session, current)
+          continue
+        }
         markStored(session, write.version)
         epochs.set(session, write.epoch)
         await this.afterWrite(write, condition)
@@ -733,6 +757,21 @@ export abstract class BaseSessionStore implements SessionStore {
       if (result.removed) return found.session.isExpired(now) ? 'gone' : 'removed'
     }
     return 'refused'
+  }
+
+  /**
+   * True when a save's write went over a revoked record (the copy, or the version it was
+   * re-applied onto, carried an epoch below its identity's mark), or itself carries an epoch
+   * below the mark: revocation wins, and the caller removes what it wrote.
+   */
+  async #replacedRevoked(
+    write: RecordWrite,
+    replaced: string | null,
+    replacedEpoch: number,
+    markOf: (who: string) => number | Promise<number>,
+  ): Promise<boolean> {
+    if (replaced !== null && replacedEpoch < (await markOf(replaced))) return true
+    return write.identity !== null && write.epoch < (await markOf(write.identity))
   }
 
   #prepare(session: Session, version: number, epoch: number): RecordWrite {

@@ -121,6 +121,7 @@ export class RedisSessionStore extends SealedStore {
   readonly #deadlines: CommandDeadlines
   // GETRANGE's inclusive end: the header and maxBytes + 1 bytes of envelope at most.
   readonly #readEnd: string
+  #keyIdList: string | undefined
 
   constructor(options: RedisSessionStoreOptions) {
     const link = linkRedis(checkKeyOptions(options).client)
@@ -336,9 +337,10 @@ export class RedisSessionStore extends SealedStore {
     await this.#script(MARK_RAISE, this.#markKey(index), [String(epoch)])
   }
 
-  /** The ring's key ids as the SWAP script takes them: ',id,id,'. */
+  /** The ring's key ids as the SWAP script takes them: ',id,id,' (a store's ring never changes). */
   #keyIds(): string {
-    return `,${this.ring().keyIds.join(',')},`
+    this.#keyIdList ??= `,${this.ring().keyIds.join(',')},`
+    return this.#keyIdList
   }
 
   #markKey(index: string): string {

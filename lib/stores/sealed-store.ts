@@ -33,6 +33,9 @@ export const SEALED_KEYS: readonly string[] = [
   'bindToBoot',
 ]
 
+/** How many identities' index names a store keeps computed. */
+const INDEX_NAMES_KEPT = 4096
+
 export abstract class SealedStore extends BaseSessionStore {
   readonly namespace: string
   readonly maxBytes: number
@@ -40,6 +43,9 @@ export abstract class SealedStore extends BaseSessionStore {
   #ring: NativeKeyRing | null
   // Derived like the sealing key with scope 'store-index': index names are HMACs under it.
   #indexRing: NativeKeyRing | null
+  // Identity -> its index names: a logged-in request names its index several times (mark read,
+  // write, refresh), each an HMAC per key otherwise. Bounded; cleared with the keys.
+  readonly #indexNames = new Map<string, string[]>()
 
   protected constructor(options: SealedStoreOptions) {
     super(resolveTiming(options))
@@ -71,13 +77,19 @@ export abstract class SealedStore extends BaseSessionStore {
     this.#ring = null
     this.#indexRing?.close()
     this.#indexRing = null
+    this.#indexNames.clear()
   }
 
   /** One name per key while keys rotate (current first): entries written under an older key stay findable. */
   protected override indexNames(identity: string): string[] {
     this.ring()
+    let names = this.#indexNames.get(identity)
+    if (names !== undefined) return names
     const ring = this.#indexRing as NativeKeyRing
-    return ring.keyIds.map((_, i) => ring.mac(identity, i))
+    names = ring.keyIds.map((_, i) => ring.mac(identity, i))
+    if (this.#indexNames.size >= INDEX_NAMES_KEPT) this.#indexNames.clear()
+    this.#indexNames.set(identity, names)
+    return names
   }
 
   /** The AAD context of the envelope stored under `name` (a storage name, or an index's file/key name). */

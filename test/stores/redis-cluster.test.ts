@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { SessionStoreUnavailableError } from '../../lib/core/errors'
 import { generateSessionId, storageName } from '../../lib/core/ids'
+import { SWAP } from '../../lib/stores/redis-scripts'
 import { RedisSessionStore } from '../../lib/stores/redis-store'
 import { CLIENT_KINDS, connectClient, connectCluster, type TestClient } from '../helpers/redis-clients'
 import { startRedisCluster, waitForClusterState, type RedisClusterServers } from '../helpers/redis-cluster'
@@ -123,6 +124,53 @@ if (haveRedisBinaries('redis-cluster.test', { 'redis-server': 'redis-server', 'r
           }
         })
       }
+
+      it('a logged-in save is one round trip, its mark read going to another node than the swap', async () => {
+        // Every command the store sends, grouped into round trips (a send after a reply starts one).
+        const trips: string[][] = []
+        let answered = true
+        const note = (args: readonly unknown[]) => {
+          if (answered) trips.push([])
+          answered = false
+          const name = String(args[0]).toUpperCase()
+          trips[trips.length - 1].push(
+            name === 'EVALSHA' ? (String(args[1]) === SWAP.sha ? 'SWAP' : 'INDEX_ADD') : name,
+          )
+        }
+        const done = <T>(p: Promise<T>) => p.finally(() => (answered = true))
+        const c = tc.client as unknown as Record<string, unknown>
+        const wrap = (name: string, f: (...a: unknown[]) => Promise<unknown>) =>
+          name === 'sendCommand' // node-redis cluster: (key, readonly, args, options)
+            ? (...a: unknown[]) => (note(a[2] as unknown[]), done(f.apply(c, a)))
+            : (...a: unknown[]) => (note(a), done(f.apply(c, a))) // ioredis: (command, ...args)
+        const view = new Proxy(c, {
+          get(target, prop) {
+            const v = Reflect.get(target, prop, target)
+            if (typeof v !== 'function') return v
+            return prop === 'sendCommand' || prop === 'call' || prop === 'callBuffer'
+              ? wrap(prop, v as never)
+              : (v as (...a: unknown[]) => unknown).bind(target)
+          },
+        })
+        const store = make({ client: view })
+        const indexName = (who: string) =>
+          (store as unknown as { indexNames(identity: string): string[] }).indexNames(who)[0]
+        let s = await store.create({ identity: 'u0' })
+        for (
+          let i = 1;
+          (await owner(`c:rev:${indexName(`u${i - 1}`)}`)) === (await owner(`c:${storageName(s.id)}`));
+          i++
+        )
+          s = await store.create({ identity: `u${i}` })
+        const copy = (await store.get(s.id))!
+        copy.data.set('n', 1)
+        expect(await store.save(copy)).toBe(true) // the nodes learn the scripts
+        copy.data.set('n', 2)
+        trips.length = 0
+        expect(await store.save(copy)).toBe(true)
+        expect(trips).toEqual([['GET', 'INDEX_ADD', 'SWAP']])
+        expect((await make().get(s.id))?.data.get('n')).toBe(2)
+      })
 
       it('listSessions and revokeSessions see sessions on every master; concurrent saves keep every change', async () => {
         const store = make({ prefix: 'ci:' })
