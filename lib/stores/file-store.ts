@@ -99,6 +99,8 @@ export class FileSessionStore extends SealedStore {
   #files: NativePrivateDir | null = null
   // Writes made over a live record sealed under the ring's current key (see afterWrite).
   readonly #overCurrentKey = new WeakSet<RecordWrite>()
+  // Writes in flight that must be fsynced under durability 'process' (see #synced).
+  #syncedWrites = 0
   // The directory being opened on the thread pool (null once open, or after a failed try).
   #opening: Promise<NativePrivateDir> | null = null
   #closed = false
@@ -378,8 +380,21 @@ export class FileSessionStore extends SealedStore {
     await this.#locked(index, async () => {
       if ((await this.markRead(index)) >= epoch) return
       const file = MARK_PREFIX + index
-      await this.#seal(file, JSON.stringify({ epoch }), Date.now(), 0)
+      await this.#synced(() => this.#seal(file, JSON.stringify({ epoch }), Date.now(), 0))
     })
+  }
+
+  /** Runs `fn` with fsynced writes whatever `durability` says: a revocation is never lost to a
+   *  power cut. Session writes made meanwhile are fsynced too, which costs only time. */
+  async #synced<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.durability === 'fsync') return fn()
+    const files = await this.#open()
+    if (this.#syncedWrites++ === 0) files.setSyncWrites(true)
+    try {
+      return await fn()
+    } finally {
+      if (--this.#syncedWrites === 0 && !files.closed) files.setSyncWrites(false)
+    }
   }
 
   /** Turns a 0.2 index file (one sealed list) into entry files, then removes it. */

@@ -133,6 +133,31 @@ store.create().then(async (s) => {
   })
 })
 
+describe.skipIf(!needs(haveStrace, 'strace'))("durability 'process' (strace)", () => {
+  it('still fsyncs a revocation mark: the file before its rename, the directory after', () => {
+    const lines = traced(`
+const store = new FileSessionStore({ dir, secret: ${JSON.stringify(SECRET)}, sweepInterval: 0, durability: 'process' })
+store.create({ identity: 'alice' }).then(async (s) => {
+  mark('begin')
+  await store.revokeSessions('alice')
+  mark('end')
+  if ((await store.get(s.id)) !== null) process.exit(4)
+}).catch(fail)`)
+    const tid = (l: string) => l.split(/\s+/)[0]
+    const rename = lines.findIndex((l) => /^\d+\s+renameat2?\(.*"revoked-[0-9a-f]{64}"/.test(l))
+    expect(rename, 'the mark was renamed into place').toBeGreaterThan(0)
+    const create = lines.findIndex((l) => /"\.revoked-[0-9a-f]{64}\.[0-9a-f]{16}\.tmp", O_WRONLY/.test(l))
+    const thread = tid(lines[rename])
+    const mine = (from: number, to: number) =>
+      lines
+        .slice(from, to)
+        .filter((l) => tid(l) === thread)
+        .map(callName)
+    expect(mine(create, rename)).toContain('fsync')
+    expect(mine(rename, lines.length)).toContain('fsync')
+  })
+})
+
 describe('the identity index under key rotation', () => {
   it('a save over a record sealed with an older key still writes the entry under the current key', async () => {
     const dir = path.join(tmp, 'rotation')
