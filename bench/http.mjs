@@ -27,6 +27,7 @@ const CLIENTS = 16
 export const HTTP_CONTENDERS = {
   'express/none': 'Express 5, no session',
   'express/ours-file': 'Express: sessionMiddleware over FileSessionStore',
+  'express/ours-file-process': "Express: sessionMiddleware over FileSessionStore, durability 'process' (no fsync)",
   'express/ours-redis': 'Express: sessionMiddleware over RedisSessionStore',
   'express/es+adapter-file': 'Express: express-session + ExpressSessionStore over FileSessionStore',
   'express/es+adapter-redis': 'Express: express-session + ExpressSessionStore over RedisSessionStore',
@@ -48,6 +49,7 @@ export const HTTP_CONTENDERS = {
 // Ratios: below 1 means the first is slower. [a, b, label, target read, target write]
 const HTTP_RATIOS = [
   ['express/ours-file', 'express/none', 'Express: ours/file ÷ no session', 0.85, 0.5],
+  ['express/ours-file-process', 'express/none', "Express: ours/file, durability 'process' ÷ no session", null, 0.5],
   ['express/ours-redis', 'express/none', 'Express: ours/redis ÷ no session', 0.8, null],
   [
     'express/ours-redis',
@@ -129,11 +131,13 @@ export async function makeServer(name, { pkg, dir, redisPort, pgPort }) {
     await pgStore.init()
   }
   const ours = () =>
-    name.endsWith('-file')
-      ? new ss.FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
-      : name.endsWith('-postgres')
-        ? pgStore
-        : new ss.RedisSessionStore({ client, secret: SECRET, prefix: `${name}:` })
+    name.endsWith('-file-process')
+      ? new ss.FileSessionStore({ dir, secret: SECRET, sweepInterval: 0, durability: 'process' })
+      : name.endsWith('-file')
+        ? new ss.FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+        : name.endsWith('-postgres')
+          ? pgStore
+          : new ss.RedisSessionStore({ client, secret: SECRET, prefix: `${name}:` })
   const connectRedis = async () => {
     const { RedisStore } = await import('connect-redis') // connect-redis is ESM only
     return new RedisStore({ client, prefix: `${name}:` })

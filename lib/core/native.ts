@@ -99,6 +99,9 @@ export interface CasSealResult {
   lock?: NativeLock
   /** The code of an unreadable record that was treated as none. */
   unreadable?: string
+  /** When a live record was read (written over it, or on 'conflict'): the index in the ring of
+   *  the key that sealed it (0: the current key). */
+  keyIndex?: number
 }
 
 export interface NativePrivateDir {
@@ -181,6 +184,10 @@ export interface NativePrivateDir {
    * release it.
    */
   casSeal(ring: NativeKeyRing, name: string, options: CasSealOptions): Promise<CasSealResult>
+  /** Whether writes through this handle fsync the file and the directory (default true). Off,
+   *  a write still replaces the file by rename: it survives a crash of the process, not of the
+   *  kernel or a power loss. */
+  setSyncWrites(on: boolean): void
   /** Exclusive advisory lock (flock) on `<name>.lock`, waited for on the thread pool. */
   lock(name: string): Promise<NativeLock>
   lockSync(name: string): NativeLock

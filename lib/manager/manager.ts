@@ -195,6 +195,10 @@ export class SessionManager implements AsyncDisposable {
   readonly #accounts: boolean
   readonly #accountsContext: string
   #cached: CachedRead | null = null
+  // The last record text read and what it decoded to: a read that finds the same authentic text
+  // (its expiry checked by that read) returns the same frozen SessionData instead of parsing and
+  // checking it again.
+  #parsed: { text: string; session: SessionData } | null = null
   #ring: NativeKeyRing | null = null
   #dir: NativePrivateDir | null = null
   #opening: Promise<NativePrivateDir> | null = null
@@ -255,6 +259,7 @@ export class SessionManager implements AsyncDisposable {
     if (this.#closed) return
     this.#closed = true
     this.#cached = null
+    this.#parsed = null
     this.#keyOptions = null
     if (this.#timer) clearInterval(this.#timer)
     await Promise.all(this.#resealing)
@@ -308,6 +313,7 @@ export class SessionManager implements AsyncDisposable {
     if (userId !== undefined) checkUserId(userId, 'userId')
     const dir = await this.#dirAsync()
     this.#cached = null
+    this.#parsed = null
     const removed = await this.#locked(dir, async () => {
       // Removing the only login needs no key (a CLI without a machine id can still log out).
       if (userId === undefined && !(this.#accounts && (await this.#hasSide(dir)))) {
@@ -350,6 +356,7 @@ export class SessionManager implements AsyncDisposable {
   async logoutAll(): Promise<number> {
     const { dir, ring } = await this.#readyAsync()
     this.#cached = null
+    this.#parsed = null
     const count = await this.#locked(dir, () =>
       this.#lockedSide(dir, async () => {
         const current = await this.#getSession(dir, ring, true)
@@ -387,6 +394,7 @@ export class SessionManager implements AsyncDisposable {
     checkUserId(userId, 'userId')
     const { dir, ring } = await this.#readyAsync()
     this.#cached = null
+    this.#parsed = null
     return this.#locked(dir, async () => {
       const current = await this.#getSession(dir, ring, true)
       if (current?.userId === userId) return true
@@ -651,6 +659,7 @@ export class SessionManager implements AsyncDisposable {
     const json = JSON.stringify(record)
     checkFits(json, this.maxBytes)
     this.#cached = null
+    this.#parsed = null
     return mapNative(() =>
       dir.sealToFile(
         ring,
@@ -699,6 +708,7 @@ export class SessionManager implements AsyncDisposable {
   // discard removes a file that holds no valid record (the async path removes it on the pool).
   #interpret(found: OpenFileResult | Error, discard = () => this.#discardSync()): SessionData | null {
     if (found instanceof Error) {
+      this.#parsed = null
       const code = (found as { code?: string }).code
       // Tampered, foreign, rotated away, over the cap: the native call removed the file.
       if (code !== undefined && UNREADABLE_CODES.has(code)) {
@@ -707,14 +717,18 @@ export class SessionManager implements AsyncDisposable {
       }
       throw found
     }
-    if (found === null) return null
-    if ('expired' in found) {
-      this.#logger.debug('session expired, file removed', { expiresAt: new Date(found.expiresAt).toISOString() })
+    if (found === null || 'expired' in found) {
+      this.#parsed = null
+      if (found !== null)
+        this.#logger.debug('session expired, file removed', { expiresAt: new Date(found.expiresAt).toISOString() })
       return null
     }
+    const text = found.plaintext as string
+    const last = this.#parsed
+    if (last !== null && found.keyIndex === 0 && last.text === text) return last.session
     let session: SessionData
     try {
-      session = SessionData.fromParsed(JSON.parse(found.plaintext as string))
+      session = SessionData.fromParsed(JSON.parse(text))
     } catch (err) {
       // Authentic but not a record of ours (another program's key and context): unusable.
       this.#discarded('session file holds no valid record and was removed', { reason: String(err) })
@@ -722,6 +736,7 @@ export class SessionManager implements AsyncDisposable {
       return null
     }
     if (found.keyIndex > 0) this.#reseal(session)
+    else this.#parsed = { text, session }
     return session
   }
 

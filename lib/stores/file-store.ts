@@ -37,9 +37,21 @@ export interface FileSessionStoreOptions extends SealedStoreOptions {
   dir: string
   /** How often expired files are swept, in ms (default 5 min; 0 disables). */
   sweepInterval?: number
+  /**
+   * What an acknowledged write survives. `'fsync'` (default): a crash of the process, of the
+   * kernel, a power loss (the file and the directory are fsynced before a write resolves).
+   * `'process'`: a crash of the process only; writes acknowledged in the last seconds before a
+   * kernel crash or power loss may be lost (the session is then its previous version, or gone;
+   * never a corrupt one).
+   */
+  durability?: Durability
 }
 
-const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval'])
+/** What an acknowledged FileSessionStore write survives (see FileSessionStoreOptions). */
+export type Durability = 'fsync' | 'process'
+const DURABILITIES: readonly Durability[] = ['fsync', 'process']
+
+const FILE_KEYS = new Set([...SEALED_KEYS, 'dir', 'sweepInterval', 'durability'])
 const ENTRY_PREFIX = 'ix-'
 const ENTRY_FILE = /^ix-([0-9a-f]{64})-([0-9a-f]{64})$/
 const MARK_PREFIX = 'revoked-'
@@ -71,16 +83,24 @@ function checkOptions(options: FileSessionStoreOptions): FileSessionStoreOptions
   checkOptionKeys(options, FILE_KEYS, 'FileSessionStore')
   checkDirPath('options.dir', options.dir)
   if (options.sweepInterval !== undefined) checkNonNegativeMs('options.sweepInterval', options.sweepInterval)
+  const { durability } = options
+  if (durability !== undefined && !DURABILITIES.includes(durability))
+    throw new TypeError(`options.durability must be 'fsync' or 'process', got ${describe(durability)}`)
   return options
 }
 
 export class FileSessionStore extends SealedStore {
   readonly dir: string
+  readonly durability: Durability
   // libuv's pool has 4 threads by default; keep some free for reads while a restore runs.
   protected override get restoreConcurrency(): number {
     return 3
   }
   #files: NativePrivateDir | null = null
+  // Writes made over a live record sealed under the ring's current key (see afterWrite).
+  readonly #overCurrentKey = new WeakSet<RecordWrite>()
+  // Writes in flight that must be fsynced under durability 'process' (see #synced).
+  #syncedWrites = 0
   // The directory being opened on the thread pool (null once open, or after a failed try).
   #opening: Promise<NativePrivateDir> | null = null
   #closed = false
@@ -97,6 +117,7 @@ export class FileSessionStore extends SealedStore {
   constructor(options: FileSessionStoreOptions) {
     super(checkOptions(options))
     this.dir = options.dir
+    this.durability = options.durability ?? 'fsync'
     // A relative dir means the current directory of now, not of when the pool gets to it.
     this.#absDir = path.isAbsolute(options.dir) ? options.dir : `${process.cwd()}${path.sep}${options.dir}`
     // Started now so the first request finds it open; its failure is each call's to report.
@@ -242,18 +263,30 @@ export class FileSessionStore extends SealedStore {
         }),
       )
       if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
-      if (r.outcome !== 'conflict') return r.outcome
+      if (r.outcome !== 'conflict') {
+        if (r.outcome === 'written' && r.keyIndex === 0) this.#overCurrentKey.add(write)
+        return r.outcome
+      }
       try {
         const current = this.decode(r.current as string, 0)
         if (current === null) return 'missing'
         if (rebuild === undefined) return 'conflict'
         const next = rebuild(current)
         await this.#seal(name, next.json, next.createdAt, next.expiresAt)
+        if (r.keyIndex === 0) this.#overCurrentKey.add(next)
         return 'written'
       } finally {
         r.lock?.release()
       }
     })
+  }
+
+  // A write over a record of the same identity sealed under the current key changes nothing in
+  // the index: that record's entry, under the current key's index name, was written before it
+  // (and is removed only once the session is gone). So such a save touches its own file alone.
+  protected override async afterWrite(write: RecordWrite, condition: WriteCondition): Promise<void> {
+    if (condition.kind === 'version' && write.identity === write.replaces && this.#overCurrentKey.has(write)) return
+    await super.afterWrite(write, condition)
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {
@@ -347,8 +380,21 @@ export class FileSessionStore extends SealedStore {
     await this.#locked(index, async () => {
       if ((await this.markRead(index)) >= epoch) return
       const file = MARK_PREFIX + index
-      await this.#seal(file, JSON.stringify({ epoch }), Date.now(), 0)
+      await this.#synced(() => this.#seal(file, JSON.stringify({ epoch }), Date.now(), 0))
     })
+  }
+
+  /** Runs `fn` with fsynced writes whatever `durability` says: a revocation is never lost to a
+   *  power cut. Session writes made meanwhile are fsynced too, which costs only time. */
+  async #synced<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.durability === 'fsync') return fn()
+    const files = await this.#open()
+    if (this.#syncedWrites++ === 0) files.setSyncWrites(true)
+    try {
+      return await fn()
+    } finally {
+      if (--this.#syncedWrites === 0 && !files.closed) files.setSyncWrites(false)
+    }
   }
 
   /** Turns a 0.2 index file (one sealed list) into entry files, then removes it. */
@@ -411,6 +457,7 @@ export class FileSessionStore extends SealedStore {
           files.close()
           this.ring() // SessionClosedError
         }
+        if (this.durability === 'process') files.setSyncWrites(false)
         this.#files = files
         return files
       },

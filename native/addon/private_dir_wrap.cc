@@ -46,6 +46,7 @@ Napi::Function PrivateDirWrap::Define(Napi::Env env) {
                          InstanceMethod<&PrivateDirWrap::LockSync>("lockSync"),
                          InstanceMethod<&PrivateDirWrap::TryLockSync>("tryLockSync"),
                          InstanceMethod<&PrivateDirWrap::CasSeal>("casSeal"),
+                         InstanceMethod<&PrivateDirWrap::SetSyncWrites>("setSyncWrites"),
                      });
 }
 
@@ -80,6 +81,13 @@ Napi::Value PrivateDirWrap::Path(const Napi::CallbackInfo& info) { return Napi::
 // Kept after close(), like path: a lock queue keyed by it outlives the handle.
 Napi::Value PrivateDirWrap::Id(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), id_); }
 Napi::Value PrivateDirWrap::Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !dir_); }
+// setSyncWrites(on): whether writes through this directory fsync (default true). See PrivateDir.
+Napi::Value PrivateDirWrap::SetSyncWrites(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) ThrowType(env, "on must be a boolean");
+  Dir(env)->SetSyncWrites(info[0].As<Napi::Boolean>().Value());
+  return env.Undefined();
+}
 Napi::Value PrivateDirWrap::Close(const Napi::CallbackInfo& info) {
   dir_.reset();
   return info.Env().Undefined();
@@ -337,6 +345,7 @@ Napi::Value PrivateDirWrap::CasSeal(const Napi::CallbackInfo& info) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("outcome", Napi::String::New(env, kOutcomes[r->outcome]));
         if (!r->unreadable.empty()) o.Set("unreadable", Napi::String::New(env, r->unreadable));
+        if (r->current_key_index >= 0) o.Set("keyIndex", Napi::Number::New(env, r->current_key_index));
         if (r->outcome == CasResult::kConflict) {
           o.Set("current", Napi::String::New(env, r->current));
           o.Set("lock", env.GetInstanceData<Addon>()->NewLock(env, r->lock));

@@ -72,6 +72,7 @@ class PrivateDirWrap : public Napi::ObjectWrap<PrivateDirWrap> {
   Napi::Value Lock(const Napi::CallbackInfo& info);
   Napi::Value TryLockSync(const Napi::CallbackInfo& info);
   Napi::Value CasSeal(const Napi::CallbackInfo& info);
+  Napi::Value SetSyncWrites(const Napi::CallbackInfo& info);
 
   // The ring of the last read, held weakly and recognised by identity (see RingArg).
   Napi::ObjectReference last_ring_;

@@ -381,12 +381,13 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
   Check();
   std::string tmp;
   const std::string what = path_ + "/" + name;
+  const bool synced = SyncWrites();
   int fd = CreateLockedTemp(name, &tmp);
   try {
     // Exactly 0600 whatever the umask (it can only have removed bits).
     if (fchmod(fd, 0600) != 0) ThrowIo("chmod", what, errno);
     WriteAll(fd, data, len, what);
-    if (fsync(fd) != 0) ThrowIo("fsync", what, errno);
+    if (synced && fsync(fd) != 0) ThrowIo("fsync", what, errno);
     struct stat st;
     if (existing_only && fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) {
       close(fd);
@@ -412,7 +413,7 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     throw;
   }
   // The rename is durable only once the directory entry is on disk.
-  SyncDirGrouped();
+  if (synced) SyncDirGrouped();
   return true;
 }
 

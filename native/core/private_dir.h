@@ -129,6 +129,10 @@ class PrivateDir {
   // False once this directory's filesystem has refused a non-blocking read: its async reads
   // then go straight to the pool instead of paying for a failed attempt each time.
   bool InlineReadsSupported() const { return inline_reads_.load(std::memory_order_relaxed); }
+  // Off: WriteAtomic skips its fsyncs (file and directory). The rename stays atomic, so a write
+  // survives a crash of the process, but not of the kernel or a power loss. On by default.
+  void SetSyncWrites(bool on) const { sync_writes_.store(on, std::memory_order_relaxed); }
+  bool SyncWrites() const { return sync_writes_.load(std::memory_order_relaxed); }
   std::optional<Header> Peek(const std::string& name) const;
   bool Remove(const std::string& name) const;
   std::vector<std::string> List() const;
@@ -191,6 +195,7 @@ class PrivateDir {
   unsigned euid_ = EffectiveUid();
   // A property of the filesystem under fd_, learnt by the first read it refused (any thread).
   mutable std::atomic<bool> inline_reads_{true};
+  mutable std::atomic<bool> sync_writes_{true};
   // Group commit of the directory fsync: requests made, requests covered by a successful sync,
   // and whether a sync is running now.
   mutable std::mutex sync_mu_;

@@ -646,7 +646,8 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
       data += n;
       len -= n;
     }
-    if (!FlushFileBuffers(h)) ThrowWin("FlushFileBuffers", what, GetLastError());
+    const bool synced = SyncWrites();
+    if (synced && !FlushFileBuffers(h)) ThrowWin("FlushFileBuffers", what, GetLastError());
     if (existing_only && GetFileAttributesW(wname.c_str()) == INVALID_FILE_ATTRIBUTES &&
         (GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)) {
       DeleteFileW(wtmp.c_str());  // gone when we close it, still locked until then
@@ -656,7 +657,8 @@ bool PrivateDir::WriteAtomic(const std::string& name, const uint8_t* data, size_
     }
     // WRITE_THROUGH: returns once the rename is on disk (the directory fsync of POSIX).
     if (!RetryBusy([&] {
-          return MoveFileExW(wtmp.c_str(), wname.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+          const DWORD through = synced ? MOVEFILE_WRITE_THROUGH : 0;
+          return MoveFileExW(wtmp.c_str(), wname.c_str(), MOVEFILE_REPLACE_EXISTING | through) != 0;
         }))
       ThrowWin("MoveFileEx", what, GetLastError());
     // The expiry as the last-write time, for the sweep, set through our handle once the file is
