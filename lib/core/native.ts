@@ -99,9 +99,6 @@ export interface CasSealResult {
   lock?: NativeLock
   /** The code of an unreadable record that was treated as none. */
   unreadable?: string
-  /** When a live record was read (written over it, or on 'conflict'): the index in the ring of
-   *  the key that sealed it (0: the current key). */
-  keyIndex?: number
 }
 
 export interface NativePrivateDir {

@@ -92,9 +92,6 @@ export interface RecordWrite {
   json: string
   /** The identity the record is indexed under (its avatar's); null when anonymous. */
   identity: string | null
-  /** The identity of the stored version this write is made from (condition `version`: the
-   *  record it replaces); null when anonymous or not known. */
-  replaces: string | null
   createdAt: number
   /** ms since the epoch; the backend may drop the record from this instant on (Redis PX). */
   expiresAt: number
@@ -792,7 +789,6 @@ export abstract class BaseSessionStore implements SessionStore {
       record,
       json,
       identity,
-      replaces: storedIdentity(session),
       createdAt: session.meta.createdAt,
       expiresAt: session.expiresAt(),
     }

@@ -97,8 +97,6 @@ export class FileSessionStore extends SealedStore {
     return 3
   }
   #files: NativePrivateDir | null = null
-  // Writes made over a live record sealed under the ring's current key (see afterWrite).
-  readonly #overCurrentKey = new WeakSet<RecordWrite>()
   // Writes in flight that must be fsynced under durability 'process' (see #synced).
   #syncedWrites = 0
   // The directory being opened on the thread pool (null once open, or after a failed try).
@@ -263,30 +261,18 @@ export class FileSessionStore extends SealedStore {
         }),
       )
       if (r.unreadable !== undefined) this.logger.warn('session envelope could not be opened', { code: r.unreadable })
-      if (r.outcome !== 'conflict') {
-        if (r.outcome === 'written' && r.keyIndex === 0) this.#overCurrentKey.add(write)
-        return r.outcome
-      }
+      if (r.outcome !== 'conflict') return r.outcome
       try {
         const current = this.decode(r.current as string, 0)
         if (current === null) return 'missing'
         if (rebuild === undefined) return 'conflict'
         const next = rebuild(current)
         await this.#seal(name, next.json, next.createdAt, next.expiresAt)
-        if (r.keyIndex === 0) this.#overCurrentKey.add(next)
         return 'written'
       } finally {
         r.lock?.release()
       }
     })
-  }
-
-  // A write over a record of the same identity sealed under the current key changes nothing in
-  // the index: that record's entry, under the current key's index name, was written before it
-  // (and is removed only once the session is gone). So such a save touches its own file alone.
-  protected override async afterWrite(write: RecordWrite, condition: WriteCondition): Promise<void> {
-    if (condition.kind === 'version' && write.identity === write.replaces && this.#overCurrentKey.has(write)) return
-    await super.afterWrite(write, condition)
   }
 
   protected async removeRecord(name: string, ifVersion?: number): Promise<Removed> {

@@ -345,7 +345,6 @@ Napi::Value PrivateDirWrap::CasSeal(const Napi::CallbackInfo& info) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("outcome", Napi::String::New(env, kOutcomes[r->outcome]));
         if (!r->unreadable.empty()) o.Set("unreadable", Napi::String::New(env, r->unreadable));
-        if (r->current_key_index >= 0) o.Set("keyIndex", Napi::Number::New(env, r->current_key_index));
         if (r->outcome == CasResult::kConflict) {
           o.Set("current", Napi::String::New(env, r->current));
           o.Set("lock", env.GetInstanceData<Addon>()->NewLock(env, r->lock));

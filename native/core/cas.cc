@@ -48,7 +48,6 @@ CasResult CasSeal(const PrivateDir& dir, const KeyRing& ring, const CasWrite& w)
       cur.status = OpenFileResult::kMissing;
     }
     const bool live = cur.status == OpenFileResult::kOk;
-    if (live) r.current_key_index = cur.opened.key_index;
     if (w.mode == CasMode::kAbsent && live) {
       r.outcome = CasResult::kExists;
       return r;

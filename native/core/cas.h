@@ -31,9 +31,6 @@ struct CasResult {
   std::unique_ptr<FileLock> lock;
   // The code of an unreadable record that was treated as no record (empty when none).
   std::string unreadable;
-  // kWritten over a live record, or kConflict: the index in the ring of the key that sealed the
-  // live record read (0: the current key); -1 when none was read.
-  int current_key_index = -1;
 };
 
 // One compare-and-swap write: what to write where, and on what condition.

@@ -95,20 +95,13 @@ store.create({ identity: 'alice' }).then(async (s) => {
 }).catch(fail)`
 
 describe.skipIf(!needs(haveStrace, 'strace'))('system calls of a save (strace)', () => {
-  it('a save of a logged-in session whose identity did not change opens and renames only its own file', () => {
+  it('a save of a logged-in session whose identity did not change renames only its own file; its index entry is read, not rewritten', () => {
     const lines = traced(saveAgain(''))
-    const files = named(lines)
-    const own = /^\.?([0-9a-f]{64})(\.[0-9a-f]{16}\.tmp)?$/
-    const sessions = new Set(files.filter((f) => own.test(f)).map((f) => (own.exec(f) as RegExpExecArray)[1]))
-    expect(sessions.size).toBe(1)
-    // Besides it: its stripe's lock, and the identity's revocation mark (a failed lookup when
-    // never revoked) that refuses a copy read before a revocation. No index entry.
-    expect(files.filter((f) => !own.test(f))).toEqual([
-      expect.stringMatching(/^revoked-[0-9a-f]{64}$/),
-      expect.stringMatching(/^stripe-[0-9a-f]{2}\.lock$/),
-    ])
-    expect(files.filter((f) => f.startsWith('ix-'))).toEqual([])
-    expect(lines.filter((l) => /^\d+\s+renameat2?\(/.test(l))).toHaveLength(1)
+    const renamed = named(lines.filter((l) => /^\d+\s+renameat2?\(/.test(l)))
+    expect(renamed.map((f) => f.replace(/[0-9a-f]{64}/g, 'H'))).toEqual(['H'])
+    // The entry is checked after every persisted write, so an entry lost to a concurrent prune is
+    // put back by the session's next write (docs/api/concurrency.md); present, it is left alone.
+    expect(named(lines).filter((f) => f.startsWith('ix-'))).toHaveLength(1)
   })
 
   it('a login still writes the index entry first', () => {
@@ -155,6 +148,23 @@ store.create({ identity: 'alice' }).then(async (s) => {
         .map(callName)
     expect(mine(create, rename)).toContain('fsync')
     expect(mine(rename, lines.length)).toContain('fsync')
+  })
+})
+
+describe('the identity index repairs itself', () => {
+  it("an entry lost while its session lives is written again by the session's next save", async () => {
+    const dir = path.join(tmp, 'repair')
+    const store = new FileSessionStore({ dir, secret: SECRET, sweepInterval: 0 })
+    const s = await store.create({ identity: 'alice' })
+    const entries = () => fs.readdirSync(dir).filter((f) => f.startsWith('ix-'))
+    expect(entries()).toHaveLength(1)
+    // Lost as a prune racing a re-login could lose it: the file removed behind the store's back.
+    for (const f of entries()) fs.rmSync(path.join(dir, f))
+    expect(await store.listSessions('alice')).toEqual([])
+    s.data.set('n', 1)
+    expect(await store.save(s)).toBe(true)
+    expect((await store.listSessions('alice')).map((i) => i.id)).toEqual([s.id])
+    await store.close()
   })
 })
 
