@@ -333,10 +333,12 @@ export abstract class BaseSessionStore implements SessionStore {
       // same connection, and checked once the write has landed (see #replacedRevoked): a write
       // over a revoked copy is removed again before save returns, and meanwhile reads refuse it,
       // since it carries the old epoch. A copy that never had its epoch (built from a record by
-      // hand) waits for the mark first.
+      // hand) waits for the mark first, and so does one that logs out or in as someone else: its
+      // write would carry no epoch of the revoked identity for reads to refuse meanwhile.
       let replacedEpoch = epochs.get(session)
       const storedMark = stored === null ? 0 : markOf(stored)
-      if (stored !== null && (typeof storedMark === 'number' || replacedEpoch === undefined)) {
+      const waitForMark = typeof storedMark === 'number' || replacedEpoch === undefined || identity !== stored
+      if (stored !== null && waitForMark) {
         // This copy was read before its identity was revoked: the stored version decides (the
         // session revokeSessions kept was re-stamped since; any other is removed, not saved).
         if ((replacedEpoch ?? 0) < (await storedMark)) {

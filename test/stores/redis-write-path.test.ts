@@ -134,7 +134,7 @@ if (haveRedisBinaries('redis-write-path.test', { 'redis-server': 'redis-server' 
         expect((await store.listSessions('alice')).map((i) => i.id)).toEqual([s.id])
       })
 
-      it('a logout is the swap with the mark read, then the index entry goes: two round trips', async () => {
+      it('a logout waits for the mark, then swaps, then the index entry goes: three round trips', async () => {
         const wire = record(tc.client)
         const store = make(wire.client)
         const s = await store.create({ identity: 'alice' })
@@ -142,7 +142,8 @@ if (haveRedisBinaries('redis-write-path.test', { 'redis-server': 'redis-server' 
         s.attachAvatar(new Avatar())
         wire.reset()
         expect(await store.save(s)).toBe(true)
-        expect(wire.trips).toEqual([['GET', 'SWAP'], ['ZREM']])
+        // the record it writes is anonymous, so no mark would refuse it: the mark is checked first
+        expect(wire.trips).toEqual([['GET'], ['SWAP'], ['ZREM']])
         expect(await store.listSessions('alice')).toEqual([])
         expect((await store.get(s.id))?.avatar.isAnonymous).toBe(true)
       })
@@ -175,6 +176,29 @@ if (haveRedisBinaries('redis-write-path.test', { 'redis-server': 'redis-server' 
           expect(await other.get(s.id)).toBeNull()
           expect(await other.listSessions('alice')).toEqual([])
         }
+      })
+
+      it('a copy read before a revocation that logs out writes nothing: never readable, not even anonymous', async () => {
+        const wire = record(tc.client)
+        const store = make(wire.client)
+        const other = make(tc.client, store.prefix)
+        const s = await store.create({ identity: 'alice' })
+        await store.save(s)
+        const copy = (await store.get(s.id))!
+        for (const k of await scanKeys(tc, `${store.prefix}idx:*`)) await del(tc, k)
+        expect(await other.revokeSessions('alice')).toBe(0)
+        copy.attachAvatar(new Avatar())
+        copy.data.set('after-logout', true)
+        let readBeforeSwap: unknown = 'no swap sent'
+        wire.before('SWAP', async () => {
+          readBeforeSwap = await raw(tc, store.prefix + storageName(s.id))
+        })
+        wire.reset()
+        expect(await store.save(copy)).toBe(false)
+        // no SWAP went out: the revoked record was removed instead of being overwritten
+        expect(readBeforeSwap).toBe('no swap sent')
+        expect(wire.trips.flat()).not.toContain('SWAP')
+        expect(await other.get(s.id)).toBeNull()
       })
 
       it('a copy read before a revocation loses its save, and what it wrote is removed again', async () => {
