@@ -1,7 +1,6 @@
 // SessionManager with `accounts: true`: several logins kept, one active. The active one is
 // session.enc exactly as a single login is (so older files read as before and the sync read
 // stays one native call); the others live in the sealed side file accounts.enc.
-import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -12,6 +11,7 @@ import { native } from '../../lib/core/native'
 import { needs } from '../helpers/ci'
 import { requireDist } from '../helpers/dist'
 import { lastJsonLine, ROOT, runNode } from '../helpers/run-node'
+import { MARK, callName, haveStrace, mainThreadLines, traceWindow } from '../helpers/strace'
 
 const SECRET = 'a shared test secret of more than thirty-two characters'
 const APP = 'acc-app'
@@ -257,8 +257,6 @@ describe('SessionManager accounts: true', () => {
   })
 })
 
-const haveStrace = process.platform === 'linux' && spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0
-
 describe.skipIf(!needs(haveStrace, 'strace'))('getSessionSync with many accounts (strace)', () => {
   it('stays one native read: openat, fstat, pread64, close, however many accounts', () => {
     const dir = freshDir()
@@ -266,35 +264,22 @@ describe.skipIf(!needs(haveStrace, 'strace'))('getSessionSync with many accounts
     const script = path.join(path.dirname(dir), 'traced.cjs')
     fs.writeFileSync(
       script,
-      `const fs = require('node:fs')
+      `${MARK}
 const { SessionManager } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
 const m = new SessionManager(${JSON.stringify(APP)}, { dir: ${JSON.stringify(dir)}, secret: ${JSON.stringify(SECRET)}, accounts: true, sweepInterval: 0 })
 ;(async () => {
   for (let i = 0; i < 20; i++) await m.login('user-' + i, 'eid-' + i, { data: { token: 'x'.repeat(200) } })
   if ((await m.accounts()).length !== 20) process.exit(3)
   m.getSessionSync() // warm: the directory is open, the key derived
-  fs.statSync('/__ss_begin__', { throwIfNoEntry: false })
+  mark('begin')
   const s = m.getSessionSync()
-  fs.statSync('/__ss_end__', { throwIfNoEntry: false })
+  mark('end')
   if (s.userId !== 'user-19') process.exit(4)
   await m.close()
 })()
 `,
     )
-    execFileSync('strace', ['-f', '-e', 'trace=%file,%desc,%creds', '-o', out, process.execPath, script], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    })
-    const lines = fs.readFileSync(out, 'utf8').split('\n')
-    const begin = lines.findIndex((l) => l.includes('/__ss_begin__'))
-    const end = lines.findIndex((l) => l.includes('/__ss_end__'))
-    expect(begin).toBeGreaterThanOrEqual(0)
-    expect(end).toBeGreaterThan(begin)
-    const pid = lines[begin].split(/\s+/)[0]
-    const calls = lines
-      .slice(begin + 1, end)
-      .filter((l) => l.split(/\s+/)[0] === pid && !l.includes('resumed>') && /^\d+\s+\w+\(/.test(l))
-      .map((l) => l.split(/\s+/)[1].replace(/\(.*$/, ''))
-      .map((n) => (n === 'newfstatat' || n === 'fstat' || n === 'statx' ? 'fstat' : n))
+    const calls = mainThreadLines(traceWindow(script, out)).map(callName)
     expect(calls).toEqual(['openat', 'fstat', 'pread64', 'close'])
   }, 60_000)
 })

@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { native, OPEN_AS_STRING, OPEN_REMOVE_EXPIRED } from '../../lib/core/native'
+import { callName, mainThreadLines, traceWindow } from '../helpers/strace'
 
 const MAX = native.DEFAULT_MAX_BYTES
 const isRoot = process.getuid?.() === 0
@@ -55,28 +56,14 @@ const codeOf = async (fn: () => unknown): Promise<string | undefined> => {
 // Only file and descriptor calls and credential calls are traced: the allocator's mmap/madvise
 // are not the read's business.
 function tracedCalls(script: string): string[] {
-  return tracedLines(script)
-    .map((l) => l.split(/\s+/)[1].replace(/\(.*$/, ''))
-    .map((n) => (n === 'newfstatat' || n === 'fstat' || n === 'statx' ? 'fstat' : n))
+  return tracedLines(script).map(callName)
 }
 
-// The main thread's traced lines (calls with their arguments) between the two markers.
+// The main thread's traced lines (calls with their arguments) between the two marks.
 function tracedLines(script: string): string[] {
-  const out = path.join(tmp, 'strace.txt')
   const file = path.join(tmp, 'traced.cjs')
   fs.writeFileSync(file, script)
-  execFileSync('strace', ['-f', '-e', 'trace=%file,%desc,%creds', '-o', out, process.execPath, file], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
-  const lines = fs.readFileSync(out, 'utf8').split('\n')
-  const begin = lines.findIndex((l) => l.includes('/__ss_begin__'))
-  const end = lines.findIndex((l) => l.includes('/__ss_end__'))
-  expect(begin, 'begin marker traced').toBeGreaterThanOrEqual(0)
-  expect(end, 'end marker traced').toBeGreaterThan(begin)
-  const mainPid = lines[begin].split(/\s+/)[0]
-  return lines
-    .slice(begin + 1, end)
-    .filter((l) => l.split(/\s+/)[0] === mainPid && !l.includes('resumed>') && /^\d+\s+\w+\(/.test(l))
+  return mainThreadLines(traceWindow(file, path.join(tmp, 'strace.txt')))
 }
 
 // A child script using the built addon through lib/native.js's loader (node-gyp-build).

@@ -1,9 +1,9 @@
-// FileSessionStore's write path, counted with strace: a save whose index entry did not change
-// touches its own file alone, and `durability` decides whether a write fsyncs ('fsync', the
+// FileSessionStore's write path, counted with strace: a save whose identity did not change
+// renames its own file alone (its index entry read, not rewritten), and `durability` decides whether a write fsyncs ('fsync', the
 // default: file and directory) or only renames ('process': survives a killed process, not a
 // power loss). A torn or empty file, what a power loss can leave under 'process', reads as no
 // session: test/reliability/tamper.test.ts truncates a store file to every length.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -12,10 +12,10 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { FileSessionStore } from '../../lib/index'
 import { needs } from '../helpers/ci'
 import { requireDist } from '../helpers/dist'
+import { MARK, callName, haveStrace, traceWindow } from '../helpers/strace'
 
 const ROOT = path.join(__dirname, '..', '..')
 const SECRET = 'a durability-test secret, comfortably over 32 chars'
-const haveStrace = process.platform === 'linux' && spawnSync('strace', ['--version'], { stdio: 'ignore' }).status === 0
 
 let tmp: string
 beforeAll(() => requireDist())
@@ -48,31 +48,21 @@ describe('the durability option', () => {
   })
 })
 
-/** Traced lines (every thread: saves run on the pool) between the script's two markers. */
+/** Traced lines (every thread: saves run on the pool) between the script's two marks. */
 function traced(script: string): string[] {
-  const out = path.join(tmp, 'strace.txt')
   const file = path.join(tmp, 'traced.cjs')
   fs.writeFileSync(
     file,
-    `const fs = require('node:fs')
+    `${MARK}
+const fs = require('node:fs')
 const { Avatar, FileSessionStore } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})
-const mark = (m) => fs.statSync('/__ss_' + m + '__', { throwIfNoEntry: false })
 const dir = ${JSON.stringify(path.join(tmp, 'store'))}
 const fail = (err) => { console.error(err); process.exit(3) }
 ${script}`,
   )
-  execFileSync('strace', ['-f', '-e', 'trace=%file,%desc', '-o', out, process.execPath, file], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
-  const lines = fs.readFileSync(out, 'utf8').split('\n')
-  const begin = lines.findIndex((l) => l.includes('/__ss_begin__'))
-  const end = lines.findIndex((l) => l.includes('/__ss_end__'))
-  expect(begin, 'begin marker traced').toBeGreaterThanOrEqual(0)
-  expect(end, 'end marker traced').toBeGreaterThan(begin)
-  return lines.slice(begin + 1, end).filter((l) => /^\d+\s+\w+\(/.test(l))
+  return traceWindow(file, path.join(tmp, 'strace.txt'), '%file,%desc').lines
 }
 
-const callName = (l: string) => l.split(/\s+/)[1].replace(/\(.*$/, '')
 const fsyncs = (lines: string[]) => lines.map(callName).filter((n) => n === 'fsync' || n === 'fdatasync')
 // The files a traced window opened or renamed onto, by name.
 const named = (lines: string[]) =>
