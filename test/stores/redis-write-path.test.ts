@@ -148,14 +148,21 @@ if (haveRedisBinaries('redis-write-path.test', { 'redis-server': 'redis-server' 
         expect((await store.get(s.id))?.avatar.isAnonymous).toBe(true)
       })
 
+      /** Alice's session saved, and a copy of it read back, through a recorded client; `other`
+       *  is a second store instance on the same keys. */
+      async function aliceCopy() {
+        const wire = record(tc.client)
+        const store = make(wire.client)
+        const other = make(tc.client, store.prefix)
+        const s = await store.create({ identity: 'alice' })
+        await store.save(s)
+        const copy = (await store.get(s.id))!
+        return { wire, store, other, s, copy }
+      }
+
       it('a revocation that lands between the mark read and the swap still wins', async () => {
         for (const lostIndex of [false, true]) {
-          const wire = record(tc.client)
-          const store = make(wire.client)
-          const other = make(tc.client, store.prefix)
-          const s = await store.create({ identity: 'alice' })
-          await store.save(s)
-          const copy = (await store.get(s.id))!
+          const { wire, store, other, s, copy } = await aliceCopy()
           copy.data.set('late', true)
           let revoked: number | undefined
           let sentBefore: string[] = []
@@ -181,12 +188,7 @@ if (haveRedisBinaries('redis-write-path.test', { 'redis-server': 'redis-server' 
       /** A copy of alice's session read before her revocation, whose index entry was lost, so
        *  the revocation could not remove the session: its mark alone must refuse the copy. */
       async function revokedCopy() {
-        const wire = record(tc.client)
-        const store = make(wire.client)
-        const other = make(tc.client, store.prefix)
-        const s = await store.create({ identity: 'alice' })
-        await store.save(s)
-        const copy = (await store.get(s.id))!
+        const { wire, store, other, s, copy } = await aliceCopy()
         for (const k of await scanKeys(tc, `${store.prefix}idx:*`)) await del(tc, k)
         expect(await other.revokeSessions('alice')).toBe(0)
         wire.reset()
