@@ -90,6 +90,12 @@ export function freePort() {
 
 const hrNow = () => process.hrtime.bigint()
 
+// The network benches' rounds and slice windows, read when a run starts rather than at import:
+// bench/run.mjs sets BENCH_QUICK/BENCH_ROUNDS (the smoke) after its imports are evaluated.
+const quick = () => process.env.BENCH_QUICK === '1'
+export const networkRounds = () => Number(process.env.BENCH_ROUNDS ?? (quick() ? 3 : 5))
+export const sliceTiming = () => (quick() ? { warmupMs: 150, measureMs: 300 } : { warmupMs: 300, measureMs: 800 })
+
 /**
  * One round over network contenders: `all[name] = { op, close }`, run in turns of sliceMs with
  * one operation in flight, each timed; after a warm-up, measureMs per contender. Closes them.

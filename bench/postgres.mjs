@@ -23,16 +23,13 @@ import {
   TTL_MS,
   freePort,
   median,
+  networkRounds,
   require,
   sessionRecordInput,
+  sliceTiming,
   timeInSlices,
 } from './common.mjs'
 
-// Read when a run starts, not at import: bench/run.mjs sets BENCH_QUICK/BENCH_ROUNDS (smoke) after
-// its imports are evaluated.
-const quick = () => process.env.BENCH_QUICK === '1'
-const rounds = () => Number(process.env.BENCH_ROUNDS ?? (quick() ? 3 : 5))
-const timing = () => (quick() ? { warmupMs: 150, measureMs: 300 } : { warmupMs: 300, measureMs: 800 })
 const TABLE = 'bench_sessions'
 const SID_CPS = 'bench-cps-1'
 
@@ -168,7 +165,7 @@ async function setup(name, port) {
 export async function round(port) {
   const names = Object.keys(PG_CONTENDERS)
   const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
-  return timeInSlices(all, timing())
+  return timeInSlices(all, sliceTiming())
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
@@ -298,10 +295,10 @@ export async function runPostgresBench(log = (...a) => console.error(...a)) {
     const sizes = await makeFixtures(server.port)
     const names = Object.keys(PG_CONTENDERS)
     const perRound = []
-    for (let r = 0; r < rounds(); r++) {
+    for (let r = 0; r < networkRounds(); r++) {
       const round = runRound(server.port)
       perRound.push(round)
-      log(`postgres round ${r + 1}/${rounds()}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
+      log(`postgres round ${r + 1}/${networkRounds()}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
     }
     const rows = names.map((name) => ({
       name,
@@ -315,7 +312,7 @@ export async function runPostgresBench(log = (...a) => console.error(...a)) {
       return { ...q, value, met: q.target !== undefined ? value <= q.target : null }
     })
     const markdown = [
-      `## PostgreSQL reads and saves (one local PostgreSQL, ${rounds()} rounds, p50 latency, one operation in flight, one-connection pools, contenders in alternating 25 ms slices)`,
+      `## PostgreSQL reads and saves (one local PostgreSQL, ${networkRounds()} rounds, p50 latency, one operation in flight, one-connection pools, contenders in alternating 25 ms slices)`,
       '',
       `Sealed envelope ${sizes.sealedBytes} bytes; connect-pg-simple plaintext JSON ${sizes.plainBytes} bytes. Saves: ours is a compare-and-swap UPDATE of the next version (seal included); connect-pg-simple's an upsert of plaintext JSON.`,
       '',
@@ -356,6 +353,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   } else {
     const { markdown } = await runPostgresBench()
     console.log(markdown)
-    writePostgresReport(markdown)
+    // A quick run is a check, not a result: the published file stays.
+    if (process.env.BENCH_QUICK !== '1') writePostgresReport(markdown)
   }
 }

@@ -22,16 +22,13 @@ import {
   TTL_MS,
   freePort,
   median,
+  networkRounds,
   require,
   sessionRecordInput,
+  sliceTiming,
   timeInSlices,
 } from './common.mjs'
 
-// Read when a run starts, not at import: bench/run.mjs sets BENCH_QUICK/BENCH_ROUNDS (smoke) after
-// its imports are evaluated.
-const quick = () => process.env.BENCH_QUICK === '1'
-const rounds = () => Number(process.env.BENCH_ROUNDS ?? (quick() ? 3 : 5))
-const timing = () => (quick() ? { warmupMs: 150, measureMs: 300 } : { warmupMs: 300, measureMs: 800 })
 const PREFIX = 'bench:'
 const KEYS = { raw: 'bench-raw', connect: 'bench-cr:s1', meta: 'bench-meta' }
 const SID_CR = 's1'
@@ -112,7 +109,7 @@ async function setup(name, port) {
 export async function round(port) {
   const names = Object.keys(REDIS_CONTENDERS)
   const all = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await setup(n, port)])))
-  return timeInSlices(all, timing())
+  return timeInSlices(all, sliceTiming())
 }
 
 // ---- the run: server, fixtures, rounds ---------------------------------------------------
@@ -216,10 +213,10 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
     sizes = await makeFixtures(server.port)
     const names = Object.keys(REDIS_CONTENDERS)
     const perRound = []
-    for (let r = 0; r < rounds(); r++) {
+    for (let r = 0; r < networkRounds(); r++) {
       const round = runRound(server.port)
       perRound.push(round)
-      log(`redis round ${r + 1}/${rounds()}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
+      log(`redis round ${r + 1}/${networkRounds()}: ${names.map((n) => `${n} ${fmtNs(round[n].p50Ns)}`).join(', ')}`)
     }
     const rows = names.map((name) => ({
       name,
@@ -234,7 +231,7 @@ export async function runRedisBench(log = (...a) => console.error(...a)) {
       return { ...q, value, met }
     })
     const markdown = [
-      `## Redis reads (one local redis-server, ${rounds()} rounds, p50 latency, one read in flight, contenders in alternating ${'25 ms'} slices)`,
+      `## Redis reads (one local redis-server, ${networkRounds()} rounds, p50 latency, one read in flight, contenders in alternating ${'25 ms'} slices)`,
       '',
       `Sealed value ${sizes.sealedBytes} bytes; connect-redis plaintext JSON ${sizes.plainBytes} bytes.`,
       '',
@@ -273,6 +270,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   } else {
     const { markdown } = await runRedisBench()
     console.log(markdown)
-    writeRedisReport(markdown)
+    // A quick run is a check, not a result: the published file stays.
+    if (process.env.BENCH_QUICK !== '1') writeRedisReport(markdown)
   }
 }
