@@ -197,7 +197,7 @@ export class SessionManager implements AsyncDisposable {
   #cached: CachedRead | null = null
   // The last record text read and what it decoded to: a read that finds the same authentic text
   // (its expiry checked by that read) returns the same frozen SessionData instead of parsing and
-  // checking it again.
+  // checking it again. Keyed by the text itself, so a write, logout or switch need not clear it.
   #parsed: { text: string; session: SessionData } | null = null
   #ring: NativeKeyRing | null = null
   #dir: NativePrivateDir | null = null
@@ -313,7 +313,6 @@ export class SessionManager implements AsyncDisposable {
     if (userId !== undefined) checkUserId(userId, 'userId')
     const dir = await this.#dirAsync()
     this.#cached = null
-    this.#parsed = null
     const removed = await this.#locked(dir, async () => {
       // Removing the only login needs no key (a CLI without a machine id can still log out).
       if (userId === undefined && !(this.#accounts && (await this.#hasSide(dir)))) {
@@ -356,7 +355,6 @@ export class SessionManager implements AsyncDisposable {
   async logoutAll(): Promise<number> {
     const { dir, ring } = await this.#readyAsync()
     this.#cached = null
-    this.#parsed = null
     const count = await this.#locked(dir, () =>
       this.#lockedSide(dir, async () => {
         const current = await this.#getSession(dir, ring, true)
@@ -394,7 +392,6 @@ export class SessionManager implements AsyncDisposable {
     checkUserId(userId, 'userId')
     const { dir, ring } = await this.#readyAsync()
     this.#cached = null
-    this.#parsed = null
     return this.#locked(dir, async () => {
       const current = await this.#getSession(dir, ring, true)
       if (current?.userId === userId) return true
@@ -659,7 +656,6 @@ export class SessionManager implements AsyncDisposable {
     const json = JSON.stringify(record)
     checkFits(json, this.maxBytes)
     this.#cached = null
-    this.#parsed = null
     return mapNative(() =>
       dir.sealToFile(
         ring,
@@ -708,7 +704,6 @@ export class SessionManager implements AsyncDisposable {
   // discard removes a file that holds no valid record (the async path removes it on the pool).
   #interpret(found: OpenFileResult | Error, discard = () => this.#discardSync()): SessionData | null {
     if (found instanceof Error) {
-      this.#parsed = null
       const code = (found as { code?: string }).code
       // Tampered, foreign, rotated away, over the cap: the native call removed the file.
       if (code !== undefined && UNREADABLE_CODES.has(code)) {
@@ -717,10 +712,9 @@ export class SessionManager implements AsyncDisposable {
       }
       throw found
     }
-    if (found === null || 'expired' in found) {
-      this.#parsed = null
-      if (found !== null)
-        this.#logger.debug('session expired, file removed', { expiresAt: new Date(found.expiresAt).toISOString() })
+    if (found === null) return null
+    if ('expired' in found) {
+      this.#logger.debug('session expired, file removed', { expiresAt: new Date(found.expiresAt).toISOString() })
       return null
     }
     const text = found.plaintext as string
