@@ -138,17 +138,20 @@ export function describeConcurrencyContract(
     })
 
     it('a copy idle past its ttl still saves onto the version another request kept alive; once truly expired, false', async () => {
+      // Every duration scaled under an emulator (PLATFORM_TIMEOUT_SCALE, capped): a store call
+      // there can take longer than the 0.4 s the unscaled ttl leaves between the steps.
+      const k = Math.min(Number(process.env.PLATFORM_TIMEOUT_SCALE ?? 1), 4)
       const store = await make({ touchAfter: 0 })
-      const s = await store.create(null, { ttl: 1000 })
+      const s = await store.create(null, { ttl: 1000 * k })
       const slow = (await store.get(s.id))!
-      await sleep(600)
+      await sleep(600 * k)
       expect(await store.get(s.id)).not.toBeNull() // another request: lastAccess persisted
-      await sleep(600) // the slow copy's own lastAccess is now 1.2 s old; the store's 0.6 s
+      await sleep(600 * k) // the slow copy's own lastAccess is now 1.2 s old; the store's 0.6 s
       slow.data.set('late', true)
       expect(await store.save(slow)).toBe(true)
       expect((await store.get(s.id))!.data.get('late')).toBe(true)
       const idle = (await store.get(s.id))!
-      await sleep(1100)
+      await sleep(1100 * k)
       idle.data.set('too', 'late')
       expect(await store.save(idle)).toBe(false)
       expect(await store.get(s.id)).toBeNull()
